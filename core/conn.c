@@ -1,0 +1,700 @@
+/* core/conn.c: c2s connections on libevent.
+ *
+ * Glue between sockets and the sans-I/O stream (core/stream.c): accepts
+ * connections, wraps them in TLS (direct TLS at accept, or STARTTLS when
+ * the stream asks), feeds input to the stream, runs SASL steps on worker
+ * threads, applies timeouts and output backpressure, and frees a session
+ * only at a safe point (HOUSE 10).  Not here: stream negotiation rules
+ * (stream.c), session tables and binding (server.c), routing (router.c). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/random.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+
+#include "log.h"
+#include "sasl.h"
+#include "server.h"
+#include "tls.h"
+#include "worker.h"
+
+#define CONN_MAX_AUTH_ATTEMPTS 5
+#define CONN_CLOSE_GRACE_MS 2000
+
+static void conn_process_input(roost_session_t *s);
+static void conn_schedule_free(roost_session_t *s);
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+void
+roost_session_log(const roost_session_t *s, int level, const char *fmt, ...)
+{
+    char tag[1200], msg[1024];
+    va_list ap;
+
+    if (level > roost_log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(tag, sizeof(tag), "c2s:%012" PRIx64 " %s", s->id,
+             s->jid ? roost_jid_full(s->jid) : s->addr);
+    roost_log_write(level, tag, "%s", msg);
+}
+
+static void
+timeval_ms(struct timeval *tv, int64_t ms)
+{
+    tv->tv_sec = (time_t)(ms / 1000);
+    tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+/* --- lifetime --- */
+
+void
+roost_conn_hold(roost_session_t *s)
+{
+    s->refs++;
+}
+
+static void
+conn_free_now(roost_session_t *s)
+{
+    roost_server_unbind(s);
+    if (s->bev != NULL)
+        bufferevent_free(s->bev);
+    if (s->auth_timer != NULL)
+        event_free(s->auth_timer);
+    if (s->fail_timer != NULL)
+        event_free(s->fail_timer);
+    roost_stream_free(s->stream);
+    roost_sasl_free(s->sasl);
+    roost_free(s->sasl_out);
+    roost_free(s->sasl_cond);
+    roost_free(s->sasl_user);
+    roost_free(s->sasl_mech);
+    roost_free(s->sasl_in);
+    roost_free(s->slots);
+    roost_jid_free(s->jid);
+    roost_srv->nsessions--;
+    roost_free(s);
+}
+
+void
+roost_conn_release(roost_session_t *s)
+{
+    if (--s->refs == 0 && s->freeing)
+        conn_free_now(s);
+}
+
+static void
+conn_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+    roost_session_t *s = arg;
+
+    /* The loop turn that closed the session is over: nobody is inside a
+     * callback for it any more. */
+    roost_conn_release(s);
+}
+
+static void
+conn_schedule_free(roost_session_t *s)
+{
+    struct timeval zero = {0, 0};
+
+    if (s->freeing)
+        return;
+    s->freeing = 1;
+    s->closing = 1;
+    roost_server_unbind(s);
+    if (s->bev != NULL)
+        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+    event_base_once(roost_srv->base, -1, EV_TIMEOUT, conn_free_cb, s, &zero);
+}
+
+/* --- output --- */
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    roost_session_t *s = arg;
+
+    if (s->closing)
+        return; /* conn_close_poll_cb frees */
+    if (s->reads_paused) {
+        s->reads_paused = 0;
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        if (!s->input_paused)
+            bufferevent_enable(bev, EV_READ);
+        conn_process_input(s);
+    }
+}
+
+static void
+conn_write(roost_session_t *s, const char *buf, size_t len)
+{
+    struct evbuffer *out;
+    size_t queued;
+    int64_t hwm = roost_srv->cfg->output_hwm;
+
+    if (s->bev == NULL || s->freeing)
+        return;
+    out = bufferevent_get_output(s->bev);
+    evbuffer_add(out, buf, len);
+    queued = evbuffer_get_length(out);
+    if ((int64_t)queued > 4 * hwm) {
+        /* A reader this slow would make us buffer without bound. */
+        roost_session_log(s, ROOST_LOG_WARN,
+                          "closing: %zu bytes queued to a slow reader",
+                          queued);
+        evbuffer_drain(out, queued);
+        conn_schedule_free(s);
+        return;
+    }
+    if ((int64_t)queued > hwm && !s->reads_paused) {
+        /* HOUSE 13: stop reading from a client that does not read. */
+        s->reads_paused = 1;
+        bufferevent_disable(s->bev, EV_READ);
+        bufferevent_setwatermark(s->bev, EV_WRITE, (size_t)(hwm / 2), 0);
+    }
+}
+
+void
+roost_conn_send(roost_session_t *s, const roost_stanza_t *st)
+{
+    if (s->closing)
+        return;
+    roost_stream_send(s->stream, st);
+}
+
+/* --- stream callbacks --- */
+
+static void
+op_write(void *ud, const char *buf, size_t len)
+{
+    conn_write(ud, buf, len);
+}
+
+static int
+op_host_ok(void *ud, const char *domain)
+{
+    roost_session_t *s = ud;
+    roost_host_t *h = roost_server_host(domain);
+
+    if (h != NULL && s->host == NULL)
+        s->host = h;
+    return h != NULL;
+}
+
+static int
+conn_cb_data(void *arg, const char *type, unsigned char *out, size_t *len)
+{
+    roost_session_t *s = arg;
+
+    /* Runs on a worker: read only what the loop computed before. */
+    for (int i = 0; i < 2 && s->cb_names[i] != NULL; i++) {
+        if (strcmp(s->cb_names[i], type) == 0 && s->cb_len[i] <= *len) {
+            memcpy(out, s->cb_data[i], s->cb_len[i]);
+            *len = s->cb_len[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void
+conn_new_sasl(roost_session_t *s)
+{
+    SSL *ssl = NULL;
+    int tls = roost_stream_tls_active(s->stream);
+
+    roost_sasl_free(s->sasl);
+    s->cb_names[0] = s->cb_names[1] = s->cb_names[2] = NULL;
+    if (tls && s->bev != NULL)
+        ssl = bufferevent_openssl_get_ssl(s->bev);
+    if (ssl != NULL) {
+        const char *const *types = roost_tls_cb_types(ssl);
+        int n = 0;
+
+        for (int i = 0; types != NULL && types[i] != NULL && n < 2; i++) {
+            s->cb_len[n] = sizeof(s->cb_data[n]);
+            if (roost_tls_channel_binding(ssl, types[i], s->cb_data[n],
+                                          &s->cb_len[n]) == 0)
+                s->cb_names[n++] = types[i];
+        }
+    }
+    s->sasl = roost_sasl_new(s->host->name, tls,
+                             s->cb_names[0] ? s->cb_names : NULL,
+                             conn_cb_data, s, s->host->conf->anonymous);
+}
+
+static const char *const *
+op_sasl_mechs(void *ud, const char *host)
+{
+    roost_session_t *s = ud;
+
+    conn_new_sasl(s);
+    return s->sasl != NULL ? roost_sasl_mechs(s->sasl) : NULL;
+}
+
+static void
+op_starttls(void *ud)
+{
+    roost_session_t *s = ud;
+    SSL *ssl = SSL_new(s->host->tls);
+    struct bufferevent *tb;
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    struct timeval tv;
+
+    /* Anything the client sent after <starttls/> and before the handshake
+     * is plaintext injection (the STARTTLS command-injection class of
+     * bugs): it must never be read as if it came over TLS. */
+    evbuffer_drain(in, evbuffer_get_length(in));
+    tb = bufferevent_openssl_filter_new(roost_srv->base, s->bev, ssl,
+                                        BUFFEREVENT_SSL_ACCEPTING,
+                                        BEV_OPT_CLOSE_ON_FREE);
+    if (tb == NULL) {
+        SSL_free(ssl);
+        roost_stream_tls_done(s->stream, 0);
+        return;
+    }
+    s->bev = tb;
+    timeval_ms(&tv, roost_srv->cfg->c2s_timeout);
+    bufferevent_setcb(tb, conn_read_cb, conn_write_cb, conn_event_cb, s);
+    bufferevent_set_timeouts(tb, &tv, NULL);
+    bufferevent_enable(tb, EV_READ | EV_WRITE);
+    s->input_paused = 0;
+    roost_stream_tls_done(s->stream, 1);
+}
+
+static void
+conn_sasl_deliver(roost_session_t *s)
+{
+    s->input_paused = 0;
+    roost_stream_sasl_result(s->stream, s->sasl_status, s->sasl_out,
+                             s->sasl_cond, s->sasl_user);
+    if (s->sasl_status == ROOST_SASL_SUCCESS)
+        roost_session_log(s, ROOST_LOG_INFO, "authenticated as %s@%s (%s)",
+                          s->sasl_user, s->host->name,
+                          roost_sasl_mech_used(s->sasl));
+    if (!s->closing && s->bev != NULL) {
+        if (!s->reads_paused)
+            bufferevent_enable(s->bev, EV_READ);
+        conn_process_input(s);
+    }
+}
+
+static void
+conn_fail_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    roost_session_t *s = arg;
+
+    if (!s->closing)
+        conn_sasl_deliver(s);
+    roost_conn_release(s);
+}
+
+static int
+conn_sasl_work(void *arg)
+{
+    roost_session_t *s = arg;
+    const char *out = NULL, *cond = NULL;
+
+    s->sasl_status = roost_sasl_step(s->sasl, s->sasl_mech, s->sasl_in,
+                                     &out, &cond);
+    s->sasl_out = roost_xstrdup(out != NULL ? out : "");
+    s->sasl_cond = cond != NULL ? roost_xstrdup(cond) : NULL;
+    if (s->sasl_status == ROOST_SASL_SUCCESS &&
+        roost_sasl_user(s->sasl) != NULL)
+        s->sasl_user = roost_xstrdup(roost_sasl_user(s->sasl));
+    return 0;
+}
+
+static void
+conn_sasl_done(void *arg, int rc)
+{
+    roost_session_t *s = arg;
+
+    if (s->closing) {
+        roost_conn_release(s);
+        return;
+    }
+    if (s->sasl_status == ROOST_SASL_FAILURE) {
+        struct timeval tv;
+
+        /* Slow down password guessing (and do not tell unknown users
+         * from wrong passwords by timing). */
+        timeval_ms(&tv, roost_srv->cfg->auth_fail_delay);
+        roost_session_log(s, ROOST_LOG_INFO, "authentication failed: %s",
+                          s->sasl_cond ? s->sasl_cond : "?");
+        if (s->fail_timer == NULL)
+            s->fail_timer = evtimer_new(roost_srv->base, conn_fail_timer_cb,
+                                        s);
+        evtimer_add(s->fail_timer, &tv);
+        return; /* the timer releases */
+    }
+    conn_sasl_deliver(s);
+    roost_conn_release(s);
+}
+
+static void
+op_sasl_step(void *ud, const char *mech, const char *data)
+{
+    roost_session_t *s = ud;
+
+    roost_free(s->sasl_out);
+    roost_free(s->sasl_cond);
+    roost_free(s->sasl_user);
+    roost_free(s->sasl_mech);
+    roost_free(s->sasl_in);
+    s->sasl_out = s->sasl_cond = s->sasl_user = NULL;
+    s->sasl_mech = mech != NULL ? roost_xstrdup(mech) : NULL;
+    s->sasl_in = roost_xstrdup(data != NULL ? data : "");
+    if (mech != NULL)
+        conn_new_sasl(s);
+    s->input_paused = 1;
+    if (s->sasl == NULL) {
+        s->sasl_status = ROOST_SASL_FAILURE;
+        s->sasl_cond = roost_xstrdup("temporary-auth-failure");
+        roost_conn_hold(s);
+        conn_sasl_done(s, 0);
+        return;
+    }
+    roost_conn_hold(s);
+    roost_worker_submit(ROOST_WQ_CPU, conn_sasl_work, conn_sasl_done, s);
+}
+
+static const char *
+op_bind(void *ud, const char *resource, roost_stanza_err_t *err)
+{
+    roost_session_t *s = ud;
+    const char *full = roost_server_bind(s, resource, err);
+
+    if (full != NULL) {
+        if (s->auth_timer != NULL)
+            evtimer_del(s->auth_timer);
+        roost_session_log(s, ROOST_LOG_INFO, "bound");
+    }
+    return full;
+}
+
+static void
+op_stanza(void *ud, roost_stanza_t *st)
+{
+    roost_session_t *s = ud;
+
+    roost_conn_hold(s);
+    roost_router_c2s(s, st);
+    roost_conn_release(s);
+}
+
+static void
+op_features(void *ud, roost_stanza_t *el)
+{
+    roost_session_t *s = ud;
+
+    roost_modules_stream_features(s->host, el);
+}
+
+/* Bytes still queued for the peer: in the bufferevent and, after
+ * STARTTLS, in the socket bufferevent under the TLS filter. */
+static size_t
+conn_pending_output(roost_session_t *s)
+{
+    struct bufferevent *under;
+    size_t n;
+
+    if (s->bev == NULL)
+        return 0;
+    n = evbuffer_get_length(bufferevent_get_output(s->bev));
+    under = bufferevent_get_underlying(s->bev);
+    if (under != NULL)
+        n += evbuffer_get_length(bufferevent_get_output(under));
+    return n;
+}
+
+static void
+conn_close_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    roost_session_t *s = arg;
+    struct timeval tv = {0, 20000};
+
+    /* Free once the last bytes (</stream:stream>) are on the wire, or
+     * after the grace period for a peer that does not read. */
+    s->close_polls++;
+    if (conn_pending_output(s) == 0 ||
+        s->close_polls * 20 >= CONN_CLOSE_GRACE_MS) {
+        conn_schedule_free(s);
+        return;
+    }
+    evtimer_add(s->auth_timer, &tv);
+}
+
+static void
+op_closed(void *ud)
+{
+    roost_session_t *s = ud;
+    struct timeval tv = {0, 0};
+
+    s->closing = 1;
+    roost_server_unbind(s);
+    if (s->bev == NULL) {
+        conn_schedule_free(s);
+        return;
+    }
+    bufferevent_disable(s->bev, EV_READ);
+    /* The unauthenticated-lifetime timer has no use any more: it becomes
+     * the flush poll. */
+    event_del(s->auth_timer);
+    event_assign(s->auth_timer, roost_srv->base, -1, 0, conn_close_poll_cb,
+                 s);
+    evtimer_add(s->auth_timer, &tv);
+}
+
+static void
+op_error_sent(void *ud, const char *cond, const char *text)
+{
+    roost_session_log(ud, ROOST_LOG_INFO, "stream error %s%s%s", cond,
+                      text != NULL ? ": " : "", text != NULL ? text : "");
+}
+
+static const roost_stream_ops_t conn_stream_ops = {
+    .error_sent = op_error_sent,
+    .write = op_write,
+    .host_ok = op_host_ok,
+    .sasl_mechs = op_sasl_mechs,
+    .starttls = op_starttls,
+    .sasl_step = op_sasl_step,
+    .bind = op_bind,
+    .stanza = op_stanza,
+    .features = op_features,
+    .closed = op_closed,
+};
+
+/* --- input and events --- */
+
+static void
+conn_process_input(roost_session_t *s)
+{
+    struct bufferevent *bev = s->bev;
+    struct evbuffer *in;
+
+    if (bev == NULL)
+        return;
+    roost_conn_hold(s);
+    in = bufferevent_get_input(bev);
+    while (!s->closing && !s->input_paused && !s->reads_paused &&
+           evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        size_t used = 0;
+        int rc;
+
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        rc = roost_stream_feed(s->stream, v.iov_base, v.iov_len, &used);
+        /* STARTTLS swapped the bufferevent (and drained the old input):
+         * nothing more to do with this one. */
+        if (s->bev != bev || s->freeing)
+            break;
+        if (rc < 0)
+            break;
+        evbuffer_drain(in, rc == 0 ? v.iov_len : used);
+        if (rc == ROOST_EAGAIN) {
+            roost_stream_state_t ss = roost_stream_state(s->stream);
+
+            if (ss == ROOST_SS_TLS_WAIT || ss == ROOST_SS_SASL_WAIT) {
+                s->input_paused = 1;
+                break;
+            }
+        }
+    }
+    roost_conn_release(s);
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    roost_session_t *s = arg;
+
+    s->ping_outstanding = 0;
+    conn_process_input(s);
+}
+
+static void
+conn_send_ping(roost_session_t *s)
+{
+    char buf[256];
+
+    snprintf(buf, sizeof(buf),
+             "<iq type='get' id='c2s-ping-%" PRIx64 "' from='%s'>"
+             "<ping xmlns='urn:xmpp:ping'/></iq>",
+             s->id, s->host->name);
+    conn_write(s, buf, strlen(buf));
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    roost_session_t *s = arg;
+
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (s->closing) {
+            conn_schedule_free(s);
+            return;
+        }
+        if ((what & BEV_EVENT_READING) && s->jid != NULL &&
+            !s->ping_outstanding) {
+            /* Silence: ask the client (XEP-0199) before giving up. */
+            s->ping_outstanding = 1;
+            conn_send_ping(s);
+            bufferevent_enable(bev, EV_READ);
+            return;
+        }
+        roost_session_log(s, ROOST_LOG_INFO, "timed out");
+        roost_stream_error(s->stream, "connection-timeout", NULL);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        unsigned long e = bufferevent_get_openssl_error(bev);
+
+        if (e != 0)
+            roost_session_log(s, ROOST_LOG_INFO, "TLS error: %s",
+                              ERR_reason_error_string(e));
+        else
+            roost_session_log(s, ROOST_LOG_DEBUG, "connection closed");
+        s->closing = 1;
+        conn_schedule_free(s);
+    }
+}
+
+static void
+conn_auth_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    roost_session_t *s = arg;
+
+    if (s->jid == NULL && !s->closing) {
+        roost_session_log(s, ROOST_LOG_INFO,
+                          "no authentication in time, closing");
+        roost_stream_error(s->stream, "connection-timeout", NULL);
+    }
+}
+
+static void
+conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
+               struct sockaddr *sa, int socklen, void *arg)
+{
+    const roost_listen_conf_t *l = arg;
+    roost_config_t *cfg = roost_srv->cfg;
+    roost_session_t *s = roost_xcalloc(1, sizeof(*s));
+    roost_stream_conf_t sc;
+    struct timeval tv;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int one = 1;
+
+    s->id = ++roost_srv->next_session_id;
+    s->refs = 1; /* the connection itself; dropped by conn_free_cb */
+    s->listen = l;
+    roost_srv->nsessions++;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip,
+                  sizeof(ip));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip,
+                  sizeof(ip));
+    snprintf(s->addr, sizeof(s->addr), "%s", ip);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    memset(&sc, 0, sizeof(sc));
+    sc.limits.max_stanza = (size_t)cfg->max_stanza_size;
+    sc.limits.max_depth = (int)cfg->max_depth;
+    sc.limits.max_attrs = (int)cfg->max_attrs;
+    sc.tls_available = l->tls == ROOST_TLS_STARTTLS;
+    sc.tls_active = l->tls == ROOST_TLS_DIRECT;
+    /* Encryption is required unless the listener has no TLS at all, in
+     * which case the config explicitly said plaintext (tests). */
+    sc.require_encryption = l->tls != ROOST_TLS_NONE;
+    sc.max_auth_attempts = CONN_MAX_AUTH_ATTEMPTS;
+    s->stream = roost_stream_new(&sc, &conn_stream_ops, s);
+
+    if (l->tls == ROOST_TLS_DIRECT) {
+        SSL *ssl = SSL_new(roost_srv->default_tls);
+
+        s->bev = bufferevent_openssl_socket_new(
+            roost_srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+            BEV_OPT_CLOSE_ON_FREE);
+    } else {
+        s->bev = bufferevent_socket_new(roost_srv->base, fd,
+                                        BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (s->bev == NULL) {
+        evutil_closesocket(fd);
+        s->freeing = 1;
+        roost_conn_release(s);
+        return;
+    }
+    bufferevent_setcb(s->bev, conn_read_cb, conn_write_cb, conn_event_cb, s);
+    timeval_ms(&tv, cfg->c2s_timeout);
+    bufferevent_set_timeouts(s->bev, &tv, NULL);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    s->auth_timer = evtimer_new(roost_srv->base, conn_auth_timer_cb, s);
+    timeval_ms(&tv, cfg->auth_timeout);
+    evtimer_add(s->auth_timer, &tv);
+    roost_session_log(s, ROOST_LOG_DEBUG, "connected (%s)",
+                      l->tls == ROOST_TLS_DIRECT ? "direct TLS" : "plain");
+}
+
+int
+roost_conn_listen(const roost_listen_conf_t *l, char **err)
+{
+    struct evutil_addrinfo hints, *ai = NULL;
+    struct evconnlistener *lis;
+    char port[16];
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST;
+    snprintf(port, sizeof(port), "%d", l->port);
+    rc = evutil_getaddrinfo(l->address, port, &hints, &ai);
+    if (rc != 0 || ai == NULL) {
+        *err = roost_xmalloc(256);
+        snprintf(*err, 256, "bad listen address %s: %s", l->address,
+                 evutil_gai_strerror(rc));
+        return -ROOST_ECONFIG;
+    }
+    lis = evconnlistener_new_bind(roost_srv->base, conn_accept_cb, (void *)l,
+                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                      LEV_OPT_CLOSE_ON_EXEC,
+                                  512, ai->ai_addr, (int)ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
+    if (lis == NULL) {
+        *err = roost_xmalloc(256);
+        snprintf(*err, 256, "cannot listen on %s port %d: %s", l->address,
+                 l->port, strerror(errno));
+        return -ROOST_EIO;
+    }
+    roost_srv->listeners = roost_xrealloc(
+        roost_srv->listeners,
+        (size_t)(roost_srv->nlisteners + 1) * sizeof(*roost_srv->listeners));
+    roost_srv->listeners[roost_srv->nlisteners++] = lis;
+    ROOST_LOG(ROOST_LOG_INFO, "core", "listening on %s port %d (c2s, %s)",
+              l->address, l->port,
+              l->tls == ROOST_TLS_DIRECT     ? "direct TLS"
+              : l->tls == ROOST_TLS_STARTTLS ? "STARTTLS"
+                                             : "no TLS");
+    return 0;
+}

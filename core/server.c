@@ -1,0 +1,229 @@
+/* core/server.c: virtual hosts and the session tables.
+ *
+ * Builds one roost_host_t per configured domain (TLS context with SNI,
+ * module instances), opens the listeners, and keeps the bound sessions
+ * indexed by full JID and by account so routing never scans (DESIGN.md).
+ * Binding applies RFC 6120 §7.7.2.2 conflict handling: a new session with
+ * the resource of an existing one replaces it (the old one gets a
+ * <conflict/> stream error), as Prosody and ejabberd do by default.  Not
+ * here: sockets (conn.c), routing (router.c). */
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "log.h"
+#include "server.h"
+#include "tls.h"
+
+roost_server_t *roost_srv;
+
+roost_host_t *
+roost_server_host(const char *name)
+{
+    roost_host_t *h;
+
+    if (roost_srv == NULL || name == NULL)
+        return NULL;
+    HASH_FIND_STR(roost_srv->hosts, name, h);
+    return h;
+}
+
+roost_session_t *
+roost_server_find_session(roost_host_t *h, const char *full)
+{
+    roost_session_t *s;
+
+    HASH_FIND_STR(h->by_full, full, s);
+    return s;
+}
+
+roost_user_t *
+roost_server_find_user(roost_host_t *h, const char *node)
+{
+    roost_user_t *u;
+
+    if (node == NULL)
+        return NULL;
+    HASH_FIND_STR(h->users, node, u);
+    return u;
+}
+
+static SSL_CTX *
+server_sni_lookup(const char *servername, void *arg)
+{
+    roost_host_t *h = roost_server_host(servername);
+
+    return h != NULL ? h->tls : NULL;
+}
+
+static void
+server_random_resource(char *buf, size_t size)
+{
+    unsigned char r[8];
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        memset(r, 0, sizeof(r));
+    snprintf(buf, size, "roost-%02x%02x%02x%02x%02x%02x%02x%02x", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+}
+
+const char *
+roost_server_bind(roost_session_t *s, const char *resource,
+                  roost_stanza_err_t *err)
+{
+    roost_host_t *h = s->host;
+    const char *node = roost_stream_user(s->stream);
+    char gen[32];
+    roost_jid_t *jid;
+    roost_session_t *old;
+    roost_user_t *u;
+
+    if (resource == NULL) {
+        server_random_resource(gen, sizeof(gen));
+        resource = gen;
+    }
+    jid = roost_jid_from_parts(node, h->name, resource);
+    if (jid == NULL) {
+        /* RFC 6120 §7.7.2.1: a resourcepart we cannot prepare. */
+        *err = ROOST_SE_BAD_REQUEST;
+        return NULL;
+    }
+    old = roost_server_find_session(h, roost_jid_full(jid));
+    u = roost_server_find_user(h, roost_jid_node(jid));
+    if (old == NULL && u != NULL &&
+        u->count >= roost_srv->cfg->max_resources) {
+        roost_jid_free(jid);
+        *err = ROOST_SE_RESOURCE_CONSTRAINT;
+        return NULL;
+    }
+    if (old != NULL) {
+        roost_session_log(old, ROOST_LOG_INFO,
+                          "replaced by a new session (conflict)");
+        roost_stream_error(old->stream, "conflict",
+                           "Replaced by new connection");
+        roost_server_unbind(old);
+        /* The kick may have freed the account entry. */
+        u = roost_server_find_user(h, roost_jid_node(jid));
+    }
+    if (u == NULL) {
+        u = roost_xcalloc(1, sizeof(*u));
+        u->node = roost_xstrdup(roost_jid_node(jid));
+        HASH_ADD_KEYPTR(hh, h->users, u->node, strlen(u->node), u);
+    }
+    s->jid = jid;
+    s->user = u;
+    s->next_of_user = u->sessions;
+    u->sessions = s;
+    u->count++;
+    HASH_ADD_KEYPTR(hh, h->by_full, roost_jid_full(jid),
+                    strlen(roost_jid_full(jid)), s);
+    roost_hooks_run(h, ROOST_EV_SESSION_BOUND, s, NULL, jid, jid);
+    return roost_jid_full(jid);
+}
+
+void
+roost_server_unbind(roost_session_t *s)
+{
+    roost_user_t *u = s->user;
+    roost_session_t **pp;
+
+    if (u == NULL)
+        return;
+    HASH_DEL(s->host->by_full, s);
+    for (pp = &u->sessions; *pp != NULL; pp = &(*pp)->next_of_user) {
+        if (*pp == s) {
+            *pp = s->next_of_user;
+            break;
+        }
+    }
+    s->user = NULL;
+    s->available = 0;
+    if (--u->count == 0) {
+        HASH_DEL(s->host->users, u);
+        roost_free(u->node);
+        roost_free(u);
+    }
+    roost_hooks_run(s->host, ROOST_EV_SESSION_CLOSED, s, NULL, s->jid,
+                    s->jid);
+}
+
+static int
+server_add_host(const roost_host_conf_t *hc, char **err)
+{
+    roost_host_t *h = roost_xcalloc(1, sizeof(*h));
+
+    h->name = roost_xstrdup(hc->domain);
+    h->conf = hc;
+    HASH_ADD_KEYPTR(hh, roost_srv->hosts, h->name, strlen(h->name), h);
+    if (hc->cert_generated &&
+        roost_tls_selfsigned(hc->domain, hc->cert, hc->key, err) != 0)
+        return -ROOST_ETLS;
+    h->tls = roost_tls_ctx_new(hc->cert, hc->key, err);
+    if (h->tls == NULL)
+        return -ROOST_ETLS;
+    roost_tls_set_sni(h->tls, server_sni_lookup, NULL);
+    roost_tls_set_alpn(h->tls, "xmpp-client");
+    if (roost_srv->default_tls == NULL)
+        roost_srv->default_tls = h->tls;
+    return 0;
+}
+
+int
+roost_server_init(roost_config_t *cfg, struct event_base *base, char **err)
+{
+    roost_host_t *h, *tmp;
+    int rc;
+
+    roost_srv = roost_xcalloc(1, sizeof(*roost_srv));
+    roost_srv->cfg = cfg;
+    roost_srv->base = base;
+    if ((rc = roost_tls_init()) != 0) {
+        *err = roost_xstrdup("cannot initialise OpenSSL");
+        return rc;
+    }
+    for (int i = 0; i < cfg->nhosts; i++)
+        if ((rc = server_add_host(&cfg->hosts[i], err)) != 0)
+            return rc;
+    HASH_ITER(hh, roost_srv->hosts, h, tmp) {
+        if ((rc = roost_modules_load_host(h, err)) != 0)
+            return rc;
+    }
+    for (int i = 0; i < cfg->nlisten; i++)
+        if ((rc = roost_conn_listen(&cfg->listen[i], err)) != 0)
+            return rc;
+    return 0;
+}
+
+void
+roost_server_shutdown(void)
+{
+    roost_host_t *h, *tmp;
+
+    if (roost_srv == NULL)
+        return;
+    for (int i = 0; i < roost_srv->nlisteners; i++)
+        evconnlistener_free(roost_srv->listeners[i]);
+    roost_free(roost_srv->listeners);
+    /* Close every bound session politely. */
+    HASH_ITER(hh, roost_srv->hosts, h, tmp) {
+        roost_session_t *s, *stmp;
+
+        HASH_ITER(hh, h->by_full, s, stmp)
+            roost_stream_error(s->stream, "system-shutdown", NULL);
+    }
+    /* Let the closes flush and the deferred frees run. */
+    event_base_loop(roost_srv->base, EVLOOP_NONBLOCK);
+    HASH_ITER(hh, roost_srv->hosts, h, tmp) {
+        roost_modules_unload_host(h);
+        HASH_DEL(roost_srv->hosts, h);
+        SSL_CTX_free(h->tls);
+        roost_free(h->name);
+        roost_free(h);
+    }
+    roost_modules_shutdown();
+    roost_free(roost_srv);
+    roost_srv = NULL;
+}

@@ -1,0 +1,194 @@
+/* core/server.h: the process-wide server state: virtual hosts, their
+ * module instances and registries, the session tables, and the internal
+ * entry points that core/conn.c, core/router.c and core/module.c share.
+ * Modules never see this header (HOUSE 7). */
+#ifndef ROOST_CORE_SERVER_H
+#define ROOST_CORE_SERVER_H
+
+#include <stdint.h>
+#include <openssl/ssl.h>
+#include <uthash.h>
+
+#include <roost/module.h>
+#include <roost/store.h>
+#include "config.h"
+#include "stream.h"
+
+struct event_base;
+struct bufferevent;
+struct event;
+struct evconnlistener;
+typedef struct roost_host roost_host_t;
+typedef struct roost_sasl roost_sasl_t;
+
+/* A registered hook. */
+typedef struct roost_hook_entry {
+    int prio;
+    roost_handler_fn fn;
+    void *arg;
+    roost_mod_t *mod;
+    struct roost_hook_entry *next;
+} roost_hook_entry_t;
+
+/* An IQ handler, hashed by "xmlns child". */
+typedef struct roost_iq_entry {
+    char *key;
+    roost_handler_fn get, set;
+    void *arg;
+    roost_mod_t *mod;
+    UT_hash_handle hh;
+} roost_iq_entry_t;
+
+/* A disco feature or identity, or a stream feature. */
+typedef struct roost_reg_entry {
+    char *a, *b, *c;          /* feature: a; identity: category/type/name */
+    roost_stanza_t *el;       /* stream feature element */
+    roost_mod_t *mod;
+    struct roost_reg_entry *next;
+} roost_reg_entry_t;
+
+/* The sessions of one local account. */
+typedef struct roost_user {
+    char *node;
+    roost_session_t *sessions; /* linked through next_of_user */
+    int count;
+    UT_hash_handle hh;
+} roost_user_t;
+
+struct roost_host {
+    char *name;
+    const roost_host_conf_t *conf;
+    SSL_CTX *tls;
+    roost_mod_t **mods;
+    int nmods;
+    roost_hook_entry_t *hooks[ROOST_EV__COUNT];
+    roost_iq_entry_t *iqs;
+    roost_reg_entry_t *features, *identities, *stream_features;
+    roost_user_t *users;          /* bound sessions by localpart */
+    roost_session_t *by_full;     /* bound sessions by full JID */
+    UT_hash_handle hh;
+};
+
+struct roost_session {
+    uint64_t id;
+    int refs;                     /* holders; freed at 0 once closed */
+    int closing;                  /* stream finished: no more routing */
+    int freeing;                  /* free scheduled */
+    roost_host_t *host;           /* set once the stream names one */
+    const roost_listen_conf_t *listen;
+    struct bufferevent *bev;
+    struct event *auth_timer;     /* unauthenticated lifetime */
+    struct event *fail_timer;     /* delayed SASL failure */
+    int ping_outstanding;         /* a keepalive ping was sent */
+    int close_polls;              /* flush checks after close */
+    int reads_paused;             /* output above the high-water mark */
+    int input_paused;             /* stream waits for TLS/SASL */
+    roost_stream_t *stream;
+    roost_sasl_t *sasl;
+    unsigned char cb_data[2][64]; /* channel binding, computed on loop */
+    size_t cb_len[2];
+    const char *cb_names[3];
+    /* SASL job results, handed from the worker to the loop */
+    int sasl_status;
+    char *sasl_out, *sasl_cond, *sasl_user;
+    char *sasl_mech, *sasl_in;
+    char addr[64];                /* peer address for logs */
+    roost_jid_t *jid;             /* full JID once bound */
+    int available, priority;
+    void **slots;                 /* per module instance */
+    int nslots;
+    roost_user_t *user;
+    roost_session_t *next_of_user;
+    UT_hash_handle hh;            /* in host->by_full, key jid full */
+};
+
+typedef struct roost_server {
+    struct event_base *base;
+    roost_config_t *cfg;
+    roost_host_t *hosts;          /* by name */
+    SSL_CTX *default_tls;         /* for direct TLS before SNI */
+    struct evconnlistener **listeners;
+    int nlisteners;
+    uint64_t next_session_id;
+    int nsessions;
+} roost_server_t;
+
+extern roost_server_t *roost_srv;
+
+/* server.c */
+roost_host_t *roost_server_host(const char *name);
+/* Binds s (authenticated) to resource (NULL: generate).  Returns the full
+ * JID string or NULL with *err set. */
+const char *roost_server_bind(roost_session_t *s, const char *resource,
+                              roost_stanza_err_t *err);
+/* Removes s from the session tables and fires SESSION_CLOSED. */
+void roost_server_unbind(roost_session_t *s);
+roost_session_t *roost_server_find_session(roost_host_t *h,
+                                           const char *full);
+roost_user_t *roost_server_find_user(roost_host_t *h, const char *node);
+int roost_server_init(roost_config_t *cfg, struct event_base *base,
+                      char **err);
+void roost_server_shutdown(void);
+
+/* conn.c */
+int roost_conn_listen(const roost_listen_conf_t *l, char **err);
+void roost_conn_hold(roost_session_t *s);
+void roost_conn_release(roost_session_t *s);
+/* Sends bytes of a stanza to a bound session (backpressure applies). */
+void roost_conn_send(roost_session_t *s, const roost_stanza_t *st);
+void roost_session_log(const roost_session_t *s, int level,
+                       const char *fmt, ...) ROOST_PRINTF(3, 4);
+
+/* router.c */
+/* A stanza from a bound c2s session (borrowed). */
+void roost_router_c2s(roost_session_t *s, roost_stanza_t *st);
+/* Routes st (from and to set and valid) from host h (the sender's host,
+ * or the host generating it); origin is the sending session or NULL. */
+void roost_router_route(roost_host_t *h, roost_session_t *origin,
+                        roost_stanza_t *st);
+/* Sends an error reply for st (no-op for errors). */
+void roost_router_bounce(roost_host_t *h, roost_stanza_t *st,
+                         roost_stanza_err_t cond, const char *text);
+
+/* The router's default decisions, when no module handled a stanza: a pure
+ * table (doc/stanza_routing.md) walked row by row in
+ * tests/unit/check_router.c. */
+typedef enum {
+    ROOST_RT_HOST = 0,  /* to the server itself (domain or domain/res) */
+    ROOST_RT_BARE,      /* to a local account's bare JID */
+    ROOST_RT_FULL,      /* to a local full JID */
+    ROOST_RT_REMOTE     /* to a domain this server does not host */
+} roost_rt_target_t;
+
+typedef enum {
+    ROOST_RA_DROP = 0,          /* silently ignore */
+    ROOST_RA_DELIVER_FULL,      /* to the one session with that full JID */
+    ROOST_RA_DELIVER_AVAILABLE, /* to every available session of the user */
+    ROOST_RA_BOUNCE_UNAVAILABLE,/* service-unavailable error */
+    ROOST_RA_BOUNCE_REMOTE,     /* remote-server-not-found error */
+    ROOST_RA_BOUNCE_BAD_REQUEST /* bad-request error */
+} roost_rt_action_t;
+
+/* kind: message/presence/iq; type: the type attribute (NULL allowed);
+ * session_exists: for FULL, whether that session is bound. */
+roost_rt_action_t roost_router_default(roost_stanza_kind_t kind,
+                                       const char *type,
+                                       roost_rt_target_t target,
+                                       int session_exists);
+
+/* module.c */
+int roost_modules_load_host(roost_host_t *h, char **err);
+void roost_modules_unload_host(roost_host_t *h);
+void roost_modules_shutdown(void);
+/* Runs the hooks of ev on h in priority order until one handles it. */
+roost_verdict_t roost_hooks_run(roost_host_t *h, roost_event_t ev,
+                                roost_session_t *origin, roost_stanza_t *st,
+                                const roost_jid_t *from,
+                                const roost_jid_t *to);
+/* Finds the IQ handler for payload on h; NULL if none. */
+roost_iq_entry_t *roost_iq_find(roost_host_t *h, const char *xmlns,
+                                const char *child);
+/* Appends the host's stream features to el. */
+void roost_modules_stream_features(roost_host_t *h, roost_stanza_t *el);
+
+#endif /* ROOST_CORE_SERVER_H */

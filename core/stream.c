@@ -1,0 +1,708 @@
+/* core/stream.c: the c2s stream state machine (RFC 6120 §4-§7), sans I/O.
+ *
+ * Takes bytes, drives core/xml.c, answers stream negotiation (header,
+ * features, STARTTLS, SASL, resource binding, the legacy session) and hands
+ * bound stanzas to ops->stanza.  What it does not do: sockets, TLS, SASL
+ * mechanics, session tables, routing; those are callbacks (core/conn.c
+ * provides them).  See core/stream.h for the contract. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <roost/jid.h>
+#include "stream.h"
+
+#define NS_CLIENT ROOST_NS_CLIENT
+
+struct roost_stream {
+    roost_stream_conf_t conf;
+    const roost_stream_ops_t *ops;
+    void *ud;
+    roost_xml_t *xml;
+    roost_stream_state_t state;
+    int header_sent;       /* our <stream:stream> is out */
+    int authenticated;     /* SASL succeeded */
+    int sasl_active;       /* an exchange is in progress (after <auth/>) */
+    int auth_failures;
+    int stop;              /* a callback asked the parser to stop */
+    int closed_called;
+    int fresh;             /* the parser has seen no byte since a reset */
+    char *host;            /* prepared 'to' of the client's header */
+    char *peer;            /* the client's 'from', if a valid JID */
+    char *user;            /* authenticated localpart */
+    char id[33];
+};
+
+static void stream_send_header(roost_stream_t *st);
+
+static void
+stream_write(roost_stream_t *st, const char *s, size_t len)
+{
+    st->ops->write(st->ud, s, len);
+}
+
+static void
+stream_puts(roost_stream_t *st, const char *s)
+{
+    stream_write(st, s, strlen(s));
+}
+
+static void
+stream_finish(roost_stream_t *st)
+{
+    st->state = ROOST_SS_CLOSED;
+    st->stop = 1;
+    if (!st->closed_called) {
+        st->closed_called = 1;
+        st->ops->closed(st->ud);
+    }
+}
+
+void
+roost_stream_error(roost_stream_t *st, const char *cond, const char *text)
+{
+    roost_stanza_t *err;
+    char *xml;
+    size_t len;
+
+    if (st->state == ROOST_SS_CLOSED)
+        return;
+    if (st->ops->error_sent != NULL)
+        st->ops->error_sent(st->ud, cond, text);
+    if (!st->header_sent)
+        stream_send_header(st);
+    err = roost_stanza_new(ROOST_NS_STREAM, "error");
+    roost_stanza_add_child(err, ROOST_NS_STREAMS, cond);
+    if (text != NULL) {
+        roost_stanza_t *t = roost_stanza_add_child(err, ROOST_NS_STREAMS,
+                                                   "text");
+        roost_stanza_add_text(t, text, strlen(text));
+    }
+    /* The stream prefix is declared on our header; write it by hand so the
+     * element reads <stream:error>, as every peer expects. */
+    xml = roost_stanza_serialize(roost_stanza_first_child(err), NS_CLIENT,
+                                 NULL);
+    stream_puts(st, "<stream:error>");
+    stream_puts(st, xml);
+    roost_free(xml);
+    if (text != NULL) {
+        xml = roost_stanza_serialize(
+            roost_stanza_next_sibling(roost_stanza_first_child(err)),
+            NS_CLIENT, &len);
+        stream_write(st, xml, len);
+        roost_free(xml);
+    }
+    stream_puts(st, "</stream:error></stream:stream>");
+    roost_stanza_unref(err);
+    stream_finish(st);
+}
+
+void
+roost_stream_close(roost_stream_t *st)
+{
+    if (st->state == ROOST_SS_CLOSED)
+        return;
+    if (!st->header_sent)
+        stream_send_header(st);
+    stream_puts(st, "</stream:stream>");
+    stream_finish(st);
+}
+
+void
+roost_stream_send(roost_stream_t *st, const roost_stanza_t *s)
+{
+    char *xml;
+    size_t len;
+
+    if (st->state == ROOST_SS_CLOSED)
+        return;
+    xml = roost_stanza_serialize(s, NS_CLIENT, &len);
+    stream_write(st, xml, len);
+    roost_free(xml);
+}
+
+/* Appends an attribute with escaping (the values we echo come from the
+ * peer). */
+static void
+stream_attr(char *buf, size_t size, const char *name, const char *value)
+{
+    size_t n = strlen(buf);
+
+    n += (size_t)snprintf(buf + n, n < size ? size - n : 0, " %s='", name);
+    for (const char *p = value; *p != '\0' && n + 7 < size; p++) {
+        const char *rep = NULL;
+
+        switch (*p) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '\'': rep = "&apos;"; break;
+        case '"': rep = "&quot;"; break;
+        }
+        if (rep != NULL) {
+            memcpy(buf + n, rep, strlen(rep));
+            n += strlen(rep);
+        } else {
+            buf[n++] = *p;
+        }
+    }
+    if (n + 2 < size) {
+        buf[n++] = '\'';
+        buf[n] = '\0';
+    }
+}
+
+static void
+stream_send_header(roost_stream_t *st)
+{
+    char buf[4096 + 256];
+
+    snprintf(buf, sizeof(buf),
+             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+             "xmlns:stream='http://etherx.jabber.org/streams' "
+             "version='1.0' xml:lang='en'");
+    stream_attr(buf, sizeof(buf), "id", st->id);
+    if (st->host != NULL)
+        stream_attr(buf, sizeof(buf), "from", st->host);
+    if (st->peer != NULL && strlen(st->peer) < 3072)
+        stream_attr(buf, sizeof(buf), "to", st->peer);
+    strcat(buf, ">");
+    stream_puts(st, buf);
+    st->header_sent = 1;
+}
+
+static void
+stream_new_id(roost_stream_t *st)
+{
+    unsigned char r[16];
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        /* getrandom on Linux >= 3.17 does not fail for 16 bytes once the
+         * pool is initialised; keep a unique id anyway. */
+        static unsigned long counter;
+        snprintf(st->id, sizeof(st->id), "c%lx%p", ++counter, (void *)st);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(st->id + 2 * i, 3, "%02x", r[i]);
+}
+
+static void
+stream_send_features(roost_stream_t *st)
+{
+    roost_stanza_t *f = roost_stanza_new(ROOST_NS_STREAM, "features");
+    char *xml, *inner;
+    size_t len;
+
+    if (!st->authenticated) {
+        int sasl_ok = st->conf.tls_active || !st->conf.require_encryption;
+
+        if (!st->conf.tls_active && st->conf.tls_available) {
+            roost_stanza_t *tls = roost_stanza_add_child(f, ROOST_NS_TLS,
+                                                         "starttls");
+            if (st->conf.require_encryption)
+                roost_stanza_add_child(tls, ROOST_NS_TLS, "required");
+        }
+        if (sasl_ok) {
+            const char *const *m = st->ops->sasl_mechs(st->ud, st->host);
+            roost_stanza_t *mechs =
+                roost_stanza_add_child(f, ROOST_NS_SASL, "mechanisms");
+
+            for (; m != NULL && *m != NULL; m++) {
+                roost_stanza_t *e =
+                    roost_stanza_add_child(mechs, ROOST_NS_SASL, "mechanism");
+                roost_stanza_add_text(e, *m, strlen(*m));
+            }
+        }
+    } else {
+        roost_stanza_t *sess;
+
+        roost_stanza_add_child(f, ROOST_NS_BIND, "bind");
+        sess = roost_stanza_add_child(f, ROOST_NS_SESSION, "session");
+        roost_stanza_add_child(sess, ROOST_NS_SESSION, "optional");
+        if (st->ops->features != NULL)
+            st->ops->features(st->ud, f);
+    }
+    /* Serialise the children inside a hand-written <stream:features> so
+     * the stream prefix is used, as for <stream:error>. */
+    stream_puts(st, "<stream:features>");
+    for (roost_stanza_t *c = roost_stanza_first_child(f); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        inner = roost_stanza_serialize(c, NS_CLIENT, &len);
+        stream_write(st, inner, len);
+        roost_free(inner);
+    }
+    stream_puts(st, "</stream:features>");
+    (void)xml;
+    roost_stanza_unref(f);
+}
+
+static const char *
+attr_get(const char *const *attrs, const char *name)
+{
+    for (; attrs != NULL && attrs[0] != NULL; attrs += 2)
+        if (strcmp(attrs[0], name) == 0)
+            return attrs[1];
+    return NULL;
+}
+
+static int
+xml_stream_open(void *ud, const char *ns, const char *name,
+                const char *const *attrs, const char *default_ns)
+{
+    roost_stream_t *st = ud;
+    const char *to = attr_get(attrs, "to");
+    const char *from = attr_get(attrs, "from");
+    const char *version = attr_get(attrs, "version");
+
+    roost_free(st->peer);
+    st->peer = NULL;
+    if (from != NULL) {
+        roost_jid_t *j = roost_jid_new(from);
+
+        if (j != NULL) {
+            st->peer = roost_xstrdup(roost_jid_full(j));
+            roost_jid_free(j);
+        }
+    }
+    /* The host is fixed by the first header; restarts must name it
+     * again (RFC 6120 §4.3.3 restarts keep the same 'to'). */
+    if (to != NULL) {
+        char *h = roost_jid_prep_domain(to);
+
+        if (h != NULL && st->host != NULL && strcmp(h, st->host) != 0) {
+            roost_free(h);
+            roost_stream_error(st, "host-unknown",
+                               "the host changed on stream restart");
+            return 1;
+        }
+        if (h != NULL && st->host == NULL) {
+            if (st->ops->host_ok(st->ud, h))
+                st->host = h;
+            else
+                roost_free(h);
+        } else {
+            roost_free(h);
+        }
+    }
+    stream_new_id(st);
+    if (ns == NULL || strcmp(ns, ROOST_NS_STREAM) != 0) {
+        roost_stream_error(st, "invalid-namespace",
+                           "the stream namespace must be "
+                           "http://etherx.jabber.org/streams");
+        return 1;
+    }
+    if (strcmp(name, "stream") != 0) {
+        roost_stream_error(st, "not-well-formed",
+                           "the root element must be <stream:stream/>");
+        return 1;
+    }
+    if (default_ns == NULL || strcmp(default_ns, ROOST_NS_CLIENT) != 0) {
+        roost_stream_error(st, "invalid-namespace",
+                           "the content namespace must be jabber:client");
+        return 1;
+    }
+    if (st->host == NULL) {
+        roost_stream_error(st, "host-unknown",
+                           to == NULL ? "the stream header has no 'to'"
+                                      : "this server does not serve that "
+                                        "host");
+        return 1;
+    }
+    /* RFC 6120 §4.7.5: no version means 0.9; we speak 1.x only. */
+    if (version == NULL || strncmp(version, "1.", 2) != 0 ||
+        strspn(version + 2, "0123456789") != strlen(version + 2) ||
+        version[2] == '\0') {
+        roost_stream_error(st, "unsupported-version",
+                           "only XMPP version 1.0 is supported");
+        return 1;
+    }
+    stream_send_header(st);
+    stream_send_features(st);
+    st->state = st->authenticated ? ROOST_SS_AUTHED : ROOST_SS_PREAUTH;
+    return 0;
+}
+
+static void
+sasl_failure(roost_stream_t *st, const char *cond)
+{
+    char buf[128];
+
+    snprintf(buf, sizeof(buf),
+             "<failure xmlns='" ROOST_NS_SASL "'><%s/></failure>", cond);
+    stream_puts(st, buf);
+}
+
+static int
+handle_preauth(roost_stream_t *st, roost_stanza_t *el)
+{
+    const char *ns = roost_stanza_ns(el), *name = roost_stanza_name(el);
+
+    if (ns != NULL && strcmp(ns, ROOST_NS_TLS) == 0 &&
+        strcmp(name, "starttls") == 0) {
+        if (st->conf.tls_active || !st->conf.tls_available ||
+            st->sasl_active) {
+            /* RFC 6120 §5.4.2.2: failure, then close the stream. */
+            stream_puts(st, "<failure xmlns='" ROOST_NS_TLS "'/>");
+            roost_stream_close(st);
+            return 1;
+        }
+        stream_puts(st, "<proceed xmlns='" ROOST_NS_TLS "'/>");
+        st->state = ROOST_SS_TLS_WAIT;
+        st->ops->starttls(st->ud);
+        return 1;
+    }
+    if (ns != NULL && strcmp(ns, ROOST_NS_SASL) == 0) {
+        const char *text = roost_stanza_text(el);
+
+        if (strcmp(name, "auth") == 0) {
+            const char *mech = roost_stanza_attr(el, "mechanism");
+
+            if (!st->conf.tls_active && st->conf.require_encryption) {
+                sasl_failure(st, "encryption-required");
+                return 0;
+            }
+            if (mech == NULL || *mech == '\0') {
+                sasl_failure(st, "invalid-mechanism");
+                return 0;
+            }
+            st->sasl_active = 1;
+            st->state = ROOST_SS_SASL_WAIT;
+            st->ops->sasl_step(st->ud, mech, text);
+            return 1;
+        }
+        if (strcmp(name, "response") == 0) {
+            if (!st->sasl_active) {
+                sasl_failure(st, "malformed-request");
+                return 0;
+            }
+            st->state = ROOST_SS_SASL_WAIT;
+            st->ops->sasl_step(st->ud, NULL, text);
+            return 1;
+        }
+        if (strcmp(name, "abort") == 0) {
+            st->sasl_active = 0;
+            sasl_failure(st, "aborted");
+            return 0;
+        }
+    }
+    roost_stream_error(st, "not-authorized",
+                       "authenticate before sending stanzas");
+    return 1;
+}
+
+static void
+send_iq_error(roost_stream_t *st, roost_stanza_t *iq, roost_stanza_err_t e)
+{
+    roost_stanza_t *err = roost_stanza_error(iq, e, NULL);
+
+    /* The client's own iq: no 'to' on the reply is right for c2s. */
+    roost_stanza_set_attr(err, "from", NULL);
+    roost_stream_send(st, err);
+    roost_stanza_unref(err);
+}
+
+static void
+handle_bind(roost_stream_t *st, roost_stanza_t *iq, roost_stanza_t *bind)
+{
+    roost_stanza_t *res_el = roost_stanza_child(bind, ROOST_NS_BIND,
+                                                "resource");
+    const char *res = res_el != NULL ? roost_stanza_text(res_el) : NULL;
+    roost_stanza_err_t err = ROOST_SE_INTERNAL_SERVER_ERROR;
+    const char *full;
+    roost_stanza_t *reply, *b, *j;
+
+    if (res != NULL && *res == '\0')
+        res = NULL;
+    full = st->ops->bind(st->ud, res, &err);
+    if (full == NULL) {
+        send_iq_error(st, iq, err);
+        return;
+    }
+    reply = roost_stanza_reply(iq);
+    roost_stanza_set_attr(reply, "from", NULL);
+    roost_stanza_set_attr(reply, "to", NULL);
+    b = roost_stanza_add_child(reply, ROOST_NS_BIND, "bind");
+    j = roost_stanza_add_child(b, ROOST_NS_BIND, "jid");
+    roost_stanza_add_text(j, full, strlen(full));
+    st->state = ROOST_SS_BOUND;
+    roost_stream_send(st, reply);
+    roost_stanza_unref(reply);
+}
+
+static int
+handle_authed(roost_stream_t *st, roost_stanza_t *el)
+{
+    roost_stanza_kind_t kind = roost_stanza_kind(el);
+    roost_stanza_t *payload;
+    const char *type;
+
+    if (kind == ROOST_STANZA_OTHER) {
+        const char *ns = roost_stanza_ns(el);
+
+        if (ns != NULL && strcmp(ns, ROOST_NS_CLIENT) == 0)
+            roost_stream_error(st, "unsupported-stanza-type", NULL);
+        else
+            roost_stream_error(st, "unsupported-stanza-type",
+                               "unknown top-level element");
+        return 1;
+    }
+    type = roost_stanza_attr(el, "type");
+    payload = kind == ROOST_STANZA_IQ ? roost_stanza_first_child(el) : NULL;
+    if (kind == ROOST_STANZA_IQ && type != NULL && strcmp(type, "set") == 0 &&
+        payload != NULL && roost_stanza_ns(payload) != NULL &&
+        strcmp(roost_stanza_ns(payload), ROOST_NS_BIND) == 0 &&
+        strcmp(roost_stanza_name(payload), "bind") == 0) {
+        if (st->state == ROOST_SS_BOUND)
+            send_iq_error(st, el, ROOST_SE_NOT_ALLOWED);
+        else
+            handle_bind(st, el, payload);
+        return 0;
+    }
+    if (st->state != ROOST_SS_BOUND) {
+        roost_stream_error(st, "not-authorized",
+                           "bind a resource before sending stanzas");
+        return 1;
+    }
+    if (kind == ROOST_STANZA_IQ && type != NULL && strcmp(type, "set") == 0 &&
+        payload != NULL && roost_stanza_ns(payload) != NULL &&
+        strcmp(roost_stanza_ns(payload), ROOST_NS_SESSION) == 0 &&
+        roost_stanza_attr(el, "to") == NULL) {
+        /* RFC 3921 §3: legacy session establishment is a no-op today. */
+        roost_stanza_t *reply = roost_stanza_reply(el);
+
+        roost_stanza_set_attr(reply, "from", NULL);
+        roost_stanza_set_attr(reply, "to", NULL);
+        roost_stream_send(st, reply);
+        roost_stanza_unref(reply);
+        return 0;
+    }
+    st->ops->stanza(st->ud, el);
+    return st->state == ROOST_SS_CLOSED || st->stop;
+}
+
+static int
+xml_stanza(void *ud, roost_stanza_t *el)
+{
+    roost_stream_t *st = ud;
+    int stop = 0;
+
+    switch (st->state) {
+    case ROOST_SS_PREAUTH:
+        stop = handle_preauth(st, el);
+        break;
+    case ROOST_SS_AUTHED:
+    case ROOST_SS_BOUND:
+        stop = handle_authed(st, el);
+        break;
+    default:
+        /* Input while waiting for TLS or SASL cannot reach here: the
+         * parser is stopped in those states. */
+        stop = 1;
+        break;
+    }
+    roost_stanza_unref(el);
+    if (st->stop)
+        stop = 1;
+    return stop;
+}
+
+static void
+xml_stream_close(void *ud)
+{
+    roost_stream_t *st = ud;
+
+    roost_stream_close(st);
+}
+
+static void
+xml_error(void *ud, const char *cond, const char *text)
+{
+    roost_stream_error(ud, cond, text);
+}
+
+static const roost_xml_cb_t stream_xml_cb = {
+    .stream_open = xml_stream_open,
+    .stanza = xml_stanza,
+    .stream_close = xml_stream_close,
+    .error = xml_error,
+};
+
+roost_stream_t *
+roost_stream_new(const roost_stream_conf_t *conf,
+                 const roost_stream_ops_t *ops, void *ud)
+{
+    roost_stream_t *st = roost_xcalloc(1, sizeof(*st));
+
+    st->conf = *conf;
+    if (st->conf.max_auth_attempts < 1)
+        st->conf.max_auth_attempts = 1;
+    st->ops = ops;
+    st->ud = ud;
+    st->xml = roost_xml_new(&conf->limits, &stream_xml_cb, st);
+    st->state = ROOST_SS_HEADER;
+    st->fresh = 1;
+    stream_new_id(st);
+    return st;
+}
+
+void
+roost_stream_free(roost_stream_t *st)
+{
+    if (st == NULL)
+        return;
+    roost_xml_free(st->xml);
+    roost_free(st->host);
+    roost_free(st->peer);
+    roost_free(st->user);
+    roost_free(st);
+}
+
+int
+roost_stream_feed(roost_stream_t *st, const char *buf, size_t len,
+                  size_t *consumed)
+{
+    size_t used = 0;
+    int rc;
+
+    *consumed = 0;
+    if (st->state == ROOST_SS_CLOSED)
+        return -ROOST_EINVAL;
+    if (st->state == ROOST_SS_TLS_WAIT || st->state == ROOST_SS_SASL_WAIT)
+        return ROOST_EAGAIN;
+    st->stop = 0;
+    if (st->fresh) {
+        /* COMPAT: go-sendxmpp (and others) send a newline after </auth>
+         * or <starttls/>; before the new header it is not part of any
+         * document, and an XML declaration must come first. */
+        size_t ws = 0;
+
+        while (ws < len && (buf[ws] == ' ' || buf[ws] == '\n' ||
+                            buf[ws] == '\r' || buf[ws] == '\t'))
+            ws++;
+        if (ws == len) {
+            *consumed = len;
+            return 0;
+        }
+        st->fresh = 0;
+        if (ws > 0) {
+            rc = roost_stream_feed(st, buf + ws, len - ws, &used);
+            *consumed = used + ws;
+            if (rc == 0)
+                *consumed = len;
+            return rc;
+        }
+    }
+    rc = roost_xml_feed(st->xml, buf, len, &used);
+    if (st->state == ROOST_SS_CLOSED)
+        return -ROOST_EINVAL;
+    if (rc == ROOST_EAGAIN) {
+        *consumed = used;
+        /* A stop that is not a wait (bind, pipelining) just means: call
+         * again with the rest. */
+        return ROOST_EAGAIN;
+    }
+    if (rc < 0) {
+        /* The error callback has closed the stream. */
+        if (st->state != ROOST_SS_CLOSED)
+            roost_stream_error(st, "not-well-formed", NULL);
+        return -ROOST_EINVAL;
+    }
+    *consumed = len;
+    return 0;
+}
+
+void
+roost_stream_tls_done(roost_stream_t *st, int ok)
+{
+    if (st->state != ROOST_SS_TLS_WAIT)
+        return;
+    if (!ok) {
+        /* Nothing sensible can be sent on a broken TLS layer. */
+        stream_finish(st);
+        return;
+    }
+    st->conf.tls_active = 1;
+    st->header_sent = 0;
+    roost_xml_reset(st->xml);
+    st->fresh = 1;
+    st->state = ROOST_SS_HEADER;
+}
+
+void
+roost_stream_sasl_result(roost_stream_t *st, int status, const char *data,
+                         const char *cond, const char *user)
+{
+
+    if (st->state != ROOST_SS_SASL_WAIT)
+        return;
+    switch (status) {
+    case 1: /* continue */
+        st->state = ROOST_SS_PREAUTH;
+        stream_puts(st, "<challenge xmlns='" ROOST_NS_SASL "'>");
+        stream_puts(st, data != NULL ? data : "");
+        stream_puts(st, "</challenge>");
+        break;
+    case 2: /* success */
+        if (data != NULL && *data != '\0') {
+            stream_puts(st, "<success xmlns='" ROOST_NS_SASL "'>");
+            stream_puts(st, data);
+            stream_puts(st, "</success>");
+        } else {
+            stream_puts(st, "<success xmlns='" ROOST_NS_SASL "'/>");
+        }
+        st->sasl_active = 0;
+        st->authenticated = 1;
+        roost_free(st->user);
+        st->user = roost_xstrdup(user != NULL ? user : "");
+        st->header_sent = 0;
+        roost_xml_reset(st->xml);
+        st->fresh = 1;
+        st->state = ROOST_SS_HEADER;
+        break;
+    default:
+        st->sasl_active = 0;
+        st->state = ROOST_SS_PREAUTH;
+        sasl_failure(st, cond != NULL ? cond : "not-authorized");
+        if (++st->auth_failures >= st->conf.max_auth_attempts)
+            roost_stream_error(st, "policy-violation",
+                               "too many authentication failures");
+        break;
+    }
+}
+
+roost_stream_state_t
+roost_stream_state(const roost_stream_t *st)
+{
+    return st->state;
+}
+
+const char *
+roost_stream_host(const roost_stream_t *st)
+{
+    return st->host;
+}
+
+const char *
+roost_stream_user(const roost_stream_t *st)
+{
+    return st->user;
+}
+
+const char *
+roost_stream_id(const roost_stream_t *st)
+{
+    return st->id;
+}
+
+int
+roost_stream_tls_active(const roost_stream_t *st)
+{
+    return st->conf.tls_active;
+}
+
+size_t
+roost_stream_memory(const roost_stream_t *st)
+{
+    return sizeof(*st) + roost_xml_memory(st->xml);
+}

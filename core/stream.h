@@ -1,0 +1,114 @@
+/* core/stream.h: the c2s stream state machine, sans I/O (HOUSE 14).
+ *
+ * Bytes go in with roost_stream_feed(); bytes to send come out through
+ * ops->write; everything that needs the outside world (starting TLS,
+ * running a SASL step on a worker, binding a resource against the session
+ * table, routing a stanza) is a callback whose answer comes back through a
+ * roost_stream_*() call.  No sockets, no event loop, no storage in here:
+ * tests drive it with plain buffers.
+ *
+ * The stream pauses (roost_stream_feed returns ROOST_EAGAIN and reports
+ * how much it consumed) while it waits for TLS or SASL, so pipelined input
+ * is never processed out of order; the caller keeps the rest and feeds it
+ * again after the answer. */
+#ifndef ROOST_CORE_STREAM_H
+#define ROOST_CORE_STREAM_H
+
+#include <roost/stanza.h>
+#include "xml.h"
+
+typedef struct roost_stream roost_stream_t;
+
+typedef enum {
+    ROOST_SS_HEADER = 0,   /* waiting for the client's stream header */
+    ROOST_SS_TLS_WAIT,     /* <proceed/> sent; waiting for the handshake */
+    ROOST_SS_PREAUTH,      /* features sent, before SASL success */
+    ROOST_SS_SASL_WAIT,    /* a SASL step is running */
+    ROOST_SS_AUTHED,       /* authenticated, not yet bound */
+    ROOST_SS_BOUND,        /* resource bound: stanzas flow */
+    ROOST_SS_CLOSED        /* closed or failed: feed nothing more */
+} roost_stream_state_t;
+
+typedef struct {
+    /* Bytes to send to the peer. */
+    void (*write)(void *ud, const char *buf, size_t len);
+    /* Is domain a vhost of this server?  Returns non-zero if so. */
+    int (*host_ok)(void *ud, const char *domain);
+    /* The SASL mechanisms to offer now (NULL-terminated), for the stream's
+     * host; called when features are sent before authentication. */
+    const char *const *(*sasl_mechs)(void *ud, const char *host);
+    /* <proceed/> was written: start the TLS handshake, then call
+     * roost_stream_tls_done(). */
+    void (*starttls)(void *ud);
+    /* Run one SASL step (mech on the first step, else NULL; data is the
+     * element's base64 text), then call roost_stream_sasl_result(). */
+    void (*sasl_step)(void *ud, const char *mech, const char *data);
+    /* Bind resource (NULL: server chooses) for the authenticated user.
+     * Returns the full JID string bound (borrowed until the next call),
+     * or NULL with *err set to the stanza error to return. */
+    const char *(*bind)(void *ud, const char *resource,
+                        roost_stanza_err_t *err);
+    /* A stanza from the bound client (message/presence/iq, jabber:client
+     * ns).  Borrowed. */
+    void (*stanza)(void *ud, roost_stanza_t *st);
+    /* Extra stream features for an authenticated stream (appended as
+     * children of el), or NULL. */
+    void (*features)(void *ud, roost_stanza_t *el);
+    /* A stream error is being sent (for logging); may be NULL. */
+    void (*error_sent)(void *ud, const char *cond, const char *text);
+    /* The stream is finished (error sent, or closed by either side): the
+     * connection should flush its output and close.  Called once. */
+    void (*closed)(void *ud);
+} roost_stream_ops_t;
+
+typedef struct {
+    roost_xml_limits_t limits;
+    int tls_available;      /* STARTTLS can be offered */
+    int tls_active;         /* the transport is already TLS (direct TLS) */
+    int require_encryption; /* no SASL before TLS */
+    int max_auth_attempts;  /* failures before the stream is closed (>=1) */
+} roost_stream_conf_t;
+
+roost_stream_t *roost_stream_new(const roost_stream_conf_t *conf,
+                                 const roost_stream_ops_t *ops, void *ud);
+void roost_stream_free(roost_stream_t *st);
+
+/* Feeds bytes from the peer.  Returns 0 when all were consumed,
+ * ROOST_EAGAIN (positive) when the stream paused and *consumed bytes were
+ * used, -ROOST_EINVAL when the stream is closed (a stream error may have
+ * been written; ops->closed has been called). */
+int roost_stream_feed(roost_stream_t *st, const char *buf, size_t len,
+                      size_t *consumed);
+
+/* The TLS handshake after STARTTLS finished: the stream expects a new
+ * header.  ok zero means it failed: the stream just closes. */
+void roost_stream_tls_done(roost_stream_t *st, int ok);
+
+/* Result of ops->sasl_step: status is a roost_sasl_status_t value (1
+ * continue, 2 success, 3 failure), data the base64 text for challenge or
+ * success, cond the failure condition; user is the authenticated
+ * localpart on success. */
+void roost_stream_sasl_result(roost_stream_t *st, int status,
+                              const char *data, const char *cond,
+                              const char *user);
+
+/* Sends a stanza to the peer (serialised now).  Borrows s. */
+void roost_stream_send(roost_stream_t *st, const roost_stanza_t *s);
+/* Sends a stream error (RFC 6120 §4.9.3 condition name, optional text)
+ * and closes the stream.  No-op when already closed. */
+void roost_stream_error(roost_stream_t *st, const char *cond,
+                        const char *text);
+/* Sends </stream:stream> and closes. */
+void roost_stream_close(roost_stream_t *st);
+
+roost_stream_state_t roost_stream_state(const roost_stream_t *st);
+/* The vhost the client asked for (prepared), or NULL before the header. */
+const char *roost_stream_host(const roost_stream_t *st);
+/* The authenticated localpart, or NULL. */
+const char *roost_stream_user(const roost_stream_t *st);
+/* The id we gave the stream. */
+const char *roost_stream_id(const roost_stream_t *st);
+int roost_stream_tls_active(const roost_stream_t *st);
+size_t roost_stream_memory(const roost_stream_t *st);
+
+#endif /* ROOST_CORE_STREAM_H */

@@ -1,0 +1,901 @@
+/* core/xml.c: the restricted, incremental XML parser (see core/xml.h), and
+ * roost_stanza_parse(), which runs the same parser over one document.
+ *
+ * expat does the tokenising, with namespace processing ('\1' separates URI
+ * and local name: XML 1.0 cannot contain that character, not even as a
+ * reference, so no name or URI can forge a split) and forced UTF-8.  Our
+ * handlers refuse DTDs, comments and processing instructions, enforce the
+ * limits and build each depth-1 element straight into a roost_stanza_t.
+ *
+ * Positions.  Every event (stream header, stanza, stream close, error)
+ * carries the stream offset where it ends.  x->pos is how far the caller
+ * has consumed, x->fed how far expat has been given data.  An event is
+ * delivered only when it ends within the bytes of the current feed; when a
+ * callback asks to stop, expat is suspended (so it does not race ahead) and
+ * the caller learns exactly how many bytes were consumed.  Whatever expat
+ * still holds is what the caller re-feeds: those bytes are not handed to
+ * expat a second time, expat is resumed instead.  roost_xml_reset() throws
+ * it all away for a stream restart.
+ *
+ * Memory.  expat's heap use is counted through a memory-handling suite and
+ * capped (distinct names accumulate in expat's tables for the life of a
+ * stream, so a hostile peer could otherwise grow them without bound), the
+ * bytes since the last depth <= 1 event are capped by max_stanza, and the
+ * event queue never holds more than a few entries.
+ *
+ * Not for stream semantics (names, versions, features): core/stream.c. */
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <expat.h>
+
+#include "xml.h"
+
+#define XML_NS_SEP '\1'
+/* Limits for roost_stanza_parse(): the input is bounded by the caller,
+ * these only have to admit anything the stream parser admits after a
+ * serialise round trip (which may add one declaration per attribute). */
+#define XML_DOC_MAX_DEPTH 256
+#define XML_DOC_MAX_ATTRS 1024
+/* expat heap allowance beyond the stanza limit: its buffer can hold about
+ * two stanzas' worth while a big token is pending, plus name tables. */
+#define XML_MEM_SLACK (1024 * 1024)
+/* Estimated arena cost of what a stanza's tree is built from (the real
+ * layout is private to core/stanza.c; these are upper bounds for x86-64).
+ * A stanza of many tiny elements costs far more in nodes than in bytes,
+ * so the tree gets a budget of its own: XML_TREE_FACTOR x max_stanza. */
+#define XML_ELEMENT_COST 128
+#define XML_ATTR_COST 48
+#define XML_TREE_FACTOR 16
+
+typedef enum {
+    XEV_OPEN,
+    XEV_STANZA,
+    XEV_CLOSE,
+    XEV_ERROR
+} xml_ev_type_t;
+
+typedef struct xml_ev {
+    xml_ev_type_t type;
+    int64_t pos;          /* stream offset just past the event */
+    roost_stanza_t *st;   /* OPEN: the header as an element; STANZA */
+    const char *cond;     /* ERROR: static strings */
+    const char *text;
+} xml_ev_t;
+
+struct roost_xml {
+    XML_Parser p;
+    roost_xml_limits_t lim;
+    roost_xml_cb_t cb;
+    void *ud;
+    int doc;              /* roost_stanza_parse: the root is the stanza */
+    size_t mem;           /* expat heap bytes (its suite counts here) */
+    size_t mem_cap;
+
+    int64_t fed;          /* bytes handed to expat since the reset */
+    int64_t pos;          /* bytes the caller has consumed */
+    int64_t limit;        /* end of the bytes of the current feed */
+    int64_t mark;         /* end of the last event at depth <= 1 */
+    int64_t idle;         /* ... or of whitespace after it */
+    int64_t stanza_start; /* offset of the current stanza's '<' */
+
+    int depth;            /* open elements, the stream root being 1 */
+    roost_stanza_t *cur;  /* element being built; NULL outside stanzas */
+    size_t tree;          /* estimated arena bytes of cur's stanza */
+    size_t tree_cap;
+    char *default_ns;     /* xmlns of the stream root (heap) */
+    int server;           /* ... which is jabber:server */
+    int ndecl;            /* namespace declarations on the next tag */
+    int decl_default;     /* ... one of which is xmlns="..." */
+    const char *decl_default_uri;
+
+    int suspended;        /* expat is suspended with bytes left to parse */
+    int stopped;          /* a callback asked to stop during this feed */
+    int64_t stop_pos;
+    int dead;             /* expat has failed: an error event is queued */
+    int failed;           /* the error callback has run */
+    int in_cb;            /* inside a user callback */
+    int in_expat;         /* inside XML_Parse/XML_ResumeParser */
+    int reset_pending;    /* roost_xml_reset() called from a callback */
+    int free_pending;     /* roost_xml_free() called from a callback */
+
+    xml_ev_t *q;          /* events not yet deliverable */
+    size_t qhead, qlen, qcap;
+    char *scratch;        /* name splitting */
+    size_t scratch_cap;
+};
+
+/* --- expat's memory, counted per parser --- */
+
+typedef union xml_mem_hdr {
+    struct {
+        size_t *counter;
+        size_t size;
+    } h;
+    max_align_t align;
+} xml_mem_hdr_t;
+
+/* The parser whose expat is running on this thread (allocation calls carry
+ * no context); each block then remembers its counter for realloc/free. */
+static __thread size_t *xml_mem_current;
+
+static void *
+xml_mem_malloc(size_t n)
+{
+    xml_mem_hdr_t *h = roost_xmalloc(sizeof(*h) + n);
+
+    h->h.counter = xml_mem_current;
+    h->h.size = n;
+    if (h->h.counter != NULL)
+        *h->h.counter += n;
+    return h + 1;
+}
+
+static void
+xml_mem_free(void *ptr)
+{
+    xml_mem_hdr_t *h;
+
+    if (ptr == NULL)
+        return;
+    h = (xml_mem_hdr_t *)ptr - 1;
+    if (h->h.counter != NULL)
+        *h->h.counter -= h->h.size;
+    roost_free(h);
+}
+
+static void *
+xml_mem_realloc(void *ptr, size_t n)
+{
+    xml_mem_hdr_t *h;
+
+    if (ptr == NULL)
+        return xml_mem_malloc(n);
+    h = (xml_mem_hdr_t *)ptr - 1;
+    if (h->h.counter != NULL)
+        *h->h.counter -= h->h.size;
+    h = roost_xrealloc(h, sizeof(*h) + n);
+    h->h.size = n;
+    if (h->h.counter != NULL)
+        *h->h.counter += n;
+    return h + 1;
+}
+
+static const XML_Memory_Handling_Suite xml_mem_suite = {
+    xml_mem_malloc, xml_mem_realloc, xml_mem_free};
+
+/* --- events --- */
+
+static void
+xml_ev_discard(xml_ev_t *ev)
+{
+    if (ev->st != NULL)
+        roost_stanza_unref(ev->st);
+}
+
+static void
+xml_queue_clear(roost_xml_t *x)
+{
+    for (size_t i = 0; i < x->qlen; i++)
+        xml_ev_discard(&x->q[x->qhead + i]);
+    x->qhead = x->qlen = 0;
+}
+
+/* Suspends expat when called from one of its handlers (and it is not
+ * already suspended or aborted). */
+static void
+xml_suspend(roost_xml_t *x)
+{
+    XML_ParsingStatus ps;
+
+    if (!x->in_expat)
+        return;
+    XML_GetParsingStatus(x->p, &ps);
+    if (ps.parsing == XML_PARSING)
+        XML_StopParser(x->p, XML_TRUE);
+}
+
+/* Runs the callback for ev (whose references it takes).  A stop request,
+ * or a reset/free from inside the callback, stops the feed at ev. */
+static void
+xml_deliver(roost_xml_t *x, xml_ev_t *ev)
+{
+    int stop = 0;
+
+    if (x->failed) {
+        xml_ev_discard(ev);
+        return;
+    }
+    x->in_cb = 1;
+    switch (ev->type) {
+    case XEV_OPEN: {
+        size_t n = roost_stanza_attr_count(ev->st), i;
+        const char **attrs = roost_xmalloc((2 * n + 1) * sizeof(*attrs));
+
+        for (i = 0; i < n; i++)
+            attrs[2 * i] = roost_stanza_attr_at(ev->st, i, &attrs[2 * i + 1]);
+        attrs[2 * n] = NULL;
+        if (x->cb.stream_open != NULL)
+            stop = x->cb.stream_open(x->ud, roost_stanza_ns(ev->st),
+                                     roost_stanza_name(ev->st),
+                                     (const char *const *)attrs,
+                                     x->default_ns);
+        roost_free(attrs);
+        roost_stanza_unref(ev->st);
+        break;
+    }
+    case XEV_STANZA:
+        if (x->cb.stanza != NULL)
+            stop = x->cb.stanza(x->ud, ev->st);
+        else
+            roost_stanza_unref(ev->st);
+        break;
+    case XEV_CLOSE:
+        if (x->cb.stream_close != NULL)
+            x->cb.stream_close(x->ud);
+        break;
+    case XEV_ERROR:
+        x->failed = 1;
+        if (x->cb.error != NULL)
+            x->cb.error(x->ud, ev->cond, ev->text);
+        break;
+    }
+    x->in_cb = 0;
+    if ((stop || x->reset_pending || x->free_pending) && !x->failed) {
+        x->stopped = 1;
+        x->stop_pos = ev->pos;
+    }
+}
+
+/* An event from a handler (or after a parse): delivered now when it is
+ * within the current feed and nothing is waiting before it, else queued;
+ * either way expat is suspended once the feed has to end. */
+static void
+xml_emit(roost_xml_t *x, xml_ev_type_t type, int64_t pos, roost_stanza_t *st,
+         const char *cond, const char *text)
+{
+    xml_ev_t ev = {type, pos, st, cond, text};
+
+    if (x->qlen == 0 && !x->stopped && pos <= x->limit) {
+        xml_deliver(x, &ev);
+        if (x->stopped || x->failed)
+            xml_suspend(x);
+        return;
+    }
+    if (x->qhead + x->qlen == x->qcap) {
+        if (x->qhead > 0) {
+            memmove(x->q, x->q + x->qhead, x->qlen * sizeof(*x->q));
+            x->qhead = 0;
+        } else {
+            x->qcap = x->qcap ? x->qcap * 2 : 4;
+            x->q = roost_xrealloc(x->q, x->qcap * sizeof(*x->q));
+        }
+    }
+    x->q[x->qhead + x->qlen++] = ev;
+    xml_suspend(x);
+}
+
+/* Delivers queued events that end within the current feed. */
+static void
+xml_drain(roost_xml_t *x)
+{
+    while (x->qlen > 0 && !x->stopped && !x->failed &&
+           x->q[x->qhead].pos <= x->limit) {
+        xml_ev_t ev = x->q[x->qhead];
+
+        x->qhead++;
+        x->qlen--;
+        xml_deliver(x, &ev);
+    }
+    if (x->qlen == 0)
+        x->qhead = 0;
+}
+
+/* Fatal error at pos: expat is abandoned (aborted if we are inside it),
+ * the stanza being built dropped, the error event emitted. */
+static void
+xml_fail(roost_xml_t *x, const char *cond, const char *text, int64_t pos)
+{
+    XML_ParsingStatus ps;
+
+    if (x->dead)
+        return;
+    x->dead = 1;
+    if (x->in_expat) {
+        XML_GetParsingStatus(x->p, &ps);
+        if (ps.parsing != XML_FINISHED)
+            XML_StopParser(x->p, XML_FALSE);
+    }
+    roost_stanza_unref(x->cur);
+    x->cur = NULL;
+    if (pos > x->fed)
+        pos = x->fed;
+    xml_emit(x, XEV_ERROR, pos, NULL, cond, text);
+}
+
+/* --- expat handlers --- */
+
+static int64_t
+xml_event_end(roost_xml_t *x)
+{
+    return (int64_t)XML_GetCurrentByteIndex(x->p) +
+           XML_GetCurrentByteCount(x->p);
+}
+
+/* Splits expat's "URI\1local" into the scratch buffer; *ns is NULL for a
+ * name without namespace. */
+static const char *
+xml_split(roost_xml_t *x, const char *name, const char **ns)
+{
+    const char *sep = strchr(name, XML_NS_SEP);
+    size_t n = strlen(name) + 1;
+
+    *ns = NULL;
+    if (sep == NULL)
+        return name;
+    if (n > x->scratch_cap) {
+        x->scratch_cap = n < 64 ? 64 : n;
+        x->scratch = roost_xrealloc(x->scratch, x->scratch_cap);
+    }
+    memcpy(x->scratch, name, n);
+    x->scratch[sep - name] = '\0';
+    *ns = x->scratch;
+    return x->scratch + (sep - name) + 1;
+}
+
+/* Our attribute name for an expat one: "local", "xml:local" for the xml
+ * namespace, "URI|local" otherwise.  Points into the scratch buffer. */
+static const char *
+xml_attr_name(roost_xml_t *x, const char *name)
+{
+    const char *ns, *local = xml_split(x, name, &ns);
+
+    if (ns == NULL)
+        return name;
+    if (strcmp(ns, ROOST_NS_XML) == 0) {
+        memmove(x->scratch + 4, local, strlen(local) + 1);
+        memcpy(x->scratch, "xml:", 4);
+    } else {
+        x->scratch[local - 1 - x->scratch] = '|'; /* where the \1 was */
+    }
+    return x->scratch;
+}
+
+static void XMLCALL
+xml_on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
+{
+    roost_xml_t *x = ud;
+
+    x->ndecl++;
+    if (prefix == NULL) {
+        x->decl_default = 1;
+        x->decl_default_uri = uri;
+    }
+}
+
+static void XMLCALL
+xml_on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+    roost_xml_t *x = ud;
+    int64_t here = XML_GetCurrentByteIndex(x->p), end = xml_event_end(x);
+    const char *ns, *local;
+    int nattrs = 0, undeclared, root;
+    roost_stanza_t *el;
+
+    if (x->dead)
+        return;
+    undeclared = x->decl_default &&
+                 (x->decl_default_uri == NULL || *x->decl_default_uri == '\0');
+    for (int i = 0; atts[i] != NULL; i += 2)
+        nattrs++;
+    x->depth++;
+    root = x->depth == 1;
+    if (nattrs + x->ndecl > x->lim.max_attrs) {
+        xml_fail(x, "policy-violation", "too many attributes", end);
+        return;
+    }
+    if (!root && x->depth - 1 > x->lim.max_depth) {
+        xml_fail(x, "policy-violation", "elements nested too deeply", end);
+        return;
+    }
+    if (root) {
+        roost_free(x->default_ns);
+        x->default_ns = NULL;
+        if (x->decl_default && !undeclared)
+            x->default_ns = roost_xstrdup(x->decl_default_uri);
+        x->server = x->default_ns != NULL &&
+                    strcmp(x->default_ns, ROOST_NS_SERVER) == 0;
+    }
+    x->ndecl = 0;
+    x->decl_default = 0;
+    x->decl_default_uri = NULL;
+
+    local = xml_split(x, name, &ns);
+    if (ns != NULL && x->server && strcmp(ns, ROOST_NS_SERVER) == 0)
+        ns = ROOST_NS_CLIENT;
+    if (x->depth == 2) {
+        x->stanza_start = here;
+        x->tree = 0;
+        el = roost_stanza_new(ns != NULL ? ns : undeclared ? "" : NULL, local);
+    } else if (root) {
+        el = roost_stanza_new(ns, local);
+    } else {
+        if (ns == NULL)
+            ns = roost_stanza_ns(x->cur) != NULL ? "" : NULL;
+        el = roost_stanza_add_child(x->cur, ns, local);
+    }
+    x->tree += XML_ELEMENT_COST + strlen(name);
+    for (int i = 0; atts[i] != NULL; i += 2) {
+        x->tree += XML_ATTR_COST + strlen(atts[i]) + strlen(atts[i + 1]);
+        roost_stanza_set_attr(el, xml_attr_name(x, atts[i]), atts[i + 1]);
+    }
+
+    if (root) {
+        x->mark = x->idle = end;
+        xml_emit(x, XEV_OPEN, end, el, NULL, NULL);
+        return;
+    }
+    x->cur = el;
+    if (end - x->stanza_start > (int64_t)x->lim.max_stanza ||
+        x->tree > x->tree_cap)
+        xml_fail(x, "policy-violation", "stanza too large", end);
+}
+
+static void XMLCALL
+xml_on_end(void *ud, const XML_Char *name)
+{
+    roost_xml_t *x = ud;
+    int64_t end = xml_event_end(x);
+    roost_stanza_t *el = x->cur;
+
+    if (x->dead)
+        return;
+    x->depth--;
+    if (x->depth == 0) {
+        x->mark = x->idle = end;
+        xml_emit(x, XEV_CLOSE, end, NULL, NULL, NULL);
+        return;
+    }
+    x->cur = roost_stanza_parent(el);
+    if (x->depth > 1)
+        return;
+    x->cur = NULL;
+    if (end - x->stanza_start > (int64_t)x->lim.max_stanza) {
+        roost_stanza_unref(el);
+        xml_fail(x, "policy-violation", "stanza too large", end);
+        return;
+    }
+    x->mark = x->idle = end;
+    xml_emit(x, XEV_STANZA, end, el, NULL, NULL);
+}
+
+static void XMLCALL
+xml_on_text(void *ud, const XML_Char *s, int len)
+{
+    roost_xml_t *x = ud;
+    int64_t end = xml_event_end(x);
+
+    if (x->dead)
+        return;
+    if (x->cur != NULL) {
+        /* A text run grows by doubling: up to twice its length. */
+        x->tree += 2 * (size_t)len;
+        if (end - x->stanza_start > (int64_t)x->lim.max_stanza ||
+            x->tree > x->tree_cap) {
+            xml_fail(x, "policy-violation", "stanza too large", end);
+            return;
+        }
+        roost_stanza_add_text(x->cur, s, (size_t)len);
+        return;
+    }
+    /* Between stanzas only whitespace (keepalives) may appear, and not
+     * without end. */
+    for (int i = 0; i < len; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+            xml_fail(x, "not-well-formed", "text between stanzas", end);
+            return;
+        }
+    }
+    x->idle = end;
+    if (end - x->mark > (int64_t)x->lim.max_stanza)
+        xml_fail(x, "policy-violation", "too much whitespace", end);
+}
+
+static void XMLCALL
+xml_on_decl(void *ud, const XML_Char *version, const XML_Char *encoding,
+            int standalone)
+{
+    roost_xml_t *x = ud;
+
+    if (encoding != NULL && strcasecmp(encoding, "UTF-8") != 0)
+        xml_fail(x, "unsupported-encoding", "only UTF-8 is supported",
+                 xml_event_end(x));
+}
+
+static void XMLCALL
+xml_on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+               const XML_Char *pubid, int has_internal_subset)
+{
+    roost_xml_t *x = ud;
+
+    xml_fail(x, "restricted-xml", "DOCTYPE is not allowed",
+             xml_event_end(x));
+}
+
+static void XMLCALL
+xml_on_entity(void *ud, const XML_Char *name, int pe, const XML_Char *value,
+              int value_len, const XML_Char *base, const XML_Char *sysid,
+              const XML_Char *pubid, const XML_Char *notation)
+{
+    roost_xml_t *x = ud;
+
+    xml_fail(x, "restricted-xml", "entity declarations are not allowed",
+             xml_event_end(x));
+}
+
+static void XMLCALL
+xml_on_comment(void *ud, const XML_Char *data)
+{
+    roost_xml_t *x = ud;
+
+    xml_fail(x, "restricted-xml", "comments are not allowed",
+             xml_event_end(x));
+}
+
+static void XMLCALL
+xml_on_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+    roost_xml_t *x = ud;
+
+    xml_fail(x, "restricted-xml", "processing instructions are not allowed",
+             xml_event_end(x));
+}
+
+/* --- parser setup --- */
+
+static unsigned long
+xml_salt(void)
+{
+    unsigned long salt;
+
+    if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != (ssize_t)sizeof(salt))
+        salt = (unsigned long)time(NULL) ^ ((unsigned long)getpid() << 16) ^
+               (unsigned long)(uintptr_t)&salt;
+    return salt;
+}
+
+/* Handlers and settings; needed again after every XML_ParserReset(),
+ * which clears them. */
+static void
+xml_setup(roost_xml_t *x)
+{
+    XML_Parser p = x->p;
+
+    XML_SetUserData(p, x);
+    XML_SetHashSalt(p, xml_salt());
+    XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
+    /* Deferral would hold back a complete stanza until more bytes come. */
+    XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
+    XML_SetElementHandler(p, xml_on_start, xml_on_end);
+    XML_SetCharacterDataHandler(p, xml_on_text);
+    XML_SetNamespaceDeclHandler(p, xml_on_ns_start, NULL);
+    XML_SetXmlDeclHandler(p, xml_on_decl);
+    XML_SetStartDoctypeDeclHandler(p, xml_on_doctype);
+    XML_SetEntityDeclHandler(p, xml_on_entity);
+    XML_SetCommentHandler(p, xml_on_comment);
+    XML_SetProcessingInstructionHandler(p, xml_on_pi);
+}
+
+/* Our state back to "before the stream header" (expat is reset apart). */
+static void
+xml_clear(roost_xml_t *x)
+{
+    xml_queue_clear(x);
+    roost_stanza_unref(x->cur);
+    x->cur = NULL;
+    x->tree = 0;
+    roost_free(x->default_ns);
+    x->default_ns = NULL;
+    x->server = 0;
+    x->fed = x->pos = x->limit = x->mark = x->idle = x->stanza_start = 0;
+    x->depth = x->doc ? 1 : 0; /* a document has no stream root */
+    x->ndecl = x->decl_default = 0;
+    x->decl_default_uri = NULL;
+    x->suspended = x->stopped = x->dead = x->failed = 0;
+    x->reset_pending = 0;
+    x->stop_pos = 0;
+}
+
+static roost_xml_t *
+xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb,
+           void *ud, int doc)
+{
+    roost_xml_t *x = roost_xcalloc(1, sizeof(*x));
+    size_t *saved = xml_mem_current;
+
+    x->lim = *limits;
+    if (x->lim.max_depth < 1)
+        x->lim.max_depth = 1;
+    if (x->lim.max_attrs < 0)
+        x->lim.max_attrs = 0;
+    if (x->lim.max_stanza == 0)
+        x->lim.max_stanza = 1;
+    x->mem_cap = x->lim.max_stanza > (SIZE_MAX - XML_MEM_SLACK) / 4
+                     ? SIZE_MAX
+                     : 4 * x->lim.max_stanza + XML_MEM_SLACK;
+    x->tree_cap = x->lim.max_stanza > (SIZE_MAX - XML_MEM_SLACK) /
+                                          XML_TREE_FACTOR
+                      ? SIZE_MAX
+                      : XML_TREE_FACTOR * x->lim.max_stanza + XML_MEM_SLACK;
+    if (doc) /* the caller's buffer bounds a document */
+        x->mem_cap = x->tree_cap = SIZE_MAX;
+    if (cb != NULL)
+        x->cb = *cb;
+    x->ud = ud;
+    x->doc = doc;
+    xml_mem_current = &x->mem;
+    x->p = XML_ParserCreate_MM("UTF-8", &xml_mem_suite, "\1");
+    xml_mem_current = saved;
+    xml_setup(x);
+    xml_clear(x);
+    return x;
+}
+
+/* New stream parser.  Borrows limits and cb (copied).  Free with
+ * roost_xml_free(). */
+roost_xml_t *
+roost_xml_new(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb,
+              void *ud)
+{
+    return xml_create(limits, cb, ud, 0);
+}
+
+static void
+xml_destroy(roost_xml_t *x)
+{
+    xml_clear(x);
+    XML_ParserFree(x->p);
+    roost_free(x->q);
+    roost_free(x->scratch);
+    roost_free(x);
+}
+
+/* Frees x and anything it has not delivered.  From inside one of x's own
+ * callbacks the free is deferred until roost_xml_feed() returns.  NULL is
+ * ok. */
+void
+roost_xml_free(roost_xml_t *x)
+{
+    if (x == NULL)
+        return;
+    if (x->in_cb) {
+        x->free_pending = 1;
+        return;
+    }
+    xml_destroy(x);
+}
+
+/* Drops all state; the next bytes must be a new stream header.  From
+ * inside one of x's callbacks it takes effect when roost_xml_feed()
+ * returns (the feed stops at that event). */
+void
+roost_xml_reset(roost_xml_t *x)
+{
+    size_t *saved = xml_mem_current;
+
+    if (x->in_cb) {
+        x->reset_pending = 1;
+        return;
+    }
+    xml_clear(x);
+    xml_mem_current = &x->mem;
+    XML_ParserReset(x->p, "UTF-8");
+    xml_mem_current = saved;
+    xml_setup(x);
+}
+
+/* Heap bytes held: expat's (exact), our buffers, and an estimate of the
+ * arena of the stanza being built.  Delivered stanzas are not counted. */
+size_t
+roost_xml_memory(const roost_xml_t *x)
+{
+    return sizeof(*x) + x->mem + x->qcap * sizeof(*x->q) + x->scratch_cap +
+           (x->cur != NULL ? x->tree : 0);
+}
+
+static const char *
+xml_error_cond(enum XML_Error code)
+{
+    switch (code) {
+    case XML_ERROR_UNKNOWN_ENCODING:
+    case XML_ERROR_INCORRECT_ENCODING:
+        return "unsupported-encoding";
+    case XML_ERROR_NO_MEMORY:
+        return "resource-constraint";
+    default:
+        return "not-well-formed";
+    }
+}
+
+/* Book-keeping after XML_Parse/XML_ResumeParser returned status. */
+static void
+xml_after(roost_xml_t *x, enum XML_Status status)
+{
+    int64_t open_bytes;
+
+    if (status == XML_STATUS_SUSPENDED) {
+        x->suspended = 1;
+        return;
+    }
+    if (status == XML_STATUS_ERROR) {
+        enum XML_Error code = XML_GetErrorCode(x->p);
+
+        if (!x->dead)
+            xml_fail(x, xml_error_cond(code), XML_ErrorString(code),
+                     XML_GetCurrentByteIndex(x->p) + 1);
+        return;
+    }
+    if (x->dead)
+        return;
+    /* Unparsed bytes sit in expat's buffer: cap them with the stanza
+     * limit, counted from the stanza's start, or from the last event or
+     * whitespace (they are the start of the next element). */
+    open_bytes = x->fed - (x->cur != NULL ? x->stanza_start : x->idle);
+    if (open_bytes > (int64_t)x->lim.max_stanza)
+        xml_fail(x, "policy-violation",
+                 x->cur != NULL ? "stanza too large" : "element too large",
+                 x->fed);
+    else if (x->mem > x->mem_cap)
+        xml_fail(x, "policy-violation", "parser memory limit", x->fed);
+}
+
+/* Hands n bytes to expat (in int-sized pieces); final ends the document. */
+static void
+xml_parse(roost_xml_t *x, const char *buf, size_t n, int final)
+{
+    size_t *saved = xml_mem_current;
+
+    xml_mem_current = &x->mem;
+    do {
+        size_t piece = n < (1u << 30) ? n : (1u << 30);
+        int last = final && piece == n;
+
+        enum XML_Status st;
+
+        x->fed += (int64_t)piece;
+        x->in_expat = 1;
+        st = XML_Parse(x->p, buf, (int)piece, last);
+        x->in_expat = 0;
+        xml_after(x, st);
+        buf += piece;
+        n -= piece;
+    } while (n > 0 && !x->suspended && !x->dead && !x->stopped);
+    xml_mem_current = saved;
+}
+
+static void
+xml_resume(roost_xml_t *x)
+{
+    size_t *saved = xml_mem_current;
+
+    xml_mem_current = &x->mem;
+    enum XML_Status st;
+
+    x->suspended = 0;
+    x->in_expat = 1;
+    st = XML_ResumeParser(x->p);
+    x->in_expat = 0;
+    xml_after(x, st);
+    xml_mem_current = saved;
+}
+
+/* Feeds len bytes (see core/xml.h).  Callbacks must not free x or reset it
+ * directly; roost_xml_reset()/roost_xml_free() from a callback are
+ * deferred to the end of this call.  Returns 0, ROOST_EAGAIN or
+ * -ROOST_EINVAL. */
+int
+roost_xml_feed(roost_xml_t *x, const char *buf, size_t len, size_t *consumed)
+{
+    int64_t base = x->pos;
+    size_t dummy;
+    int rc;
+
+    if (consumed == NULL)
+        consumed = &dummy;
+    *consumed = 0;
+    if (x->failed)
+        return -ROOST_EINVAL;
+    x->limit = base + (int64_t)len;
+    x->stopped = 0;
+
+    xml_drain(x);
+    if (!x->stopped && !x->failed && x->qlen == 0 && x->suspended &&
+        !x->dead)
+        xml_resume(x);
+    if (!x->stopped && !x->failed && x->qlen == 0 && !x->suspended &&
+        !x->dead && x->limit > x->fed)
+        xml_parse(x, buf + (x->fed - base), (size_t)(x->limit - x->fed), 0);
+
+    if (x->failed) {
+        rc = -ROOST_EINVAL;
+        *consumed = len;
+    } else if (x->stopped) {
+        rc = ROOST_EAGAIN;
+        *consumed = x->stop_pos > base ? (size_t)(x->stop_pos - base) : 0;
+        x->pos = x->stop_pos > base ? x->stop_pos : base;
+    } else {
+        rc = 0;
+        *consumed = len;
+        x->pos = x->limit;
+    }
+    if (x->free_pending) {
+        xml_destroy(x);
+    } else if (x->reset_pending) {
+        x->reset_pending = 0;
+        roost_xml_reset(x);
+    }
+    return rc;
+}
+
+/* --- one whole document --- */
+
+typedef struct xml_doc {
+    roost_stanza_t *st;
+    int error;
+} xml_doc_t;
+
+static int
+xml_doc_stanza(void *ud, roost_stanza_t *st)
+{
+    xml_doc_t *d = ud;
+
+    if (d->st != NULL) /* cannot happen: expat allows one root */
+        roost_stanza_unref(d->st);
+    d->st = st;
+    return 0;
+}
+
+static void
+xml_doc_error(void *ud, const char *cond, const char *text)
+{
+    xml_doc_t *d = ud;
+
+    d->error = 1;
+}
+
+/* Borrows xml.  Parses one complete document (optional XML declaration,
+ * one root element) with the stream parser's restrictions; the root
+ * becomes a new stanza the caller unrefs.  NULL on any error. */
+roost_stanza_t *
+roost_stanza_parse(const char *xml, size_t len)
+{
+    static const roost_xml_cb_t cb = {
+        .stanza = xml_doc_stanza,
+        .error = xml_doc_error,
+    };
+    roost_xml_limits_t lim = {len ? len : 1, XML_DOC_MAX_DEPTH,
+                              XML_DOC_MAX_ATTRS};
+    xml_doc_t d = {NULL, 0};
+    roost_xml_t *x;
+
+    if (xml == NULL || len == 0)
+        return NULL;
+    x = xml_create(&lim, &cb, &d, 1);
+    if (roost_xml_feed(x, xml, len, NULL) == 0) {
+        x->limit = x->fed;
+        xml_parse(x, "", 0, 1);
+        xml_drain(x);
+    }
+    xml_destroy(x);
+    if (d.error || d.st == NULL) {
+        roost_stanza_unref(d.st);
+        return NULL;
+    }
+    return d.st;
+}

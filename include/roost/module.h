@@ -1,0 +1,189 @@
+/* roost/module.h: the interface between the Roost core and a module.
+ *
+ * A module includes this, roost/stanza.h, roost/jid.h and roost/store.h,
+ * and nothing from core/.  It is one shared object exporting one
+ * roost_module_t under the symbol roost_module_<name> (ROOST_MODULE(name)).
+ * The core instantiates it once per virtual host that lists it; per-vhost
+ * state lives behind roost_mod_data(), never in file-scope globals.
+ *
+ * Pointer arguments are borrowed for the duration of the call unless noted.
+ * Everything here runs on the event loop thread. */
+#ifndef ROOST_MODULE_H
+#define ROOST_MODULE_H
+
+#include <roost/common.h>
+#include <roost/jid.h>
+#include <roost/stanza.h>
+
+#define ROOST_ABI 1 /* bumped on any incompatible change */
+
+typedef struct roost_mod roost_mod_t;         /* one module on one vhost */
+typedef struct roost_session roost_session_t; /* a c2s session */
+
+typedef enum { ROOST_PASS = 0, ROOST_HANDLED = 1 } roost_verdict_t;
+
+/* Hook priorities: higher runs first.  Use these names, adding or
+ * subtracting small offsets only when two hooks of one module need order. */
+enum {
+    ROOST_PRIO_FILTER = 1000,
+    ROOST_PRIO_DEFAULT = 0,
+    ROOST_PRIO_FALLBACK = -1000
+};
+
+typedef enum {
+    /* A stanza from a local session, after `from` stamping, before
+     * routing.  HANDLED stops it. */
+    ROOST_EV_PRE_STANZA = 0,
+    /* Stanzas addressed to a local user (bare or full JID) or to the host
+     * itself (HOST: to="domain" or "domain/resource").  A client's message
+     * or IQ without 'to' is addressed to its own bare JID (RFC 6120
+     * §10.3).  The stanza's `to` is always set. */
+    ROOST_EV_MESSAGE_BARE,
+    ROOST_EV_MESSAGE_FULL,
+    ROOST_EV_MESSAGE_HOST,
+    ROOST_EV_PRESENCE_BARE,
+    ROOST_EV_PRESENCE_FULL,
+    ROOST_EV_PRESENCE_HOST,
+    /* IQs to a local user's bare JID that no IQ handler took. */
+    ROOST_EV_IQ_BARE,
+    /* Presence broadcast by a local user (no `to`). */
+    ROOST_EV_PRESENCE_OUT,
+    /* Session lifecycle: stanza is NULL, origin is the session. */
+    ROOST_EV_SESSION_BOUND,
+    ROOST_EV_SESSION_CLOSED,
+    ROOST_EV__COUNT
+} roost_event_t;
+
+typedef struct {
+    roost_mod_t *mod;         /* the module instance the hook belongs to */
+    roost_session_t *origin;  /* sending local session, or NULL */
+    roost_stanza_t *stanza;   /* borrowed: roost_stanza_ref() to keep it */
+    const roost_jid_t *from;  /* parsed `from` (never NULL for stanzas) */
+    const roost_jid_t *to;    /* parsed `to` (never NULL for stanzas) */
+} roost_ev_t;
+
+typedef roost_verdict_t (*roost_handler_fn)(const roost_ev_t *ev, void *arg);
+
+typedef enum {
+    ROOST_OPT_BOOL,    /* int: 0 or 1 */
+    ROOST_OPT_INT,     /* int64_t */
+    ROOST_OPT_SIZE,    /* int64_t bytes */
+    ROOST_OPT_MSEC,    /* int64_t milliseconds; config gives seconds */
+    ROOST_OPT_STR,     /* const char * (owned by the core) */
+    ROOST_OPT_STRLIST  /* const char *const * NULL-terminated (core-owned) */
+} roost_opt_type_t;
+
+typedef struct {
+    const char *name;      /* key inside the module's config group */
+    roost_opt_type_t type;
+    size_t offset;         /* offsetof() into the module's conf struct */
+    const char *dflt;      /* parsed by the same code as user input; NULL
+                            * means unset (0 / NULL) */
+    int64_t min, max;      /* enforced for INT, SIZE and MSEC (MSEC bounds
+                            * in ms); both 0 means unbounded (SIZE and
+                            * MSEC are still never negative).  STRLIST
+                            * default text: names separated by commas or
+                            * spaces. */
+} roost_opt_t;
+
+typedef struct {
+    uint32_t abi;                 /* ROOST_ABI */
+    const char *name;             /* "ping": config name and log tag */
+    const char *const *depends;   /* NULL-terminated module names, or NULL */
+    const roost_opt_t *opts;      /* ends with {NULL}; may be NULL */
+    size_t conf_size;             /* zeroed, filled from opts before load */
+    int (*load)(roost_mod_t *m);  /* per vhost; 0 or -ROOST_E* */
+    void (*unload)(roost_mod_t *m); /* its hooks and timers are gone */
+} roost_module_t;
+
+#define ROOST_MODULE(n) ROOST_API const roost_module_t roost_module_##n
+
+/* Registration; everything registered is removed by the core on unload. */
+ROOST_API int roost_hook(roost_mod_t *m, roost_event_t ev, int prio,
+                         roost_handler_fn fn, void *arg);
+/* IQ handler for get/set requests whose payload is xmlns/child, addressed
+ * to the host or by a local user to their own bare JID (including IQs with
+ * no 'to', RFC 6120 §10.3).  get or set may be NULL.  One handler per
+ * (xmlns, child, type) and vhost; -ROOST_EEXIST otherwise.  A handler that
+ * returns ROOST_PASS for a bare-JID IQ lets ROOST_EV_IQ_BARE run. */
+ROOST_API int roost_hook_iq(roost_mod_t *m, const char *xmlns,
+                            const char *child, roost_handler_fn get,
+                            roost_handler_fn set, void *arg);
+/* A disco#info feature of the host, and an identity. */
+ROOST_API void roost_add_feature(roost_mod_t *m, const char *xmlns);
+ROOST_API void roost_add_identity(roost_mod_t *m, const char *category,
+                                  const char *type, const char *name);
+/* A stream feature offered to bound c2s sessions (element serialised into
+ * <stream:features/>).  Borrows el (copies it). */
+ROOST_API void roost_add_stream_feature(roost_mod_t *m,
+                                        const roost_stanza_t *el);
+
+/* Iterate the host's registry (for mod_disco), in registration order.
+ * A feature registered by several modules is reported once per module:
+ * callers de-duplicate. */
+ROOST_API void roost_host_features(roost_mod_t *m,
+                                   void (*fn)(void *arg, const char *xmlns),
+                                   void *arg);
+ROOST_API void roost_host_identities(roost_mod_t *m,
+                                     void (*fn)(void *arg, const char *cat,
+                                                const char *type,
+                                                const char *name),
+                                     void *arg);
+
+ROOST_API const void *roost_mod_conf(const roost_mod_t *m);
+ROOST_API void **roost_mod_data(roost_mod_t *m);
+ROOST_API const char *roost_mod_host(const roost_mod_t *m); /* vhost name */
+ROOST_API const char *roost_mod_name(const roost_mod_t *m);
+
+/* Routing.  roost_send: routes st as the server would a stanza with those
+ * to/from; a missing from is set to the vhost's domain, to must be set.
+ * Borrows st (may add the from attribute).  Returns 0 or -ROOST_E*. */
+ROOST_API int roost_send(roost_mod_t *m, roost_stanza_t *st);
+/* Queues the error reply for ev's stanza (nothing for errors themselves)
+ * and returns ROOST_HANDLED. */
+ROOST_API roost_verdict_t roost_bounce(const roost_ev_t *ev,
+                                       roost_stanza_err_t cond,
+                                       const char *text);
+/* Sends a reply built from ev's stanza: roost_stanza_reply() plus routing.
+ * Borrows payload (may be NULL): a copy is attached to the result. */
+ROOST_API roost_verdict_t roost_reply(const roost_ev_t *ev,
+                                      const roost_stanza_t *payload);
+
+/* Local sessions.  roost_user_sessions fills out with at most max sessions
+ * of node@vhost that are bound (any availability) and returns how many
+ * exist.  The pointers are valid until control returns to the loop. */
+ROOST_API int roost_user_sessions(roost_mod_t *m, const char *node,
+                                  roost_session_t **out, int max);
+ROOST_API roost_session_t *roost_session_find(roost_mod_t *m,
+                                              const roost_jid_t *full);
+ROOST_API const roost_jid_t *roost_session_jid(const roost_session_t *s);
+/* Has sent available presence and not unavailable since. */
+ROOST_API int roost_session_available(const roost_session_t *s);
+ROOST_API int roost_session_priority(const roost_session_t *s);
+ROOST_API void roost_session_set_presence(roost_session_t *s, int available,
+                                          int priority);
+/* Queues st for the session's client (serialised now).  Borrows st. */
+ROOST_API int roost_session_deliver(roost_session_t *s, roost_stanza_t *st);
+/* Per-module per-session slot, NULL-initialised; free what you put there
+ * in an ROOST_EV_SESSION_CLOSED hook. */
+ROOST_API void **roost_session_slot(roost_session_t *s, const roost_mod_t *m);
+/* Closes the session with a stream error condition name (RFC 6120
+ * §4.9.3, e.g. "policy-violation") or NULL for a plain close.  The free
+ * happens at the end of the loop turn. */
+ROOST_API void roost_session_close(roost_session_t *s, const char *cond);
+
+/* One-shot timer after msec; removed on unload.  Returns an id > 0. */
+ROOST_API int roost_timer_add(roost_mod_t *m, uint64_t msec,
+                              void (*fn)(roost_mod_t *m, void *arg),
+                              void *arg);
+ROOST_API void roost_timer_cancel(roost_mod_t *m, int id);
+
+/* Leveled log tagged with module and vhost.  Never log passwords or
+ * message bodies at INFO or above. */
+ROOST_API void roost_log(const roost_mod_t *m, int level, const char *fmt,
+                         ...) ROOST_PRINTF(3, 4);
+
+/* Server software name and version (for XEP-0092). */
+ROOST_API const char *roost_version(void);
+
+#endif /* ROOST_MODULE_H */

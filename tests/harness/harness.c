@@ -1,0 +1,1460 @@
+/* tests/harness/harness.c: the fake host behind tests/modules/ (see
+ * harness.h for how a test uses it).
+ *
+ * Implements the module API of include/roost/module.h for one virtual host
+ * with plain arrays: hooks, IQ handlers, the disco registry, fake sessions
+ * that capture what is delivered to them, a sent list for everything else,
+ * and a fake clock for timers.  It mirrors the core's rules (priority order,
+ * automatic removal on unload, service-unavailable for unhandled IQs and
+ * messages) and checks the module's side of the contract.
+ *
+ * Not for: production use, performance, or several vhosts.  File-scope
+ * state is fine here: a test program is one fake host. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "log.h"
+
+#define HARNESS_MAX_MODS 32
+
+struct roost_mod {
+    const roost_module_t *def;
+    int index;          /* slot index in sessions, stable while loaded */
+    void *conf;         /* conf_size bytes, or NULL */
+    void *data;         /* roost_mod_data() */
+    void **owned;       /* harness-allocated option strings and lists */
+    size_t nowned;
+    int unloading;      /* registrations now are violations */
+};
+
+/* Captured output: serialised forms (NULL-terminated) and trees. */
+struct outlist {
+    char **xml;
+    roost_stanza_t **st;
+    size_t n, cap;
+};
+
+struct roost_session {
+    roost_jid_t *jid;
+    int available;
+    int priority;
+    int closing;
+    char *close_cond;
+    void *slots[HARNESS_MAX_MODS];
+    struct outlist out;
+};
+
+struct hook {
+    roost_mod_t *m;
+    roost_event_t ev;
+    int prio;
+    unsigned long seq;
+    roost_handler_fn fn;
+    void *arg;
+};
+
+struct iqh {
+    roost_mod_t *m;
+    char *xmlns;
+    char *child;
+    int is_set;
+    roost_handler_fn fn;
+    void *arg;
+};
+
+struct feature {
+    roost_mod_t *m;
+    char *xmlns;
+};
+
+struct identity {
+    roost_mod_t *m;
+    char *cat, *type, *name;
+};
+
+struct sfeature {
+    roost_mod_t *m;
+    roost_stanza_t *el;
+};
+
+struct timer {
+    roost_mod_t *m;
+    int id;
+    uint64_t due;
+    void (*fn)(roost_mod_t *m, void *arg);
+    void *arg;
+};
+
+/* A growable array of T: ARR(struct hook) hooks. */
+#define ARR(T) struct { T *v; size_t n, cap; }
+#define ARR_PUSH(a, x)                                                       \
+    do {                                                                     \
+        if ((a).n == (a).cap) {                                              \
+            (a).cap = (a).cap ? (a).cap * 2 : 8;                             \
+            (a).v = roost_xrealloc((a).v, (a).cap * sizeof(*(a).v));         \
+        }                                                                    \
+        (a).v[(a).n++] = (x);                                                \
+    } while (0)
+
+static struct {
+    char *host;
+    roost_mod_t *mods[HARNESS_MAX_MODS];   /* by index; NULL = free */
+    int load_order[HARNESS_MAX_MODS];
+    int nloaded;
+    ARR(roost_session_t *) sessions;
+    ARR(struct hook) hooks;
+    ARR(struct iqh) iqs;
+    ARR(struct feature) features;
+    ARR(struct identity) identities;
+    ARR(struct sfeature) sfeatures;
+    ARR(struct timer) timers;
+    struct outlist sent;
+    unsigned long seq;
+    int next_timer_id;
+    uint64_t now;
+    int violations;
+    int log_counts[4];
+    char *last_close;
+    int closed_any;
+} H;
+
+static const char *const empty_list[] = {NULL};
+
+static void harness_violation(const char *fmt, ...) ROOST_PRINTF(1, 2);
+
+static void
+harness_violation(const char *fmt, ...)
+{
+    va_list ap;
+
+    H.violations++;
+    fprintf(stderr, "harness: contract violation: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* ---- captured output ---- */
+
+static void
+outlist_add(struct outlist *o, const roost_stanza_t *st)
+{
+    if (o->n + 1 >= o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 8;
+        o->xml = roost_xrealloc(o->xml, o->cap * sizeof(*o->xml));
+        o->st = roost_xrealloc(o->st, o->cap * sizeof(*o->st));
+    }
+    o->xml[o->n] = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
+    o->st[o->n] = roost_stanza_copy(st);
+    o->n++;
+    o->xml[o->n] = NULL;
+}
+
+static void
+outlist_clear(struct outlist *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        roost_free(o->xml[i]);
+        roost_stanza_unref(o->st[i]);
+    }
+    roost_free(o->xml);
+    roost_free(o->st);
+    memset(o, 0, sizeof(*o));
+}
+
+static const char *const *
+outlist_list(const struct outlist *o)
+{
+    return o->n ? (const char *const *)o->xml : empty_list;
+}
+
+/* ---- sessions ---- */
+
+static roost_session_t *
+session_by_full(const char *full)
+{
+    for (size_t i = 0; i < H.sessions.n; i++)
+        if (strcmp(roost_jid_full(H.sessions.v[i]->jid), full) == 0)
+            return H.sessions.v[i];
+    return NULL;
+}
+
+static roost_session_t *
+session_by_jid(const roost_jid_t *j)
+{
+    if (j == NULL || roost_jid_resource(j) == NULL)
+        return NULL;
+    return session_by_full(roost_jid_full(j));
+}
+
+/* ---- hooks ---- */
+
+static int
+hook_cmp(const void *a, const void *b)
+{
+    const struct hook *x = a, *y = b;
+
+    if (x->prio != y->prio)
+        return x->prio > y->prio ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Runs the hooks of ev in priority order until one returns HANDLED.  The
+ * stanza is serialised before and after each handler: handlers borrow it
+ * and must not change it (HOUSE 9: roost_stanza_copy() to mutate). */
+static int
+hooks_fire(roost_event_t ev, roost_session_t *origin, roost_stanza_t *st,
+           const roost_jid_t *from, const roost_jid_t *to)
+{
+    struct hook *snap;
+    size_t n = 0;
+    int verdict = ROOST_PASS;
+    char *before = NULL;
+
+    snap = roost_xcalloc(H.hooks.n + 1, sizeof(*snap));
+    for (size_t i = 0; i < H.hooks.n; i++)
+        if (H.hooks.v[i].ev == ev)
+            snap[n++] = H.hooks.v[i];
+    qsort(snap, n, sizeof(*snap), hook_cmp);
+    if (st != NULL)
+        before = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
+    for (size_t i = 0; i < n; i++) {
+        roost_ev_t e = {snap[i].m, origin, st, from, to};
+        int v = snap[i].fn(&e, snap[i].arg);
+
+        if (v != ROOST_PASS && v != ROOST_HANDLED)
+            harness_violation("%s: hook for event %d returned %d",
+                              roost_mod_name(snap[i].m), (int)ev, v);
+        if (st != NULL) {
+            char *after = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
+
+            if (strcmp(before, after) != 0)
+                harness_violation("%s: hook changed its borrowed stanza "
+                                  "%s -> %s", roost_mod_name(snap[i].m),
+                                  before, after);
+            roost_free(after);
+        }
+        if (v == ROOST_HANDLED) {
+            verdict = ROOST_HANDLED;
+            break;
+        }
+    }
+    roost_free(before);
+    roost_free(snap);
+    return verdict;
+}
+
+/* ---- routing ---- */
+
+static int route_local(roost_session_t *origin, roost_stanza_t *st,
+                       const roost_jid_t *from, const roost_jid_t *to);
+
+/* Routes a stanza produced by a module or by the harness, as the core's
+ * roost_router_route() does: through the local routing (hooks included)
+ * when addressed to the vhost, into the sent list otherwise.  A stanza
+ * without a valid from/to is dropped (the core logs it). */
+static void
+route_out(roost_stanza_t *st)
+{
+    const char *from_s = roost_stanza_attr(st, "from");
+    const char *to_s = roost_stanza_attr(st, "to");
+    roost_jid_t *from = from_s ? roost_jid_new(from_s) : NULL;
+    roost_jid_t *to = to_s ? roost_jid_new(to_s) : NULL;
+
+    if (from == NULL || to == NULL)
+        fprintf(stderr, "harness: dropping a %s without valid from/to\n",
+                roost_stanza_name(st));
+    else if (strcmp(roost_jid_domain(to), H.host) != 0)
+        outlist_add(&H.sent, st);
+    else
+        route_local(NULL, st, from, to);
+    roost_jid_free(from);
+    roost_jid_free(to);
+}
+
+/* The core's error reply when nobody handled st (never for errors). */
+static void
+default_bounce(const roost_stanza_t *st, roost_stanza_err_t cond)
+{
+    roost_stanza_t *err;
+    const char *type = roost_stanza_attr(st, "type");
+
+    if ((type != NULL && strcmp(type, "error") == 0) ||
+        roost_stanza_attr(st, "from") == NULL)
+        return;
+    err = roost_stanza_error(st, cond, NULL);
+    if (roost_stanza_attr(err, "from") == NULL)
+        roost_stanza_set_attr(err, "from", H.host);
+    route_out(err);
+    roost_stanza_unref(err);
+}
+
+/* ---- options ---- */
+
+static void
+mod_own(roost_mod_t *m, void *p)
+{
+    m->owned = roost_xrealloc(m->owned, (m->nowned + 1) * sizeof(void *));
+    m->owned[m->nowned++] = p;
+}
+
+static int
+opt_parse_int(const char *s, int64_t *out, int kind)
+{
+    char *end;
+    long long v;
+    double d;
+
+    errno = 0;
+    if (kind == ROOST_OPT_MSEC) {
+        d = strtod(s, &end);
+        if (end == s || errno != 0)
+            return -ROOST_EINVAL;
+        if (strcmp(end, "ms") == 0)
+            *out = (int64_t)d;
+        else if (*end == '\0' || strcmp(end, "s") == 0)
+            *out = (int64_t)(d * 1000.0);
+        else
+            return -ROOST_EINVAL;
+        return 0;
+    }
+    v = strtoll(s, &end, 10);
+    if (end == s || errno != 0)
+        return -ROOST_EINVAL;
+    if (kind == ROOST_OPT_SIZE && *end != '\0') {
+        switch (toupper((unsigned char)*end)) {
+        case 'K': v *= 1024; break;
+        case 'M': v *= 1024 * 1024; break;
+        case 'G': v *= 1024LL * 1024 * 1024; break;
+        default: return -ROOST_EINVAL;
+        }
+        end++;
+        if (toupper((unsigned char)*end) == 'B')
+            end++;
+    }
+    if (*end != '\0')
+        return -ROOST_EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int
+opt_parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -ROOST_EINVAL;
+}
+
+/* "a, b,c" -> {"a", "b", "c", NULL}, owned by m. */
+static const char **
+opt_parse_list(roost_mod_t *m, const char *s)
+{
+    const char **v = NULL;
+    size_t n = 0;
+    const char *p = s;
+
+    for (;;) {
+        const char *start, *end;
+
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        start = p;
+        while (*p != '\0' && *p != ',')
+            p++;
+        end = p;
+        while (end > start && end[-1] == ' ')
+            end--;
+        v = roost_xrealloc(v, (n + 2) * sizeof(*v));
+        v[n] = roost_xstrndup(start, (size_t)(end - start));
+        mod_own(m, (void *)v[n]);
+        n++;
+    }
+    v = roost_xrealloc(v, (n + 1) * sizeof(*v));
+    v[n] = NULL;
+    mod_own(m, v);
+    return v;
+}
+
+static int
+conf_fill(roost_mod_t *m)
+{
+    const roost_opt_t *o;
+
+    if (m->def->conf_size > 0)
+        m->conf = roost_xcalloc(1, m->def->conf_size);
+    if (m->def->opts == NULL)
+        return 0;
+    for (o = m->def->opts; o->name != NULL; o++) {
+        char *slot;
+        int64_t v;
+        int b;
+
+        if (m->conf == NULL) {
+            fprintf(stderr, "harness: %s: option %s but conf_size 0\n",
+                    m->def->name, o->name);
+            return -ROOST_ECONFIG;
+        }
+        slot = (char *)m->conf + o->offset;
+        if (o->dflt == NULL)
+            continue;
+        switch (o->type) {
+        case ROOST_OPT_BOOL:
+            if (opt_parse_bool(o->dflt, &b) < 0)
+                goto bad;
+            memcpy(slot, &b, sizeof(b));
+            break;
+        case ROOST_OPT_INT:
+        case ROOST_OPT_SIZE:
+        case ROOST_OPT_MSEC:
+            if (opt_parse_int(o->dflt, &v, (int)o->type) < 0)
+                goto bad;
+            /* min == max == 0 means unbounded. */
+            if ((o->min != 0 || o->max != 0) && (v < o->min || v > o->max))
+                goto bad;
+            memcpy(slot, &v, sizeof(v));
+            break;
+        case ROOST_OPT_STR: {
+            char *s = roost_xstrdup(o->dflt);
+
+            mod_own(m, s);
+            memcpy(slot, &s, sizeof(s));
+            break;
+        }
+        case ROOST_OPT_STRLIST: {
+            const char **l = opt_parse_list(m, o->dflt);
+
+            memcpy(slot, &l, sizeof(l));
+            break;
+        }
+        default:
+            goto bad;
+        }
+        continue;
+bad:
+        fprintf(stderr, "harness: %s: bad default for option %s: \"%s\"\n",
+                m->def->name, o->name, o->dflt);
+        return -ROOST_ECONFIG;
+    }
+    return 0;
+}
+
+/* ---- registrations ---- */
+
+static int
+mod_registrations(const roost_mod_t *m)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < H.hooks.n; i++)
+        n += H.hooks.v[i].m == m;
+    for (size_t i = 0; i < H.iqs.n; i++)
+        n += H.iqs.v[i].m == m;
+    for (size_t i = 0; i < H.features.n; i++)
+        n += H.features.v[i].m == m;
+    for (size_t i = 0; i < H.identities.n; i++)
+        n += H.identities.v[i].m == m;
+    for (size_t i = 0; i < H.sfeatures.n; i++)
+        n += H.sfeatures.v[i].m == m;
+    for (size_t i = 0; i < H.timers.n; i++)
+        n += H.timers.v[i].m == m;
+    return n;
+}
+
+/* Removes everything m registered, as the core does on unload. */
+static void
+mod_unregister(roost_mod_t *m)
+{
+    size_t j;
+
+#define DROP(a, FREE)                                                        \
+    do {                                                                     \
+        j = 0;                                                               \
+        for (size_t i = 0; i < (a).n; i++) {                                 \
+            if ((a).v[i].m == m) {                                           \
+                FREE(&(a).v[i]);                                             \
+                continue;                                                    \
+            }                                                                \
+            (a).v[j++] = (a).v[i];                                           \
+        }                                                                    \
+        (a).n = j;                                                           \
+    } while (0)
+#define FREE_NONE(x) (void)(x)
+#define FREE_IQ(x) (roost_free((x)->xmlns), roost_free((x)->child))
+#define FREE_FEAT(x) roost_free((x)->xmlns)
+#define FREE_IDENT(x)                                                        \
+    (roost_free((x)->cat), roost_free((x)->type), roost_free((x)->name))
+#define FREE_SFEAT(x) roost_stanza_unref((x)->el)
+    DROP(H.hooks, FREE_NONE);
+    DROP(H.iqs, FREE_IQ);
+    DROP(H.features, FREE_FEAT);
+    DROP(H.identities, FREE_IDENT);
+    DROP(H.sfeatures, FREE_SFEAT);
+    DROP(H.timers, FREE_NONE);
+#undef DROP
+}
+
+static int
+mod_check(roost_mod_t *m, const char *what)
+{
+    if (m == NULL) {
+        harness_violation("%s with a NULL module", what);
+        return -1;
+    }
+    if (m->unloading) {
+        harness_violation("%s: %s during unload", m->def->name, what);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- harness API ---- */
+
+roost_mod_t *
+harness_load(const roost_module_t *def, const char *host,
+             void (*conf_init)(void *conf))
+{
+    roost_mod_t *m;
+    int idx = -1, rc;
+
+    if (def == NULL || def->abi != ROOST_ABI) {
+        fprintf(stderr, "harness: module ABI mismatch\n");
+        return NULL;
+    }
+    if (H.host == NULL)
+        H.host = roost_xstrdup(host);
+    else if (strcmp(H.host, host) != 0) {
+        fprintf(stderr, "harness: one vhost only (%s, not %s)\n", H.host,
+                host);
+        return NULL;
+    }
+    if (harness_mod(def->name) != NULL) {
+        fprintf(stderr, "harness: %s already loaded\n", def->name);
+        return NULL;
+    }
+    for (const char *const *d = def->depends; d != NULL && *d != NULL; d++)
+        if (harness_mod(*d) == NULL) {
+            fprintf(stderr, "harness: %s depends on %s\n", def->name, *d);
+            return NULL;
+        }
+    for (int i = 0; i < HARNESS_MAX_MODS; i++)
+        if (H.mods[i] == NULL) {
+            idx = i;
+            break;
+        }
+    if (idx < 0)
+        return NULL;
+    m = roost_xcalloc(1, sizeof(*m));
+    m->def = def;
+    m->index = idx;
+    H.mods[idx] = m;
+    rc = conf_fill(m);
+    if (rc == 0 && conf_init != NULL && m->conf != NULL)
+        conf_init(m->conf);
+    if (rc == 0 && def->load != NULL)
+        rc = def->load(m);
+    if (rc < 0) {
+        fprintf(stderr, "harness: %s: load failed: %s\n", def->name,
+                roost_strerror(rc));
+        mod_unregister(m);
+        H.mods[idx] = NULL;
+        for (size_t i = 0; i < m->nowned; i++)
+            roost_free(m->owned[i]);
+        roost_free(m->owned);
+        roost_free(m->conf);
+        roost_free(m);
+        return NULL;
+    }
+    H.load_order[H.nloaded++] = idx;
+    return m;
+}
+
+int
+harness_unload(roost_mod_t *m)
+{
+    int left, k = 0, before = H.violations;
+
+    mod_unregister(m);
+    /* Registering from unload is refused (and counted) by mod_check. */
+    m->unloading = 1;
+    if (m->def->unload != NULL)
+        m->def->unload(m);
+    left = mod_registrations(m);
+    if (left > 0) {
+        harness_violation("%s: %d registrations left after unload",
+                          m->def->name, left);
+        mod_unregister(m);
+    }
+    for (size_t i = 0; i < H.sessions.n; i++)
+        H.sessions.v[i]->slots[m->index] = NULL;
+    for (int i = 0; i < H.nloaded; i++)
+        if (H.load_order[i] != m->index)
+            H.load_order[k++] = H.load_order[i];
+    H.nloaded = k;
+    H.mods[m->index] = NULL;
+    for (size_t i = 0; i < m->nowned; i++)
+        roost_free(m->owned[i]);
+    roost_free(m->owned);
+    roost_free(m->conf);
+    roost_free(m);
+    return H.violations > before ? -ROOST_EINVAL : 0;
+}
+
+roost_mod_t *
+harness_mod(const char *name)
+{
+    for (int i = 0; i < HARNESS_MAX_MODS; i++)
+        if (H.mods[i] != NULL && strcmp(H.mods[i]->def->name, name) == 0)
+            return H.mods[i];
+    return NULL;
+}
+
+static void
+session_free(roost_session_t *s)
+{
+    hooks_fire(ROOST_EV_SESSION_CLOSED, s, NULL, NULL, NULL);
+    for (int i = 0; i < HARNESS_MAX_MODS; i++)
+        if (s->slots[i] != NULL && H.mods[i] != NULL)
+            harness_violation("%s: session slot of %s not freed on "
+                              "SESSION_CLOSED", H.mods[i]->def->name,
+                              roost_jid_full(s->jid));
+    roost_jid_free(s->jid);
+    roost_free(s->close_cond);
+    outlist_clear(&s->out);
+    roost_free(s);
+}
+
+/* End of a loop turn: frees sessions a module closed. */
+static void
+sessions_reap(void)
+{
+    size_t j = 0;
+    roost_session_t **dead;
+    size_t ndead = 0;
+
+    dead = roost_xcalloc(H.sessions.n + 1, sizeof(*dead));
+    for (size_t i = 0; i < H.sessions.n; i++) {
+        if (H.sessions.v[i]->closing)
+            dead[ndead++] = H.sessions.v[i];
+        else
+            H.sessions.v[j++] = H.sessions.v[i];
+    }
+    H.sessions.n = j;
+    for (size_t i = 0; i < ndead; i++)
+        session_free(dead[i]);
+    roost_free(dead);
+}
+
+int
+harness_reset(void)
+{
+    int v;
+
+    while (H.sessions.n > 0) {
+        roost_session_t *s = H.sessions.v[--H.sessions.n];
+
+        session_free(s);
+    }
+    while (H.nloaded > 0)
+        harness_unload(H.mods[H.load_order[H.nloaded - 1]]);
+    roost_free(H.sessions.v);
+    roost_free(H.hooks.v);
+    roost_free(H.iqs.v);
+    roost_free(H.features.v);
+    roost_free(H.identities.v);
+    roost_free(H.sfeatures.v);
+    roost_free(H.timers.v);
+    outlist_clear(&H.sent);
+    roost_free(H.host);
+    roost_free(H.last_close);
+    v = H.violations;
+    memset(&H, 0, sizeof(H));
+    return v;
+}
+
+roost_session_t *
+harness_session_add(const char *jid, int available, int priority)
+{
+    roost_jid_t *j = roost_jid_new(jid);
+    roost_session_t *s;
+
+    if (j == NULL || roost_jid_node(j) == NULL ||
+        roost_jid_resource(j) == NULL || H.host == NULL ||
+        strcmp(roost_jid_domain(j), H.host) != 0 ||
+        session_by_jid(j) != NULL) {
+        fprintf(stderr, "harness: bad session JID %s\n", jid);
+        roost_jid_free(j);
+        return NULL;
+    }
+    s = roost_xcalloc(1, sizeof(*s));
+    s->jid = j;
+    s->available = available;
+    s->priority = priority;
+    ARR_PUSH(H.sessions, s);
+    hooks_fire(ROOST_EV_SESSION_BOUND, s, NULL, NULL, NULL);
+    return s;
+}
+
+int
+harness_session_remove(const char *jid)
+{
+    for (size_t i = 0; i < H.sessions.n; i++) {
+        roost_session_t *s = H.sessions.v[i];
+
+        if (strcmp(roost_jid_full(s->jid), jid) == 0) {
+            memmove(&H.sessions.v[i], &H.sessions.v[i + 1],
+                    (H.sessions.n - i - 1) * sizeof(s));
+            H.sessions.n--;
+            session_free(s);
+            return 0;
+        }
+    }
+    return -ROOST_ENOTFOUND;
+}
+
+roost_session_t *
+harness_session(const char *jid)
+{
+    return session_by_full(jid);
+}
+
+const char *
+harness_last_close(void)
+{
+    return H.closed_any ? (H.last_close ? H.last_close : "") : NULL;
+}
+
+static int
+type_is(const roost_stanza_t *st, const char *v)
+{
+    const char *type = roost_stanza_attr(st, "type");
+
+    return type != NULL && strcmp(type, v) == 0;
+}
+
+/* RFC 6120 §8.2.3: an id, a known type, and for get/set one payload. */
+static int
+iq_valid(const roost_stanza_t *st)
+{
+    roost_stanza_t *c;
+    int n = 0;
+
+    if (roost_stanza_attr(st, "id") == NULL)
+        return 0;
+    if (type_is(st, "result") || type_is(st, "error"))
+        return 1;
+    if (!type_is(st, "get") && !type_is(st, "set"))
+        return 0;
+    for (c = roost_stanza_first_child(st); c != NULL;
+         c = roost_stanza_next_sibling(c))
+        n++;
+    return n == 1;
+}
+
+/* An IQ get/set for the host or the sender's own account: the handler
+ * registered for (type, payload ns, payload name).  Returns its verdict,
+ * PASS when there is none. */
+static int
+dispatch_iq(roost_session_t *origin, roost_stanza_t *st,
+            const roost_jid_t *from, const roost_jid_t *to)
+{
+    roost_stanza_t *child = roost_stanza_first_child(st);
+    const char *ns = child ? roost_stanza_ns(child) : NULL;
+    int is_set = type_is(st, "set");
+
+    if (ns == NULL)
+        return ROOST_PASS;
+    for (size_t i = 0; i < H.iqs.n; i++) {
+        struct iqh h = H.iqs.v[i];
+
+        if (h.is_set == is_set && strcmp(h.xmlns, ns) == 0 &&
+            strcmp(h.child, roost_stanza_name(child)) == 0) {
+            roost_ev_t e = {h.m, origin, st, from, to};
+            char *before = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
+            char *after;
+            int v = h.fn(&e, h.arg);
+
+            after = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
+            if (strcmp(before, after) != 0)
+                harness_violation("%s: IQ handler changed its borrowed "
+                                  "stanza", roost_mod_name(h.m));
+            roost_free(before);
+            roost_free(after);
+            if (v != ROOST_PASS && v != ROOST_HANDLED)
+                harness_violation("%s: IQ handler returned %d",
+                                  roost_mod_name(h.m), v);
+            return v == ROOST_HANDLED ? ROOST_HANDLED : ROOST_PASS;
+        }
+    }
+    return ROOST_PASS;
+}
+
+static void
+deliver_available(const char *node, roost_stanza_t *st)
+{
+    for (size_t i = 0; i < H.sessions.n; i++) {
+        roost_session_t *s = H.sessions.v[i];
+
+        if (!s->closing && s->available &&
+            strcmp(roost_jid_node(s->jid), node) == 0)
+            outlist_add(&s->out, st);
+    }
+}
+
+/* Classifies st (kind x host/bare/full), runs IQ handlers and hooks, and
+ * applies the core's default when nobody handles it (core/router.c
+ * roost_router_default, doc/stanza_routing.md).  Returns ROOST_HANDLED
+ * when a handler took it or it was delivered to a session. */
+static int
+route_local(roost_session_t *origin, roost_stanza_t *st,
+            const roost_jid_t *from, const roost_jid_t *to)
+{
+    roost_stanza_kind_t kind = roost_stanza_kind(st);
+    enum { T_HOST, T_BARE, T_FULL } target;
+    roost_session_t *full = NULL;
+    int ev = -1, err = type_is(st, "error");
+
+    if (roost_jid_node(to) == NULL)
+        target = T_HOST;
+    else if (roost_jid_resource(to) == NULL)
+        target = T_BARE;
+    else
+        target = T_FULL;
+    if (target == T_FULL) {
+        full = session_by_jid(to);
+        if (full != NULL && full->closing)
+            full = NULL;
+    }
+
+    switch (kind) {
+    case ROOST_STANZA_MESSAGE:
+        ev = target == T_HOST   ? ROOST_EV_MESSAGE_HOST
+             : target == T_BARE ? ROOST_EV_MESSAGE_BARE
+                                : ROOST_EV_MESSAGE_FULL;
+        break;
+    case ROOST_STANZA_PRESENCE:
+        ev = target == T_HOST   ? ROOST_EV_PRESENCE_HOST
+             : target == T_BARE ? ROOST_EV_PRESENCE_BARE
+                                : ROOST_EV_PRESENCE_FULL;
+        break;
+    case ROOST_STANZA_IQ:
+        if (!iq_valid(st)) {
+            default_bounce(st, ROOST_SE_BAD_REQUEST);
+            return ROOST_PASS;
+        }
+        if ((target == T_HOST ||
+             (target == T_BARE && roost_jid_bare_eq(from, to))) &&
+            (type_is(st, "get") || type_is(st, "set")) &&
+            dispatch_iq(origin, st, from, to) == ROOST_HANDLED)
+            return ROOST_HANDLED;
+        if (target == T_BARE)
+            ev = ROOST_EV_IQ_BARE;
+        break;
+    default:
+        return ROOST_PASS;
+    }
+    if (ev >= 0 && hooks_fire((roost_event_t)ev, origin, st, from, to) ==
+                       ROOST_HANDLED)
+        return ROOST_HANDLED;
+
+    /* Nobody took it: the core's defaults. */
+    switch (kind) {
+    case ROOST_STANZA_MESSAGE:
+        if (err || type_is(st, "headline"))
+            return ROOST_PASS;
+        if (full != NULL) {
+            outlist_add(&full->out, st);
+            return ROOST_HANDLED;
+        }
+        default_bounce(st, ROOST_SE_SERVICE_UNAVAILABLE);
+        return ROOST_PASS;
+    case ROOST_STANZA_PRESENCE:
+        if (err)
+            return ROOST_PASS;
+        if (target == T_FULL && full != NULL &&
+            (roost_stanza_attr(st, "type") == NULL ||
+             type_is(st, "unavailable"))) {
+            outlist_add(&full->out, st);
+            return ROOST_HANDLED;
+        }
+        if (target == T_BARE && (roost_stanza_attr(st, "type") == NULL ||
+                                 type_is(st, "unavailable")))
+            deliver_available(roost_jid_node(to), st);
+        return ROOST_PASS;
+    case ROOST_STANZA_IQ:
+    default:
+        if (type_is(st, "result") || err) {
+            if (target == T_FULL && full != NULL) {
+                outlist_add(&full->out, st);
+                return ROOST_HANDLED;
+            }
+            return ROOST_PASS;
+        }
+        if (target == T_FULL && full != NULL) {
+            outlist_add(&full->out, st);
+            return ROOST_HANDLED;
+        }
+        default_bounce(st, ROOST_SE_SERVICE_UNAVAILABLE);
+        return ROOST_PASS;
+    }
+}
+
+/* Parses one element as it would arrive inside a c2s stream, where the
+ * default namespace is jabber:client.  New reference or NULL. */
+static roost_stanza_t *
+harness_parse_client(const char *xml)
+{
+    static const char open[] = "<stream xmlns='" ROOST_NS_CLIENT "'>";
+    static const char close[] = "</stream>";
+    size_t len = strlen(xml);
+    char *doc = roost_xmalloc(sizeof(open) + len + sizeof(close));
+    roost_stanza_t *wrap, *child, *st = NULL;
+
+    memcpy(doc, open, sizeof(open) - 1);
+    memcpy(doc + sizeof(open) - 1, xml, len);
+    memcpy(doc + sizeof(open) - 1 + len, close, sizeof(close));
+    wrap = roost_stanza_parse(doc, strlen(doc));
+    roost_free(doc);
+    if (wrap == NULL)
+        return NULL;
+    child = roost_stanza_first_child(wrap);
+    if (child != NULL && roost_stanza_next_sibling(child) == NULL)
+        st = roost_stanza_copy(child);
+    roost_stanza_unref(wrap);
+    return st;
+}
+
+int
+harness_inject(const char *from, const char *to, const char *xml)
+{
+    roost_stanza_t *st;
+    roost_jid_t *jfrom = NULL, *jto = NULL;
+    roost_session_t *origin;
+    int v = ROOST_PASS;
+
+    if (H.host == NULL)
+        return -ROOST_EINVAL;
+    st = harness_parse_client(xml);
+    if (st == NULL) {
+        fprintf(stderr, "harness: cannot parse %s\n", xml);
+        return -ROOST_EINVAL;
+    }
+    jfrom = roost_jid_new(from != NULL ? from : H.host);
+    if (jfrom == NULL)
+        goto bad;
+    /* The router stamps from (HOUSE 16). */
+    roost_stanza_set_attr(st, "from", roost_jid_full(jfrom));
+    origin = session_by_jid(jfrom);
+    if (origin != NULL && origin->closing)
+        origin = NULL;
+
+    if (to == NULL && roost_stanza_kind(st) == ROOST_STANZA_PRESENCE &&
+        origin != NULL) {
+        /* Broadcast presence: the session's availability is core state. */
+        const char *p = roost_stanza_child_text(st, ROOST_NS_CLIENT,
+                                                "priority");
+        long prio = p ? strtol(p, NULL, 10) : 0;
+
+        if (roost_stanza_attr(st, "type") == NULL ||
+            type_is(st, "unavailable")) {
+            origin->available = roost_stanza_attr(st, "type") == NULL;
+            origin->priority = prio < -128 || prio > 127 ? 0 : (int)prio;
+        }
+        if (hooks_fire(ROOST_EV_PRE_STANZA, origin, st, jfrom, jfrom) ==
+            ROOST_HANDLED)
+            v = ROOST_HANDLED;
+        else
+            v = hooks_fire(ROOST_EV_PRESENCE_OUT, origin, st, jfrom, jfrom);
+        goto out;
+    }
+    /* RFC 6120 §10.3: no 'to' means the sender's account (bare JID). */
+    jto = roost_jid_new(to != NULL ? to
+                        : roost_jid_node(jfrom) != NULL ? roost_jid_bare(jfrom)
+                                                        : H.host);
+    if (jto == NULL)
+        goto bad;
+    roost_stanza_set_attr(st, "to", roost_jid_full(jto));
+
+    if (origin != NULL &&
+        hooks_fire(ROOST_EV_PRE_STANZA, origin, st, jfrom, jto) ==
+            ROOST_HANDLED) {
+        v = ROOST_HANDLED;
+        goto out;
+    }
+    if (strcmp(roost_jid_domain(jto), H.host) != 0) {
+        /* Remote: captured as what s2s would carry. */
+        outlist_add(&H.sent, st);
+        v = ROOST_HANDLED;
+        goto out;
+    }
+    v = route_local(origin, st, jfrom, jto);
+out:
+    roost_jid_free(jfrom);
+    roost_jid_free(jto);
+    roost_stanza_unref(st);
+    sessions_reap();
+    return v;
+bad:
+    fprintf(stderr, "harness: invalid JID in inject\n");
+    roost_jid_free(jfrom);
+    roost_stanza_unref(st);
+    return -ROOST_EINVAL;
+}
+
+const char *const *
+harness_sent(void)
+{
+    return outlist_list(&H.sent);
+}
+
+size_t
+harness_sent_count(void)
+{
+    return H.sent.n;
+}
+
+roost_stanza_t *
+harness_sent_stanza(size_t i)
+{
+    return i < H.sent.n ? H.sent.st[i] : NULL;
+}
+
+const char *const *
+harness_delivered(const char *jid)
+{
+    roost_session_t *s = session_by_full(jid);
+
+    return s != NULL ? outlist_list(&s->out) : empty_list;
+}
+
+size_t
+harness_delivered_count(const char *jid)
+{
+    roost_session_t *s = session_by_full(jid);
+
+    return s != NULL ? s->out.n : 0;
+}
+
+roost_stanza_t *
+harness_delivered_stanza(const char *jid, size_t i)
+{
+    roost_session_t *s = session_by_full(jid);
+
+    return s != NULL && i < s->out.n ? s->out.st[i] : NULL;
+}
+
+void
+harness_clear(void)
+{
+    outlist_clear(&H.sent);
+    for (size_t i = 0; i < H.sessions.n; i++)
+        outlist_clear(&H.sessions.v[i]->out);
+}
+
+const char *
+harness_error_cond(const roost_stanza_t *st)
+{
+    roost_stanza_t *err, *c;
+
+    if (st == NULL)
+        return NULL;
+    err = roost_stanza_child(st, NULL, "error");
+    if (err == NULL)
+        return NULL;
+    for (c = roost_stanza_first_child(err); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        const char *ns = roost_stanza_ns(c);
+
+        if (ns != NULL && strcmp(ns, ROOST_NS_STANZAS) == 0 &&
+            strcmp(roost_stanza_name(c), "text") != 0)
+            return roost_stanza_name(c);
+    }
+    return NULL;
+}
+
+int
+harness_advance(uint64_t msec)
+{
+    uint64_t until = H.now + msec;
+    int fired = 0;
+
+    for (;;) {
+        size_t best = H.timers.n;
+        struct timer t;
+
+        for (size_t i = 0; i < H.timers.n; i++) {
+            uint64_t due = H.timers.v[i].due;
+
+            if (due <= until &&
+                (best == H.timers.n || due < H.timers.v[best].due))
+                best = i;
+        }
+        if (best == H.timers.n)
+            break;
+        t = H.timers.v[best];
+        memmove(&H.timers.v[best], &H.timers.v[best + 1],
+                (H.timers.n - best - 1) * sizeof(t));
+        H.timers.n--;
+        if (t.due > H.now)
+            H.now = t.due;
+        t.fn(t.m, t.arg);
+        fired++;
+        sessions_reap();
+    }
+    H.now = until;
+    return fired;
+}
+
+int
+harness_timer_count(void)
+{
+    return (int)H.timers.n;
+}
+
+int
+harness_hook_count(roost_event_t ev)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < H.hooks.n; i++)
+        n += H.hooks.v[i].ev == ev;
+    return n;
+}
+
+int
+harness_feature_count(void)
+{
+    return (int)H.features.n;
+}
+
+int
+harness_stream_feature_count(void)
+{
+    return (int)H.sfeatures.n;
+}
+
+int
+harness_log_count(int level)
+{
+    return level >= 0 && level < 4 ? H.log_counts[level] : 0;
+}
+
+/* ---- the module API (include/roost/module.h) ---- */
+
+int
+roost_hook(roost_mod_t *m, roost_event_t ev, int prio, roost_handler_fn fn,
+           void *arg)
+{
+    struct hook h = {m, ev, prio, ++H.seq, fn, arg};
+
+    if (mod_check(m, "roost_hook") < 0)
+        return -ROOST_EINVAL;
+    if ((int)ev < 0 || ev >= ROOST_EV__COUNT || fn == NULL)
+        return -ROOST_EINVAL;
+    ARR_PUSH(H.hooks, h);
+    return 0;
+}
+
+int
+roost_hook_iq(roost_mod_t *m, const char *xmlns, const char *child,
+              roost_handler_fn get, roost_handler_fn set, void *arg)
+{
+    roost_handler_fn fns[2] = {get, set};
+
+    if (mod_check(m, "roost_hook_iq") < 0)
+        return -ROOST_EINVAL;
+    if (xmlns == NULL || child == NULL || (get == NULL && set == NULL))
+        return -ROOST_EINVAL;
+    for (size_t i = 0; i < H.iqs.n; i++)
+        if (strcmp(H.iqs.v[i].xmlns, xmlns) == 0 &&
+            strcmp(H.iqs.v[i].child, child) == 0 &&
+            fns[H.iqs.v[i].is_set] != NULL)
+            return -ROOST_EEXIST;
+    for (int t = 0; t < 2; t++) {
+        if (fns[t] != NULL) {
+            struct iqh h = {m, roost_xstrdup(xmlns), roost_xstrdup(child), t,
+                            fns[t], arg};
+
+            ARR_PUSH(H.iqs, h);
+        }
+    }
+    return 0;
+}
+
+void
+roost_add_feature(roost_mod_t *m, const char *xmlns)
+{
+    struct feature f;
+
+    if (mod_check(m, "roost_add_feature") < 0 || xmlns == NULL)
+        return;
+    f.m = m;
+    f.xmlns = roost_xstrdup(xmlns);
+    ARR_PUSH(H.features, f);
+}
+
+void
+roost_add_identity(roost_mod_t *m, const char *category, const char *type,
+                   const char *name)
+{
+    struct identity id;
+
+    if (mod_check(m, "roost_add_identity") < 0 || category == NULL ||
+        type == NULL)
+        return;
+    id.m = m;
+    id.cat = roost_xstrdup(category);
+    id.type = roost_xstrdup(type);
+    id.name = name ? roost_xstrdup(name) : NULL;
+    ARR_PUSH(H.identities, id);
+}
+
+void
+roost_add_stream_feature(roost_mod_t *m, const roost_stanza_t *el)
+{
+    struct sfeature f;
+
+    if (mod_check(m, "roost_add_stream_feature") < 0 || el == NULL)
+        return;
+    f.m = m;
+    f.el = roost_stanza_copy(el);
+    ARR_PUSH(H.sfeatures, f);
+}
+
+void
+roost_host_features(roost_mod_t *m, void (*fn)(void *arg, const char *xmlns),
+                    void *arg)
+{
+    for (size_t i = 0; i < H.features.n; i++)
+        fn(arg, H.features.v[i].xmlns);
+}
+
+void
+roost_host_identities(roost_mod_t *m,
+                      void (*fn)(void *arg, const char *cat, const char *type,
+                                 const char *name),
+                      void *arg)
+{
+    for (size_t i = 0; i < H.identities.n; i++)
+        fn(arg, H.identities.v[i].cat, H.identities.v[i].type,
+           H.identities.v[i].name);
+}
+
+const void *
+roost_mod_conf(const roost_mod_t *m)
+{
+    return m->conf;
+}
+
+void **
+roost_mod_data(roost_mod_t *m)
+{
+    return &m->data;
+}
+
+const char *
+roost_mod_host(const roost_mod_t *m)
+{
+    return H.host;
+}
+
+const char *
+roost_mod_name(const roost_mod_t *m)
+{
+    return m->def->name;
+}
+
+int
+roost_send(roost_mod_t *m, roost_stanza_t *st)
+{
+    /* As the core: a missing from is the host; a missing to is refused. */
+    if (roost_stanza_attr(st, "from") == NULL)
+        roost_stanza_set_attr(st, "from", H.host);
+    if (roost_stanza_attr(st, "to") == NULL)
+        return -ROOST_EINVAL;
+    route_out(st);
+    return 0;
+}
+
+roost_verdict_t
+roost_bounce(const roost_ev_t *ev, roost_stanza_err_t cond, const char *text)
+{
+    roost_stanza_t *err;
+
+    if (type_is(ev->stanza, "error") ||
+        roost_stanza_attr(ev->stanza, "from") == NULL)
+        return ROOST_HANDLED;
+    err = roost_stanza_error(ev->stanza, cond, text);
+    if (roost_stanza_attr(err, "from") == NULL)
+        roost_stanza_set_attr(err, "from", H.host);
+    route_out(err);
+    roost_stanza_unref(err);
+    return ROOST_HANDLED;
+}
+
+roost_verdict_t
+roost_reply(const roost_ev_t *ev, const roost_stanza_t *payload)
+{
+    roost_stanza_t *r = roost_stanza_reply(ev->stanza);
+
+    if (payload != NULL)
+        roost_stanza_add_copy(r, payload);
+    if (roost_stanza_attr(r, "from") == NULL)
+        roost_stanza_set_attr(r, "from", H.host);
+    route_out(r);
+    roost_stanza_unref(r);
+    return ROOST_HANDLED;
+}
+
+int
+roost_user_sessions(roost_mod_t *m, const char *node, roost_session_t **out,
+                    int max)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < H.sessions.n; i++) {
+        roost_session_t *s = H.sessions.v[i];
+
+        if (s->closing || strcmp(roost_jid_node(s->jid), node) != 0)
+            continue;
+        if (n < max)
+            out[n] = s;
+        n++;
+    }
+    return n;
+}
+
+roost_session_t *
+roost_session_find(roost_mod_t *m, const roost_jid_t *full)
+{
+    roost_session_t *s = session_by_jid(full);
+
+    return s != NULL && !s->closing ? s : NULL;
+}
+
+const roost_jid_t *
+roost_session_jid(const roost_session_t *s)
+{
+    return s->jid;
+}
+
+int
+roost_session_available(const roost_session_t *s)
+{
+    return s->available;
+}
+
+int
+roost_session_priority(const roost_session_t *s)
+{
+    return s->priority;
+}
+
+void
+roost_session_set_presence(roost_session_t *s, int available, int priority)
+{
+    s->available = available;
+    s->priority = priority;
+}
+
+int
+roost_session_deliver(roost_session_t *s, roost_stanza_t *st)
+{
+    if (s->closing)
+        return -ROOST_ENOTFOUND;
+    outlist_add(&s->out, st);
+    return 0;
+}
+
+void **
+roost_session_slot(roost_session_t *s, const roost_mod_t *m)
+{
+    return &s->slots[m->index];
+}
+
+void
+roost_session_close(roost_session_t *s, const char *cond)
+{
+    if (s->closing)
+        return;
+    s->closing = 1;
+    s->close_cond = cond ? roost_xstrdup(cond) : NULL;
+    roost_free(H.last_close);
+    H.last_close = cond ? roost_xstrdup(cond) : NULL;
+    H.closed_any = 1;
+}
+
+int
+roost_timer_add(roost_mod_t *m, uint64_t msec,
+                void (*fn)(roost_mod_t *m, void *arg), void *arg)
+{
+    struct timer t;
+
+    if (mod_check(m, "roost_timer_add") < 0 || fn == NULL)
+        return -ROOST_EINVAL;
+    t.m = m;
+    t.id = ++H.next_timer_id;
+    t.due = H.now + msec;
+    t.fn = fn;
+    t.arg = arg;
+    ARR_PUSH(H.timers, t);
+    return t.id;
+}
+
+void
+roost_timer_cancel(roost_mod_t *m, int id)
+{
+    for (size_t i = 0; i < H.timers.n; i++)
+        if (H.timers.v[i].id == id && H.timers.v[i].m == m) {
+            memmove(&H.timers.v[i], &H.timers.v[i + 1],
+                    (H.timers.n - i - 1) * sizeof(H.timers.v[0]));
+            H.timers.n--;
+            return;
+        }
+}
+
+void
+roost_log(const roost_mod_t *m, int level, const char *fmt, ...)
+{
+    char tag[256];
+    va_list ap;
+
+    if (level >= 0 && level < 4)
+        H.log_counts[level]++;
+    if (level > roost_log_level)
+        return;
+    snprintf(tag, sizeof(tag), "%s@%s", m ? m->def->name : "?",
+             H.host ? H.host : "?");
+    va_start(ap, fmt);
+    roost_log_vwrite(level, tag, fmt, ap);
+    va_end(ap);
+}
+
+const char *
+roost_version(void)
+{
+#ifdef PACKAGE_VERSION
+    return PACKAGE_VERSION;
+#else
+    return "0.1.0-harness";
+#endif
+}

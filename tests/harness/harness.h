@@ -1,0 +1,133 @@
+/* tests/harness/harness.h: a fake Roost host for testing one module (or a
+ * few) without sockets, storage or the real core.
+ *
+ * harness.c implements every function of include/roost/module.h for ONE
+ * virtual host, so a test program links a module's .c file, harness.c and
+ * the real base library (core/util.c log.c pool.c stanza.c xml.c jid.c),
+ * then drives the module:
+ *
+ *     harness_load(&roost_module_ping, "localhost", NULL);
+ *     harness_session_add("alice@localhost/phone", 1, 0);
+ *     harness_inject("alice@localhost/phone", "localhost",
+ *                    "<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/>"
+ *                    "</iq>");
+ *     ... inspect harness_delivered("alice@localhost/phone") ...
+ *     ck_assert_int_eq(harness_reset(), 0);
+ *
+ * Routing follows the core's rules (core/router.c, HOUSE 4) closely enough
+ * for module tests: stanzas are classified as kind x `to` (host, bare or
+ * full JID of the vhost); IQ get/set to the host or to the sender's own
+ * bare JID go to roost_hook_iq handlers by (type, payload ns and name),
+ * other IQs to a bare JID fire ROOST_EV_IQ_BARE; messages and presence
+ * fire their events by priority.  When nobody handles a stanza the core's
+ * defaults apply: IQ get/set and messages (not error or headline) get
+ * service-unavailable, unless addressed to the full JID of an existing
+ * session, which then gets them; directed available/unavailable presence
+ * reaches the session(s).  Stanzas a module routes (roost_send,
+ * roost_reply, roost_bounce) go through the same routing; whatever leaves
+ * the vhost (another domain) is captured in the sent list, whatever
+ * reaches a fake session in that session's delivered list.  A stanza
+ * injected to another domain is captured as sent (the core would bounce
+ * remote-server-not-found: there is no s2s yet).
+ *
+ * The harness is stricter than the core where that finds bugs: it counts
+ * contract violations (a handler that mutates its borrowed stanza, an
+ * invalid verdict, registrations made during unload, a session slot still
+ * set after ROOST_EV_SESSION_CLOSED), logs each to stderr and returns the
+ * count from harness_reset(), so a test's teardown can assert it is 0.
+ *
+ * Not for: testing the core (core/module.c has its own unit tests), storage
+ * (the in-memory driver is linked separately when a module needs it), or
+ * multi-vhost behaviour.  Not thread-safe; tests are single-threaded. */
+#ifndef ROOST_TEST_HARNESS_H
+#define ROOST_TEST_HARNESS_H
+
+#include <stdint.h>
+
+#include <roost/module.h>
+
+/* Loads def on the harness vhost host (the first load sets it; later loads
+ * must name the same host).  The conf struct is zeroed and filled from
+ * def->opts defaults (parsed like config text: BOOL true/false/yes/no/on/
+ * off/1/0, INT decimal, SIZE with optional K/M/G suffix, MSEC in seconds
+ * with optional "ms" suffix, STR, STRLIST comma-separated), then conf_init
+ * (may be NULL) can override fields, then def->load runs.  Returns the
+ * instance, or NULL (ABI mismatch, duplicate, missing dependency, bad
+ * default, or load() failure; the reason is logged). */
+roost_mod_t *harness_load(const roost_module_t *def, const char *host,
+                          void (*conf_init)(void *conf));
+/* Unloads m as the core does: removes its hooks, IQ handlers, features,
+ * identities, stream features and timers, then calls def->unload (during
+ * which registering is refused).  Returns 0, or -ROOST_EINVAL when a
+ * contract violation happened during the unload (also counted). */
+int harness_unload(roost_mod_t *m);
+/* The loaded instance named name, or NULL. */
+roost_mod_t *harness_mod(const char *name);
+
+/* Tears everything down: closes all sessions (firing SESSION_CLOSED),
+ * unloads all modules in reverse load order, frees captured output and
+ * forgets the host.  Returns the number of contract violations seen since
+ * the previous reset (0 for a well-behaved module). */
+int harness_reset(void);
+
+/* Adds a bound c2s session with full JID jid (must be on the vhost), fires
+ * ROOST_EV_SESSION_BOUND, and returns it.  NULL on a bad or duplicate JID. */
+roost_session_t *harness_session_add(const char *jid, int available,
+                                     int priority);
+/* Closes the session now (fires ROOST_EV_SESSION_CLOSED, then frees it).
+ * Returns 0 or -ROOST_ENOTFOUND. */
+int harness_session_remove(const char *jid);
+/* The session with that full JID, or NULL. */
+roost_session_t *harness_session(const char *jid);
+/* Condition passed to roost_session_close() for the last session a module
+ * closed ("" for a plain close), or NULL if none was closed. */
+const char *harness_last_close(void);
+
+/* Injects xml (one element, written as inside a jabber:client stream:
+ * no xmlns needed) as a stanza from `from` (stamped into the stanza; NULL
+ * means the host) to `to`, and routes it like the core.  to NULL: for
+ * presence from a fake session, a broadcast (updates the session's
+ * availability and priority from the stanza, then ROOST_EV_PRESENCE_OUT);
+ * otherwise the sender's own bare JID (RFC 6120 §10.3), or the host when
+ * `from` is a domain.  If `from` is the full JID of a fake session, that
+ * session is the origin and ROOST_EV_PRE_STANZA fires first.  Returns
+ * ROOST_HANDLED when a handler took it or it was delivered to a session,
+ * ROOST_PASS when nobody did (the harness then applied the core's
+ * default), or -ROOST_EINVAL when xml does not parse or a JID is invalid.
+ * Sessions closed by a module meanwhile are freed before returning. */
+int harness_inject(const char *from, const char *to, const char *xml);
+
+/* Captured output.  Lists are NULL-terminated arrays of serialised stanzas
+ * (written as inside a jabber:client stream), oldest first, never NULL, and
+ * valid until the next harness call that produces output or clears it. */
+const char *const *harness_sent(void);
+size_t harness_sent_count(void);
+/* The i-th sent stanza as a tree (borrowed; NULL when out of range). */
+roost_stanza_t *harness_sent_stanza(size_t i);
+/* Per fake session (by full JID; an empty list for unknown JIDs). */
+const char *const *harness_delivered(const char *jid);
+size_t harness_delivered_count(const char *jid);
+roost_stanza_t *harness_delivered_stanza(const char *jid, size_t i);
+/* Forgets all captured output (sent and delivered). */
+void harness_clear(void);
+
+/* Condition element name of st's <error/> child ("service-unavailable"),
+ * or NULL when st has none.  Borrows st. */
+const char *harness_error_cond(const roost_stanza_t *st);
+
+/* Advances the fake clock by msec and runs due timers in deadline order.
+ * Returns how many fired. */
+int harness_advance(uint64_t msec);
+/* Active timers (all modules). */
+int harness_timer_count(void);
+
+/* Introspection of the host registry, for tests of the harness itself and
+ * of modules that register things. */
+int harness_hook_count(roost_event_t ev);
+int harness_feature_count(void);
+int harness_stream_feature_count(void);
+/* Number of roost_log() calls at level so far (counted whatever
+ * roost_log_level is). */
+int harness_log_count(int level);
+
+#endif /* ROOST_TEST_HARNESS_H */

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Interop tests: unmodified XMPP clients against the server under test.
+
+(a) two slixmpp clients (python3-slixmpp) log in over STARTTLS and chat both ways;
+(b) go-sendxmpp (Debian go-sendxmpp) sends to a slixmpp client, and listens
+    (-l) for a message a slixmpp client sends to it.
+Prints PASS/FAIL lines and "N passed, N failed[, N skipped]"; --server roost|prosody.
+"""
+import argparse, asyncio, logging, os, shutil, ssl, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
+import roosttest as rt  # noqa: E402
+
+USERS = {'alice@localhost': 'alice-secret', 'bob@localhost': 'bob-secret'}
+WAIT = 15.0
+results = []
+
+
+def report(outcome, name, why=''):
+    results.append(outcome)
+    print('%s interop:%s%s' % (outcome, name, ': ' + why if why else ''), flush=True)
+
+
+try:
+    import slixmpp
+except ImportError:          # reported as failures below, never hidden
+    slixmpp = None
+
+
+class Bot(slixmpp.ClientXMPP if slixmpp else object):
+    """A plain slixmpp client; only the certificate check is relaxed
+    (the server's certificate is self-signed)."""
+
+    def __init__(self, jid, password):
+        super().__init__(jid, password)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.ssl_context = ctx
+        self.inbox = asyncio.Queue()
+        self.ready = asyncio.Event()
+        self.failure = None
+        self.add_event_handler('session_start', self._start)
+        self.add_event_handler('message', lambda m: self.inbox.put_nowait(m))
+        self.add_event_handler('failed_auth', lambda _: setattr(self, 'failure', 'authentication failed'))
+
+    def _start(self, _):
+        self.send_presence()
+        self.ready.set()
+
+    async def next_message(self, timeout=WAIT):
+        while True:
+            m = await asyncio.wait_for(self.inbox.get(), timeout)
+            if m['type'] in ('chat', 'normal') and m['body']:
+                return m
+
+
+async def online(srv, jid):
+    bot = Bot(jid, USERS[jid])
+    bot.connect(address=('127.0.0.1', srv.c2s_port), force_starttls=True)
+    try:
+        await asyncio.wait_for(bot.ready.wait(), WAIT)
+    except asyncio.TimeoutError:
+        raise rt.TestFailure('%s: no session within %ss (%s)' % (jid, WAIT, bot.failure or 'timeout'))
+    return bot
+
+
+def expect(cond, msg):
+    if not cond:
+        raise rt.TestFailure(msg)
+
+
+async def step(name, coro):
+    try:
+        await coro
+        report('PASS', name)
+    except (rt.TestFailure, asyncio.TimeoutError, OSError) as e:
+        report('FAIL', name, str(e) or type(e).__name__)
+
+
+async def slixmpp_chat(alice, bob):
+    alice.send_message(mto='bob@localhost', mbody='Hello Bob, from slixmpp ✓', mtype='chat')
+    m = await bob.next_message()
+    expect(m['body'] == 'Hello Bob, from slixmpp ✓', 'bob got body %r' % m['body'])
+    expect(m['from'].full == alice.boundjid.full, 'bob got from=%s, expected %s' % (m['from'], alice.boundjid))
+    m.reply('Hello Alice, back to you').send()
+    r = await alice.next_message()
+    expect(r['body'] == 'Hello Alice, back to you', 'alice got body %r' % r['body'])
+    expect(r['from'].full == bob.boundjid.full, 'alice got from=%s, expected %s' % (r['from'], bob.boundjid))
+
+
+def sendxmpp_argv(srv, jid, *extra):
+    return ['go-sendxmpp', '-u', jid, '-p', USERS[jid], '-j', '127.0.0.1:%d' % srv.c2s_port,
+            '-n', '--timeout', '10'] + list(extra)
+
+
+async def sendxmpp_to_bob(srv, bob, env):
+    body = 'Hello Bob, from go-sendxmpp %d' % os.getpid()
+    proc = await asyncio.create_subprocess_exec(
+        *sendxmpp_argv(srv, 'alice@localhost', 'bob@localhost'), env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(body.encode() + b'\n'), 30)
+    expect(proc.returncode == 0, 'go-sendxmpp exited %s: %s' % (proc.returncode, out.decode(errors='replace')[-500:]))
+    m = await bob.next_message()
+    expect(m['body'].strip() == body, 'bob got body %r' % m['body'])
+    expect(m['from'].bare == 'alice@localhost', 'bob got from=%s' % m['from'])
+
+
+async def bob_to_sendxmpp_listener(srv, bob, env):
+    proc = await asyncio.create_subprocess_exec(
+        *sendxmpp_argv(srv, 'alice@localhost', '-l'), env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    body = 'Hello go-sendxmpp, from slixmpp %d' % os.getpid()
+    out = b''
+    try:
+        deadline = time.monotonic() + WAIT
+        sent_at = time.monotonic() + 2.0       # let it log in and send presence
+        while time.monotonic() < deadline and body.encode() not in out:
+            if sent_at and time.monotonic() >= sent_at:
+                bob.send_message(mto='alice@localhost', mbody=body, mtype='chat')
+                sent_at = None
+            try:
+                out += await asyncio.wait_for(proc.stdout.read(4096), 0.5)
+            except asyncio.TimeoutError:
+                pass
+            if proc.returncode is not None:
+                break
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+    text = out.decode(errors='replace')
+    expect(body in text, 'go-sendxmpp -l did not print the message; output: %r' % text[-500:])
+    line = next(l for l in text.splitlines() if body in l)
+    expect('bob@localhost' in line, 'sender not bob@localhost in %r' % line)
+
+
+async def main(srv):
+    alice = bob = None
+    try:
+        alice, bob = await online(srv, 'alice@localhost'), await online(srv, 'bob@localhost')
+        report('PASS', 'slixmpp-login')
+    except rt.TestFailure as e:
+        report('FAIL', 'slixmpp-login', str(e))
+        return
+    await step('slixmpp-chat-both-ways', slixmpp_chat(alice, bob))
+    alice.disconnect()
+    await asyncio.sleep(0.5)
+    if not shutil.which('go-sendxmpp'):
+        report('FAIL', 'go-sendxmpp', 'go-sendxmpp not installed (apt-get install go-sendxmpp)')
+        return
+    home = os.path.join(srv.dir, 'home')       # no ~/.config/go-sendxmpp of the user
+    os.makedirs(home, exist_ok=True)
+    env = dict(os.environ, HOME=home)
+    await step('go-sendxmpp-to-slixmpp', sendxmpp_to_bob(srv, bob, env))
+    await step('slixmpp-to-go-sendxmpp-listen', bob_to_sendxmpp_listener(srv, bob, env))
+    bob.disconnect()
+    await asyncio.sleep(0.5)
+
+
+def run():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--server', choices=sorted(rt.SERVERS), default='roost')
+    ap.add_argument('--debug', action='store_true')
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL)
+    srv = rt.SERVERS[args.server](USERS)
+    try:
+        if slixmpp is None:
+            raise rt.TestFailure('python3-slixmpp not installed')
+        srv.start()
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(asyncio.wait_for(main(srv), 120))
+    except Exception as e:
+        tail = srv.log_tail(20) if os.path.exists(srv.logfile) else ''
+        report('FAIL', 'setup', '%s: %s\n%s' % (type(e).__name__, e, tail))
+    started = srv.proc is not None
+    problems = srv.stop()
+    if started:
+        report('FAIL' if problems else 'PASS', 'server-clean-shutdown', '; '.join(problems))
+    if problems:
+        print('    (server files kept in %s)' % srv.dir)
+    else:
+        srv.cleanup()
+    failed = results.count('FAIL')
+    print('%d passed, %d failed' % (results.count('PASS'), failed))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(run())
