@@ -89,8 +89,28 @@ conn_free_now(roost_session_t *s)
     roost_free(s->sasl_in);
     roost_free(s->slots);
     roost_jid_free(s->jid);
+    if (s->all_prev != NULL)
+        s->all_prev->all_next = s->all_next;
+    else
+        roost_srv->all = s->all_next;
+    if (s->all_next != NULL)
+        s->all_next->all_prev = s->all_prev;
     roost_srv->nsessions--;
     roost_free(s);
+    if (roost_srv->shutting_down && roost_srv->nsessions == 0)
+        event_base_loopbreak(roost_srv->base);
+}
+
+void
+roost_conn_free_all(void)
+{
+    while (roost_srv->all != NULL) {
+        roost_session_t *s = roost_srv->all;
+
+        s->refs = 0;
+        s->freeing = 1;
+        conn_free_now(s);
+    }
 }
 
 void
@@ -608,6 +628,10 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     s->refs = 1; /* the connection itself; dropped by conn_free_cb */
     s->listen = l;
     roost_srv->nsessions++;
+    s->all_next = roost_srv->all;
+    if (s->all_next != NULL)
+        s->all_next->all_prev = s;
+    roost_srv->all = s;
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip,
                   sizeof(ip));

@@ -50,7 +50,9 @@ const char *const *roost_sasl_mechs(roost_sasl_t *s);
  * until the next call) and, on FAILURE, *cond to an RFC 6120 §6.5
  * condition ("not-authorized", "invalid-mechanism", "malformed-request",
  * "mechanism-too-weak", "encryption-required", "invalid-authzid",
- * "temporary-auth-failure", "aborted"). */
+ * "incorrect-encoding", "temporary-auth-failure", "aborted").
+ * Channel-binding data are fetched once, in roost_sasl_new on the calling
+ * thread (cbf is never called from a step). */
 roost_sasl_status_t roost_sasl_step(roost_sasl_t *s, const char *mech,
                                     const char *in, const char **out,
                                     const char **cond);

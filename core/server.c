@@ -17,6 +17,7 @@
 #include "log.h"
 #include "server.h"
 #include "tls.h"
+#include "worker.h"
 
 roost_server_t *roost_srv;
 
@@ -207,15 +208,20 @@ roost_server_shutdown(void)
     for (int i = 0; i < roost_srv->nlisteners; i++)
         evconnlistener_free(roost_srv->listeners[i]);
     roost_free(roost_srv->listeners);
-    /* Close every bound session politely. */
-    HASH_ITER(hh, roost_srv->hosts, h, tmp) {
-        roost_session_t *s, *stmp;
-
-        HASH_ITER(hh, h->by_full, s, stmp)
+    /* Close every connection politely, give them a moment to flush, let
+     * running SASL jobs finish, then free whatever is left. */
+    roost_srv->shutting_down = 1;
+    for (roost_session_t *s = roost_srv->all; s != NULL; s = s->all_next)
+        if (!s->closing)
             roost_stream_error(s->stream, "system-shutdown", NULL);
+    if (roost_srv->nsessions > 0) {
+        struct timeval tv = {2, 0};
+
+        event_base_loopexit(roost_srv->base, &tv);
+        event_base_dispatch(roost_srv->base);
     }
-    /* Let the closes flush and the deferred frees run. */
-    event_base_loop(roost_srv->base, EVLOOP_NONBLOCK);
+    roost_worker_drain();
+    roost_conn_free_all();
     HASH_ITER(hh, roost_srv->hosts, h, tmp) {
         roost_modules_unload_host(h);
         HASH_DEL(roost_srv->hosts, h);

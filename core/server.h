@@ -99,6 +99,7 @@ struct roost_session {
     int nslots;
     roost_user_t *user;
     roost_session_t *next_of_user;
+    roost_session_t *all_next, *all_prev; /* every connection */
     UT_hash_handle hh;            /* in host->by_full, key jid full */
 };
 
@@ -111,6 +112,8 @@ typedef struct roost_server {
     int nlisteners;
     uint64_t next_session_id;
     int nsessions;
+    roost_session_t *all;         /* every c2s connection */
+    int shutting_down;
 } roost_server_t;
 
 extern roost_server_t *roost_srv;
@@ -134,6 +137,8 @@ void roost_server_shutdown(void);
 int roost_conn_listen(const roost_listen_conf_t *l, char **err);
 void roost_conn_hold(roost_session_t *s);
 void roost_conn_release(roost_session_t *s);
+/* Frees every remaining connection now (shutdown, after draining). */
+void roost_conn_free_all(void);
 /* Sends bytes of a stanza to a bound session (backpressure applies). */
 void roost_conn_send(roost_session_t *s, const roost_stanza_t *st);
 void roost_session_log(const roost_session_t *s, int level,

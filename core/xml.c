@@ -103,6 +103,10 @@ struct roost_xml {
     int reset_pending;    /* roost_xml_reset() called from a callback */
     int free_pending;     /* roost_xml_free() called from a callback */
 
+    int u8_need;          /* UTF-8 continuation bytes still expected */
+    unsigned char u8_lo, u8_hi; /* bounds of the next continuation byte */
+    int64_t u8_bad;       /* 1 + offset of the first invalid UTF-8 byte */
+
     xml_ev_t *q;          /* events not yet deliverable */
     size_t qhead, qlen, qcap;
     char *scratch;        /* name splitting */
@@ -694,6 +698,8 @@ roost_xml_reset(roost_xml_t *x)
         return;
     }
     xml_clear(x);
+    x->u8_need = 0;
+    x->u8_bad = 0;
     xml_mem_current = &x->mem;
     XML_ParserReset(x->p, "UTF-8");
     xml_mem_current = saved;
@@ -707,6 +713,50 @@ roost_xml_memory(const roost_xml_t *x)
 {
     return sizeof(*x) + x->mem + x->qcap * sizeof(*x->q) + x->scratch_cap +
            (x->cur != NULL ? x->tree : 0);
+}
+
+/* Strict UTF-8 check (no overlongs, surrogates or values past U+10FFFF)
+ * over the bytes handed to expat, across chunk boundaries, so that a bad
+ * encoding is reported as such (RFC 6120 §4.9.3.22, §11.6) rather than as
+ * a generic syntax error. */
+static void
+xml_utf8_scan(roost_xml_t *x, const unsigned char *p, size_t n,
+              int64_t offset)
+{
+    for (size_t i = 0; i < n && x->u8_bad == 0; i++) {
+        unsigned char b = p[i];
+
+        if (x->u8_need > 0) {
+            if (b < x->u8_lo || b > x->u8_hi) {
+                x->u8_bad = offset + (int64_t)i + 1;
+                break;
+            }
+            x->u8_need--;
+            x->u8_lo = 0x80;
+            x->u8_hi = 0xBF;
+            continue;
+        }
+        if (b < 0x80)
+            continue;
+        x->u8_lo = 0x80;
+        x->u8_hi = 0xBF;
+        if (b >= 0xC2 && b <= 0xDF)
+            x->u8_need = 1;
+        else if (b == 0xE0)
+            x->u8_need = 2, x->u8_lo = 0xA0;
+        else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF)
+            x->u8_need = 2;
+        else if (b == 0xED)
+            x->u8_need = 2, x->u8_hi = 0x9F;
+        else if (b == 0xF0)
+            x->u8_need = 3, x->u8_lo = 0x90;
+        else if (b >= 0xF1 && b <= 0xF3)
+            x->u8_need = 3;
+        else if (b == 0xF4)
+            x->u8_need = 3, x->u8_hi = 0x8F;
+        else
+            x->u8_bad = offset + (int64_t)i + 1;
+    }
 }
 
 static const char *
@@ -736,8 +786,17 @@ xml_after(roost_xml_t *x, enum XML_Status status)
     if (status == XML_STATUS_ERROR) {
         enum XML_Error code = XML_GetErrorCode(x->p);
 
+        const char *cond = xml_error_cond(code);
+
+        /* Expat calls a bad byte an invalid token; say what it is. */
+        if (x->u8_bad != 0 && (code == XML_ERROR_INVALID_TOKEN ||
+                               code == XML_ERROR_PARTIAL_CHAR))
+            cond = "unsupported-encoding";
         if (!x->dead)
-            xml_fail(x, xml_error_cond(code), XML_ErrorString(code),
+            xml_fail(x, cond,
+                     strcmp(cond, "unsupported-encoding") == 0
+                         ? "invalid UTF-8"
+                         : XML_ErrorString(code),
                      XML_GetCurrentByteIndex(x->p) + 1);
         return;
     }
@@ -768,6 +827,7 @@ xml_parse(roost_xml_t *x, const char *buf, size_t n, int final)
 
         enum XML_Status st;
 
+        xml_utf8_scan(x, (const unsigned char *)buf, piece, x->fed);
         x->fed += (int64_t)piece;
         x->in_expat = 1;
         st = XML_Parse(x->p, buf, (int)piece, last);

@@ -6,8 +6,8 @@
  * entity declarations/references other than the predefined five, comments
  * and processing instructions (RFC 6120 §11.1: "restricted-xml"), and
  * enforces limits (stanza bytes, depth, attributes per element) with
- * "policy-violation".  Malformed XML, bad UTF-8 and NUL bytes give
- * "not-well-formed".  Not for stream semantics: checking the root's name,
+ * "policy-violation".  Malformed XML and NUL bytes give "not-well-formed",
+ * invalid UTF-8 "unsupported-encoding".  Not for stream semantics: checking the root's name,
  * namespace or version is the caller's job (core/stream.c). */
 #ifndef ROOST_CORE_XML_H
 #define ROOST_CORE_XML_H
@@ -57,7 +57,12 @@ void roost_xml_free(roost_xml_t *x);
 int roost_xml_feed(roost_xml_t *x, const char *buf, size_t len,
                    size_t *consumed);
 /* Forgets all state so that a new stream header is expected (stream
- * restart after STARTTLS or SASL, RFC 6120 §4.3.3). */
+ * restart after STARTTLS or SASL, RFC 6120 §4.3.3).  Safe to call (as is
+ * roost_xml_free) from inside a callback: it then takes effect when the
+ * feed returns, and the feed stops at that event.  Calling roost_xml_feed
+ * on the same parser from a callback is not supported.  The limits apply
+ * to the stream header too (its namespace declarations count as
+ * attributes). */
 void roost_xml_reset(roost_xml_t *x);
 /* Approximate heap bytes held by the parser (for memory limits). */
 size_t roost_xml_memory(const roost_xml_t *x);

@@ -5,7 +5,9 @@
  * siblings) is valid as long as a reference to the root is held.  Only roots
  * are refcounted: roost_stanza_ref()/unref() on a child act on its root.
  *
- * Names are local names; namespaces are full URIs.  Stanzas parsed from a
+ * Names are local names; namespaces are full URIs.  An element's namespace
+ * is NULL when it inherits its parent's (builder default) and "" when it
+ * is explicitly in no namespace (xmlns=""), so such documents round-trip.  Stanzas parsed from a
  * jabber:server stream are normalised to "jabber:client" (ROOST_NS_CLIENT).
  * Attribute names are either plain ("to") or "xml:lang"-style for the xml
  * namespace; other namespaced attributes are kept as "URI|local" and
