@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/random.h>
 #include <arpa/inet.h>
@@ -55,6 +56,15 @@ roost_session_log(const roost_session_t *s, int level, const char *fmt, ...)
     roost_log_write(level, tag, "%s", msg);
 }
 
+static int64_t
+conn_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void
 timeval_ms(struct timeval *tv, int64_t ms)
 {
@@ -80,6 +90,8 @@ conn_free_now(roost_session_t *s)
         event_free(s->auth_timer);
     if (s->fail_timer != NULL)
         event_free(s->fail_timer);
+    if (s->idle_timer != NULL)
+        event_free(s->idle_timer);
     roost_stream_free(s->stream);
     roost_sasl_free(s->sasl);
     roost_free(s->sasl_out);
@@ -145,6 +157,23 @@ conn_schedule_free(roost_session_t *s)
     event_base_once(roost_srv->base, -1, EV_TIMEOUT, conn_free_cb, s, &zero);
 }
 
+/* Bytes still queued for the peer: in the bufferevent and, after
+ * STARTTLS, in the socket bufferevent under the TLS filter. */
+static size_t
+conn_pending_output(roost_session_t *s)
+{
+    struct bufferevent *under;
+    size_t n;
+
+    if (s->bev == NULL)
+        return 0;
+    n = evbuffer_get_length(bufferevent_get_output(s->bev));
+    under = bufferevent_get_underlying(s->bev);
+    if (under != NULL)
+        n += evbuffer_get_length(bufferevent_get_output(under));
+    return n;
+}
+
 /* --- output --- */
 
 static void
@@ -174,13 +203,15 @@ conn_write(roost_session_t *s, const char *buf, size_t len)
         return;
     out = bufferevent_get_output(s->bev);
     evbuffer_add(out, buf, len);
-    queued = evbuffer_get_length(out);
+    /* After STARTTLS the TLS filter hands its records to the socket
+     * bufferevent below it at once: count both. */
+    queued = conn_pending_output(s);
     if ((int64_t)queued > 4 * hwm) {
         /* A reader this slow would make us buffer without bound. */
         roost_session_log(s, ROOST_LOG_WARN,
                           "closing: %zu bytes queued to a slow reader",
                           queued);
-        evbuffer_drain(out, queued);
+        evbuffer_drain(out, evbuffer_get_length(out));
         conn_schedule_free(s);
         return;
     }
@@ -277,7 +308,6 @@ op_starttls(void *ud)
     SSL *ssl = SSL_new(s->host->tls);
     struct bufferevent *tb;
     struct evbuffer *in = bufferevent_get_input(s->bev);
-    struct timeval tv;
 
     /* Anything the client sent after <starttls/> and before the handshake
      * is plaintext injection (the STARTTLS command-injection class of
@@ -292,9 +322,7 @@ op_starttls(void *ud)
         return;
     }
     s->bev = tb;
-    timeval_ms(&tv, roost_srv->cfg->c2s_timeout);
     bufferevent_setcb(tb, conn_read_cb, conn_write_cb, conn_event_cb, s);
-    bufferevent_set_timeouts(tb, &tv, NULL);
     bufferevent_enable(tb, EV_READ | EV_WRITE);
     s->input_paused = 0;
     roost_stream_tls_done(s->stream, 1);
@@ -429,23 +457,6 @@ op_features(void *ud, roost_stanza_t *el)
     roost_modules_stream_features(s->host, el);
 }
 
-/* Bytes still queued for the peer: in the bufferevent and, after
- * STARTTLS, in the socket bufferevent under the TLS filter. */
-static size_t
-conn_pending_output(roost_session_t *s)
-{
-    struct bufferevent *under;
-    size_t n;
-
-    if (s->bev == NULL)
-        return 0;
-    n = evbuffer_get_length(bufferevent_get_output(s->bev));
-    under = bufferevent_get_underlying(s->bev);
-    if (under != NULL)
-        n += evbuffer_get_length(bufferevent_get_output(under));
-    return n;
-}
-
 static void
 conn_close_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -550,6 +561,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
     roost_session_t *s = arg;
 
     s->ping_outstanding = 0;
+    s->last_input = conn_now_ms();
     conn_process_input(s);
 }
 
@@ -565,26 +577,46 @@ conn_send_ping(roost_session_t *s)
     conn_write(s, buf, strlen(buf));
 }
 
+/* Idle detection (RFC 2779 3.2.4): one timer per connection, re-armed
+ * once per c2s_timeout rather than touched on every read.  After a silent
+ * period a bound client is pinged (XEP-0199); silence for another period
+ * closes the stream. */
+static void
+conn_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    roost_session_t *s = arg;
+    int64_t timeout = roost_srv->cfg->c2s_timeout;
+    int64_t idle = conn_now_ms() - s->last_input;
+    struct timeval tv;
+
+    if (s->closing)
+        return;
+    if (idle < timeout) {
+        timeval_ms(&tv, timeout - idle);
+        evtimer_add(s->idle_timer, &tv);
+        return;
+    }
+    if (s->jid != NULL && !s->ping_outstanding) {
+        s->ping_outstanding = 1;
+        conn_send_ping(s);
+        timeval_ms(&tv, timeout);
+        evtimer_add(s->idle_timer, &tv);
+        s->last_input = conn_now_ms();
+        return;
+    }
+    roost_session_log(s, ROOST_LOG_INFO, "timed out");
+    roost_stream_error(s->stream, "connection-timeout", NULL);
+}
+
 static void
 conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     roost_session_t *s = arg;
 
     if (what & BEV_EVENT_TIMEOUT) {
-        if (s->closing) {
-            conn_schedule_free(s);
-            return;
-        }
-        if ((what & BEV_EVENT_READING) && s->jid != NULL &&
-            !s->ping_outstanding) {
-            /* Silence: ask the client (XEP-0199) before giving up. */
-            s->ping_outstanding = 1;
-            conn_send_ping(s);
-            bufferevent_enable(bev, EV_READ);
-            return;
-        }
-        roost_session_log(s, ROOST_LOG_INFO, "timed out");
-        roost_stream_error(s->stream, "connection-timeout", NULL);
+        /* Only the write timeout is set: a closing peer that never
+         * reads. */
+        conn_schedule_free(s);
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -670,9 +702,11 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
         return;
     }
     bufferevent_setcb(s->bev, conn_read_cb, conn_write_cb, conn_event_cb, s);
-    timeval_ms(&tv, cfg->c2s_timeout);
-    bufferevent_set_timeouts(s->bev, &tv, NULL);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    s->last_input = conn_now_ms();
+    s->idle_timer = evtimer_new(roost_srv->base, conn_idle_cb, s);
+    timeval_ms(&tv, cfg->c2s_timeout);
+    evtimer_add(s->idle_timer, &tv);
     s->auth_timer = evtimer_new(roost_srv->base, conn_auth_timer_cb, s);
     timeval_ms(&tv, cfg->auth_timeout);
     evtimer_add(s->auth_timer, &tv);

@@ -79,6 +79,8 @@ struct roost_session {
     struct bufferevent *bev;
     struct event *auth_timer;     /* unauthenticated lifetime */
     struct event *fail_timer;     /* delayed SASL failure */
+    struct event *idle_timer;     /* c2s_timeout: ping, then close */
+    int64_t last_input;           /* monotonic ms of the last read */
     int ping_outstanding;         /* a keepalive ping was sent */
     int close_polls;              /* flush checks after close */
     int reads_paused;             /* output above the high-water mark */

@@ -1,0 +1,222 @@
+"""Connection lifetime and resource tests against a roostd with tight
+limits: unauthenticated lifetime, idle detection with XEP-0199 pings,
+output backpressure against a client that does not read, and log hygiene
+(no passwords or bodies in the log).  Roost only: Prosody's limits are
+configured differently.  Prints 'N passed, N failed'.
+"""
+import os
+import socket
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import roosttest as rt                        # noqa: E402
+from roosttest import check, Client, TestFailure, NS_STREAM  # noqa: E402
+
+USERS = {'alice@localhost': 'alice-Secret-4711',
+         'bob@localhost': 'bob-Secret-0815',
+         'carol@localhost': 'carol-Secret-1234'}
+HWM = 65536
+
+
+class TightRoost(rt.Roost):
+    """The usual two vhosts, with short timeouts (unless idle is False)
+    and a small output high-water mark."""
+    idle = True
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config) as f:
+            conf = f.read()
+        if self.idle:
+            conf = conf.replace('c2s_timeout = 300', 'c2s_timeout = 1.5')
+            conf = conf.replace('auth_timeout = 30', 'auth_timeout = 1')
+        conf = conf.replace('max_resources = 10;',
+                            'max_resources = 10; output_high_water = %d;' % HWM)
+        check('output_high_water' in conf,
+              'could not rewrite the test config')
+        with open(self.config, 'w') as f:
+            f.write(conf)
+
+
+def rss_kib(pid):
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return 0
+
+
+def unauthenticated_lifetime(srv):
+    """A connection that never authenticates is closed with
+    <connection-timeout/> after auth_timeout (1 s here)."""
+    c = Client(srv, 'alice@localhost', USERS['alice@localhost'], name='idle')
+    c.connect()
+    c.open_stream()
+    t0 = time.monotonic()
+    cond = c.expect_stream_error(timeout=5)
+    took = time.monotonic() - t0
+    check(cond == 'connection-timeout', 'got <%s/>' % cond)
+    check(0.8 <= took <= 4, 'closed after %.1fs, want about 1s' % took)
+
+
+def idle_ping_then_close(srv):
+    """A silent bound client is pinged (XEP-0199) after c2s_timeout and
+    closed with <connection-timeout/> when it does not answer; contacts
+    would then see it go (RFC 2779 3.2.4)."""
+    c = Client(srv, 'alice@localhost', USERS['alice@localhost']).login()
+    ping = c.recv(timeout=5)
+    check(rt.tag(ping) == 'iq' and ping.get('type') == 'get' and
+          ping.find('{urn:xmpp:ping}ping') is not None,
+          'expected a ping, got %s' % rt.to_string(ping))
+    cond = c.expect_stream_error(timeout=5)
+    check(cond == 'connection-timeout', 'got <%s/>' % cond)
+
+
+def idle_ping_answered_keeps_session(srv):
+    """Answering the server's ping keeps the session alive."""
+    c = Client(srv, 'bob@localhost', USERS['bob@localhost']).login()
+    try:
+        for _ in range(2):
+            ping = c.recv(timeout=5)
+            check(ping.find('{urn:xmpp:ping}ping') is not None,
+                  'expected a ping, got %s' % rt.to_string(ping))
+            c.send("<iq type='result' id='%s' to='%s'/>" %
+                   (ping.get('id'), ping.get('from')))
+        r = c.iq("<iq type='get' id='v1'><query xmlns='jabber:iq:version'/>"
+                 "</iq>")
+        check(r.get('type') == 'result', 'session not usable after pings')
+    finally:
+        c.close()
+
+
+def slow_reader_is_cut_off(srv):
+    """HOUSE 13: a client that stops reading while others send to it is
+    disconnected once its queue passes 4x the high-water mark; the server
+    does not buffer without bound and the sender is unaffected.  Headlines
+    are used so that nothing bounces back to the sender after the cut
+    (RFC 6121 §8.5.3.2.1)."""
+    slow = Client(srv, 'alice@localhost', USERS['alice@localhost'],
+                  name='slow')
+    # A small receive window, set before connecting, so that the kernel
+    # cannot absorb the flood for the server.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(rt.TIMEOUT)
+    sock.connect(('127.0.0.1', srv.c2s_port))
+    slow.sock = sock
+    slow.open_stream()
+    slow.starttls()
+    slow.auth()
+    slow.bind('slow')
+    bob = Client(srv, 'bob@localhost', USERS['bob@localhost'],
+                 name='bob').login()
+    rss0 = rss_kib(srv.proc.pid)
+    msg = ("<message to='alice@localhost/slow' type='headline'>"
+           "<body>%s</body></message>" % ('x' * 1000)).encode()
+    sent = 0
+    for _ in range(16000):        # 16 MB: past every kernel buffer
+        bob.send(msg)
+        sent += len(msg)
+    grown = rss_kib(srv.proc.pid) - rss0
+    print('    (server RSS grew by %d KiB)' % grown)
+    if 'ASAN_OPTIONS' not in os.environ:    # ASan's quarantine inflates RSS
+        check(grown < 8 * 1024, 'server RSS grew by %d KiB for %d bytes '
+              'sent' % (grown, sent))
+    r = bob.iq("<iq type='get' id='p1' to='localhost'>"
+               "<ping xmlns='urn:xmpp:ping'/></iq>", timeout=20)
+    check(r.get('type') == 'result', 'sender affected: %s' % rt.to_string(r))
+    check('slow reader' in srv.log_tail(5000),
+          'the slow reader was not cut off')
+    # Its connection is gone: reading drains what the kernel held, then EOF.
+    deadline = time.monotonic() + 20
+    closed = False
+    while time.monotonic() < deadline:
+        try:
+            if not slow._fill(deadline):
+                break
+            slow.parser.items.clear()
+        except TestFailure:
+            closed = True
+            break
+    check(closed, 'slow reader still connected')
+    bob.close()
+
+
+def log_has_no_secrets(srv):
+    """Passwords and message bodies never reach the log (HOUSE 19), not
+    even at debug level, which this server runs at."""
+    c = Client(srv, 'carol@localhost', USERS['carol@localhost']).login()
+    secret_body = 'confidential-body-%d' % os.getpid()
+    c.send("<message to='bob@localhost'><body>%s</body></message>"
+           % secret_body)
+    c.iq("<iq type='get' id='p2' to='localhost'>"
+         "<ping xmlns='urn:xmpp:ping'/></iq>")
+    c.close()
+    log = srv.log_tail(100000)
+    for pw in USERS.values():
+        check(pw not in log, 'a password is in the log')
+    check(secret_body not in log, 'a message body is in the log')
+    check('authenticated as carol@localhost' in log,
+          'the log does not show the login (is it the right log?)')
+
+
+class PatientRoost(TightRoost):
+    idle = False
+
+
+# (server class, tests) pairs: idle tests need short timeouts, the others
+# must not be disturbed by them.
+GROUPS = [(TightRoost, [unauthenticated_lifetime, idle_ping_then_close,
+                        idle_ping_answered_keeps_session]),
+          (PatientRoost, [slow_reader_is_cut_off, log_has_no_secrets])]
+
+
+def run_group(cls, tests):
+    passed = failed = 0
+    srv = cls(USERS)
+    try:
+        srv.start()
+    except TestFailure as e:
+        print('FAIL start: %s' % e)
+        return 0, 1
+    try:
+        for t in tests:
+            try:
+                t(srv)
+                print('PASS limits:%s' % t.__name__)
+                passed += 1
+            except (TestFailure, OSError) as e:
+                print('FAIL limits:%s: %s' % (t.__name__, e))
+                failed += 1
+        problems = srv.stop()
+        if problems:
+            print('FAIL limits:server-clean-shutdown: %s' % '; '.join(problems))
+            print(srv.log_tail(40))
+            failed += 1
+        else:
+            print('PASS limits:server-clean-shutdown')
+            passed += 1
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.proc.kill()
+        if not failed:
+            srv.cleanup()
+        else:
+            print('    (server files kept in %s)' % srv.dir)
+    return passed, failed
+
+
+def main():
+    passed = failed = 0
+    for cls, tests in GROUPS:
+        p, f = run_group(cls, tests)
+        passed += p
+        failed += f
+    print('%d passed, %d failed' % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
