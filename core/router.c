@@ -35,23 +35,25 @@ roost_router_default(roost_stanza_kind_t kind, const char *type,
     }
     switch (kind) {
     case ROOST_STANZA_MESSAGE:
-        /* RFC 6121 §8.5.2.2, §8.5.3.2: nobody took it.  Errors and
-         * headlines are dropped; everything else is undeliverable. */
-        if (err || type_is(type, "headline"))
-            return ROOST_RA_DROP;
+        /* RFC 6121 §8.5.3.1: a full JID that is online gets its message,
+         * errors included (that is how bounces reach their sender).
+         * Otherwise (§8.5.2.2, §8.5.3.2) errors and headlines are dropped
+         * and everything else is undeliverable. */
         if (target == ROOST_RT_FULL && session_exists)
             return ROOST_RA_DELIVER_FULL;
+        if (err || type_is(type, "headline"))
+            return ROOST_RA_DROP;
         return ROOST_RA_BOUNCE_UNAVAILABLE;
     case ROOST_STANZA_PRESENCE:
         /* RFC 6121 §8.5.2.1.2 / §8.5.3.1 when no presence module runs:
          * directed available/unavailable presence reaches the user. */
-        if (err)
-            return ROOST_RA_DROP;
         if (target == ROOST_RT_FULL)
-            return session_exists && (type == NULL ||
+            return session_exists && (type == NULL || err ||
                                       type_is(type, "unavailable"))
                        ? ROOST_RA_DELIVER_FULL
                        : ROOST_RA_DROP;
+        if (err)
+            return ROOST_RA_DROP;
         if (target == ROOST_RT_BARE &&
             (type == NULL || type_is(type, "unavailable")))
             return ROOST_RA_DELIVER_AVAILABLE;

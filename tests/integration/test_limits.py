@@ -16,7 +16,9 @@ from roosttest import check, Client, TestFailure, NS_STREAM  # noqa: E402
 
 USERS = {'alice@localhost': 'alice-Secret-4711',
          'bob@localhost': 'bob-Secret-0815',
-         'carol@localhost': 'carol-Secret-1234'}
+         'carol@localhost': 'carol-Secret-1234',
+         'dave@example.test': 'dave-Secret-1',
+         'erin@example.test': 'erin-Secret-2'}
 HWM = 65536
 
 
@@ -166,11 +168,76 @@ class PatientRoost(TightRoost):
     idle = False
 
 
+class MixedRoost(PatientRoost):
+    """example.test runs only disco and ping: no version, no message."""
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config) as f:
+            conf = f.read()
+        old = ('{ domain = "example.test"; modules = [ "disco", "ping", '
+               '"version", "message" ]; }')
+        check(old in conf, 'could not rewrite the hosts of the test config')
+        conf = conf.replace(old, '{ domain = "example.test"; modules = '
+                                 '[ "disco", "ping" ]; }')
+        with open(self.config, 'w') as f:
+            f.write(conf)
+
+
+def vhost_module_lists(srv):
+    """REQUIREMENTS 2.1.4: each vhost has its own module list.  On
+    example.test (disco, ping) version is neither advertised nor answered,
+    and without mod_message a message to an online user is refused; on
+    localhost both work."""
+    dave = Client(srv, 'dave@example.test', USERS['dave@example.test'],
+                  name='dave').login(resource='r')
+    erin = Client(srv, 'erin@example.test', USERS['erin@example.test'],
+                  name='erin').login(resource='r')
+    alice = Client(srv, 'alice@localhost', USERS['alice@localhost']).login()
+    try:
+        info = dave.iq("<iq type='get' id='d1' to='example.test'><query "
+                       "xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+        feats = [f.get('var') for f in info.iter(
+            '{http://jabber.org/protocol/disco#info}feature')]
+        check('urn:xmpp:ping' in feats, 'ping not advertised: %r' % feats)
+        check('jabber:iq:version' not in feats,
+              'version advertised on a host without it: %r' % feats)
+        r = dave.iq("<iq type='get' id='v1' to='example.test'><query "
+                    "xmlns='jabber:iq:version'/></iq>")
+        check(r.get('type') == 'error' and
+              rt.error_condition(r) == 'service-unavailable',
+              'version answered without the module: %s' % rt.to_string(r))
+        r = alice.iq("<iq type='get' id='v2' to='localhost'><query "
+                     "xmlns='jabber:iq:version'/></iq>")
+        check(r.get('type') == 'result', 'localhost lost version')
+        # Bare-JID delivery is mod_message's (RFC 6121 §8.5.2); the core
+        # alone still delivers to a full JID (doc/stanza_routing.md row 6).
+        erin.send("<presence/>")
+        erin.recv_nothing(0.3)
+        dave.send("<message to='erin@example.test' type='chat' id='m1'>"
+                  "<body>hi</body></message>")
+        e = dave.recv(timeout=5)
+        check(rt.tag(e) == 'message' and e.get('type') == 'error' and
+              rt.error_condition(e) == 'service-unavailable',
+              'bare-JID message delivered without mod_message: %s'
+              % rt.to_string(e))
+        erin.recv_nothing(0.5)
+        dave.send("<message to='erin@example.test/r' type='chat' id='m2'>"
+                  "<body>direct</body></message>")
+        m = erin.recv(timeout=5)
+        check(rt.tag(m) == 'message' and m.findtext('{jabber:client}body')
+              == 'direct', 'full-JID message lost: %s' % rt.to_string(m))
+    finally:
+        for c in (dave, erin, alice):
+            c.close()
+
+
 # (server class, tests) pairs: idle tests need short timeouts, the others
 # must not be disturbed by them.
 GROUPS = [(TightRoost, [unauthenticated_lifetime, idle_ping_then_close,
                         idle_ping_answered_keeps_session]),
-          (PatientRoost, [slow_reader_is_cut_off, log_has_no_secrets])]
+          (PatientRoost, [slow_reader_is_cut_off, log_has_no_secrets]),
+          (MixedRoost, [vhost_module_lists])]
 
 
 def run_group(cls, tests):
