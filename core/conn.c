@@ -245,8 +245,13 @@ op_host_ok(void *ud, const char *domain)
     roost_session_t *s = ud;
     roost_host_t *h = roost_server_host(domain);
 
-    if (h != NULL && s->host == NULL)
+    if (h != NULL && s->host == NULL) {
         s->host = h;
+        /* A listener without TLS cannot require it (tests only). */
+        roost_stream_set_require_encryption(
+            s->stream,
+            h->conf->require_encryption && s->listen->tls != ROOST_TLS_NONE);
+    }
     return h != NULL;
 }
 

@@ -671,6 +671,12 @@ roost_stream_sasl_result(roost_stream_t *st, int status, const char *data,
     }
 }
 
+void
+roost_stream_set_require_encryption(roost_stream_t *st, int on)
+{
+    st->conf.require_encryption = on != 0;
+}
+
 roost_stream_state_t
 roost_stream_state(const roost_stream_t *st)
 {

@@ -101,6 +101,10 @@ void roost_stream_error(roost_stream_t *st, const char *cond,
 /* Sends </stream:stream> and closes. */
 void roost_stream_close(roost_stream_t *st);
 
+/* Per-vhost policy, settable from ops->host_ok before features go out:
+ * whether TLS is required before authentication. */
+void roost_stream_set_require_encryption(roost_stream_t *st, int on);
+
 roost_stream_state_t roost_stream_state(const roost_stream_t *st);
 /* The vhost the client asked for (prepared), or NULL before the header. */
 const char *roost_stream_host(const roost_stream_t *st);

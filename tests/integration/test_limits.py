@@ -168,8 +168,36 @@ class PatientRoost(TightRoost):
     idle = False
 
 
+def vhost_tls_policy(srv):
+    """require_encryption is per vhost: localhost requires STARTTLS before
+    SASL, example.test (require_encryption = false) offers SASL at once,
+    but never PLAIN without TLS; SCRAM works over plaintext there."""
+    c = Client(srv, 'dave@example.test', USERS['dave@example.test'])
+    c.connect()
+    try:
+        f = c.open_stream()
+        st = f.find('{%s}starttls' % rt.NS_TLS)
+        check(st is not None and st.find('{%s}required' % rt.NS_TLS) is None,
+              'starttls missing or required: %s' % rt.to_string(f))
+        mechs = c.mechanisms()
+        check('SCRAM-SHA-256' in mechs and 'PLAIN' not in mechs,
+              'pre-TLS mechanisms on example.test: %r' % mechs)
+        c.auth('SCRAM-SHA-256')
+        c.bind('plain')
+    finally:
+        c.close()
+    c = Client(srv, 'alice@localhost', USERS['alice@localhost'])
+    c.connect()
+    try:
+        f = c.open_stream()
+        check(c.mechanisms() == [], 'localhost offers SASL before TLS')
+    finally:
+        c.close()
+
+
 class MixedRoost(PatientRoost):
-    """example.test runs only disco and ping: no version, no message."""
+    """example.test runs only disco and ping: no version, no message,
+    and does not require TLS before authentication."""
 
     def write_config(self):
         super().write_config()
@@ -179,7 +207,8 @@ class MixedRoost(PatientRoost):
                '"version", "message" ]; }')
         check(old in conf, 'could not rewrite the hosts of the test config')
         conf = conf.replace(old, '{ domain = "example.test"; modules = '
-                                 '[ "disco", "ping" ]; }')
+                                 '[ "disco", "ping" ]; '
+                                 'require_encryption = false; }')
         with open(self.config, 'w') as f:
             f.write(conf)
 
@@ -237,7 +266,7 @@ def vhost_module_lists(srv):
 GROUPS = [(TightRoost, [unauthenticated_lifetime, idle_ping_then_close,
                         idle_ping_answered_keeps_session]),
           (PatientRoost, [slow_reader_is_cut_off, log_has_no_secrets]),
-          (MixedRoost, [vhost_module_lists])]
+          (MixedRoost, [vhost_module_lists, vhost_tls_policy])]
 
 
 def run_group(cls, tests):

@@ -243,6 +243,19 @@ START_TEST(header_errors)
 }
 END_TEST
 
+START_TEST(require_encryption_setter)
+{
+    /* Per-vhost policy set before the features go out. */
+    roost_stream_t *st = mk(0, 1);
+
+    roost_stream_set_require_encryption(st, 0);
+    feed(st, HDR);
+    ck_assert_ptr_null(strstr(F.out, "<required/>"));
+    ck_assert_ptr_nonnull(strstr(F.out, "<mechanisms"));
+    roost_stream_free(st);
+}
+END_TEST
+
 START_TEST(starttls_flow)
 {
     roost_stream_t *st = mk(0, 1);
@@ -541,6 +554,7 @@ stream_suite(void)
     tc = tcase_create("header");
     tcase_add_test(tc, header_features_before_tls);
     tcase_add_test(tc, header_optional_tls_offers_sasl);
+    tcase_add_test(tc, require_encryption_setter);
     tcase_add_loop_test(tc, header_errors, 0,
                         sizeof(bad_headers) / sizeof(bad_headers[0]));
     suite_add_tcase(s, tc);
