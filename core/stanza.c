@@ -598,14 +598,24 @@ stanza_write_ns_attr(stanza_buf_t *b, const roost_stanza_t *el, size_t i,
     sbuf_puts(b, bar + 1);
 }
 
+/* The XML namespace may not be declared as a default namespace (XML
+ * Namespaces §3): its elements are written with the predeclared "xml:"
+ * prefix instead (found by fuzz_xml: <xml:langx/>). */
+static int
+stanza_in_xml_ns(const roost_stanza_t *el)
+{
+    return el->ns != NULL && strcmp(el->ns, ROOST_NS_XML) == 0;
+}
+
 /* Writes '<name' plus namespace and attributes; returns the default
  * namespace in scope for el's children. */
 static const char *
 stanza_write_open(stanza_buf_t *b, const roost_stanza_t *el, const char *scope)
 {
-    sbuf_puts(b, "<");
+    sbuf_puts(b, stanza_in_xml_ns(el) ? "<xml:" : "<");
     sbuf_puts(b, el->name);
-    if (el->ns != NULL && !stanza_ns_equal(el->ns, scope)) {
+    if (el->ns != NULL && !stanza_in_xml_ns(el) &&
+        !stanza_ns_equal(el->ns, scope)) {
         sbuf_puts(b, " xmlns=\"");
         sbuf_escape(b, el->ns, strlen(el->ns), 1);
         sbuf_puts(b, "\"");
@@ -665,7 +675,7 @@ roost_stanza_serialize(const roost_stanza_t *el, const char *parent_ns,
         /* n is complete: on to its sibling, closing finished parents. */
         while (n != el && n->next == NULL) {
             n = n->parent;
-            sbuf_puts(&b, "</");
+            sbuf_puts(&b, stanza_in_xml_ns(n) ? "</xml:" : "</");
             sbuf_puts(&b, n->name);
             sbuf_puts(&b, ">");
             scope = scopes[--sp];

@@ -393,6 +393,10 @@ static const char *const roundtrip[] = {
     "<a><b>x &amp; y &lt; z &gt; w \"'</b><c v=\"&lt;&amp;&gt;&quot;&apos;"
     "&#9;&#10;&#13;\"/></a>",
     "<a>mixed <b>content</b> with <i>inline</i> markup</a>",
+    /* Regression (fuzz_xml, tests/fuzz/corpus/xml/regress-xml-ns-element):
+     * elements in the XML namespace keep their reserved prefix. */
+    "<xml:langx/>",
+    "<a xmlns=\"urn:a\"><xml:b><c/></xml:b></a>",
 };
 
 START_TEST(test_roundtrip)
