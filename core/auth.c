@@ -34,14 +34,13 @@
 #include "log.h"
 #include "storage.h"
 
-#define AUTH_STORE "accounts"
+#define AUTH_STORE    "accounts"
 #define AUTH_SALT_LEN 16
-#define AUTH_SALT_MAX 64        /* accepted when reading a stored secret */
-#define AUTH_PASS_MAX 1024      /* bytes of password accepted */
-#define AUTH_PREP_MAX 4096      /* SASLprep output buffer (NFKC may grow) */
-#define AUTH_ITER_MIN 4096      /* RFC 7677 §4 */
+#define AUTH_SALT_MAX 64   /* accepted when reading a stored secret */
+#define AUTH_PASS_MAX 1024 /* bytes of password accepted */
+#define AUTH_PREP_MAX 4096 /* SASLprep output buffer (NFKC may grow) */
+#define AUTH_ITER_MIN 4096 /* RFC 7677 §4 */
 #define AUTH_ITER_MAX 10000000
-
 
 static const struct {
     const char *name;
@@ -95,13 +94,13 @@ roost_auth_scram_keys(const char *mech, const char *password,
     if (auth_saslprep(password, prep) < 0)
         goto out;
     mdlen = EVP_MD_get_size(md);
-    if (PKCS5_PBKDF2_HMAC(prep, (int)strlen(prep), salt, (int)saltlen, iter,
-                          md, mdlen, salted) != 1 ||
-        HMAC(md, salted, mdlen, (const unsigned char *)"Client Key", 10,
-             client, &len) == NULL ||
+    if (PKCS5_PBKDF2_HMAC(prep, (int)strlen(prep), salt, (int)saltlen, iter, md,
+                          mdlen, salted) != 1 ||
+        HMAC(md, salted, mdlen, (const unsigned char *)"Client Key", 10, client,
+             &len) == NULL ||
         EVP_Digest(client, (size_t)mdlen, stored, NULL, md, NULL) != 1 ||
-        HMAC(md, salted, mdlen, (const unsigned char *)"Server Key", 10,
-             server, &len) == NULL) {
+        HMAC(md, salted, mdlen, (const unsigned char *)"Server Key", 10, server,
+             &len) == NULL) {
         r = -ROOST_EIO;
         goto out;
     }
@@ -152,8 +151,7 @@ typedef struct {
 /* Splits the next field off [*p, end) at sep (0: the rest); its start
  * and length go to *f and *n.  0, or -1 when sep is missing. */
 static int
-auth_field(const char **p, const char *end, char sep, const char **f,
-           size_t *n)
+auth_field(const char **p, const char *end, char sep, const char **f, size_t *n)
 {
     const char *q = sep ? memchr(*p, sep, (size_t)(end - *p)) : end;
 
@@ -180,8 +178,7 @@ auth_parse(const char *val, size_t len, const char *mech, auth_secret_t *sec)
         eol = memchr(p, '\n', (size_t)(end - p));
         if (eol == NULL)
             eol = end;
-        if ((size_t)(eol - p) > ml && memcmp(p, mech, ml) == 0 &&
-            p[ml] == '$')
+        if ((size_t)(eol - p) > ml && memcmp(p, mech, ml) == 0 && p[ml] == '$')
             break;
     }
     if (p >= end)
@@ -211,8 +208,7 @@ auth_parse(const char *val, size_t len, const char *mech, auth_secret_t *sec)
     sec->saltlen = (size_t)saltlen;
     return 0;
 bad:
-    ROOST_LOG(ROOST_LOG_ERROR, "auth", "malformed %s secret in storage",
-              mech);
+    ROOST_LOG(ROOST_LOG_ERROR, "auth", "malformed %s secret in storage", mech);
     return -ROOST_ESTORAGE;
 }
 
@@ -238,16 +234,15 @@ auth_make(const char *password, int iter, char **out)
             break;
         }
         r = roost_auth_scram_keys(auth_mechs[i].name, password, salt,
-                                  sizeof(salt), iter, stored, server,
-                                  &keylen);
+                                  sizeof(salt), iter, stored, server, &keylen);
         if (r < 0)
             break;
         EVP_EncodeBlock((unsigned char *)b64[0], salt, sizeof(salt));
         EVP_EncodeBlock((unsigned char *)b64[1], stored, (int)keylen);
         EVP_EncodeBlock((unsigned char *)b64[2], server, (int)keylen);
-        off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-                                "%s$%d:%s$%s:%s\n", auth_mechs[i].name,
-                                iter, b64[0], b64[1], b64[2]);
+        off +=
+            (size_t)snprintf(buf + off, sizeof(buf) - off, "%s$%d:%s$%s:%s\n",
+                             auth_mechs[i].name, iter, b64[0], b64[1], b64[2]);
     }
     if (r == 0)
         *out = roost_xstrdup(buf);
@@ -271,19 +266,18 @@ auth_check(const char *host, const char *user)
 static roost_store_t *
 auth_store(const char *host, int *r)
 {
-    roost_store_t *s = roost_storage_store(host, AUTH_STORE,
-                                           ROOST_STORE_MAP);
+    roost_store_t *s = roost_storage_store(host, AUTH_STORE, ROOST_STORE_MAP);
 
-    *r = s != NULL ? 0 : host == NULL || *host == '\0' ? -ROOST_EINVAL
-                                                       : -ROOST_ESTORAGE;
+    *r = s != NULL                       ? 0
+         : host == NULL || *host == '\0' ? -ROOST_EINVAL
+                                         : -ROOST_ESTORAGE;
     return s;
 }
 
 /* Writes (val) or deletes (val NULL) the account value under the lock.
  * must_exist: 1 to change or delete an account, 0 to create one. */
 static int
-auth_write(const char *host, const char *user, const char *val,
-           int must_exist)
+auth_write(const char *host, const char *user, const char *val, int must_exist)
 {
     roost_store_t *s;
     char *old = NULL;
@@ -412,8 +406,8 @@ roost_auth_verify_plain(const char *host, const char *user,
 
     if (r == -ROOST_ENOTFOUND) {
         roost_auth_scram_keys("SCRAM-SHA-256", "dummy", dummy_salt,
-                              sizeof(dummy_salt), ROOST_AUTH_ITERATIONS,
-                              stored, server, &keylen);
+                              sizeof(dummy_salt), ROOST_AUTH_ITERATIONS, stored,
+                              server, &keylen);
         return r;
     }
     if (r < 0)
@@ -422,9 +416,8 @@ roost_auth_verify_plain(const char *host, const char *user,
     roost_free(val);
     if (r < 0)
         return r == -ROOST_ENOTFOUND ? -ROOST_ESTORAGE : r;
-    r = roost_auth_scram_keys("SCRAM-SHA-256", password, sec.salt,
-                              sec.saltlen, sec.iter, stored, server,
-                              &keylen);
+    r = roost_auth_scram_keys("SCRAM-SHA-256", password, sec.salt, sec.saltlen,
+                              sec.iter, stored, server, &keylen);
     if (r == 0 && (keylen != sec.keylen ||
                    CRYPTO_memcmp(stored, sec.stored, keylen) != 0))
         r = -ROOST_EAUTH;

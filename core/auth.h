@@ -14,8 +14,8 @@
 
 /* Creates user@host (user prepared by the caller).  -ROOST_EEXIST if the
  * account exists. */
-int roost_auth_create(const char *host, const char *user,
-                      const char *password, int iterations);
+int roost_auth_create(const char *host, const char *user, const char *password,
+                      int iterations);
 /* Replaces the credentials; -ROOST_ENOTFOUND if no such account. */
 int roost_auth_set_password(const char *host, const char *user,
                             const char *password, int iterations);
@@ -24,8 +24,8 @@ int roost_auth_delete(const char *host, const char *user);
 int roost_auth_exists(const char *host, const char *user);
 /* The authPassword value for mech ("SCRAM-SHA-1" or "SCRAM-SHA-256"),
  * new string (roost_free).  0, -ROOST_ENOTFOUND, -ROOST_ESTORAGE. */
-int roost_auth_get_scram(const char *host, const char *user,
-                         const char *mech, char **authpassword);
+int roost_auth_get_scram(const char *host, const char *user, const char *mech,
+                         char **authpassword);
 /* Checks a plaintext password (SASL PLAIN) against the stored SCRAM-SHA-256
  * secret.  0 or -ROOST_EAUTH / -ROOST_ENOTFOUND. */
 int roost_auth_verify_plain(const char *host, const char *user,
@@ -36,11 +36,11 @@ int roost_auth_verify_plain(const char *host, const char *user,
  * size.  iter: 1 to 10000000.  0, or -ROOST_EINVAL (unknown mech, bad iter
  * or salt, password empty, too long or refused by SASLprep). */
 int roost_auth_scram_keys(const char *mech, const char *password,
-                          const unsigned char *salt, size_t saltlen,
-                          int iter, unsigned char *stored,
-                          unsigned char *server, size_t *keylen);
+                          const unsigned char *salt, size_t saltlen, int iter,
+                          unsigned char *stored, unsigned char *server,
+                          size_t *keylen);
 /* Calls fn for each account of host, sorted. */
-int roost_auth_users(const char *host,
-                     int (*fn)(void *arg, const char *user), void *arg);
+int roost_auth_users(const char *host, int (*fn)(void *arg, const char *user),
+                     void *arg);
 
 #endif /* ROOST_CORE_AUTH_H */

@@ -35,7 +35,7 @@
 #endif
 
 #define CONF_OFF(type, field) offsetof(type, field)
-#define CONF_DAY_MS (86400 * INT64_C(1000))
+#define CONF_DAY_MS           (86400 * INT64_C(1000))
 
 /* Raw forms of the config sections: strings point into libconfig and are
  * copied (and resolved, for paths) into roost_config_t afterwards. */
@@ -63,37 +63,34 @@ typedef struct {
 /* The core's options.  min == max == 0 means unbounded; MSEC bounds are
  * milliseconds while the text (and the file) says seconds. */
 static const roost_opt_t conf_top_opts[] = {
-    {"log_level", ROOST_OPT_STR, CONF_OFF(conf_top_t, log_level), "info",
-     0, 0},
+    {"log_level", ROOST_OPT_STR, CONF_OFF(conf_top_t, log_level), "info", 0, 0},
     {"log_file", ROOST_OPT_STR, CONF_OFF(conf_top_t, log_file), NULL, 0, 0},
-    {"data_dir", ROOST_OPT_STR, CONF_OFF(conf_top_t, data_dir), "data", 0,
-     0},
+    {"data_dir", ROOST_OPT_STR, CONF_OFF(conf_top_t, data_dir), "data", 0, 0},
     {"pidfile", ROOST_OPT_STR, CONF_OFF(conf_top_t, pidfile), NULL, 0, 0},
     {"user", ROOST_OPT_STR, CONF_OFF(conf_top_t, user), NULL, 0, 0},
     {"group", ROOST_OPT_STR, CONF_OFF(conf_top_t, group), NULL, 0, 0},
     {"modules_dir", ROOST_OPT_STR, CONF_OFF(conf_top_t, modules_dir),
      ROOST_MODULEDIR, 0, 0},
-    {"scram_iterations", ROOST_OPT_INT,
-     CONF_OFF(conf_top_t, scram_iterations), "4096", 4096, 1000000},
-    {"worker_threads", ROOST_OPT_INT, CONF_OFF(conf_top_t, worker_threads),
-     "2", 1, 64},
+    {"scram_iterations", ROOST_OPT_INT, CONF_OFF(conf_top_t, scram_iterations),
+     "4096", 4096, 1000000},
+    {"worker_threads", ROOST_OPT_INT, CONF_OFF(conf_top_t, worker_threads), "2",
+     1, 64},
     {NULL, 0, 0, NULL, 0, 0}};
 
 static const roost_opt_t conf_limits_opts[] = {
     {"max_stanza_size", ROOST_OPT_SIZE,
      CONF_OFF(roost_config_t, max_stanza_size), "262144", 1024,
      64 * 1024 * 1024},
-    {"max_depth", ROOST_OPT_INT, CONF_OFF(roost_config_t, max_depth), "64",
-     1, 1000},
-    {"max_attrs", ROOST_OPT_INT, CONF_OFF(roost_config_t, max_attrs), "64",
-     1, 10000},
+    {"max_depth", ROOST_OPT_INT, CONF_OFF(roost_config_t, max_depth), "64", 1,
+     1000},
+    {"max_attrs", ROOST_OPT_INT, CONF_OFF(roost_config_t, max_attrs), "64", 1,
+     10000},
     {"c2s_timeout", ROOST_OPT_MSEC, CONF_OFF(roost_config_t, c2s_timeout),
      "300", 1, CONF_DAY_MS},
     {"auth_timeout", ROOST_OPT_MSEC, CONF_OFF(roost_config_t, auth_timeout),
      "30", 1, CONF_DAY_MS},
-    {"output_high_water", ROOST_OPT_SIZE,
-     CONF_OFF(roost_config_t, output_hwm), "524288", 1024,
-     INT64_C(1) << 30},
+    {"output_high_water", ROOST_OPT_SIZE, CONF_OFF(roost_config_t, output_hwm),
+     "524288", 1024, INT64_C(1) << 30},
     {"auth_fail_delay", ROOST_OPT_MSEC,
      CONF_OFF(roost_config_t, auth_fail_delay), "1.0", 0, 60000},
     {"max_resources", ROOST_OPT_INT, CONF_OFF(roost_config_t, max_resources),
@@ -101,10 +98,8 @@ static const roost_opt_t conf_limits_opts[] = {
     {NULL, 0, 0, NULL, 0, 0}};
 
 static const roost_opt_t conf_storage_opts[] = {
-    {"driver", ROOST_OPT_STR, CONF_OFF(conf_storage_t, driver), "sqlite", 0,
-     0},
-    {"path", ROOST_OPT_STR, CONF_OFF(conf_storage_t, path), "roost.db", 0,
-     0},
+    {"driver", ROOST_OPT_STR, CONF_OFF(conf_storage_t, driver), "sqlite", 0, 0},
+    {"path", ROOST_OPT_STR, CONF_OFF(conf_storage_t, path), "roost.db", 0, 0},
     {NULL, 0, 0, NULL, 0, 0}};
 
 static const roost_opt_t conf_listen_opts[] = {
@@ -118,11 +113,10 @@ static const roost_opt_t conf_host_opts[] = {
     {"domain", ROOST_OPT_STR, CONF_OFF(conf_host_t, domain), NULL, 0, 0},
     {"cert", ROOST_OPT_STR, CONF_OFF(conf_host_t, cert), NULL, 0, 0},
     {"key", ROOST_OPT_STR, CONF_OFF(conf_host_t, key), NULL, 0, 0},
-    {"modules", ROOST_OPT_STRLIST, CONF_OFF(conf_host_t, modules), "", 0,
-     0},
+    {"modules", ROOST_OPT_STRLIST, CONF_OFF(conf_host_t, modules), "", 0, 0},
     {"admins", ROOST_OPT_STRLIST, CONF_OFF(conf_host_t, admins), "", 0, 0},
-    {"anonymous", ROOST_OPT_BOOL, CONF_OFF(conf_host_t, anonymous), "false",
-     0, 0},
+    {"anonymous", ROOST_OPT_BOOL, CONF_OFF(conf_host_t, anonymous), "false", 0,
+     0},
     {"require_encryption", ROOST_OPT_BOOL,
      CONF_OFF(conf_host_t, require_encryption), "true", 0, 0},
     {NULL, 0, 0, NULL, 0, 0}};
@@ -350,9 +344,7 @@ roost_config_parse_opt(const roost_opt_t *o, const char *text, void *dst)
             return -ROOST_ELIMIT;
         *(int64_t *)dst = v;
         return 0;
-    case ROOST_OPT_STR:
-        *(const char **)dst = text;
-        return 0;
+    case ROOST_OPT_STR: *(const char **)dst = text; return 0;
     case ROOST_OPT_STRLIST:
         *(char ***)dst = text ? conf_split_list(text) : NULL;
         return 0;
@@ -364,18 +356,12 @@ static const char *
 conf_type_name(roost_opt_type_t t)
 {
     switch (t) {
-    case ROOST_OPT_BOOL:
-        return "true or false";
-    case ROOST_OPT_INT:
-        return "an integer";
-    case ROOST_OPT_SIZE:
-        return "an integer (bytes)";
-    case ROOST_OPT_MSEC:
-        return "a number of seconds";
-    case ROOST_OPT_STR:
-        return "a string";
-    case ROOST_OPT_STRLIST:
-        return "a list of strings";
+    case ROOST_OPT_BOOL: return "true or false";
+    case ROOST_OPT_INT: return "an integer";
+    case ROOST_OPT_SIZE: return "an integer (bytes)";
+    case ROOST_OPT_MSEC: return "a number of seconds";
+    case ROOST_OPT_STR: return "a string";
+    case ROOST_OPT_STRLIST: return "a list of strings";
     }
     return "?";
 }
@@ -414,8 +400,7 @@ conf_opt_from_setting(roost_config_t *c, const roost_opt_t *o,
     case ROOST_OPT_MSEC:
         if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
             v = config_setting_get_int64(s);
-            if (o->type == ROOST_OPT_MSEC &&
-                conf_sec_to_ms((double)v, &v) != 0)
+            if (o->type == ROOST_OPT_MSEC && conf_sec_to_ms((double)v, &v) != 0)
                 return conf_range_fail(c, s, o, err);
         } else if (t == CONFIG_TYPE_FLOAT && o->type == ROOST_OPT_MSEC) {
             if (conf_sec_to_ms(config_setting_get_float(s), &v) != 0)
@@ -499,9 +484,8 @@ conf_in_list(const char *const *list, const char *name)
  * (module options, checked by roost_config_module_opts); otherwise it is
  * an error. */
 static int
-conf_fill(roost_config_t *c, const config_setting_t *g,
-          const roost_opt_t *opts, void *dst, const char *const *skip,
-          bool allow_groups, char **err)
+conf_fill(roost_config_t *c, const config_setting_t *g, const roost_opt_t *opts,
+          void *dst, const char *const *skip, bool allow_groups, char **err)
 {
     int n = g ? config_setting_length(g) : 0;
 
@@ -544,17 +528,16 @@ conf_path(const char *base, const char *p)
 
 /* Resolves the string option `name` of group g (for the error line). */
 static int
-conf_path_opt(roost_config_t *c, const config_setting_t *g,
-              const char *name, const char *base, const char *val,
-              char **out, char **err)
+conf_path_opt(roost_config_t *c, const config_setting_t *g, const char *name,
+              const char *base, const char *val, char **out, char **err)
 {
     if (val == NULL) {
         *out = NULL;
         return 0;
     }
     if (val[0] == '\0')
-        return conf_fail(c, conf_member(g, name), err,
-                         "'%s' must not be empty", name);
+        return conf_fail(c, conf_member(g, name), err, "'%s' must not be empty",
+                         name);
     *out = conf_path(base, val);
     return 0;
 }
@@ -594,8 +577,7 @@ conf_enum(roost_config_t *c, const config_setting_t *g, const char *name,
     for (int i = 0; names[i]; i++)
         if (strcmp(val, names[i]) == 0)
             return i;
-    return conf_fail(c, conf_member(g, name), err, "bad %s '%s'", name,
-                     val);
+    return conf_fail(c, conf_member(g, name), err, "bad %s '%s'", name, val);
 }
 
 static int
@@ -612,8 +594,7 @@ conf_load_top(roost_config_t *c, const config_setting_t *root,
         return rc;
     c->scram_iterations = t.scram_iterations;
     c->worker_threads = t.worker_threads;
-    if ((level = conf_enum(c, root, "log_level", t.log_level, levels,
-                           err)) < 0)
+    if ((level = conf_enum(c, root, "log_level", t.log_level, levels, err)) < 0)
         return level;
     c->log_level = level;
     if ((rc = conf_path_opt(c, root, "data_dir", confdir, t.data_dir,
@@ -637,9 +618,8 @@ conf_load_top(roost_config_t *c, const config_setting_t *root,
 
 /* The named top-level section, which must have the given shape. */
 static int
-conf_section(roost_config_t *c, const config_setting_t *root,
-             const char *name, bool list, const config_setting_t **out,
-             char **err)
+conf_section(roost_config_t *c, const config_setting_t *root, const char *name,
+             bool list, const config_setting_t **out, char **err)
 {
     const config_setting_t *s = config_setting_get_member(root, name);
 
@@ -665,14 +645,13 @@ conf_load_limits(roost_config_t *c, const config_setting_t *root, char **err)
         (rc = conf_fill(c, s, conf_limits_opts, c, NULL, false, err)) != 0)
         return rc;
     if ((rc = conf_section(c, root, "storage", false, &s, err)) != 0 ||
-        (rc = conf_fill(c, s, conf_storage_opts, &st, NULL, false, err)) !=
-            0)
+        (rc = conf_fill(c, s, conf_storage_opts, &st, NULL, false, err)) != 0)
         return rc;
     if ((rc = conf_enum(c, s, "driver", st.driver, drivers, err)) < 0)
         return rc;
     c->storage_driver = roost_xstrdup(st.driver);
-    return conf_path_opt(c, s, "path", c->data_dir, st.path,
-                         &c->storage_path, err);
+    return conf_path_opt(c, s, "path", c->data_dir, st.path, &c->storage_path,
+                         err);
 }
 
 static int
@@ -708,8 +687,8 @@ conf_load_listen(roost_config_t *c, const config_setting_t *root, char **err)
 
         if (!config_setting_is_group(e))
             return conf_fail(c, e, err, "listen entries must be groups");
-        if ((rc = conf_fill(c, e, conf_listen_opts, &raw, NULL, false,
-                            err)) != 0)
+        if ((rc = conf_fill(c, e, conf_listen_opts, &raw, NULL, false, err)) !=
+            0)
             return rc;
         if (raw.address == NULL || raw.port == 0)
             return conf_fail(c, e, err, "listen entry needs '%s'",
@@ -718,7 +697,8 @@ conf_load_listen(roost_config_t *c, const config_setting_t *root, char **err)
             inet_pton(AF_INET6, raw.address, addr) != 1)
             return conf_fail(c, config_setting_get_member(e, "address"), err,
                              "'address' must be a numeric IPv4 or IPv6 "
-                             "address, not '%s'", raw.address);
+                             "address, not '%s'",
+                             raw.address);
         if ((rc = conf_enum(c, e, "type", raw.type, types, err)) < 0)
             return rc;
         l->type = (roost_listen_type_t)rc;
@@ -765,8 +745,7 @@ conf_host_lists(roost_config_t *c, const config_setting_t *g,
         const config_setting_t *e = config_setting_get_elem(ms, (int)i);
 
         if (!conf_module_name_ok(r->modules[i]))
-            return conf_fail(c, e, err, "bad module name '%s'",
-                             r->modules[i]);
+            return conf_fail(c, e, err, "bad module name '%s'", r->modules[i]);
         if (conf_in_list((const char *const *)h->modules, r->modules[i]))
             return conf_fail(c, e, err, "module '%s' is listed twice",
                              r->modules[i]);
@@ -819,8 +798,8 @@ conf_load_host(roost_config_t *c, const config_setting_t *g,
     if (r.cert) {
         if ((rc = conf_path_opt(c, g, "cert", confdir, r.cert, &h->cert,
                                 err)) != 0 ||
-            (rc = conf_path_opt(c, g, "key", confdir, r.key, &h->key,
-                                err)) != 0)
+            (rc = conf_path_opt(c, g, "key", confdir, r.key, &h->key, err)) !=
+                0)
             return rc;
     } else {
         size_t n = strlen(c->data_dir) + strlen(h->domain) + 16;
@@ -891,8 +870,8 @@ roost_config_load(const char *path, char **err)
             conf_fail(c, NULL, err, "cannot read: %s", strerror(errno));
         else
             conf_set_err(c, config_error_file(lc),
-                         (unsigned)config_error_line(lc),
-                         config_error_text(lc), err);
+                         (unsigned)config_error_line(lc), config_error_text(lc),
+                         err);
         goto fail;
     }
     root = config_root_setting(lc);
@@ -973,8 +952,7 @@ roost_config_host(const roost_config_t *c, const char *domain)
  * group. */
 static int
 conf_module_group(roost_config_t *c, const config_setting_t *g,
-                  const char *module, const config_setting_t **out,
-                  char **err)
+                  const char *module, const config_setting_t **out, char **err)
 {
     const config_setting_t *s = conf_member(g, module);
 
@@ -1007,8 +985,8 @@ roost_config_module_opts(roost_config_t *c, const roost_host_conf_t *h,
     int rc;
 
     *err = NULL;
-    if ((rc = conf_module_group(c, h ? h->setting : NULL, module, &hg,
-                                err)) != 0)
+    if ((rc = conf_module_group(c, h ? h->setting : NULL, module, &hg, err)) !=
+        0)
         return rc;
     /* A module cannot take over a core section's name. */
     if (conf_in_list(conf_sections, module))

@@ -13,9 +13,7 @@
 #include <stdint.h>
 #include <roost/module.h>
 
-typedef enum {
-    ROOST_LISTEN_C2S = 0
-} roost_listen_type_t;
+typedef enum { ROOST_LISTEN_C2S = 0 } roost_listen_type_t;
 
 typedef enum {
     ROOST_TLS_STARTTLS = 0, /* plain connect, STARTTLS offered */
@@ -24,50 +22,50 @@ typedef enum {
 } roost_tls_mode_t;
 
 typedef struct {
-    char *address;           /* "127.0.0.1", "::", ... */
+    char *address; /* "127.0.0.1", "::", ... */
     int port;
     roost_listen_type_t type;
     roost_tls_mode_t tls;
 } roost_listen_conf_t;
 
 typedef struct {
-    char *domain;            /* prepared domain */
-    char *cert, *key;        /* absolute paths; default data_dir/certs/D.* */
-    int cert_generated;      /* no cert configured: self-signed is made */
-    char **modules;          /* NULL-terminated module names */
-    char **admins;           /* NULL-terminated bare JIDs */
-    int anonymous;           /* SASL ANONYMOUS on this host */
-    int require_encryption;  /* TLS before authentication (default 1) */
-    int line;                /* where the host is declared */
-    const void *setting;     /* libconfig setting of the host group */
+    char *domain;           /* prepared domain */
+    char *cert, *key;       /* absolute paths; default data_dir/certs/D.* */
+    int cert_generated;     /* no cert configured: self-signed is made */
+    char **modules;         /* NULL-terminated module names */
+    char **admins;          /* NULL-terminated bare JIDs */
+    int anonymous;          /* SASL ANONYMOUS on this host */
+    int require_encryption; /* TLS before authentication (default 1) */
+    int line;               /* where the host is declared */
+    const void *setting;    /* libconfig setting of the host group */
 } roost_host_conf_t;
 
 typedef struct {
-    char *path;              /* the config file, absolute */
+    char *path; /* the config file, absolute */
     int log_level;
-    char *log_file;          /* NULL = stderr */
-    char *data_dir;          /* absolute; created if missing */
-    char *pidfile;           /* NULL = none */
-    char *user, *group;      /* privilege drop after binding; NULL = stay */
-    char *modules_dir;       /* where mod_*.so live */
-    char *storage_driver;    /* "sqlite" or "memory" */
-    char *storage_path;      /* absolute sqlite file */
-    int64_t max_stanza_size; /* bytes, default 262144 */
-    int64_t max_depth;       /* default 64 */
-    int64_t max_attrs;       /* default 64 */
-    int64_t c2s_timeout;     /* ms without input before a ping; default 300s */
-    int64_t auth_timeout;    /* ms an unauthenticated stream may live: 30s */
-    int64_t output_hwm;      /* bytes queued to a client before reads
+    char *log_file;           /* NULL = stderr */
+    char *data_dir;           /* absolute; created if missing */
+    char *pidfile;            /* NULL = none */
+    char *user, *group;       /* privilege drop after binding; NULL = stay */
+    char *modules_dir;        /* where mod_*.so live */
+    char *storage_driver;     /* "sqlite" or "memory" */
+    char *storage_path;       /* absolute sqlite file */
+    int64_t max_stanza_size;  /* bytes, default 262144 */
+    int64_t max_depth;        /* default 64 */
+    int64_t max_attrs;        /* default 64 */
+    int64_t c2s_timeout;      /* ms without input before a ping; default 300s */
+    int64_t auth_timeout;     /* ms an unauthenticated stream may live: 30s */
+    int64_t output_hwm;       /* bytes queued to a client before reads
                               * pause; 4x that closes it; default 512 KiB */
-    int64_t auth_fail_delay; /* ms before answering a failed auth: 1000 */
-    int64_t scram_iterations;/* default 4096 */
-    int64_t worker_threads;  /* CPU workers, default 2 */
-    int64_t max_resources;   /* sessions per account, default 10 */
+    int64_t auth_fail_delay;  /* ms before answering a failed auth: 1000 */
+    int64_t scram_iterations; /* default 4096 */
+    int64_t worker_threads;   /* CPU workers, default 2 */
+    int64_t max_resources;    /* sessions per account, default 10 */
     roost_listen_conf_t *listen;
     int nlisten;
     roost_host_conf_t *hosts;
     int nhosts;
-    void *lc;                /* the libconfig config_t */
+    void *lc; /* the libconfig config_t */
 } roost_config_t;
 
 /* Reads and validates path.  NULL with *err = "file:line: message"
@@ -87,7 +85,6 @@ int roost_config_module_opts(roost_config_t *c, const roost_host_conf_t *h,
 
 /* Parses one value as an option of type t into dst (used for defaults
  * and by tests).  0 or -ROOST_EINVAL/-ROOST_ELIMIT. */
-int roost_config_parse_opt(const roost_opt_t *o, const char *text,
-                           void *dst);
+int roost_config_parse_opt(const roost_opt_t *o, const char *text, void *dst);
 
 #endif /* ROOST_CORE_CONFIG_H */

@@ -32,7 +32,7 @@
 #include "worker.h"
 
 #define CONN_MAX_AUTH_ATTEMPTS 5
-#define CONN_CLOSE_GRACE_MS 2000
+#define CONN_CLOSE_GRACE_MS    2000
 
 static void conn_process_input(roost_session_t *s);
 static void conn_schedule_free(roost_session_t *s);
@@ -209,8 +209,7 @@ conn_write(roost_session_t *s, const char *buf, size_t len)
     if ((int64_t)queued > 4 * hwm) {
         /* A reader this slow would make us buffer without bound. */
         roost_session_log(s, ROOST_LOG_WARN,
-                          "closing: %zu bytes queued to a slow reader",
-                          queued);
+                          "closing: %zu bytes queued to a slow reader", queued);
         evbuffer_drain(out, evbuffer_get_length(out));
         conn_schedule_free(s);
         return;
@@ -292,9 +291,9 @@ conn_new_sasl(roost_session_t *s)
                 s->cb_names[n++] = types[i];
         }
     }
-    s->sasl = roost_sasl_new(s->host->name, tls,
-                             s->cb_names[0] ? s->cb_names : NULL,
-                             conn_cb_data, s, s->host->conf->anonymous);
+    s->sasl =
+        roost_sasl_new(s->host->name, tls, s->cb_names[0] ? s->cb_names : NULL,
+                       conn_cb_data, s, s->host->conf->anonymous);
 }
 
 static const char *const *
@@ -366,8 +365,8 @@ conn_sasl_work(void *arg)
     roost_session_t *s = arg;
     const char *out = NULL, *cond = NULL;
 
-    s->sasl_status = roost_sasl_step(s->sasl, s->sasl_mech, s->sasl_in,
-                                     &out, &cond);
+    s->sasl_status =
+        roost_sasl_step(s->sasl, s->sasl_mech, s->sasl_in, &out, &cond);
     s->sasl_out = roost_xstrdup(out != NULL ? out : "");
     s->sasl_cond = cond != NULL ? roost_xstrdup(cond) : NULL;
     if (s->sasl_status == ROOST_SASL_SUCCESS &&
@@ -394,8 +393,7 @@ conn_sasl_done(void *arg, int rc)
         roost_session_log(s, ROOST_LOG_INFO, "authentication failed: %s",
                           s->sasl_cond ? s->sasl_cond : "?");
         if (s->fail_timer == NULL)
-            s->fail_timer = evtimer_new(roost_srv->base, conn_fail_timer_cb,
-                                        s);
+            s->fail_timer = evtimer_new(roost_srv->base, conn_fail_timer_cb, s);
         evtimer_add(s->fail_timer, &tv);
         return; /* the timer releases */
     }
@@ -495,8 +493,7 @@ op_closed(void *ud)
     /* The unauthenticated-lifetime timer has no use any more: it becomes
      * the flush poll. */
     event_del(s->auth_timer);
-    event_assign(s->auth_timer, roost_srv->base, -1, 0, conn_close_poll_cb,
-                 s);
+    event_assign(s->auth_timer, roost_srv->base, -1, 0, conn_close_poll_cb, s);
     evtimer_add(s->auth_timer, &tv);
 }
 
@@ -693,12 +690,12 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     if (l->tls == ROOST_TLS_DIRECT) {
         SSL *ssl = SSL_new(roost_srv->default_tls);
 
-        s->bev = bufferevent_openssl_socket_new(
-            roost_srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-            BEV_OPT_CLOSE_ON_FREE);
+        s->bev = bufferevent_openssl_socket_new(roost_srv->base, fd, ssl,
+                                                BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
     } else {
-        s->bev = bufferevent_socket_new(roost_srv->base, fd,
-                                        BEV_OPT_CLOSE_ON_FREE);
+        s->bev =
+            bufferevent_socket_new(roost_srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
     if (s->bev == NULL) {
         evutil_closesocket(fd);
@@ -750,9 +747,9 @@ roost_conn_listen(const roost_listen_conf_t *l, char **err)
                  l->port, strerror(errno));
         return -ROOST_EIO;
     }
-    roost_srv->listeners = roost_xrealloc(
-        roost_srv->listeners,
-        (size_t)(roost_srv->nlisteners + 1) * sizeof(*roost_srv->listeners));
+    roost_srv->listeners = roost_xrealloc(roost_srv->listeners,
+                                          (size_t)(roost_srv->nlisteners + 1) *
+                                              sizeof(*roost_srv->listeners));
     roost_srv->listeners[roost_srv->nlisteners++] = lis;
     ROOST_LOG(ROOST_LOG_INFO, "core", "listening on %s port %d (c2s, %s)",
               l->address, l->port,

@@ -32,7 +32,7 @@ struct roost_jid {
 };
 
 /* Working buffer for one prepared part: the limit plus the NUL. */
-#define JID_BUF (ROOST_JID_PART_MAX + 1)
+#define JID_BUF       (ROOST_JID_PART_MAX + 1)
 #define JID_LABEL_MAX 63
 
 typedef enum { JID_NODE, JID_DOMAIN, JID_RESOURCE } jid_part_t;
@@ -156,7 +156,8 @@ jid_decode_alabels(const char *s, size_t len, char *out)
         if (n >= 4 && strncasecmp(label, "xn--", 4) == 0) {
             for (size_t i = 0; i < n; i++)
                 tmp[i] = (label[i] >= 'A' && label[i] <= 'Z')
-                             ? label[i] - 'A' + 'a' : label[i];
+                             ? label[i] - 'A' + 'a'
+                             : label[i];
             tmp[n] = '\0';
             if (idn2_to_unicode_8z8z(tmp, &u, 0) != IDN2_OK)
                 return false;
@@ -330,15 +331,13 @@ roost_jid_new(const char *s)
     at = memchr(s, '@', len);
     dom = at ? at + 1 : s;
     dl = len - (size_t)(dom - s);
-    return jid_make(at ? s : NULL, at ? (size_t)(at - s) : 0, dom, dl, res,
-                    rl);
+    return jid_make(at ? s : NULL, at ? (size_t)(at - s) : 0, dom, dl, res, rl);
 }
 
 /* Builds a JID from raw parts (borrowed); node and resource may be NULL
  * (absent) but not "".  Returns a new JID or NULL if a part is invalid. */
 roost_jid_t *
-roost_jid_from_parts(const char *node, const char *domain,
-                     const char *resource)
+roost_jid_from_parts(const char *node, const char *domain, const char *resource)
 {
     if (domain == NULL)
         return NULL;

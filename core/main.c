@@ -29,12 +29,11 @@
 static void
 usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: roostd -c FILE [-d]\n"
-            "  -c FILE   configuration file (libconfig syntax)\n"
-            "  -d        log at debug level (overrides log_level)\n"
-            "  -t        check the configuration and exit\n"
-            "  -V        print the version and exit\n");
+    fprintf(fp, "usage: roostd -c FILE [-d]\n"
+                "  -c FILE   configuration file (libconfig syntax)\n"
+                "  -d        log at debug level (overrides log_level)\n"
+                "  -t        check the configuration and exit\n"
+                "  -V        print the version and exit\n");
 }
 
 static void

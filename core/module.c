@@ -46,11 +46,11 @@ struct roost_mod {
     roost_host_t *host;
     void *conf;
     void *data;
-    int index;             /* slot index in sessions */
+    int index; /* slot index in sessions */
     int next_timer;
     mod_timer_t *timers;
     mod_store_t *stores;
-    char tag[128];         /* "host/module" for logs */
+    char tag[128]; /* "host/module" for logs */
 };
 
 static mod_so_t *loaded_sos;
@@ -67,13 +67,13 @@ module_find(const char *name, char **err)
     for (so = loaded_sos; so != NULL; so = so->next)
         if (strcmp(so->name, name) == 0)
             return so->def;
-    if (strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name)
-        || strlen(name) > 64) {
+    if (strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name) ||
+        strlen(name) > 64) {
         *err = roost_xstrdup("invalid module name");
         return NULL;
     }
-    snprintf(path, sizeof(path), "%s/mod_%s.so",
-             roost_srv->cfg->modules_dir, name);
+    snprintf(path, sizeof(path), "%s/mod_%s.so", roost_srv->cfg->modules_dir,
+             name);
     dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (dl == NULL) {
         const char *e = dlerror();
@@ -87,9 +87,8 @@ module_find(const char *name, char **err)
     if (def == NULL || def->abi != ROOST_ABI || def->name == NULL ||
         strcmp(def->name, name) != 0) {
         *err = roost_xmalloc(256);
-        snprintf(*err, 256,
-                 "module %s: %s", name,
-                 def == NULL ? "no roost_module_ symbol"
+        snprintf(*err, 256, "module %s: %s", name,
+                 def == NULL             ? "no roost_module_ symbol"
                  : def->abi != ROOST_ABI ? "ABI version mismatch (rebuild "
                                            "it against this server)"
                                          : "name mismatch");
@@ -153,8 +152,8 @@ roost_modules_load_host(roost_host_t *h, char **err)
         /* Always, so that a module without options still gets "unknown
          * key" errors for a stray group of its name. */
         if (roost_config_module_opts(roost_srv->cfg, h->conf, def->name,
-                                     def->opts ? def->opts : no_opts,
-                                     m->conf, err) != 0) {
+                                     def->opts ? def->opts : no_opts, m->conf,
+                                     err) != 0) {
             roost_free(m->conf);
             roost_free(m);
             return -ROOST_ECONFIG;
@@ -211,7 +210,8 @@ module_unload(roost_mod_t *m)
             }
         }
     }
-    HASH_ITER(hh, h->iqs, iq, tmp) {
+    HASH_ITER(hh, h->iqs, iq, tmp)
+    {
         if (iq->mod == m) {
             HASH_DEL(h->iqs, iq);
             roost_free(iq->key);
@@ -341,8 +341,8 @@ roost_hook_iq(roost_mod_t *m, const char *xmlns, const char *child,
     e = roost_iq_find(m->host, xmlns, child);
     if (e != NULL) {
         /* Get and set may be registered separately, by the same module. */
-        if ((get != NULL && e->get != NULL) || (set != NULL && e->set != NULL)
-            || e->mod != m || e->arg != arg)
+        if ((get != NULL && e->get != NULL) ||
+            (set != NULL && e->set != NULL) || e->mod != m || e->arg != arg)
             return -ROOST_EEXIST;
         if (get != NULL)
             e->get = get;
@@ -407,8 +407,7 @@ roost_add_stream_feature(roost_mod_t *m, const roost_stanza_t *el)
 }
 
 void
-roost_host_features(roost_mod_t *m, void (*fn)(void *, const char *),
-                    void *arg)
+roost_host_features(roost_mod_t *m, void (*fn)(void *, const char *), void *arg)
 {
     for (roost_reg_entry_t *e = m->host->features; e != NULL; e = e->next)
         fn(arg, e->a);
@@ -584,9 +583,8 @@ timer_fire(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-roost_timer_add(roost_mod_t *m, uint64_t msec, void (*fn)(roost_mod_t *,
-                                                          void *),
-                void *arg)
+roost_timer_add(roost_mod_t *m, uint64_t msec,
+                void (*fn)(roost_mod_t *, void *), void *arg)
 {
     mod_timer_t *t = roost_xcalloc(1, sizeof(*t));
     struct timeval tv = {(time_t)(msec / 1000),
@@ -654,9 +652,8 @@ roost_store_open(roost_mod_t *m, const char *name, roost_store_shape_t shape)
 }
 
 void
-roost_store_async(roost_mod_t *m, int (*work)(void *), void (*done)(void *,
-                                                                   int),
-                  void *arg)
+roost_store_async(roost_mod_t *m, int (*work)(void *),
+                  void (*done)(void *, int), void *arg)
 {
     roost_worker_submit(ROOST_WQ_STORAGE, work, done, arg);
 }

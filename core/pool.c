@@ -17,12 +17,12 @@
 #include <roost/common.h>
 #include "pool.h"
 
-#define POOL_ALIGN 16
+#define POOL_ALIGN         16
 #define POOL_DEFAULT_BLOCK 4096
-#define POOL_MIN_BLOCK 256
-#define POOL_FREELIST_MAX 64 /* 256 KiB of idle blocks at most */
+#define POOL_MIN_BLOCK     256
+#define POOL_FREELIST_MAX  64 /* 256 KiB of idle blocks at most */
 
-#define POOL_ALIGN_UP(v)                                                     \
+#define POOL_ALIGN_UP(v)                                                       \
     (((v) + (POOL_ALIGN - 1)) & ~(uintptr_t)(POOL_ALIGN - 1))
 
 typedef struct pool_block {
@@ -37,9 +37,9 @@ typedef struct pool_cleanup {
 } pool_cleanup_t;
 
 struct roost_pool {
-    char *pos, *end;           /* free space in the current bump block */
-    pool_block_t *blocks;      /* every block, this header's block last */
-    pool_cleanup_t *cleanups;  /* newest first, so running them is LIFO */
+    char *pos, *end;          /* free space in the current bump block */
+    pool_block_t *blocks;     /* every block, this header's block last */
+    pool_cleanup_t *cleanups; /* newest first, so running them is LIFO */
     size_t block_size;
     size_t held;
 };

@@ -48,8 +48,8 @@ roost_router_default(roost_stanza_kind_t kind, const char *type,
         /* RFC 6121 §8.5.2.1.2 / §8.5.3.1 when no presence module runs:
          * directed available/unavailable presence reaches the user. */
         if (target == ROOST_RT_FULL)
-            return session_exists && (type == NULL || err ||
-                                      type_is(type, "unavailable"))
+            return session_exists &&
+                           (type == NULL || err || type_is(type, "unavailable"))
                        ? ROOST_RA_DELIVER_FULL
                        : ROOST_RA_DROP;
         if (err)
@@ -71,8 +71,7 @@ roost_router_default(roost_stanza_kind_t kind, const char *type,
         if (target == ROOST_RT_FULL && session_exists)
             return ROOST_RA_DELIVER_FULL;
         return ROOST_RA_BOUNCE_UNAVAILABLE;
-    default:
-        return ROOST_RA_DROP;
+    default: return ROOST_RA_DROP;
     }
 }
 
@@ -154,8 +153,7 @@ iq_valid(roost_stanza_t *st)
 
 static void
 route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
-            roost_stanza_t *st, const roost_jid_t *from,
-            const roost_jid_t *to)
+            roost_stanza_t *st, const roost_jid_t *from, const roost_jid_t *to)
 {
     roost_stanza_kind_t kind = roost_stanza_kind(st);
     const char *type = roost_stanza_attr(st, "type");
@@ -197,8 +195,7 @@ route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
         if (target == ROOST_RT_BARE)
             ev = ROOST_EV_IQ_BARE;
         break;
-    default:
-        return;
+    default: return;
     }
     if (ev != ROOST_EV__COUNT &&
         roost_hooks_run(th, ev, origin, st, from, to) == ROOST_HANDLED)
@@ -206,9 +203,7 @@ route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
 
     act = roost_router_default(kind, type, target, full != NULL);
     switch (act) {
-    case ROOST_RA_DELIVER_FULL:
-        roost_conn_send(full, st);
-        break;
+    case ROOST_RA_DELIVER_FULL: roost_conn_send(full, st); break;
     case ROOST_RA_DELIVER_AVAILABLE:
         deliver_available(th, roost_jid_node(to), st);
         break;
@@ -221,14 +216,12 @@ route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
     case ROOST_RA_BOUNCE_BAD_REQUEST:
         roost_router_bounce(th, st, ROOST_SE_BAD_REQUEST, NULL);
         break;
-    case ROOST_RA_DROP:
-        break;
+    case ROOST_RA_DROP: break;
     }
 }
 
 void
-roost_router_route(roost_host_t *h, roost_session_t *origin,
-                   roost_stanza_t *st)
+roost_router_route(roost_host_t *h, roost_session_t *origin, roost_stanza_t *st)
 {
     const char *from_s = roost_stanza_attr(st, "from");
     const char *to_s = roost_stanza_attr(st, "to");
@@ -240,8 +233,7 @@ roost_router_route(roost_host_t *h, roost_session_t *origin,
         /* Internal callers always set both; a module that did not gets a
          * log line, not a crash. */
         ROOST_LOG(ROOST_LOG_WARN, h->name,
-                  "dropping a %s without valid from/to",
-                  roost_stanza_name(st));
+                  "dropping a %s without valid from/to", roost_stanza_name(st));
         goto out;
     }
     th = roost_server_host(roost_jid_domain(to));
@@ -251,8 +243,7 @@ roost_router_route(roost_host_t *h, roost_session_t *origin,
             ROOST_RT_REMOTE, 0);
 
         if (act == ROOST_RA_BOUNCE_REMOTE)
-            roost_router_bounce(h, st, ROOST_SE_REMOTE_SERVER_NOT_FOUND,
-                                NULL);
+            roost_router_bounce(h, st, ROOST_SE_REMOTE_SERVER_NOT_FOUND, NULL);
         goto out;
     }
     route_local(th, h, origin, st, from, to);
@@ -274,9 +265,9 @@ roost_router_c2s(roost_session_t *s, roost_stanza_t *st)
      * (RFC 6120 §8.1.2.1, §4.9.3.9). */
     if (from_s != NULL) {
         roost_jid_t *f = roost_jid_new(from_s);
-        int ok = f != NULL && (roost_jid_eq(f, s->jid) ||
-                               (roost_jid_resource(f) == NULL &&
-                                roost_jid_bare_eq(f, s->jid)));
+        int ok = f != NULL &&
+                 (roost_jid_eq(f, s->jid) || (roost_jid_resource(f) == NULL &&
+                                              roost_jid_bare_eq(f, s->jid)));
 
         roost_jid_free(f);
         if (!ok) {
@@ -308,8 +299,8 @@ roost_router_c2s(roost_session_t *s, roost_stanza_t *st)
         const char *type = roost_stanza_attr(st, "type");
 
         if (type == NULL || type_is(type, "unavailable")) {
-            const char *p = roost_stanza_child_text(st, ROOST_NS_CLIENT,
-                                                    "priority");
+            const char *p =
+                roost_stanza_child_text(st, ROOST_NS_CLIENT, "priority");
             long prio = p ? strtol(p, NULL, 10) : 0;
 
             if (prio < -128 || prio > 127)
@@ -320,8 +311,7 @@ roost_router_c2s(roost_session_t *s, roost_stanza_t *st)
         if (roost_hooks_run(s->host, ROOST_EV_PRE_STANZA, s, st, s->jid,
                             s->jid) == ROOST_HANDLED)
             return;
-        roost_hooks_run(s->host, ROOST_EV_PRESENCE_OUT, s, st, s->jid,
-                        s->jid);
+        roost_hooks_run(s->host, ROOST_EV_PRESENCE_OUT, s, st, s->jid, s->jid);
         return;
     }
     if (to == NULL) {

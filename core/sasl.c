@@ -30,12 +30,12 @@
 #include "log.h"
 #include "sasl.h"
 
-#define SASL_CB_MAX 4         /* channel-binding types kept per exchange */
-#define SASL_CB_DATA_MAX 64   /* bytes of one channel binding */
+#define SASL_CB_MAX      4  /* channel-binding types kept per exchange */
+#define SASL_CB_DATA_MAX 64 /* bytes of one channel binding */
 #define SASL_CB_NAME_MAX 32
-#define SASL_IN_MAX 8192      /* base64 characters accepted per step */
-#define SASL_AUTHPW "*authPassword"
-#define SASL_TAG "sasl"
+#define SASL_IN_MAX      8192 /* base64 characters accepted per step */
+#define SASL_AUTHPW      "*authPassword"
+#define SASL_TAG         "sasl"
 /* Cyrus stores callbacks as int (*)(void); void (*)(void) is the cast
  * GCC accepts between function types. */
 #define SASL_FN(f) ((sasl_callback_ft)(void (*)(void))(f))
@@ -56,13 +56,13 @@ struct roost_sasl {
     sasl_conn_t *conn;
     char *host;
     int tls, anonymous;
-    int used;          /* conn saw a start: make a fresh one for a retry */
+    int used; /* conn saw a start: make a fresh one for a retry */
     sasl_state_t state;
-    const char *mech;  /* entry of sasl_mech_table while running / done */
-    int scram, plus;   /* properties of mech */
-    int gs2_checked;   /* the SCRAM client-first-message was inspected */
-    int challenged;    /* a non-empty challenge was sent */
-    int backend_down;  /* PLAIN's check hit a storage failure */
+    const char *mech; /* entry of sasl_mech_table while running / done */
+    int scram, plus;  /* properties of mech */
+    int gs2_checked;  /* the SCRAM client-first-message was inspected */
+    int challenged;   /* a non-empty challenge was sent */
+    int backend_down; /* PLAIN's check hit a storage failure */
     sasl_cbdata_t cb[SASL_CB_MAX];
     size_t ncb;
     sasl_channel_binding_t binding; /* Cyrus keeps this pointer */
@@ -74,9 +74,12 @@ struct roost_sasl {
 };
 
 /* Offered mechanisms, strongest first. */
-static const char *const sasl_mech_table[] = {
-    "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
-    "SCRAM-SHA-1", "PLAIN", "ANONYMOUS"};
+static const char *const sasl_mech_table[] = {"SCRAM-SHA-256-PLUS",
+                                              "SCRAM-SHA-1-PLUS",
+                                              "SCRAM-SHA-256",
+                                              "SCRAM-SHA-1",
+                                              "PLAIN",
+                                              "ANONYMOUS"};
 #define SASL_NMECH (sizeof(sasl_mech_table) / sizeof(sasl_mech_table[0]))
 
 static int sasl_active;
@@ -276,8 +279,8 @@ static char *
 sasl_fake_scram(const char *mech, const char *realm, const char *user,
                 unsigned ulen)
 {
-    const EVP_MD *md = strcmp(mech, "SCRAM-SHA-256") == 0 ? EVP_sha256()
-                                                          : EVP_sha1();
+    const EVP_MD *md =
+        strcmp(mech, "SCRAM-SHA-256") == 0 ? EVP_sha256() : EVP_sha1();
     size_t hlen = (size_t)EVP_MD_get_size(md), rlen = strlen(realm) + 1;
     unsigned char mac[EVP_MAX_MD_SIZE], *msg;
     char b[3][EVP_MAX_MD_SIZE * 2], *out;
@@ -317,8 +320,7 @@ sasl_auxprop_lookup(void *glob, sasl_server_params_t *sp, unsigned flags,
      * nothing is looked up for the authorization identity. */
     if (flags & SASL_AUXPROP_AUTHZID)
         return SASL_OK;
-    for (pv = sp->utils->prop_get(sp->propctx); pv != NULL && pv->name;
-         pv++) {
+    for (pv = sp->utils->prop_get(sp->propctx); pv != NULL && pv->name; pv++) {
         if (strcmp(pv->name, SASL_AUTHPW) == 0)
             break;
     }
@@ -356,9 +358,8 @@ sasl_auxprop_lookup(void *glob, sasl_server_params_t *sp, unsigned flags,
 }
 
 static int
-sasl_auxprop_init(const sasl_utils_t *utils, int max_version,
-                  int *out_version, sasl_auxprop_plug_t **plug,
-                  const char *plugname)
+sasl_auxprop_init(const sasl_utils_t *utils, int max_version, int *out_version,
+                  sasl_auxprop_plug_t **plug, const char *plugname)
 {
     static sasl_auxprop_plug_t p = {
         .auxprop_lookup = sasl_auxprop_lookup,
@@ -390,13 +391,10 @@ sasl_checkpass_cb(sasl_conn_t *conn, void *context, const char *user,
     rc = roost_auth_verify_plain(s->host, node, pass);
     roost_free(node);
     switch (rc) {
-    case 0:
-        return SASL_OK;
+    case 0: return SASL_OK;
     case -ROOST_ENOTFOUND:
-    case -ROOST_EINVAL:
-        return SASL_NOUSER;
-    case -ROOST_EAUTH:
-        return SASL_BADAUTH;
+    case -ROOST_EINVAL: return SASL_NOUSER;
+    case -ROOST_EAUTH: return SASL_BADAUTH;
     default:
         /* Cyrus goes on to pwcheck_method, which would hide this. */
         s->backend_down = 1;
@@ -551,8 +549,8 @@ sasl_build_mechs(roost_sasl_t *s)
             char base[32];
 
             snprintf(base, sizeof(base), "%.*s", (int)(n - 5), m);
-            ok = s->ncb > 0 &&
-                 (sasl_listed(list, m) || sasl_listed(list, base));
+            ok =
+                s->ncb > 0 && (sasl_listed(list, m) || sasl_listed(list, base));
         } else {
             ok = sasl_listed(list, m);
         }
@@ -595,11 +593,10 @@ roost_sasl_new(const char *host, int tls, const char *const *cb_types,
         strcpy(c->name, cb_types[i]);
         s->ncb++;
     }
-    s->callbacks[0] = (sasl_callback_t){SASL_CB_PROXY_POLICY,
-                                        SASL_FN(sasl_proxy_cb), s};
-    s->callbacks[1] = (sasl_callback_t){
-        SASL_CB_SERVER_USERDB_CHECKPASS, SASL_FN(sasl_checkpass_cb),
-        s};
+    s->callbacks[0] =
+        (sasl_callback_t){SASL_CB_PROXY_POLICY, SASL_FN(sasl_proxy_cb), s};
+    s->callbacks[1] = (sasl_callback_t){SASL_CB_SERVER_USERDB_CHECKPASS,
+                                        SASL_FN(sasl_checkpass_cb), s};
     s->callbacks[2] = (sasl_callback_t){SASL_CB_LIST_END, NULL, NULL};
     rc = sasl_conn_open(s);
     if (rc != SASL_OK) {
@@ -697,8 +694,7 @@ static const char *
 sasl_condition(const roost_sasl_t *s, int rc)
 {
     switch (rc) {
-    case SASL_NOMECH:
-        return "invalid-mechanism";
+    case SASL_NOMECH: return "invalid-mechanism";
     case SASL_BADPROT:
         /* Cyrus's SCRAM reports a wrong proof (and a channel-binding
          * mismatch) as a protocol error; after its challenge that means
@@ -706,18 +702,13 @@ sasl_condition(const roost_sasl_t *s, int rc)
         if (s->scram && s->challenged)
             return "not-authorized";
         return "malformed-request";
-    case SASL_BADPARAM:
-        return "malformed-request";
-    case SASL_NOAUTHZ:
-        return "invalid-authzid";
-    case SASL_TOOWEAK:
-        return "mechanism-too-weak";
-    case SASL_ENCRYPT:
-        return "encryption-required";
+    case SASL_BADPARAM: return "malformed-request";
+    case SASL_NOAUTHZ: return "invalid-authzid";
+    case SASL_TOOWEAK: return "mechanism-too-weak";
+    case SASL_ENCRYPT: return "encryption-required";
     case SASL_TRYAGAIN:
     case SASL_UNAVAIL:
-    case SASL_NOMEM:
-        return "temporary-auth-failure";
+    case SASL_NOMEM: return "temporary-auth-failure";
     default: /* SASL_BADAUTH, SASL_NOUSER, SASL_BADBINDING, SASL_FAIL... */
         return "not-authorized";
     }
@@ -844,8 +835,9 @@ roost_sasl_step(roost_sasl_t *s, const char *mech, const char *in,
     if (rc != SASL_OK) {
         ROOST_LOG(ROOST_LOG_DEBUG, SASL_TAG, "%s %s: %s", s->host, s->mech,
                   sasl_errdetail(s->conn));
-        return sasl_fail(s, s->backend_down ? "temporary-auth-failure"
-                                            : sasl_condition(s, rc),
+        return sasl_fail(s,
+                         s->backend_down ? "temporary-auth-failure"
+                                         : sasl_condition(s, rc),
                          out, cond);
     }
     if (sasl_finish(s) != 0)

@@ -24,8 +24,8 @@ typedef enum {
 
 /* Provides channel-binding data of type for the connection: writes to out
  * (at most *len), sets *len, returns 0, or non-zero if unavailable. */
-typedef int (*roost_sasl_cb_fn)(void *arg, const char *type,
-                                unsigned char *out, size_t *len);
+typedef int (*roost_sasl_cb_fn)(void *arg, const char *type, unsigned char *out,
+                                size_t *len);
 
 /* Once per process, before threads start.  0 or -ROOST_E* with *err. */
 int roost_sasl_init(char **err);
@@ -36,9 +36,8 @@ void roost_sasl_shutdown(void);
  * or NULL without TLS) and cbf/cbarg to fetch their data; anonymous: offer
  * ANONYMOUS. */
 roost_sasl_t *roost_sasl_new(const char *host, int tls,
-                             const char *const *cb_types,
-                             roost_sasl_cb_fn cbf, void *cbarg,
-                             int anonymous);
+                             const char *const *cb_types, roost_sasl_cb_fn cbf,
+                             void *cbarg, int anonymous);
 void roost_sasl_free(roost_sasl_t *s);
 
 /* The mechanisms to advertise, NULL-terminated, owned by s. */

@@ -67,8 +67,8 @@ server_random_resource(char *buf, size_t size)
 
     if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
         memset(r, 0, sizeof(r));
-    snprintf(buf, size, "roost-%02x%02x%02x%02x%02x%02x%02x%02x", r[0],
-             r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+    snprintf(buf, size, "roost-%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1],
+             r[2], r[3], r[4], r[5], r[6], r[7]);
 }
 
 const char *
@@ -94,8 +94,7 @@ roost_server_bind(roost_session_t *s, const char *resource,
     }
     old = roost_server_find_session(h, roost_jid_full(jid));
     u = roost_server_find_user(h, roost_jid_node(jid));
-    if (old == NULL && u != NULL &&
-        u->count >= roost_srv->cfg->max_resources) {
+    if (old == NULL && u != NULL && u->count >= roost_srv->cfg->max_resources) {
         roost_jid_free(jid);
         *err = ROOST_SE_RESOURCE_CONSTRAINT;
         return NULL;
@@ -147,8 +146,7 @@ roost_server_unbind(roost_session_t *s)
         roost_free(u->node);
         roost_free(u);
     }
-    roost_hooks_run(s->host, ROOST_EV_SESSION_CLOSED, s, NULL, s->jid,
-                    s->jid);
+    roost_hooks_run(s->host, ROOST_EV_SESSION_CLOSED, s, NULL, s->jid, s->jid);
 }
 
 static int
@@ -188,7 +186,8 @@ roost_server_init(roost_config_t *cfg, struct event_base *base, char **err)
     for (int i = 0; i < cfg->nhosts; i++)
         if ((rc = server_add_host(&cfg->hosts[i], err)) != 0)
             return rc;
-    HASH_ITER(hh, roost_srv->hosts, h, tmp) {
+    HASH_ITER(hh, roost_srv->hosts, h, tmp)
+    {
         if ((rc = roost_modules_load_host(h, err)) != 0)
             return rc;
     }
@@ -222,7 +221,8 @@ roost_server_shutdown(void)
     }
     roost_worker_drain();
     roost_conn_free_all();
-    HASH_ITER(hh, roost_srv->hosts, h, tmp) {
+    HASH_ITER(hh, roost_srv->hosts, h, tmp)
+    {
         roost_modules_unload_host(h);
         HASH_DEL(roost_srv->hosts, h);
         SSL_CTX_free(h->tls);

@@ -41,8 +41,8 @@ typedef struct roost_iq_entry {
 
 /* A disco feature or identity, or a stream feature. */
 typedef struct roost_reg_entry {
-    char *a, *b, *c;          /* feature: a; identity: category/type/name */
-    roost_stanza_t *el;       /* stream feature element */
+    char *a, *b, *c;    /* feature: a; identity: category/type/name */
+    roost_stanza_t *el; /* stream feature element */
     roost_mod_t *mod;
     struct roost_reg_entry *next;
 } roost_reg_entry_t;
@@ -64,27 +64,27 @@ struct roost_host {
     roost_hook_entry_t *hooks[ROOST_EV__COUNT];
     roost_iq_entry_t *iqs;
     roost_reg_entry_t *features, *identities, *stream_features;
-    roost_user_t *users;          /* bound sessions by localpart */
-    roost_session_t *by_full;     /* bound sessions by full JID */
+    roost_user_t *users;      /* bound sessions by localpart */
+    roost_session_t *by_full; /* bound sessions by full JID */
     UT_hash_handle hh;
 };
 
 struct roost_session {
     uint64_t id;
-    int refs;                     /* holders; freed at 0 once closed */
-    int closing;                  /* stream finished: no more routing */
-    int freeing;                  /* free scheduled */
-    roost_host_t *host;           /* set once the stream names one */
+    int refs;           /* holders; freed at 0 once closed */
+    int closing;        /* stream finished: no more routing */
+    int freeing;        /* free scheduled */
+    roost_host_t *host; /* set once the stream names one */
     const roost_listen_conf_t *listen;
     struct bufferevent *bev;
-    struct event *auth_timer;     /* unauthenticated lifetime */
-    struct event *fail_timer;     /* delayed SASL failure */
-    struct event *idle_timer;     /* c2s_timeout: ping, then close */
-    int64_t last_input;           /* monotonic ms of the last read */
-    int ping_outstanding;         /* a keepalive ping was sent */
-    int close_polls;              /* flush checks after close */
-    int reads_paused;             /* output above the high-water mark */
-    int input_paused;             /* stream waits for TLS/SASL */
+    struct event *auth_timer; /* unauthenticated lifetime */
+    struct event *fail_timer; /* delayed SASL failure */
+    struct event *idle_timer; /* c2s_timeout: ping, then close */
+    int64_t last_input;       /* monotonic ms of the last read */
+    int ping_outstanding;     /* a keepalive ping was sent */
+    int close_polls;          /* flush checks after close */
+    int reads_paused;         /* output above the high-water mark */
+    int input_paused;         /* stream waits for TLS/SASL */
     roost_stream_t *stream;
     roost_sasl_t *sasl;
     unsigned char cb_data[2][64]; /* channel binding, computed on loop */
@@ -94,27 +94,27 @@ struct roost_session {
     int sasl_status;
     char *sasl_out, *sasl_cond, *sasl_user;
     char *sasl_mech, *sasl_in;
-    char addr[64];                /* peer address for logs */
-    roost_jid_t *jid;             /* full JID once bound */
+    char addr[64];    /* peer address for logs */
+    roost_jid_t *jid; /* full JID once bound */
     int available, priority;
-    void **slots;                 /* per module instance */
+    void **slots; /* per module instance */
     int nslots;
     roost_user_t *user;
     roost_session_t *next_of_user;
     roost_session_t *all_next, *all_prev; /* every connection */
-    UT_hash_handle hh;            /* in host->by_full, key jid full */
+    UT_hash_handle hh;                    /* in host->by_full, key jid full */
 };
 
 typedef struct roost_server {
     struct event_base *base;
     roost_config_t *cfg;
-    roost_host_t *hosts;          /* by name */
-    SSL_CTX *default_tls;         /* for direct TLS before SNI */
+    roost_host_t *hosts;  /* by name */
+    SSL_CTX *default_tls; /* for direct TLS before SNI */
     struct evconnlistener **listeners;
     int nlisteners;
     uint64_t next_session_id;
     int nsessions;
-    roost_session_t *all;         /* every c2s connection */
+    roost_session_t *all; /* every c2s connection */
     int shutting_down;
 } roost_server_t;
 
@@ -128,11 +128,9 @@ const char *roost_server_bind(roost_session_t *s, const char *resource,
                               roost_stanza_err_t *err);
 /* Removes s from the session tables and fires SESSION_CLOSED. */
 void roost_server_unbind(roost_session_t *s);
-roost_session_t *roost_server_find_session(roost_host_t *h,
-                                           const char *full);
+roost_session_t *roost_server_find_session(roost_host_t *h, const char *full);
 roost_user_t *roost_server_find_user(roost_host_t *h, const char *node);
-int roost_server_init(roost_config_t *cfg, struct event_base *base,
-                      char **err);
+int roost_server_init(roost_config_t *cfg, struct event_base *base, char **err);
 void roost_server_shutdown(void);
 
 /* conn.c */
@@ -143,8 +141,8 @@ void roost_conn_release(roost_session_t *s);
 void roost_conn_free_all(void);
 /* Sends bytes of a stanza to a bound session (backpressure applies). */
 void roost_conn_send(roost_session_t *s, const roost_stanza_t *st);
-void roost_session_log(const roost_session_t *s, int level,
-                       const char *fmt, ...) ROOST_PRINTF(3, 4);
+void roost_session_log(const roost_session_t *s, int level, const char *fmt,
+                       ...) ROOST_PRINTF(3, 4);
 
 /* router.c */
 /* A stanza from a bound c2s session (borrowed). */
@@ -161,19 +159,19 @@ void roost_router_bounce(roost_host_t *h, roost_stanza_t *st,
  * table (doc/stanza_routing.md) walked row by row in
  * tests/unit/check_router.c. */
 typedef enum {
-    ROOST_RT_HOST = 0,  /* to the server itself (domain or domain/res) */
-    ROOST_RT_BARE,      /* to a local account's bare JID */
-    ROOST_RT_FULL,      /* to a local full JID */
-    ROOST_RT_REMOTE     /* to a domain this server does not host */
+    ROOST_RT_HOST = 0, /* to the server itself (domain or domain/res) */
+    ROOST_RT_BARE,     /* to a local account's bare JID */
+    ROOST_RT_FULL,     /* to a local full JID */
+    ROOST_RT_REMOTE    /* to a domain this server does not host */
 } roost_rt_target_t;
 
 typedef enum {
-    ROOST_RA_DROP = 0,          /* silently ignore */
-    ROOST_RA_DELIVER_FULL,      /* to the one session with that full JID */
-    ROOST_RA_DELIVER_AVAILABLE, /* to every available session of the user */
-    ROOST_RA_BOUNCE_UNAVAILABLE,/* service-unavailable error */
-    ROOST_RA_BOUNCE_REMOTE,     /* remote-server-not-found error */
-    ROOST_RA_BOUNCE_BAD_REQUEST /* bad-request error */
+    ROOST_RA_DROP = 0,           /* silently ignore */
+    ROOST_RA_DELIVER_FULL,       /* to the one session with that full JID */
+    ROOST_RA_DELIVER_AVAILABLE,  /* to every available session of the user */
+    ROOST_RA_BOUNCE_UNAVAILABLE, /* service-unavailable error */
+    ROOST_RA_BOUNCE_REMOTE,      /* remote-server-not-found error */
+    ROOST_RA_BOUNCE_BAD_REQUEST  /* bad-request error */
 } roost_rt_action_t;
 
 /* kind: message/presence/iq; type: the type attribute (NULL allowed);
@@ -190,8 +188,7 @@ void roost_modules_shutdown(void);
 /* Runs the hooks of ev on h in priority order until one handles it. */
 roost_verdict_t roost_hooks_run(roost_host_t *h, roost_event_t ev,
                                 roost_session_t *origin, roost_stanza_t *st,
-                                const roost_jid_t *from,
-                                const roost_jid_t *to);
+                                const roost_jid_t *from, const roost_jid_t *to);
 /* Finds the IQ handler for payload on h; NULL if none. */
 roost_iq_entry_t *roost_iq_find(roost_host_t *h, const char *xmlns,
                                 const char *child);

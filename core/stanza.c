@@ -28,19 +28,19 @@ typedef struct stanza_attr {
 } stanza_attr_t;
 
 struct roost_stanza {
-    roost_pool_t *pool;      /* the root's arena */
+    roost_pool_t *pool; /* the root's arena */
     roost_stanza_t *root;
-    roost_stanza_t *parent;  /* NULL for the root and unlinked nodes */
-    roost_stanza_t *next;    /* next sibling node, element or text */
-    roost_stanza_t *first;   /* child nodes */
+    roost_stanza_t *parent; /* NULL for the root and unlinked nodes */
+    roost_stanza_t *next;   /* next sibling node, element or text */
+    roost_stanza_t *first;  /* child nodes */
     roost_stanza_t *last;
-    const char *name;        /* local name; NULL marks a text node */
+    const char *name; /* local name; NULL marks a text node */
     const char *ns;
     stanza_attr_t *attrs;
     size_t nattrs, attrs_cap;
-    char *text;              /* text nodes: NUL-terminated, len bytes */
+    char *text; /* text nodes: NUL-terminated, len bytes */
     size_t len, cap;
-    int refs;                /* the root's only */
+    int refs; /* the root's only */
 };
 
 static roost_stanza_t *
@@ -72,8 +72,8 @@ static const char *
 stanza_ns_dup(roost_stanza_t *root, const roost_stanza_t *parent,
               const char *ns)
 {
-    if (parent != NULL && (ns == NULL ||
-                           (parent->ns != NULL && strcmp(parent->ns, ns) == 0)))
+    if (parent != NULL &&
+        (ns == NULL || (parent->ns != NULL && strcmp(parent->ns, ns) == 0)))
         return parent->ns;
     return ns != NULL ? roost_pool_strdup(root->pool, ns) : NULL;
 }
@@ -107,13 +107,13 @@ stanza_clone_node(roost_stanza_t *root, roost_stanza_t *parent,
     n->name = roost_pool_strdup(root->pool, src->name);
     n->ns = stanza_ns_dup(root, parent, src->ns);
     if (src->nattrs > 0) {
-        n->attrs = roost_pool_alloc(root->pool,
-                                    src->nattrs * sizeof(*n->attrs));
+        n->attrs =
+            roost_pool_alloc(root->pool, src->nattrs * sizeof(*n->attrs));
         for (size_t i = 0; i < src->nattrs; i++) {
-            n->attrs[i].name = roost_pool_strdup(root->pool,
-                                                 src->attrs[i].name);
-            n->attrs[i].value = roost_pool_strdup(root->pool,
-                                                  src->attrs[i].value);
+            n->attrs[i].name =
+                roost_pool_strdup(root->pool, src->attrs[i].name);
+            n->attrs[i].value =
+                roost_pool_strdup(root->pool, src->attrs[i].value);
         }
         n->nattrs = n->attrs_cap = src->nattrs;
     }
@@ -625,8 +625,8 @@ stanza_write_open(stanza_buf_t *b, const roost_stanza_t *el, const char *scope)
         const char *name = el->attrs[i].name, *bar = strrchr(name, '|');
 
         /* Declarations are ours to write; a stray one would clash. */
-        if (strncmp(name, "xmlns", 5) == 0 && (name[5] == '\0' ||
-                                               name[5] == ':'))
+        if (strncmp(name, "xmlns", 5) == 0 &&
+            (name[5] == '\0' || name[5] == ':'))
             continue;
         if (bar != NULL) {
             stanza_write_ns_attr(b, el, i, bar);

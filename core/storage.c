@@ -20,12 +20,11 @@
 
 /* Limits on what reaches a backend: part sizes from RFC 7622, and a cap on
  * one value so that a single write cannot exhaust memory. */
-#define STORE_HOST_MAX ROOST_JID_PART_MAX
-#define STORE_USER_MAX ROOST_JID_PART_MAX
-#define STORE_KEY_MAX 3071 /* a full JID */
-#define STORE_NAME_MAX 64
+#define STORE_HOST_MAX  ROOST_JID_PART_MAX
+#define STORE_USER_MAX  ROOST_JID_PART_MAX
+#define STORE_KEY_MAX   3071 /* a full JID */
+#define STORE_NAME_MAX  64
 #define STORE_VALUE_MAX (64u * 1024 * 1024)
-
 
 struct roost_store {
     char *host;
@@ -196,8 +195,8 @@ storage_key(const roost_store_t *s, const char *key)
 }
 
 int
-roost_store_get(roost_store_t *s, const char *user, const char *key,
-                char **val, size_t *len)
+roost_store_get(roost_store_t *s, const char *user, const char *key, char **val,
+                size_t *len)
 {
     size_t dummy;
     int r = storage_check(s, user, 0);
@@ -219,8 +218,7 @@ roost_store_set(roost_store_t *s, const char *user, const char *key,
         return -ROOST_EINVAL;
     if (len > STORE_VALUE_MAX)
         return -ROOST_ELIMIT;
-    return s->drv->set(s->db, s->host, s->name, user, key, val ? val : "",
-                       len);
+    return s->drv->set(s->db, s->host, s->name, user, key, val ? val : "", len);
 }
 
 int

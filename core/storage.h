@@ -18,15 +18,14 @@ typedef struct roost_store_driver {
     void *(*open)(const char *path, char **err);
     void (*close)(void *db);
     /* keyval/map: key "" for keyval */
-    int (*get)(void *db, const char *host, const char *store,
-               const char *user, const char *key, char **val, size_t *len);
-    int (*set)(void *db, const char *host, const char *store,
-               const char *user, const char *key, const void *val,
-               size_t len);
-    int (*del)(void *db, const char *host, const char *store,
-               const char *user, const char *key /* NULL = all */);
-    int (*keys)(void *db, const char *host, const char *store,
-                const char *user, roost_store_key_fn fn, void *arg);
+    int (*get)(void *db, const char *host, const char *store, const char *user,
+               const char *key, char **val, size_t *len);
+    int (*set)(void *db, const char *host, const char *store, const char *user,
+               const char *key, const void *val, size_t len);
+    int (*del)(void *db, const char *host, const char *store, const char *user,
+               const char *key /* NULL = all */);
+    int (*keys)(void *db, const char *host, const char *store, const char *user,
+                roost_store_key_fn fn, void *arg);
     /* Users ("" excluded) having any entry in (host, store), sorted. */
     int (*users)(void *db, const char *host, const char *store,
                  int (*fn)(void *arg, const char *user), void *arg);
@@ -34,9 +33,9 @@ typedef struct roost_store_driver {
     int (*append)(void *db, const char *host, const char *store,
                   const char *user, const char *with, int64_t when,
                   const void *val, size_t len, char *id_out);
-    int (*find)(void *db, const char *host, const char *store,
-                const char *user, const roost_store_query_t *q,
-                roost_store_item_fn fn, void *arg);
+    int (*find)(void *db, const char *host, const char *store, const char *user,
+                const roost_store_query_t *q, roost_store_item_fn fn,
+                void *arg);
     int (*count)(void *db, const char *host, const char *store,
                  const char *user);
     int (*remove)(void *db, const char *host, const char *store,

@@ -20,16 +20,16 @@ struct roost_stream {
     void *ud;
     roost_xml_t *xml;
     roost_stream_state_t state;
-    int header_sent;       /* our <stream:stream> is out */
-    int authenticated;     /* SASL succeeded */
-    int sasl_active;       /* an exchange is in progress (after <auth/>) */
+    int header_sent;   /* our <stream:stream> is out */
+    int authenticated; /* SASL succeeded */
+    int sasl_active;   /* an exchange is in progress (after <auth/>) */
     int auth_failures;
-    int stop;              /* a callback asked the parser to stop */
+    int stop; /* a callback asked the parser to stop */
     int closed_called;
-    int fresh;             /* the parser has seen no byte since a reset */
-    char *host;            /* prepared 'to' of the client's header */
-    char *peer;            /* the client's 'from', if a valid JID */
-    char *user;            /* authenticated localpart */
+    int fresh;  /* the parser has seen no byte since a reset */
+    char *host; /* prepared 'to' of the client's header */
+    char *peer; /* the client's 'from', if a valid JID */
+    char *user; /* authenticated localpart */
     char id[33];
 };
 
@@ -74,21 +74,21 @@ roost_stream_error(roost_stream_t *st, const char *cond, const char *text)
     err = roost_stanza_new(ROOST_NS_STREAM, "error");
     roost_stanza_add_child(err, ROOST_NS_STREAMS, cond);
     if (text != NULL) {
-        roost_stanza_t *t = roost_stanza_add_child(err, ROOST_NS_STREAMS,
-                                                   "text");
+        roost_stanza_t *t =
+            roost_stanza_add_child(err, ROOST_NS_STREAMS, "text");
         roost_stanza_add_text(t, text, strlen(text));
     }
     /* The stream prefix is declared on our header; write it by hand so the
      * element reads <stream:error>, as every peer expects. */
-    xml = roost_stanza_serialize(roost_stanza_first_child(err), NS_CLIENT,
-                                 NULL);
+    xml =
+        roost_stanza_serialize(roost_stanza_first_child(err), NS_CLIENT, NULL);
     stream_puts(st, "<stream:error>");
     stream_puts(st, xml);
     roost_free(xml);
     if (text != NULL) {
         xml = roost_stanza_serialize(
-            roost_stanza_next_sibling(roost_stanza_first_child(err)),
-            NS_CLIENT, &len);
+            roost_stanza_next_sibling(roost_stanza_first_child(err)), NS_CLIENT,
+            &len);
         stream_write(st, xml, len);
         roost_free(xml);
     }
@@ -198,8 +198,8 @@ stream_send_features(roost_stream_t *st)
         int sasl_ok = st->conf.tls_active || !st->conf.require_encryption;
 
         if (!st->conf.tls_active && st->conf.tls_available) {
-            roost_stanza_t *tls = roost_stanza_add_child(f, ROOST_NS_TLS,
-                                                         "starttls");
+            roost_stanza_t *tls =
+                roost_stanza_add_child(f, ROOST_NS_TLS, "starttls");
             if (st->conf.require_encryption)
                 roost_stanza_add_child(tls, ROOST_NS_TLS, "required");
         }
@@ -340,8 +340,7 @@ handle_preauth(roost_stream_t *st, roost_stanza_t *el)
 
     if (ns != NULL && strcmp(ns, ROOST_NS_TLS) == 0 &&
         strcmp(name, "starttls") == 0) {
-        if (st->conf.tls_active || !st->conf.tls_available ||
-            st->sasl_active) {
+        if (st->conf.tls_active || !st->conf.tls_available || st->sasl_active) {
             /* RFC 6120 §5.4.2.2: failure, then close the stream. */
             stream_puts(st, "<failure xmlns='" ROOST_NS_TLS "'/>");
             roost_stream_close(st);
@@ -405,8 +404,8 @@ send_iq_error(roost_stream_t *st, roost_stanza_t *iq, roost_stanza_err_t e)
 static void
 handle_bind(roost_stream_t *st, roost_stanza_t *iq, roost_stanza_t *bind)
 {
-    roost_stanza_t *res_el = roost_stanza_child(bind, ROOST_NS_BIND,
-                                                "resource");
+    roost_stanza_t *res_el =
+        roost_stanza_child(bind, ROOST_NS_BIND, "resource");
     const char *res = res_el != NULL ? roost_stanza_text(res_el) : NULL;
     roost_stanza_err_t err = ROOST_SE_INTERNAL_SERVER_ERROR;
     const char *full;
@@ -488,13 +487,9 @@ xml_stanza(void *ud, roost_stanza_t *el)
     int stop = 0;
 
     switch (st->state) {
-    case ROOST_SS_PREAUTH:
-        stop = handle_preauth(st, el);
-        break;
+    case ROOST_SS_PREAUTH: stop = handle_preauth(st, el); break;
     case ROOST_SS_AUTHED:
-    case ROOST_SS_BOUND:
-        stop = handle_authed(st, el);
-        break;
+    case ROOST_SS_BOUND: stop = handle_authed(st, el); break;
     default:
         /* Input while waiting for TLS or SASL cannot reach here: the
          * parser is stopped in those states. */
@@ -529,8 +524,8 @@ static const roost_xml_cb_t stream_xml_cb = {
 };
 
 roost_stream_t *
-roost_stream_new(const roost_stream_conf_t *conf,
-                 const roost_stream_ops_t *ops, void *ud)
+roost_stream_new(const roost_stream_conf_t *conf, const roost_stream_ops_t *ops,
+                 void *ud)
 {
     roost_stream_t *st = roost_xcalloc(1, sizeof(*st));
 

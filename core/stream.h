@@ -20,13 +20,13 @@
 typedef struct roost_stream roost_stream_t;
 
 typedef enum {
-    ROOST_SS_HEADER = 0,   /* waiting for the client's stream header */
-    ROOST_SS_TLS_WAIT,     /* <proceed/> sent; waiting for the handshake */
-    ROOST_SS_PREAUTH,      /* features sent, before SASL success */
-    ROOST_SS_SASL_WAIT,    /* a SASL step is running */
-    ROOST_SS_AUTHED,       /* authenticated, not yet bound */
-    ROOST_SS_BOUND,        /* resource bound: stanzas flow */
-    ROOST_SS_CLOSED        /* closed or failed: feed nothing more */
+    ROOST_SS_HEADER = 0, /* waiting for the client's stream header */
+    ROOST_SS_TLS_WAIT,   /* <proceed/> sent; waiting for the handshake */
+    ROOST_SS_PREAUTH,    /* features sent, before SASL success */
+    ROOST_SS_SASL_WAIT,  /* a SASL step is running */
+    ROOST_SS_AUTHED,     /* authenticated, not yet bound */
+    ROOST_SS_BOUND,      /* resource bound: stanzas flow */
+    ROOST_SS_CLOSED      /* closed or failed: feed nothing more */
 } roost_stream_state_t;
 
 typedef struct {
@@ -88,16 +88,14 @@ void roost_stream_tls_done(roost_stream_t *st, int ok);
  * continue, 2 success, 3 failure), data the base64 text for challenge or
  * success, cond the failure condition; user is the authenticated
  * localpart on success. */
-void roost_stream_sasl_result(roost_stream_t *st, int status,
-                              const char *data, const char *cond,
-                              const char *user);
+void roost_stream_sasl_result(roost_stream_t *st, int status, const char *data,
+                              const char *cond, const char *user);
 
 /* Sends a stanza to the peer (serialised now).  Borrows s. */
 void roost_stream_send(roost_stream_t *st, const roost_stanza_t *s);
 /* Sends a stream error (RFC 6120 §4.9.3 condition name, optional text)
  * and closes the stream.  No-op when already closed. */
-void roost_stream_error(roost_stream_t *st, const char *cond,
-                        const char *text);
+void roost_stream_error(roost_stream_t *st, const char *cond, const char *text);
 /* Sends </stream:stream> and closes. */
 void roost_stream_close(roost_stream_t *st);
 

@@ -27,9 +27,9 @@
 #include "tls.h"
 
 #define TLS_SELFSIGNED_DAYS 3650
-#define TLS_ALPN_MAX 255
-#define TLS_EXPORTER_LEN 32
-#define TLS_EXPORTER_LABEL "EXPORTER-Channel-Binding"
+#define TLS_ALPN_MAX        255
+#define TLS_EXPORTER_LEN    32
+#define TLS_EXPORTER_LABEL  "EXPORTER-Channel-Binding"
 
 /* Per-SSL_CTX settings of our callbacks, freed with the SSL_CTX through
  * the ex_data free hook. */
@@ -57,9 +57,8 @@ tls_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 static void
 tls_once_init(void)
 {
-    OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS |
-                         OPENSSL_INIT_LOAD_CRYPTO_STRINGS,
-                     NULL);
+    OPENSSL_init_ssl(
+        OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
     tls_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_ex_free);
 }
 
@@ -231,8 +230,8 @@ tls_add_san(X509 *x, const char *domain)
         GENERAL_NAME_free(gn);
         goto done;
     }
-    ok = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0,
-                           X509V3_ADD_DEFAULT);
+    ok =
+        X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT);
 done:
     GENERAL_NAMES_free(gens);
     return ok == 1;
@@ -255,13 +254,12 @@ tls_make_cert(EVP_PKEY *pkey, const char *domain)
         BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL)
         goto done;
     if (X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
-        X509_time_adj_ex(X509_getm_notAfter(x), TLS_SELFSIGNED_DAYS, 0,
-                         NULL) == NULL)
+        X509_time_adj_ex(X509_getm_notAfter(x), TLS_SELFSIGNED_DAYS, 0, NULL) ==
+            NULL)
         goto done;
     name = X509_get_subject_name(x);
     if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                    (const unsigned char *)domain, -1, -1,
-                                    0) ||
+                                    (const unsigned char *)domain, -1, -1, 0) ||
         !X509_set_issuer_name(x, name) || !X509_set_pubkey(x, pkey))
         goto done;
     X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
@@ -283,8 +281,7 @@ done:
 
 /* Creates path exclusively with mode and writes obj as PEM through fn. */
 static int
-tls_write_pem(const char *path, mode_t mode, int is_key, void *obj,
-              char **err)
+tls_write_pem(const char *path, mode_t mode, int is_key, void *obj, char **err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     FILE *fp;
@@ -362,8 +359,10 @@ roost_tls_selfsigned(const char *domain, const char *cert_path,
         unlink(key_path);
         goto done;
     }
-    ROOST_LOG(ROOST_LOG_INFO, "tls", "created self-signed certificate %s "
-              "for %s", cert_path, domain);
+    ROOST_LOG(ROOST_LOG_INFO, "tls",
+              "created self-signed certificate %s "
+              "for %s",
+              cert_path, domain);
 done:
     X509_free(x);
     EVP_PKEY_free(pkey);
@@ -487,10 +486,9 @@ roost_tls_channel_binding(SSL *ssl, const char *type, unsigned char *out,
             return -ROOST_ENOTFOUND;
         if (*len < TLS_EXPORTER_LEN)
             return -ROOST_EINVAL;
-        if (SSL_export_keying_material(ssl, out, TLS_EXPORTER_LEN,
-                                       TLS_EXPORTER_LABEL,
-                                       strlen(TLS_EXPORTER_LABEL), NULL, 0,
-                                       0) != 1) {
+        if (SSL_export_keying_material(
+                ssl, out, TLS_EXPORTER_LEN, TLS_EXPORTER_LABEL,
+                strlen(TLS_EXPORTER_LABEL), NULL, 0, 0) != 1) {
             ERR_clear_error();
             return -ROOST_ETLS;
         }

@@ -67,12 +67,19 @@ roost_free(void *p)
 const char *
 roost_strerror(int err)
 {
-    static const char *const names[] = {
-        "success",        "try again",         "out of memory",
-        "invalid argument", "not found",       "limit reached",
-        "storage failure", "already exists",   "I/O error",
-        "authentication failed", "TLS failure", "configuration error",
-        "module ABI mismatch"};
+    static const char *const names[] = {"success",
+                                        "try again",
+                                        "out of memory",
+                                        "invalid argument",
+                                        "not found",
+                                        "limit reached",
+                                        "storage failure",
+                                        "already exists",
+                                        "I/O error",
+                                        "authentication failed",
+                                        "TLS failure",
+                                        "configuration error",
+                                        "module ABI mismatch"};
 
     if (err < 0)
         err = -err;

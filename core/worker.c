@@ -52,10 +52,11 @@ static struct {
     pthread_mutex_t done_lock;
     pthread_cond_t done_cond; /* a job finished or pending dropped */
     worker_job_t *done_head, *done_tail;
-    int signalled;            /* a wake-up byte is in the pipe */
+    int signalled; /* a wake-up byte is in the pipe */
     int pending;
-    int in_done;              /* done callbacks running now (loop thread) */
-} wk = {.pipe_rd = -1, .pipe_wr = -1,
+    int in_done; /* done callbacks running now (loop thread) */
+} wk = {.pipe_rd = -1,
+        .pipe_wr = -1,
         .done_lock = PTHREAD_MUTEX_INITIALIZER,
         .done_cond = PTHREAD_COND_INITIALIZER};
 
@@ -201,8 +202,7 @@ roost_worker_init(struct event_base *base, int ncpu)
         return -ROOST_EIO;
     wk.pipe_rd = fds[0];
     wk.pipe_wr = fds[1];
-    wk.ev = event_new(base, fds[0], EV_READ | EV_PERSIST, worker_wakeup,
-                      NULL);
+    wk.ev = event_new(base, fds[0], EV_READ | EV_PERSIST, worker_wakeup, NULL);
     if (wk.ev == NULL || event_add(wk.ev, NULL) < 0)
         goto fail;
     if (worker_start_queue(&wk.q[ROOST_WQ_STORAGE], 1) < 0)

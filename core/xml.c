@@ -49,21 +49,16 @@
  * A stanza of many tiny elements costs far more in nodes than in bytes,
  * so the tree gets a budget of its own: XML_TREE_FACTOR x max_stanza. */
 #define XML_ELEMENT_COST 128
-#define XML_ATTR_COST 48
-#define XML_TREE_FACTOR 16
+#define XML_ATTR_COST    48
+#define XML_TREE_FACTOR  16
 
-typedef enum {
-    XEV_OPEN,
-    XEV_STANZA,
-    XEV_CLOSE,
-    XEV_ERROR
-} xml_ev_type_t;
+typedef enum { XEV_OPEN, XEV_STANZA, XEV_CLOSE, XEV_ERROR } xml_ev_type_t;
 
 typedef struct xml_ev {
     xml_ev_type_t type;
-    int64_t pos;          /* stream offset just past the event */
-    roost_stanza_t *st;   /* OPEN: the header as an element; STANZA */
-    const char *cond;     /* ERROR: static strings */
+    int64_t pos;        /* stream offset just past the event */
+    roost_stanza_t *st; /* OPEN: the header as an element; STANZA */
+    const char *cond;   /* ERROR: static strings */
     const char *text;
 } xml_ev_t;
 
@@ -72,8 +67,8 @@ struct roost_xml {
     roost_xml_limits_t lim;
     roost_xml_cb_t cb;
     void *ud;
-    int doc;              /* roost_stanza_parse: the root is the stanza */
-    size_t mem;           /* expat heap bytes (its suite counts here) */
+    int doc;    /* roost_stanza_parse: the root is the stanza */
+    size_t mem; /* expat heap bytes (its suite counts here) */
     size_t mem_cap;
 
     int64_t fed;          /* bytes handed to expat since the reset */
@@ -83,33 +78,33 @@ struct roost_xml {
     int64_t idle;         /* ... or of whitespace after it */
     int64_t stanza_start; /* offset of the current stanza's '<' */
 
-    int depth;            /* open elements, the stream root being 1 */
-    roost_stanza_t *cur;  /* element being built; NULL outside stanzas */
-    size_t tree;          /* estimated arena bytes of cur's stanza */
+    int depth;           /* open elements, the stream root being 1 */
+    roost_stanza_t *cur; /* element being built; NULL outside stanzas */
+    size_t tree;         /* estimated arena bytes of cur's stanza */
     size_t tree_cap;
-    char *default_ns;     /* xmlns of the stream root (heap) */
-    int server;           /* ... which is jabber:server */
-    int ndecl;            /* namespace declarations on the next tag */
-    int decl_default;     /* ... one of which is xmlns="..." */
+    char *default_ns; /* xmlns of the stream root (heap) */
+    int server;       /* ... which is jabber:server */
+    int ndecl;        /* namespace declarations on the next tag */
+    int decl_default; /* ... one of which is xmlns="..." */
     const char *decl_default_uri;
 
-    int suspended;        /* expat is suspended with bytes left to parse */
-    int stopped;          /* a callback asked to stop during this feed */
+    int suspended; /* expat is suspended with bytes left to parse */
+    int stopped;   /* a callback asked to stop during this feed */
     int64_t stop_pos;
-    int dead;             /* expat has failed: an error event is queued */
-    int failed;           /* the error callback has run */
-    int in_cb;            /* inside a user callback */
-    int in_expat;         /* inside XML_Parse/XML_ResumeParser */
-    int reset_pending;    /* roost_xml_reset() called from a callback */
-    int free_pending;     /* roost_xml_free() called from a callback */
+    int dead;          /* expat has failed: an error event is queued */
+    int failed;        /* the error callback has run */
+    int in_cb;         /* inside a user callback */
+    int in_expat;      /* inside XML_Parse/XML_ResumeParser */
+    int reset_pending; /* roost_xml_reset() called from a callback */
+    int free_pending;  /* roost_xml_free() called from a callback */
 
-    int u8_need;          /* UTF-8 continuation bytes still expected */
+    int u8_need;                /* UTF-8 continuation bytes still expected */
     unsigned char u8_lo, u8_hi; /* bounds of the next continuation byte */
-    int64_t u8_bad;       /* 1 + offset of the first invalid UTF-8 byte */
+    int64_t u8_bad;             /* 1 + offset of the first invalid UTF-8 byte */
 
-    xml_ev_t *q;          /* events not yet deliverable */
+    xml_ev_t *q; /* events not yet deliverable */
     size_t qhead, qlen, qcap;
-    char *scratch;        /* name splitting */
+    char *scratch; /* name splitting */
     size_t scratch_cap;
 };
 
@@ -226,8 +221,7 @@ xml_deliver(roost_xml_t *x, xml_ev_t *ev)
         if (x->cb.stream_open != NULL)
             stop = x->cb.stream_open(x->ud, roost_stanza_ns(ev->st),
                                      roost_stanza_name(ev->st),
-                                     (const char *const *)attrs,
-                                     x->default_ns);
+                                     (const char *const *)attrs, x->default_ns);
         roost_free(attrs);
         roost_stanza_unref(ev->st);
         break;
@@ -526,8 +520,7 @@ xml_on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
 {
     roost_xml_t *x = ud;
 
-    xml_fail(x, "restricted-xml", "DOCTYPE is not allowed",
-             xml_event_end(x));
+    xml_fail(x, "restricted-xml", "DOCTYPE is not allowed", xml_event_end(x));
 }
 
 static void XMLCALL
@@ -546,8 +539,7 @@ xml_on_comment(void *ud, const XML_Char *data)
 {
     roost_xml_t *x = ud;
 
-    xml_fail(x, "restricted-xml", "comments are not allowed",
-             xml_event_end(x));
+    xml_fail(x, "restricted-xml", "comments are not allowed", xml_event_end(x));
 }
 
 static void XMLCALL
@@ -617,8 +609,8 @@ xml_clear(roost_xml_t *x)
 }
 
 static roost_xml_t *
-xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb,
-           void *ud, int doc)
+xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb, void *ud,
+           int doc)
 {
     roost_xml_t *x = roost_xcalloc(1, sizeof(*x));
     size_t *saved = xml_mem_current;
@@ -633,10 +625,10 @@ xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb,
     x->mem_cap = x->lim.max_stanza > (SIZE_MAX - XML_MEM_SLACK) / 4
                      ? SIZE_MAX
                      : 4 * x->lim.max_stanza + XML_MEM_SLACK;
-    x->tree_cap = x->lim.max_stanza > (SIZE_MAX - XML_MEM_SLACK) /
-                                          XML_TREE_FACTOR
-                      ? SIZE_MAX
-                      : XML_TREE_FACTOR * x->lim.max_stanza + XML_MEM_SLACK;
+    x->tree_cap =
+        x->lim.max_stanza > (SIZE_MAX - XML_MEM_SLACK) / XML_TREE_FACTOR
+            ? SIZE_MAX
+            : XML_TREE_FACTOR * x->lim.max_stanza + XML_MEM_SLACK;
     if (doc) /* the caller's buffer bounds a document */
         x->mem_cap = x->tree_cap = SIZE_MAX;
     if (cb != NULL)
@@ -720,8 +712,7 @@ roost_xml_memory(const roost_xml_t *x)
  * encoding is reported as such (RFC 6120 §4.9.3.22, §11.6) rather than as
  * a generic syntax error. */
 static void
-xml_utf8_scan(roost_xml_t *x, const unsigned char *p, size_t n,
-              int64_t offset)
+xml_utf8_scan(roost_xml_t *x, const unsigned char *p, size_t n, int64_t offset)
 {
     for (size_t i = 0; i < n && x->u8_bad == 0; i++) {
         unsigned char b = p[i];
@@ -764,12 +755,9 @@ xml_error_cond(enum XML_Error code)
 {
     switch (code) {
     case XML_ERROR_UNKNOWN_ENCODING:
-    case XML_ERROR_INCORRECT_ENCODING:
-        return "unsupported-encoding";
-    case XML_ERROR_NO_MEMORY:
-        return "resource-constraint";
-    default:
-        return "not-well-formed";
+    case XML_ERROR_INCORRECT_ENCODING: return "unsupported-encoding";
+    case XML_ERROR_NO_MEMORY: return "resource-constraint";
+    default: return "not-well-formed";
     }
 }
 
@@ -789,8 +777,8 @@ xml_after(roost_xml_t *x, enum XML_Status status)
         const char *cond = xml_error_cond(code);
 
         /* Expat calls a bad byte an invalid token; say what it is. */
-        if (x->u8_bad != 0 && (code == XML_ERROR_INVALID_TOKEN ||
-                               code == XML_ERROR_PARTIAL_CHAR))
+        if (x->u8_bad != 0 &&
+            (code == XML_ERROR_INVALID_TOKEN || code == XML_ERROR_PARTIAL_CHAR))
             cond = "unsupported-encoding";
         if (!x->dead)
             xml_fail(x, cond,
@@ -875,8 +863,7 @@ roost_xml_feed(roost_xml_t *x, const char *buf, size_t len, size_t *consumed)
     x->stopped = 0;
 
     xml_drain(x);
-    if (!x->stopped && !x->failed && x->qlen == 0 && x->suspended &&
-        !x->dead)
+    if (!x->stopped && !x->failed && x->qlen == 0 && x->suspended && !x->dead)
         xml_resume(x);
     if (!x->stopped && !x->failed && x->qlen == 0 && !x->suspended &&
         !x->dead && x->limit > x->fed)

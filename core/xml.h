@@ -17,9 +17,9 @@
 typedef struct roost_xml roost_xml_t;
 
 typedef struct {
-    size_t max_stanza;  /* bytes of one depth-1 element, start to end tag */
-    int max_depth;      /* element nesting below the stream root */
-    int max_attrs;      /* attributes (incl. namespace decls) per element */
+    size_t max_stanza; /* bytes of one depth-1 element, start to end tag */
+    int max_depth;     /* element nesting below the stream root */
+    int max_attrs;     /* attributes (incl. namespace decls) per element */
 } roost_xml_limits_t;
 
 /* Callbacks.  A non-zero return from stream_open or stanza stops parsing

@@ -65,7 +65,7 @@ disco_info_get(const roost_ev_t *ev, void *arg)
     roost_verdict_t v;
 
     if (roost_jid_node(ev->to) != NULL)
-        return ROOST_PASS;      /* an account: disco_iq_bare answers */
+        return ROOST_PASS; /* an account: disco_iq_bare answers */
     if (disco_node(ev) != NULL)
         return roost_bounce(ev, ROOST_SE_ITEM_NOT_FOUND, NULL);
     q = roost_stanza_new(ROOST_NS_DISCO_INFO, "query");
@@ -116,7 +116,7 @@ disco_iq_bare(const roost_ev_t *ev, void *arg)
     else
         return ROOST_PASS;
     if (type == NULL || strcmp(type, "get") != 0)
-        return ROOST_PASS;      /* the core answers set with an error */
+        return ROOST_PASS; /* the core answers set with an error */
     if (!roost_jid_bare_eq(ev->from, ev->to))
         return roost_bounce(ev, ROOST_SE_SERVICE_UNAVAILABLE, NULL);
     if (disco_node(ev) != NULL)
@@ -146,8 +146,8 @@ disco_load(roost_mod_t *m)
         rc = roost_hook_iq(m, ROOST_NS_DISCO_ITEMS, "query", disco_items_get,
                            NULL, NULL);
     if (rc == 0)
-        rc = roost_hook(m, ROOST_EV_IQ_BARE, ROOST_PRIO_DEFAULT,
-                        disco_iq_bare, NULL);
+        rc = roost_hook(m, ROOST_EV_IQ_BARE, ROOST_PRIO_DEFAULT, disco_iq_bare,
+                        NULL);
     return rc;
 }
 

@@ -48,7 +48,7 @@ message_type(const roost_stanza_t *st)
         return MSG_GROUPCHAT;
     if (strcmp(t, "error") == 0)
         return MSG_ERROR;
-    return MSG_NORMAL;          /* RFC 6121 §5.2.2: unknown means normal */
+    return MSG_NORMAL; /* RFC 6121 §5.2.2: unknown means normal */
 }
 
 /* Delivers ev's stanza to the user's available non-negative resources:
@@ -93,13 +93,12 @@ static roost_verdict_t
 message_bare(const roost_ev_t *ev, void *arg)
 {
     switch (message_type(ev->stanza)) {
-    case MSG_ERROR:
-        return ROOST_HANDLED;
+    case MSG_ERROR: return ROOST_HANDLED;
     case MSG_GROUPCHAT:
         return roost_bounce(ev, ROOST_SE_SERVICE_UNAVAILABLE, NULL);
     case MSG_HEADLINE:
         message_deliver_bare(ev, 1);
-        return ROOST_HANDLED;   /* dropped when nobody is online */
+        return ROOST_HANDLED; /* dropped when nobody is online */
     case MSG_NORMAL:
     case MSG_CHAT:
     default:
@@ -117,14 +116,12 @@ message_full(const roost_ev_t *ev, void *arg)
         return ROOST_HANDLED;
     switch (message_type(ev->stanza)) {
     case MSG_NORMAL:
-    case MSG_CHAT:
-        return message_bare(ev, arg);
+    case MSG_CHAT: return message_bare(ev, arg);
     case MSG_GROUPCHAT:
         return roost_bounce(ev, ROOST_SE_SERVICE_UNAVAILABLE, NULL);
     case MSG_HEADLINE:
     case MSG_ERROR:
-    default:
-        return ROOST_HANDLED;
+    default: return ROOST_HANDLED;
     }
 }
 
@@ -133,8 +130,8 @@ message_load(roost_mod_t *m)
 {
     int rc;
 
-    rc = roost_hook(m, ROOST_EV_MESSAGE_BARE, ROOST_PRIO_DEFAULT,
-                    message_bare, NULL);
+    rc = roost_hook(m, ROOST_EV_MESSAGE_BARE, ROOST_PRIO_DEFAULT, message_bare,
+                    NULL);
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_MESSAGE_FULL, ROOST_PRIO_DEFAULT,
                         message_full, NULL);

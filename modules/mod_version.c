@@ -19,10 +19,9 @@ struct version_conf {
 };
 
 static const roost_opt_t version_opts[] = {
-    {"show_os", ROOST_OPT_BOOL, offsetof(struct version_conf, show_os),
-     "false", 0, 0},
-    {NULL, 0, 0, NULL, 0, 0}
-};
+    {"show_os", ROOST_OPT_BOOL, offsetof(struct version_conf, show_os), "false",
+     0, 0},
+    {NULL, 0, 0, NULL, 0, 0}};
 
 static void
 version_add_text(roost_stanza_t *parent, const char *name, const char *text)

@@ -168,13 +168,12 @@ mem_arc_lb(const mem_db_t *m, const char *host, const char *store,
 }
 
 static mem_arc_t *
-mem_arc_get(mem_db_t *m, const char *host, const char *store,
-            const char *user)
+mem_arc_get(mem_db_t *m, const char *host, const char *store, const char *user)
 {
     size_t i = mem_arc_lb(m, host, store, user);
 
-    if (i < m->narc && mem_cmp3(m->arc[i].host, m->arc[i].store,
-                                m->arc[i].user, host, store, user) == 0)
+    if (i < m->narc && mem_cmp3(m->arc[i].host, m->arc[i].store, m->arc[i].user,
+                                host, store, user) == 0)
         return &m->arc[i];
     return NULL;
 }
@@ -250,8 +249,8 @@ st_memory_close(void *db)
 }
 
 static int
-st_memory_get(void *db, const char *host, const char *store,
-              const char *user, const char *key, char **val, size_t *len)
+st_memory_get(void *db, const char *host, const char *store, const char *user,
+              const char *key, char **val, size_t *len)
 {
     mem_db_t *m = db;
     size_t i;
@@ -272,9 +271,8 @@ st_memory_get(void *db, const char *host, const char *store,
 }
 
 static int
-st_memory_set(void *db, const char *host, const char *store,
-              const char *user, const char *key, const void *val,
-              size_t len)
+st_memory_set(void *db, const char *host, const char *store, const char *user,
+              const char *key, const void *val, size_t len)
 {
     mem_db_t *m = db;
     mem_kv_t *e;
@@ -308,8 +306,8 @@ st_memory_set(void *db, const char *host, const char *store,
 }
 
 static int
-st_memory_del(void *db, const char *host, const char *store,
-              const char *user, const char *key)
+st_memory_del(void *db, const char *host, const char *store, const char *user,
+              const char *key)
 {
     mem_db_t *m = db;
     size_t i, j;
@@ -339,8 +337,8 @@ st_memory_del(void *db, const char *host, const char *store,
 }
 
 static int
-st_memory_keys(void *db, const char *host, const char *store,
-               const char *user, roost_store_key_fn fn, void *arg)
+st_memory_keys(void *db, const char *host, const char *store, const char *user,
+               roost_store_key_fn fn, void *arg)
 {
     mem_db_t *m = db;
     int r = mem_lock(m);
@@ -364,8 +362,7 @@ mem_next_kv_user(const mem_db_t *m, size_t *i, const char *host,
     for (; *i < m->nkv && mem_kv_in(&m->kv[*i], host, store, NULL); (*i)++) {
         const char *u = m->kv[*i].user;
 
-        if (*u == '\0' ||
-            (*i > 0 && mem_kv_in(&m->kv[*i - 1], host, store, u)))
+        if (*u == '\0' || (*i > 0 && mem_kv_in(&m->kv[*i - 1], host, store, u)))
             continue;
         return u;
     }
@@ -439,8 +436,7 @@ st_memory_append(void *db, const char *host, const char *store,
             m->arccap = m->arccap ? m->arccap * 2 : 16;
             m->arc = roost_xrealloc(m->arc, m->arccap * sizeof(m->arc[0]));
         }
-        memmove(&m->arc[i + 1], &m->arc[i],
-                (m->narc - i) * sizeof(m->arc[0]));
+        memmove(&m->arc[i + 1], &m->arc[i], (m->narc - i) * sizeof(m->arc[0]));
         m->narc++;
         a = &m->arc[i];
         memset(a, 0, sizeof(*a));
@@ -484,9 +480,8 @@ mem_bound(const mem_arc_t *a, const char *id, ssize_t *idx)
 }
 
 static int
-st_memory_find(void *db, const char *host, const char *store,
-               const char *user, const roost_store_query_t *q,
-               roost_store_item_fn fn, void *arg)
+st_memory_find(void *db, const char *host, const char *store, const char *user,
+               const roost_store_query_t *q, roost_store_item_fn fn, void *arg)
 {
     mem_db_t *m = db;
     const mem_arc_t *a;
@@ -504,8 +499,7 @@ st_memory_find(void *db, const char *host, const char *store,
         goto out;
     /* Candidates are the items strictly between lo and hi. */
     for (k = 0; k < hi - lo - 1; k++) {
-        const mem_item_t *it =
-            &a->items[q->reverse ? hi - 1 - k : lo + 1 + k];
+        const mem_item_t *it = &a->items[q->reverse ? hi - 1 - k : lo + 1 + k];
 
         if (!mem_item_match(it, q))
             continue;
@@ -522,8 +516,7 @@ out:
 }
 
 static int
-st_memory_count(void *db, const char *host, const char *store,
-                const char *user)
+st_memory_count(void *db, const char *host, const char *store, const char *user)
 {
     mem_db_t *m = db;
     const mem_arc_t *a;

@@ -36,8 +36,20 @@
 #define SQ_BUSY_MS 5000
 
 enum {
-    SQ_GET, SQ_SET, SQ_DEL_KEY, SQ_DEL_USER, SQ_DEL_ALL, SQ_KEYS, SQ_USERS,
-    SQ_APPEND, SQ_ID, SQ_COUNT, SQ_RM_ID, SQ_RM_USER, SQ_RM_ALL, SQ_N
+    SQ_GET,
+    SQ_SET,
+    SQ_DEL_KEY,
+    SQ_DEL_USER,
+    SQ_DEL_ALL,
+    SQ_KEYS,
+    SQ_USERS,
+    SQ_APPEND,
+    SQ_ID,
+    SQ_COUNT,
+    SQ_RM_ID,
+    SQ_RM_USER,
+    SQ_RM_ALL,
+    SQ_N
 };
 
 /* Parameters: ?1 host, ?2 store, ?3 user, then per statement. */
@@ -72,8 +84,13 @@ static const char *const sq_sql[SQ_N] = {
 
 /* Filter bits of an archive query; one cached statement per combination. */
 enum {
-    SQF_WITH = 1, SQF_START = 2, SQF_END = 4, SQF_AFTER = 8, SQF_BEFORE = 16,
-    SQF_REVERSE = 32, SQF_N = 64
+    SQF_WITH = 1,
+    SQF_START = 2,
+    SQF_END = 4,
+    SQF_AFTER = 8,
+    SQF_BEFORE = 16,
+    SQF_REVERSE = 32,
+    SQF_N = 64
 };
 
 typedef struct {
@@ -83,8 +100,7 @@ typedef struct {
     sqlite3_stmt *find[SQF_N];
 } sq_db_t;
 
-static char *
-sq_msg(const char *fmt, ...) ROOST_PRINTF(1, 2);
+static char *sq_msg(const char *fmt, ...) ROOST_PRINTF(1, 2);
 
 static char *
 sq_msg(const char *fmt, ...)
@@ -114,8 +130,7 @@ sq_unlock(sq_db_t *d)
 static int
 sq_fail(sq_db_t *d, const char *what)
 {
-    ROOST_LOG(ROOST_LOG_ERROR, "sqlite", "%s: %s", what,
-              sqlite3_errmsg(d->db));
+    ROOST_LOG(ROOST_LOG_ERROR, "sqlite", "%s: %s", what, sqlite3_errmsg(d->db));
     return -ROOST_ESTORAGE;
 }
 
@@ -286,8 +301,8 @@ st_sqlite_open(const char *path, char **err)
         goto fail;
     }
     sqlite3_busy_timeout(d->db, SQ_BUSY_MS);
-    if (sqlite3_prepare_v2(d->db, "PRAGMA journal_mode=WAL", -1, &s,
-                           NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(d->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) !=
+            SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW) {
         *err = sq_msg("%s: %s", path, sqlite3_errmsg(d->db));
         sqlite3_finalize(s);
@@ -315,8 +330,8 @@ fail:
 }
 
 static int
-st_sqlite_get(void *db, const char *host, const char *store,
-              const char *user, const char *key, char **val, size_t *len)
+st_sqlite_get(void *db, const char *host, const char *store, const char *user,
+              const char *key, char **val, size_t *len)
 {
     sq_db_t *d = db;
     sqlite3_stmt *s;
@@ -342,9 +357,8 @@ st_sqlite_get(void *db, const char *host, const char *store,
 }
 
 static int
-st_sqlite_set(void *db, const char *host, const char *store,
-              const char *user, const char *key, const void *val,
-              size_t len)
+st_sqlite_set(void *db, const char *host, const char *store, const char *user,
+              const char *key, const void *val, size_t len)
 {
     sq_db_t *d = db;
     sqlite3_stmt *s;
@@ -364,8 +378,8 @@ st_sqlite_set(void *db, const char *host, const char *store,
 }
 
 static int
-st_sqlite_del(void *db, const char *host, const char *store,
-              const char *user, const char *key)
+st_sqlite_del(void *db, const char *host, const char *store, const char *user,
+              const char *key)
 {
     sq_db_t *d = db;
     sqlite3_stmt *s;
@@ -387,8 +401,8 @@ st_sqlite_del(void *db, const char *host, const char *store,
 }
 
 static int
-st_sqlite_keys(void *db, const char *host, const char *store,
-               const char *user, roost_store_key_fn fn, void *arg)
+st_sqlite_keys(void *db, const char *host, const char *store, const char *user,
+               roost_store_key_fn fn, void *arg)
 {
     sq_db_t *d = db;
     sqlite3_stmt *s;
@@ -506,9 +520,8 @@ sq_find_stmt(sq_db_t *d, int mask)
 }
 
 static int
-st_sqlite_find(void *db, const char *host, const char *store,
-               const char *user, const roost_store_query_t *q,
-               roost_store_item_fn fn, void *arg)
+st_sqlite_find(void *db, const char *host, const char *store, const char *user,
+               const roost_store_query_t *q, roost_store_item_fn fn, void *arg)
 {
     sq_db_t *d = db;
     sqlite3_stmt *s;
@@ -516,8 +529,7 @@ st_sqlite_find(void *db, const char *host, const char *store,
     int rc, visited = 0, r = sq_lock(d);
     int mask = (q->with ? SQF_WITH : 0) | (q->start ? SQF_START : 0) |
                (q->end ? SQF_END : 0) | (q->after_id ? SQF_AFTER : 0) |
-               (q->before_id ? SQF_BEFORE : 0) |
-               (q->reverse ? SQF_REVERSE : 0);
+               (q->before_id ? SQF_BEFORE : 0) | (q->reverse ? SQF_REVERSE : 0);
     char id[ROOST_STORE_ID_LEN];
 
     if (r < 0)
@@ -544,8 +556,7 @@ st_sqlite_find(void *db, const char *host, const char *store,
         const char *v = (const char *)sqlite3_column_text(s, 3);
         int n = sqlite3_column_bytes(s, 3);
 
-        snprintf(id, sizeof(id), "%lld",
-                 (long long)sqlite3_column_int64(s, 0));
+        snprintf(id, sizeof(id), "%lld", (long long)sqlite3_column_int64(s, 0));
         visited++;
         if (fn(arg, id, sqlite3_column_int64(s, 1),
                (const char *)sqlite3_column_text(s, 2), v ? v : "",
@@ -561,8 +572,7 @@ out:
 }
 
 static int
-st_sqlite_count(void *db, const char *host, const char *store,
-                const char *user)
+st_sqlite_count(void *db, const char *host, const char *store, const char *user)
 {
     sq_db_t *d = db;
     sqlite3_stmt *s;
@@ -595,8 +605,7 @@ st_sqlite_remove(void *db, const char *host, const char *store,
     if (r < 0)
         return r;
     if (store == NULL) {
-        r = sq_exec_stmt(d, sq_bind(d, SQ_RM_ALL, host, NULL, user),
-                         "remove");
+        r = sq_exec_stmt(d, sq_bind(d, SQ_RM_ALL, host, NULL, user), "remove");
     } else if (id == NULL) {
         r = sq_exec_stmt(d, sq_bind(d, SQ_RM_USER, host, store, user),
                          "remove");

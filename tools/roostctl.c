@@ -29,7 +29,6 @@
 #include "log.h"
 #include "storage.h"
 
-
 #define CTL_PASS_MAX 1024 /* as core/auth.c accepts */
 
 enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
@@ -55,8 +54,7 @@ ctl_usage(FILE *fp)
           fp);
 }
 
-static int
-ctl_fail(const char *fmt, ...) ROOST_PRINTF(1, 2);
+static int ctl_fail(const char *fmt, ...) ROOST_PRINTF(1, 2);
 
 static int
 ctl_fail(const char *fmt, ...)
@@ -227,7 +225,9 @@ main(int argc, char **argv)
     static const struct {
         const char *name;
         int nargs, password_ok;
-    } cmds[] = {{"adduser", 1, 1}, {"passwd", 1, 1}, {"deluser", 1, 0},
+    } cmds[] = {{"adduser", 1, 1},
+                {"passwd", 1, 1},
+                {"deluser", 1, 0},
                 {"users", 1, 0}};
     const char *conf = NULL, *cmd, *args[1] = {NULL}, *password = NULL;
     roost_config_t *cfg;
@@ -287,12 +287,12 @@ main(int argc, char **argv)
     roost_log_level = cfg->log_level;
     if (strcmp(cfg->storage_driver, "memory") == 0) {
         r = ctl_fail("%s: storage driver 'memory' keeps no data to "
-                     "administer", cfg->path);
+                     "administer",
+                     cfg->path);
         roost_config_free(cfg);
         return r;
     }
-    if (roost_storage_init(cfg->storage_driver, cfg->storage_path, &err) !=
-        0) {
+    if (roost_storage_init(cfg->storage_driver, cfg->storage_path, &err) != 0) {
         r = ctl_fail("storage: %s", err ? err : "cannot open");
         roost_free(err);
         roost_config_free(cfg);

@@ -24,11 +24,10 @@ struct hello_conf {
     const char *greeting;
 };
 
-static const roost_opt_t hello_opts[] = {
-    {"greeting", ROOST_OPT_STR, offsetof(struct hello_conf, greeting),
-     "Hello", 0, 0},
-    {NULL, 0, 0, NULL, 0, 0}
-};
+static const roost_opt_t hello_opts[] = {{"greeting", ROOST_OPT_STR,
+                                          offsetof(struct hello_conf, greeting),
+                                          "Hello", 0, 0},
+                                         {NULL, 0, 0, NULL, 0, 0}};
 
 /* Per-vhost state: how many greetings this vhost has sent. */
 struct hello_state {
@@ -50,7 +49,7 @@ hello_get(const roost_ev_t *ev, void *arg)
 
     n = snprintf(text, sizeof(text), "%s, %s", conf->greeting, who);
     if (n < 0 || (size_t)n >= sizeof(text))
-        n = (int)strlen(text);  /* truncated; still a valid string */
+        n = (int)strlen(text); /* truncated; still a valid string */
     roost_stanza_add_text(payload, text, (size_t)n);
     v = roost_reply(ev, payload);
     roost_stanza_unref(payload);

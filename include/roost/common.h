@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #if defined(__GNUC__)
-#define ROOST_API __attribute__((visibility("default")))
+#define ROOST_API          __attribute__((visibility("default")))
 #define ROOST_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define ROOST_API

@@ -55,31 +55,31 @@ typedef enum {
 } roost_event_t;
 
 typedef struct {
-    roost_mod_t *mod;         /* the module instance the hook belongs to */
-    roost_session_t *origin;  /* sending local session, or NULL */
-    roost_stanza_t *stanza;   /* borrowed: roost_stanza_ref() to keep it */
-    const roost_jid_t *from;  /* parsed `from` (never NULL for stanzas) */
-    const roost_jid_t *to;    /* parsed `to` (never NULL for stanzas) */
+    roost_mod_t *mod;        /* the module instance the hook belongs to */
+    roost_session_t *origin; /* sending local session, or NULL */
+    roost_stanza_t *stanza;  /* borrowed: roost_stanza_ref() to keep it */
+    const roost_jid_t *from; /* parsed `from` (never NULL for stanzas) */
+    const roost_jid_t *to;   /* parsed `to` (never NULL for stanzas) */
 } roost_ev_t;
 
 typedef roost_verdict_t (*roost_handler_fn)(const roost_ev_t *ev, void *arg);
 
 typedef enum {
-    ROOST_OPT_BOOL,    /* int: 0 or 1 */
-    ROOST_OPT_INT,     /* int64_t */
-    ROOST_OPT_SIZE,    /* int64_t bytes */
-    ROOST_OPT_MSEC,    /* int64_t milliseconds; config gives seconds */
-    ROOST_OPT_STR,     /* const char * (owned by the core) */
-    ROOST_OPT_STRLIST  /* const char *const * NULL-terminated (core-owned) */
+    ROOST_OPT_BOOL,   /* int: 0 or 1 */
+    ROOST_OPT_INT,    /* int64_t */
+    ROOST_OPT_SIZE,   /* int64_t bytes */
+    ROOST_OPT_MSEC,   /* int64_t milliseconds; config gives seconds */
+    ROOST_OPT_STR,    /* const char * (owned by the core) */
+    ROOST_OPT_STRLIST /* const char *const * NULL-terminated (core-owned) */
 } roost_opt_type_t;
 
 typedef struct {
-    const char *name;      /* key inside the module's config group */
+    const char *name; /* key inside the module's config group */
     roost_opt_type_t type;
-    size_t offset;         /* offsetof() into the module's conf struct */
-    const char *dflt;      /* parsed by the same code as user input; NULL
+    size_t offset;    /* offsetof() into the module's conf struct */
+    const char *dflt; /* parsed by the same code as user input; NULL
                             * means unset (0 / NULL) */
-    int64_t min, max;      /* enforced for INT, SIZE and MSEC (MSEC bounds
+    int64_t min, max; /* enforced for INT, SIZE and MSEC (MSEC bounds
                             * in ms); both 0 means unbounded (SIZE and
                             * MSEC are still never negative).  STRLIST
                             * default text: names separated by commas or
@@ -87,12 +87,12 @@ typedef struct {
 } roost_opt_t;
 
 typedef struct {
-    uint32_t abi;                 /* ROOST_ABI */
-    const char *name;             /* "ping": config name and log tag */
-    const char *const *depends;   /* NULL-terminated module names, or NULL */
-    const roost_opt_t *opts;      /* ends with {NULL}; may be NULL */
-    size_t conf_size;             /* zeroed, filled from opts before load */
-    int (*load)(roost_mod_t *m);  /* per vhost; 0 or -ROOST_E* */
+    uint32_t abi;                   /* ROOST_ABI */
+    const char *name;               /* "ping": config name and log tag */
+    const char *const *depends;     /* NULL-terminated module names, or NULL */
+    const roost_opt_t *opts;        /* ends with {NULL}; may be NULL */
+    size_t conf_size;               /* zeroed, filled from opts before load */
+    int (*load)(roost_mod_t *m);    /* per vhost; 0 or -ROOST_E* */
     void (*unload)(roost_mod_t *m); /* its hooks and timers are gone */
 } roost_module_t;
 
@@ -174,14 +174,13 @@ ROOST_API void roost_session_close(roost_session_t *s, const char *cond);
 
 /* One-shot timer after msec; removed on unload.  Returns an id > 0. */
 ROOST_API int roost_timer_add(roost_mod_t *m, uint64_t msec,
-                              void (*fn)(roost_mod_t *m, void *arg),
-                              void *arg);
+                              void (*fn)(roost_mod_t *m, void *arg), void *arg);
 ROOST_API void roost_timer_cancel(roost_mod_t *m, int id);
 
 /* Leveled log tagged with module and vhost.  Never log passwords or
  * message bodies at INFO or above. */
-ROOST_API void roost_log(const roost_mod_t *m, int level, const char *fmt,
-                         ...) ROOST_PRINTF(3, 4);
+ROOST_API void roost_log(const roost_mod_t *m, int level, const char *fmt, ...)
+    ROOST_PRINTF(3, 4);
 
 /* Server software name and version (for XEP-0092). */
 ROOST_API const char *roost_version(void);

@@ -20,17 +20,17 @@
 
 #include <roost/common.h>
 
-#define ROOST_NS_CLIENT "jabber:client"
-#define ROOST_NS_SERVER "jabber:server"
-#define ROOST_NS_STREAM "http://etherx.jabber.org/streams"
-#define ROOST_NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define ROOST_NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
-#define ROOST_NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-#define ROOST_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
-#define ROOST_NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
-#define ROOST_NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
-#define ROOST_NS_XML "http://www.w3.org/XML/1998/namespace"
-#define ROOST_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define ROOST_NS_CLIENT      "jabber:client"
+#define ROOST_NS_SERVER      "jabber:server"
+#define ROOST_NS_STREAM      "http://etherx.jabber.org/streams"
+#define ROOST_NS_STANZAS     "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define ROOST_NS_STREAMS     "urn:ietf:params:xml:ns:xmpp-streams"
+#define ROOST_NS_TLS         "urn:ietf:params:xml:ns:xmpp-tls"
+#define ROOST_NS_SASL        "urn:ietf:params:xml:ns:xmpp-sasl"
+#define ROOST_NS_BIND        "urn:ietf:params:xml:ns:xmpp-bind"
+#define ROOST_NS_SESSION     "urn:ietf:params:xml:ns:xmpp-session"
+#define ROOST_NS_XML         "http://www.w3.org/XML/1998/namespace"
+#define ROOST_NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
 #define ROOST_NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 
 typedef struct roost_stanza roost_stanza_t;
@@ -94,21 +94,19 @@ ROOST_API void roost_stanza_set_attr(roost_stanza_t *el, const char *name,
                                      const char *value);
 /* Number of attributes, and the i-th one (0-based); for iteration. */
 ROOST_API size_t roost_stanza_attr_count(const roost_stanza_t *el);
-ROOST_API const char *roost_stanza_attr_at(const roost_stanza_t *el,
-                                           size_t i, const char **value);
+ROOST_API const char *roost_stanza_attr_at(const roost_stanza_t *el, size_t i,
+                                           const char **value);
 
 /* Element children.  ns or name NULL matches any. */
 ROOST_API roost_stanza_t *roost_stanza_child(const roost_stanza_t *el,
-                                             const char *ns,
-                                             const char *name);
+                                             const char *ns, const char *name);
 ROOST_API roost_stanza_t *roost_stanza_first_child(const roost_stanza_t *el);
 ROOST_API roost_stanza_t *roost_stanza_next_sibling(const roost_stanza_t *el);
 
 /* Appends a new child element; ns NULL means "same ns as el".  Returns the
  * child (owned by el's root). */
-ROOST_API roost_stanza_t *roost_stanza_add_child(roost_stanza_t *el,
-                                                 const char *ns,
-                                                 const char *name);
+ROOST_API roost_stanza_t *
+roost_stanza_add_child(roost_stanza_t *el, const char *ns, const char *name);
 /* Appends a deep copy of src (from any tree) as the last child of el. */
 ROOST_API roost_stanza_t *roost_stanza_add_copy(roost_stanza_t *el,
                                                 const roost_stanza_t *src);
@@ -122,8 +120,7 @@ ROOST_API void roost_stanza_remove(roost_stanza_t *child);
 ROOST_API const char *roost_stanza_text(roost_stanza_t *el);
 /* Text of the first child named ns/name, or NULL. */
 ROOST_API const char *roost_stanza_child_text(roost_stanza_t *el,
-                                              const char *ns,
-                                              const char *name);
+                                              const char *ns, const char *name);
 
 /* Serialises el and its subtree.  parent_ns is the default namespace in
  * force where it is written ("jabber:client" inside a c2s stream; NULL for a

@@ -64,12 +64,12 @@ ROOST_API int roost_store_append(roost_store_t *s, const char *user,
                                  char id_out[ROOST_STORE_ID_LEN]);
 
 typedef struct {
-    const char *with;     /* exact match on the stored "with", or NULL */
-    int64_t start, end;   /* inclusive bounds in microseconds; 0 = open */
-    const char *after_id; /* items strictly after this id, or NULL */
-    const char *before_id;/* items strictly before this id, or NULL */
-    int limit;            /* at most this many (0 = no limit) */
-    int reverse;          /* newest first (with limit: the last N) */
+    const char *with;      /* exact match on the stored "with", or NULL */
+    int64_t start, end;    /* inclusive bounds in microseconds; 0 = open */
+    const char *after_id;  /* items strictly after this id, or NULL */
+    const char *before_id; /* items strictly before this id, or NULL */
+    int limit;             /* at most this many (0 = no limit) */
+    int reverse;           /* newest first (with limit: the last N) */
 } roost_store_query_t;
 
 typedef int (*roost_store_item_fn)(void *arg, const char *id, int64_t when,

@@ -26,13 +26,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define HOST "example.com"
 
 static const char *const mechs[8] = {
-    "SCRAM-SHA-256", "PLAIN", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1",
-    "SCRAM-SHA-1-PLUS", "ANONYMOUS", "SCRAM-SHA-256", "DIGEST-MD5"};
+    "SCRAM-SHA-256",    "PLAIN",     "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1",
+    "SCRAM-SHA-1-PLUS", "ANONYMOUS", "SCRAM-SHA-256",      "DIGEST-MD5"};
 
 static const char *const conds[] = {
-    "not-authorized", "invalid-mechanism", "malformed-request",
-    "mechanism-too-weak", "encryption-required", "invalid-authzid",
-    "temporary-auth-failure", "incorrect-encoding", NULL};
+    "not-authorized",         "invalid-mechanism",   "malformed-request",
+    "mechanism-too-weak",     "encryption-required", "invalid-authzid",
+    "temporary-auth-failure", "incorrect-encoding",  NULL};
 
 static const unsigned char cbdata[32] = "fuzzing channel binding data 32";
 
@@ -85,8 +85,7 @@ check_result(roost_sasl_t *s, roost_sasl_status_t st, const char *out,
         if (!known || *out != '\0' || roost_sasl_user(s) != NULL)
             abort();
         break;
-    default:
-        abort();
+    default: abort();
     }
 }
 

@@ -24,12 +24,12 @@
 
 struct roost_mod {
     const roost_module_t *def;
-    int index;          /* slot index in sessions, stable while loaded */
-    void *conf;         /* conf_size bytes, or NULL */
-    void *data;         /* roost_mod_data() */
-    void **owned;       /* harness-allocated option strings and lists */
+    int index;    /* slot index in sessions, stable while loaded */
+    void *conf;   /* conf_size bytes, or NULL */
+    void *data;   /* roost_mod_data() */
+    void **owned; /* harness-allocated option strings and lists */
     size_t nowned;
-    int unloading;      /* registrations now are violations */
+    int unloading; /* registrations now are violations */
 };
 
 /* Captured output: serialised forms (NULL-terminated) and trees. */
@@ -91,19 +91,23 @@ struct timer {
 };
 
 /* A growable array of T: ARR(struct hook) hooks. */
-#define ARR(T) struct { T *v; size_t n, cap; }
-#define ARR_PUSH(a, x)                                                       \
-    do {                                                                     \
-        if ((a).n == (a).cap) {                                              \
-            (a).cap = (a).cap ? (a).cap * 2 : 8;                             \
-            (a).v = roost_xrealloc((a).v, (a).cap * sizeof(*(a).v));         \
-        }                                                                    \
-        (a).v[(a).n++] = (x);                                                \
+#define ARR(T)                                                                 \
+    struct {                                                                   \
+        T *v;                                                                  \
+        size_t n, cap;                                                         \
+    }
+#define ARR_PUSH(a, x)                                                         \
+    do {                                                                       \
+        if ((a).n == (a).cap) {                                                \
+            (a).cap = (a).cap ? (a).cap * 2 : 8;                               \
+            (a).v = roost_xrealloc((a).v, (a).cap * sizeof(*(a).v));           \
+        }                                                                      \
+        (a).v[(a).n++] = (x);                                                  \
     } while (0)
 
 static struct {
     char *host;
-    roost_mod_t *mods[HARNESS_MAX_MODS];   /* by index; NULL = free */
+    roost_mod_t *mods[HARNESS_MAX_MODS]; /* by index; NULL = free */
     int load_order[HARNESS_MAX_MODS];
     int nloaded;
     ARR(roost_session_t *) sessions;
@@ -236,8 +240,8 @@ hooks_fire(roost_event_t ev, roost_session_t *origin, roost_stanza_t *st,
 
             if (strcmp(before, after) != 0)
                 harness_violation("%s: hook changed its borrowed stanza "
-                                  "%s -> %s", roost_mod_name(snap[i].m),
-                                  before, after);
+                                  "%s -> %s",
+                                  roost_mod_name(snap[i].m), before, after);
             roost_free(after);
         }
         if (v == ROOST_HANDLED) {
@@ -446,11 +450,10 @@ conf_fill(roost_mod_t *m)
             memcpy(slot, &l, sizeof(l));
             break;
         }
-        default:
-            goto bad;
+        default: goto bad;
         }
         continue;
-bad:
+    bad:
         fprintf(stderr, "harness: %s: bad default for option %s: \"%s\"\n",
                 m->def->name, o->name, o->dflt);
         return -ROOST_ECONFIG;
@@ -486,22 +489,22 @@ mod_unregister(roost_mod_t *m)
 {
     size_t j;
 
-#define DROP(a, FREE)                                                        \
-    do {                                                                     \
-        j = 0;                                                               \
-        for (size_t i = 0; i < (a).n; i++) {                                 \
-            if ((a).v[i].m == m) {                                           \
-                FREE(&(a).v[i]);                                             \
-                continue;                                                    \
-            }                                                                \
-            (a).v[j++] = (a).v[i];                                           \
-        }                                                                    \
-        (a).n = j;                                                           \
+#define DROP(a, FREE)                                                          \
+    do {                                                                       \
+        j = 0;                                                                 \
+        for (size_t i = 0; i < (a).n; i++) {                                   \
+            if ((a).v[i].m == m) {                                             \
+                FREE(&(a).v[i]);                                               \
+                continue;                                                      \
+            }                                                                  \
+            (a).v[j++] = (a).v[i];                                             \
+        }                                                                      \
+        (a).n = j;                                                             \
     } while (0)
 #define FREE_NONE(x) (void)(x)
-#define FREE_IQ(x) (roost_free((x)->xmlns), roost_free((x)->child))
+#define FREE_IQ(x)   (roost_free((x)->xmlns), roost_free((x)->child))
 #define FREE_FEAT(x) roost_free((x)->xmlns)
-#define FREE_IDENT(x)                                                        \
+#define FREE_IDENT(x)                                                          \
     (roost_free((x)->cat), roost_free((x)->type), roost_free((x)->name))
 #define FREE_SFEAT(x) roost_stanza_unref((x)->el)
     DROP(H.hooks, FREE_NONE);
@@ -543,8 +546,7 @@ harness_load(const roost_module_t *def, const char *host,
     if (H.host == NULL)
         H.host = roost_xstrdup(host);
     else if (strcmp(H.host, host) != 0) {
-        fprintf(stderr, "harness: one vhost only (%s, not %s)\n", H.host,
-                host);
+        fprintf(stderr, "harness: one vhost only (%s, not %s)\n", H.host, host);
         return NULL;
     }
     if (harness_mod(def->name) != NULL) {
@@ -635,8 +637,8 @@ session_free(roost_session_t *s)
     for (int i = 0; i < HARNESS_MAX_MODS; i++)
         if (s->slots[i] != NULL && H.mods[i] != NULL)
             harness_violation("%s: session slot of %s not freed on "
-                              "SESSION_CLOSED", H.mods[i]->def->name,
-                              roost_jid_full(s->jid));
+                              "SESSION_CLOSED",
+                              H.mods[i]->def->name, roost_jid_full(s->jid));
     roost_jid_free(s->jid);
     roost_free(s->close_cond);
     outlist_clear(&s->out);
@@ -699,8 +701,7 @@ harness_session_add(const char *jid, int available, int priority)
 
     if (j == NULL || roost_jid_node(j) == NULL ||
         roost_jid_resource(j) == NULL || H.host == NULL ||
-        strcmp(roost_jid_domain(j), H.host) != 0 ||
-        session_by_jid(j) != NULL) {
+        strcmp(roost_jid_domain(j), H.host) != 0 || session_by_jid(j) != NULL) {
         fprintf(stderr, "harness: bad session JID %s\n", jid);
         roost_jid_free(j);
         return NULL;
@@ -796,7 +797,8 @@ dispatch_iq(roost_session_t *origin, roost_stanza_t *st,
             after = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
             if (strcmp(before, after) != 0)
                 harness_violation("%s: IQ handler changed its borrowed "
-                                  "stanza", roost_mod_name(h.m));
+                                  "stanza",
+                                  roost_mod_name(h.m));
             roost_free(before);
             roost_free(after);
             if (v != ROOST_PASS && v != ROOST_HANDLED)
@@ -869,11 +871,10 @@ route_local(roost_session_t *origin, roost_stanza_t *st,
         if (target == T_BARE)
             ev = ROOST_EV_IQ_BARE;
         break;
-    default:
-        return ROOST_PASS;
+    default: return ROOST_PASS;
     }
-    if (ev >= 0 && hooks_fire((roost_event_t)ev, origin, st, from, to) ==
-                       ROOST_HANDLED)
+    if (ev >= 0 &&
+        hooks_fire((roost_event_t)ev, origin, st, from, to) == ROOST_HANDLED)
         return ROOST_HANDLED;
 
     /* Nobody took it: the core's defaults. */
@@ -970,8 +971,8 @@ harness_inject(const char *from, const char *to, const char *xml)
     if (to == NULL && roost_stanza_kind(st) == ROOST_STANZA_PRESENCE &&
         origin != NULL) {
         /* Broadcast presence: the session's availability is core state. */
-        const char *p = roost_stanza_child_text(st, ROOST_NS_CLIENT,
-                                                "priority");
+        const char *p =
+            roost_stanza_child_text(st, ROOST_NS_CLIENT, "priority");
         long prio = p ? strtol(p, NULL, 10) : 0;
 
         if (roost_stanza_attr(st, "type") == NULL ||
@@ -987,16 +988,15 @@ harness_inject(const char *from, const char *to, const char *xml)
         goto out;
     }
     /* RFC 6120 §10.3: no 'to' means the sender's account (bare JID). */
-    jto = roost_jid_new(to != NULL ? to
+    jto = roost_jid_new(to != NULL                      ? to
                         : roost_jid_node(jfrom) != NULL ? roost_jid_bare(jfrom)
                                                         : H.host);
     if (jto == NULL)
         goto bad;
     roost_stanza_set_attr(st, "to", roost_jid_full(jto));
 
-    if (origin != NULL &&
-        hooks_fire(ROOST_EV_PRE_STANZA, origin, st, jfrom, jto) ==
-            ROOST_HANDLED) {
+    if (origin != NULL && hooks_fire(ROOST_EV_PRE_STANZA, origin, st, jfrom,
+                                     jto) == ROOST_HANDLED) {
         v = ROOST_HANDLED;
         goto out;
     }
@@ -1191,8 +1191,8 @@ roost_hook_iq(roost_mod_t *m, const char *xmlns, const char *child,
             return -ROOST_EEXIST;
     for (int t = 0; t < 2; t++) {
         if (fns[t] != NULL) {
-            struct iqh h = {m, roost_xstrdup(xmlns), roost_xstrdup(child), t,
-                            fns[t], arg};
+            struct iqh h = {
+                m, roost_xstrdup(xmlns), roost_xstrdup(child), t, fns[t], arg};
 
             ARR_PUSH(H.iqs, h);
         }

@@ -17,10 +17,10 @@ extern const roost_module_t roost_module_disco;
 extern const roost_module_t roost_module_ping;
 extern const roost_module_t roost_module_version;
 
-#define ALICE "alice@localhost/phone"
-#define INFO_NS "http://jabber.org/protocol/disco#info"
-#define ITEMS_NS "http://jabber.org/protocol/disco#items"
-#define INFO_GET "<iq type='get' id='i1'><query xmlns='" INFO_NS "'/></iq>"
+#define ALICE     "alice@localhost/phone"
+#define INFO_NS   "http://jabber.org/protocol/disco#info"
+#define ITEMS_NS  "http://jabber.org/protocol/disco#items"
+#define INFO_GET  "<iq type='get' id='i1'><query xmlns='" INFO_NS "'/></iq>"
 #define ITEMS_GET "<iq type='get' id='i2'><query xmlns='" ITEMS_NS "'/></iq>"
 
 /* A test module registering a feature disco already has. */
@@ -41,8 +41,7 @@ static const roost_module_t dup_module = {
 static void
 setup(void)
 {
-    ck_assert_ptr_nonnull(harness_load(&roost_module_disco, "localhost",
-                                       NULL));
+    ck_assert_ptr_nonnull(harness_load(&roost_module_disco, "localhost", NULL));
     ck_assert_ptr_nonnull(harness_session_add(ALICE, 1, 0));
 }
 
@@ -140,10 +139,9 @@ START_TEST(test_info_all_modules)
 {
     roost_stanza_t *q;
 
-    ck_assert_ptr_nonnull(harness_load(&roost_module_ping, "localhost",
-                                       NULL));
-    ck_assert_ptr_nonnull(harness_load(&roost_module_version, "localhost",
-                                       NULL));
+    ck_assert_ptr_nonnull(harness_load(&roost_module_ping, "localhost", NULL));
+    ck_assert_ptr_nonnull(
+        harness_load(&roost_module_version, "localhost", NULL));
     q = ask("localhost", INFO_GET, INFO_NS);
     ck_assert_int_eq(count_feature(q, INFO_NS), 1);
     ck_assert_int_eq(count_feature(q, ITEMS_NS), 1);
@@ -173,8 +171,8 @@ END_TEST
 START_TEST(test_info_node)
 {
     ck_assert_pstr_eq(ask_error(ALICE, "localhost",
-                                "<iq type='get' id='n'><query xmlns='"
-                                INFO_NS "' node='urn:x:y'/></iq>"),
+                                "<iq type='get' id='n'><query xmlns='" INFO_NS
+                                "' node='urn:x:y'/></iq>"),
                       "item-not-found");
 }
 END_TEST
@@ -182,8 +180,8 @@ END_TEST
 START_TEST(test_info_set)
 {
     ck_assert_pstr_eq(ask_error(ALICE, "localhost",
-                                "<iq type='set' id='s'><query xmlns='"
-                                INFO_NS "'/></iq>"),
+                                "<iq type='set' id='s'><query xmlns='" INFO_NS
+                                "'/></iq>"),
                       "service-unavailable");
 }
 END_TEST
@@ -199,8 +197,8 @@ END_TEST
 START_TEST(test_items_node)
 {
     ck_assert_pstr_eq(ask_error(ALICE, "localhost",
-                                "<iq type='get' id='n'><query xmlns='"
-                                ITEMS_NS "' node='x'/></iq>"),
+                                "<iq type='get' id='n'><query xmlns='" ITEMS_NS
+                                "' node='x'/></iq>"),
                       "item-not-found");
 }
 END_TEST
@@ -220,23 +218,23 @@ END_TEST
 START_TEST(test_account_other_user)
 {
     ck_assert_ptr_nonnull(harness_session_add("bob@localhost/pc", 1, 0));
-    ck_assert_pstr_eq(ask_error("bob@localhost/pc", "alice@localhost",
-                                INFO_GET),
-                      "service-unavailable");
-    ck_assert_pstr_eq(ask_error("romeo@example.net/x", "alice@localhost",
-                                INFO_GET),
-                      "service-unavailable");
-    ck_assert_pstr_eq(ask_error("romeo@example.net/x", "alice@localhost",
-                                ITEMS_GET),
-                      "service-unavailable");
+    ck_assert_pstr_eq(
+        ask_error("bob@localhost/pc", "alice@localhost", INFO_GET),
+        "service-unavailable");
+    ck_assert_pstr_eq(
+        ask_error("romeo@example.net/x", "alice@localhost", INFO_GET),
+        "service-unavailable");
+    ck_assert_pstr_eq(
+        ask_error("romeo@example.net/x", "alice@localhost", ITEMS_GET),
+        "service-unavailable");
 }
 END_TEST
 
 START_TEST(test_account_node)
 {
     ck_assert_pstr_eq(ask_error(ALICE, "alice@localhost",
-                                "<iq type='get' id='n'><query xmlns='"
-                                INFO_NS "' node='n'/></iq>"),
+                                "<iq type='get' id='n'><query xmlns='" INFO_NS
+                                "' node='n'/></iq>"),
                       "item-not-found");
 }
 END_TEST

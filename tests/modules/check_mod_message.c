@@ -19,11 +19,11 @@
 
 extern const roost_module_t roost_module_message;
 
-#define ROMEO "romeo@example.net/orchard"
-#define BARE "juliet@localhost"
+#define ROMEO   "romeo@example.net/orchard"
+#define BARE    "juliet@localhost"
 #define BALCONY "juliet@localhost/balcony"
 #define CHAMBER "juliet@localhost/chamber"
-#define SU "service-unavailable"
+#define SU      "service-unavailable"
 
 /* Which resources got the message. */
 enum { D0 = 0, DB = 1, DC = 2 };
@@ -32,17 +32,17 @@ enum { D0 = 0, DB = 1, DC = 2 };
 
 /* Resource situations: up to two sessions of juliet. */
 enum {
-    S_NONE,       /* no session */
-    S_ONE,        /* balcony available, priority 0 */
-    S_TWO,        /* balcony 5, chamber 1: different priorities */
-    S_TIE,        /* balcony 2, chamber 2 */
-    S_NEG,        /* balcony -1 only: negative priority only */
-    S_UNAVAIL,    /* balcony unavailable only */
-    S_MIXED,      /* balcony 0, chamber unavailable with 10 */
-    S_NEGPOS,     /* balcony -1, chamber 0 */
-    S_C_ONLY,     /* chamber 0 (full JID /balcony does not exist) */
-    S_C_NEG,      /* chamber -1 */
-    S_C_UNAVAIL,  /* chamber unavailable */
+    S_NONE,      /* no session */
+    S_ONE,       /* balcony available, priority 0 */
+    S_TWO,       /* balcony 5, chamber 1: different priorities */
+    S_TIE,       /* balcony 2, chamber 2 */
+    S_NEG,       /* balcony -1 only: negative priority only */
+    S_UNAVAIL,   /* balcony unavailable only */
+    S_MIXED,     /* balcony 0, chamber unavailable with 10 */
+    S_NEGPOS,    /* balcony -1, chamber 0 */
+    S_C_ONLY,    /* chamber 0 (full JID /balcony does not exist) */
+    S_C_NEG,     /* chamber -1 */
+    S_C_UNAVAIL, /* chamber unavailable */
     S__COUNT
 };
 
@@ -66,7 +66,7 @@ static const struct {
 };
 
 struct row {
-    const char *type;   /* NULL: no type attribute (normal) */
+    const char *type; /* NULL: no type attribute (normal) */
     int situation;
     int delivered;      /* DB | DC */
     const char *bounce; /* error condition back to ROMEO, or NULL */
@@ -176,8 +176,8 @@ static const struct row full_rows[] = {
 static void
 setup(void)
 {
-    ck_assert_ptr_nonnull(harness_load(&roost_module_message, "localhost",
-                                       NULL));
+    ck_assert_ptr_nonnull(
+        harness_load(&roost_module_message, "localhost", NULL));
 }
 
 static void
@@ -193,9 +193,9 @@ add_sessions(int situation)
         const char *jid = setups[situation].s[i].jid;
 
         if (jid != NULL)
-            ck_assert_ptr_nonnull(harness_session_add(
-                jid, setups[situation].s[i].available,
-                setups[situation].s[i].priority));
+            ck_assert_ptr_nonnull(
+                harness_session_add(jid, setups[situation].s[i].available,
+                                    setups[situation].s[i].priority));
     }
 }
 
@@ -203,16 +203,19 @@ static void
 message_xml(char *buf, size_t len, const char *type)
 {
     if (type != NULL)
-        snprintf(buf, len, "<message type='%s' id='m1'><body>wherefore"
-                           "</body></message>", type);
+        snprintf(buf, len,
+                 "<message type='%s' id='m1'><body>wherefore"
+                 "</body></message>",
+                 type);
     else
-        snprintf(buf, len, "<message id='m1'><body>wherefore</body>"
-                           "</message>");
+        snprintf(buf, len,
+                 "<message id='m1'><body>wherefore</body>"
+                 "</message>");
 }
 
 static void
-check_delivered(const char *jid, int expected, const char *to,
-                const char *type, const char *label)
+check_delivered(const char *jid, int expected, const char *to, const char *type,
+                const char *label)
 {
     roost_stanza_t *st;
 
@@ -236,8 +239,8 @@ run_row(const struct row *r, const char *to, int idx)
     char xml[256], label[128];
     int v;
 
-    snprintf(label, sizeof(label), "row %d (to %s, type %s, situation %d)",
-             idx, to, r->type ? r->type : "(none)", r->situation);
+    snprintf(label, sizeof(label), "row %d (to %s, type %s, situation %d)", idx,
+             to, r->type ? r->type : "(none)", r->situation);
     add_sessions(r->situation);
     message_xml(xml, sizeof(xml), r->type);
     v = harness_inject(ROMEO, to, xml);
@@ -319,14 +322,16 @@ START_TEST(test_fallback_takes_pass)
                      ROOST_HANDLED);
     ck_assert_int_eq(offline_got, 2);
     /* headline and error are mod_message's to drop, not to store. */
-    harness_inject(ROMEO, BARE, "<message type='headline'><body>x</body>"
-                                "</message>");
+    harness_inject(ROMEO, BARE,
+                   "<message type='headline'><body>x</body>"
+                   "</message>");
     harness_inject(ROMEO, BARE, "<message type='error'/>");
     ck_assert_int_eq(offline_got, 2);
     /* Online: mod_message delivers, the fallback is not asked. */
     ck_assert_ptr_nonnull(harness_session_add(BALCONY, 1, 0));
-    harness_inject(ROMEO, BARE, "<message type='chat'><body>x</body>"
-                                "</message>");
+    harness_inject(ROMEO, BARE,
+                   "<message type='chat'><body>x</body>"
+                   "</message>");
     ck_assert_int_eq(offline_got, 2);
     ck_assert_uint_eq(harness_delivered_count(BALCONY), 1);
     ck_assert_uint_eq(harness_sent_count(), 0);
@@ -343,15 +348,17 @@ START_TEST(test_many_resources)
         snprintf(jid, sizeof(jid), "juliet@localhost/r%d", i);
         ck_assert_ptr_nonnull(harness_session_add(jid, 1, i == 33 ? 7 : 1));
     }
-    harness_inject(ROMEO, BARE, "<message type='chat'><body>x</body>"
-                                "</message>");
+    harness_inject(ROMEO, BARE,
+                   "<message type='chat'><body>x</body>"
+                   "</message>");
     for (int i = 0; i < 40; i++) {
         snprintf(jid, sizeof(jid), "juliet@localhost/r%d", i);
         ck_assert_uint_eq(harness_delivered_count(jid), i == 33 ? 1 : 0);
     }
     harness_clear();
-    harness_inject(ROMEO, BARE, "<message type='headline'><body>x</body>"
-                                "</message>");
+    harness_inject(ROMEO, BARE,
+                   "<message type='headline'><body>x</body>"
+                   "</message>");
     for (int i = 0; i < 40; i++) {
         snprintf(jid, sizeof(jid), "juliet@localhost/r%d", i);
         ck_assert_uint_eq(harness_delivered_count(jid), 1);
@@ -364,21 +371,25 @@ END_TEST
 START_TEST(test_follows_presence)
 {
     ck_assert_ptr_nonnull(harness_session_add(BALCONY, 0, 0));
-    ck_assert_int_eq(harness_inject(ROMEO, BARE, "<message><body>1</body>"
-                                                 "</message>"),
+    ck_assert_int_eq(harness_inject(ROMEO, BARE,
+                                    "<message><body>1</body>"
+                                    "</message>"),
                      ROOST_PASS);
     ck_assert_uint_eq(harness_delivered_count(BALCONY), 0);
     harness_clear();
-    harness_inject(BALCONY, NULL, "<presence><priority>3</priority>"
-                                  "</presence>");
-    ck_assert_int_eq(harness_inject(ROMEO, BARE, "<message><body>2</body>"
-                                                 "</message>"),
+    harness_inject(BALCONY, NULL,
+                   "<presence><priority>3</priority>"
+                   "</presence>");
+    ck_assert_int_eq(harness_inject(ROMEO, BARE,
+                                    "<message><body>2</body>"
+                                    "</message>"),
                      ROOST_HANDLED);
     ck_assert_uint_eq(harness_delivered_count(BALCONY), 1);
     roost_session_set_presence(harness_session(BALCONY), 1, -5);
     harness_clear();
-    ck_assert_int_eq(harness_inject(ROMEO, BARE, "<message><body>3</body>"
-                                                 "</message>"),
+    ck_assert_int_eq(harness_inject(ROMEO, BARE,
+                                    "<message><body>3</body>"
+                                    "</message>"),
                      ROOST_PASS);
     ck_assert_uint_eq(harness_delivered_count(BALCONY), 0);
 }
@@ -411,8 +422,9 @@ START_TEST(test_unload_removes_hooks)
     ck_assert_int_eq(harness_hook_count(ROOST_EV_MESSAGE_BARE), 0);
     ck_assert_int_eq(harness_hook_count(ROOST_EV_MESSAGE_FULL), 0);
     ck_assert_ptr_nonnull(harness_session_add(BALCONY, 1, 0));
-    ck_assert_int_eq(harness_inject(ROMEO, BARE, "<message><body>x</body>"
-                                                 "</message>"),
+    ck_assert_int_eq(harness_inject(ROMEO, BARE,
+                                    "<message><body>x</body>"
+                                    "</message>"),
                      ROOST_PASS);
     ck_assert_uint_eq(harness_delivered_count(BALCONY), 0);
 }

@@ -13,16 +13,14 @@
 
 extern const roost_module_t roost_module_ping;
 
-#define PING_GET(id)                                                        \
+#define PING_GET(id)                                                           \
     "<iq type='get' id='" id "'><ping xmlns='urn:xmpp:ping'/></iq>"
 
 static void
 setup(void)
 {
-    ck_assert_ptr_nonnull(harness_load(&roost_module_ping, "localhost",
-                                       NULL));
-    ck_assert_ptr_nonnull(harness_session_add("alice@localhost/phone", 1,
-                                              0));
+    ck_assert_ptr_nonnull(harness_load(&roost_module_ping, "localhost", NULL));
+    ck_assert_ptr_nonnull(harness_session_add("alice@localhost/phone", 1, 0));
 }
 
 static void
@@ -42,9 +40,9 @@ START_TEST(test_result_to_session)
 {
     roost_stanza_t *r;
 
-    ck_assert_int_eq(harness_inject("alice@localhost/phone", "localhost",
-                                    PING_GET("c2s1")),
-                     ROOST_HANDLED);
+    ck_assert_int_eq(
+        harness_inject("alice@localhost/phone", "localhost", PING_GET("c2s1")),
+        ROOST_HANDLED);
     ck_assert_uint_eq(harness_delivered_count("alice@localhost/phone"), 1);
     ck_assert_uint_eq(harness_sent_count(), 0);
     r = harness_delivered_stanza("alice@localhost/phone", 0);
@@ -61,9 +59,9 @@ START_TEST(test_result_to_remote)
 {
     roost_stanza_t *r;
 
-    ck_assert_int_eq(harness_inject("example.net", "localhost",
-                                    PING_GET("s2s1")),
-                     ROOST_HANDLED);
+    ck_assert_int_eq(
+        harness_inject("example.net", "localhost", PING_GET("s2s1")),
+        ROOST_HANDLED);
     ck_assert_uint_eq(harness_sent_count(), 1);
     r = harness_sent_stanza(0);
     ck_assert_pstr_eq(roost_stanza_attr(r, "type"), "result");
@@ -80,9 +78,9 @@ START_TEST(test_no_to_own_account)
 {
     roost_stanza_t *r;
 
-    ck_assert_int_eq(harness_inject("alice@localhost/phone", NULL,
-                                    PING_GET("n1")),
-                     ROOST_HANDLED);
+    ck_assert_int_eq(
+        harness_inject("alice@localhost/phone", NULL, PING_GET("n1")),
+        ROOST_HANDLED);
     r = harness_delivered_stanza("alice@localhost/phone", 0);
     ck_assert_ptr_nonnull(r);
     ck_assert_pstr_eq(roost_stanza_attr(r, "type"), "result");
@@ -121,9 +119,9 @@ START_TEST(test_bare_jid_not_answered)
 {
     roost_stanza_t *r;
 
-    ck_assert_int_eq(harness_inject("example.net", "bob@localhost",
-                                    PING_GET("b1")),
-                     ROOST_PASS);
+    ck_assert_int_eq(
+        harness_inject("example.net", "bob@localhost", PING_GET("b1")),
+        ROOST_PASS);
     r = harness_sent_stanza(0);
     ck_assert_ptr_nonnull(r);
     ck_assert_pstr_eq(harness_error_cond(r), "service-unavailable");
@@ -137,14 +135,13 @@ START_TEST(test_unload)
 
     ck_assert_int_eq(harness_unload(harness_mod("ping")), 0);
     ck_assert_int_eq(harness_feature_count(), 0);
-    ck_assert_int_eq(harness_inject("alice@localhost/phone", "localhost",
-                                    PING_GET("u1")),
-                     ROOST_PASS);
+    ck_assert_int_eq(
+        harness_inject("alice@localhost/phone", "localhost", PING_GET("u1")),
+        ROOST_PASS);
     r = harness_delivered_stanza("alice@localhost/phone", 0);
     ck_assert_pstr_eq(harness_error_cond(r), "service-unavailable");
     /* Loading again works: nothing of the old instance is left. */
-    ck_assert_ptr_nonnull(harness_load(&roost_module_ping, "localhost",
-                                       NULL));
+    ck_assert_ptr_nonnull(harness_load(&roost_module_ping, "localhost", NULL));
     roost_host_features(harness_mod("ping"), feature_seen, &seen);
     ck_assert_int_eq(seen, 1);
 }

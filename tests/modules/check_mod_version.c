@@ -14,7 +14,7 @@
 
 extern const roost_module_t roost_module_version;
 
-#define VERSION_GET                                                         \
+#define VERSION_GET                                                            \
     "<iq type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>"
 #define FROM "alice@localhost/phone"
 
@@ -50,8 +50,8 @@ ask(void (*conf_init)(void *conf))
 {
     roost_stanza_t *r;
 
-    ck_assert_ptr_nonnull(harness_load(&roost_module_version, "localhost",
-                                       conf_init));
+    ck_assert_ptr_nonnull(
+        harness_load(&roost_module_version, "localhost", conf_init));
     ck_assert_ptr_nonnull(harness_session_add(FROM, 1, 0));
     ck_assert_int_eq(harness_inject(FROM, "localhost", VERSION_GET),
                      ROOST_HANDLED);
@@ -70,14 +70,12 @@ START_TEST(test_default_no_os)
 {
     roost_stanza_t *q = ask(NULL);
 
-    ck_assert_int_eq(*show_os_field(roost_mod_conf(harness_mod("version"))),
-                     0);
-    ck_assert_pstr_eq(roost_stanza_child_text(q, "jabber:iq:version",
-                                              "name"),
+    ck_assert_int_eq(*show_os_field(roost_mod_conf(harness_mod("version"))), 0);
+    ck_assert_pstr_eq(roost_stanza_child_text(q, "jabber:iq:version", "name"),
                       "Roost");
-    ck_assert_pstr_eq(roost_stanza_child_text(q, "jabber:iq:version",
-                                              "version"),
-                      roost_version());
+    ck_assert_pstr_eq(
+        roost_stanza_child_text(q, "jabber:iq:version", "version"),
+        roost_version());
     ck_assert_ptr_null(roost_stanza_child(q, NULL, "os"));
 }
 END_TEST
@@ -90,8 +88,7 @@ START_TEST(test_show_os)
     ck_assert_int_eq(uname(&u), 0);
     ck_assert_pstr_eq(roost_stanza_child_text(q, "jabber:iq:version", "os"),
                       u.sysname);
-    ck_assert_pstr_eq(roost_stanza_child_text(q, "jabber:iq:version",
-                                              "name"),
+    ck_assert_pstr_eq(roost_stanza_child_text(q, "jabber:iq:version", "name"),
                       "Roost");
 }
 END_TEST
@@ -109,8 +106,8 @@ START_TEST(test_set_unanswered)
 {
     roost_stanza_t *r;
 
-    ck_assert_ptr_nonnull(harness_load(&roost_module_version, "localhost",
-                                       NULL));
+    ck_assert_ptr_nonnull(
+        harness_load(&roost_module_version, "localhost", NULL));
     ck_assert_int_eq(harness_inject("example.net", "localhost",
                                     "<iq type='set' id='s'><query "
                                     "xmlns='jabber:iq:version'/></iq>"),

@@ -21,7 +21,6 @@
 #include "log.h"
 #include "storage.h"
 
-
 static const char *const drivers[] = {"sqlite", "memory"};
 #define NDRIVERS ((int)(sizeof(drivers) / sizeof(drivers[0])))
 
@@ -72,8 +71,8 @@ static const struct {
      "i=4096",
      "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j",
      "v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=", "rmF9pqV8S7suAoZWja4dJRkFsKQ="},
-    {"SCRAM-SHA-256", "W22ZaJ0SNY7soEsUEjb6gQ==",
-     "n=user,r=rOprNGfwEbeRWgbNEkqO",
+    {"SCRAM-SHA-256",
+     "W22ZaJ0SNY7soEsUEjb6gQ==", "n=user,r=rOprNGfwEbeRWgbNEkqO",
      "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
      "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
      "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
@@ -117,9 +116,8 @@ START_TEST(test_rfc_vectors)
     b64enc(sig, len, b64);
     ck_assert_str_eq(b64, vectors[_i].server_sig);
     /* a different password does not give the same keys */
-    ck_assert_int_eq(roost_auth_scram_keys(vectors[_i].mech, "pencil2",
-                                           salt, saltlen, 4096, hkey, sig,
-                                           &keylen),
+    ck_assert_int_eq(roost_auth_scram_keys(vectors[_i].mech, "pencil2", salt,
+                                           saltlen, 4096, hkey, sig, &keylen),
                      0);
     ck_assert_int_ne(memcmp(hkey, stored, keylen), 0);
 }
@@ -130,49 +128,52 @@ START_TEST(test_scram_keys_args)
     unsigned char salt[16] = {1}, a[EVP_MAX_MD_SIZE], b[EVP_MAX_MD_SIZE];
     size_t n;
 
-    ck_assert_int_eq(roost_auth_scram_keys("SCRAM-SHA-512", "p", salt, 16,
-                                           4096, a, b, &n),
+    ck_assert_int_eq(
+        roost_auth_scram_keys("SCRAM-SHA-512", "p", salt, 16, 4096, a, b, &n),
+        -ROOST_EINVAL);
+    ck_assert_int_eq(roost_auth_scram_keys(NULL, "p", salt, 16, 4096, a, b, &n),
                      -ROOST_EINVAL);
-    ck_assert_int_eq(roost_auth_scram_keys(NULL, "p", salt, 16, 4096, a, b,
-                                           &n),
-                     -ROOST_EINVAL);
-    ck_assert_int_eq(roost_auth_scram_keys("SCRAM-SHA-1", "p", salt, 16, 0,
-                                           a, b, &n),
-                     -ROOST_EINVAL);
-    ck_assert_int_eq(roost_auth_scram_keys("SCRAM-SHA-1", "p", salt, 16,
-                                           10000001, a, b, &n),
-                     -ROOST_EINVAL);
-    ck_assert_int_eq(roost_auth_scram_keys("SCRAM-SHA-1", "p", NULL, 16,
-                                           4096, a, b, &n),
-                     -ROOST_EINVAL);
-    ck_assert_int_eq(roost_auth_scram_keys("SCRAM-SHA-1", "p", salt, 0,
-                                           4096, a, b, &n),
-                     -ROOST_EINVAL);
-    ck_assert_int_eq(roost_auth_scram_keys("SCRAM-SHA-1", "", salt, 16,
-                                           4096, a, b, &n),
-                     -ROOST_EINVAL);
-    ck_assert_int_eq(roost_auth_scram_keys("SCRAM-SHA-1", NULL, salt, 16,
-                                           4096, a, b, &n),
-                     -ROOST_EINVAL);
+    ck_assert_int_eq(
+        roost_auth_scram_keys("SCRAM-SHA-1", "p", salt, 16, 0, a, b, &n),
+        -ROOST_EINVAL);
+    ck_assert_int_eq(
+        roost_auth_scram_keys("SCRAM-SHA-1", "p", salt, 16, 10000001, a, b, &n),
+        -ROOST_EINVAL);
+    ck_assert_int_eq(
+        roost_auth_scram_keys("SCRAM-SHA-1", "p", NULL, 16, 4096, a, b, &n),
+        -ROOST_EINVAL);
+    ck_assert_int_eq(
+        roost_auth_scram_keys("SCRAM-SHA-1", "p", salt, 0, 4096, a, b, &n),
+        -ROOST_EINVAL);
+    ck_assert_int_eq(
+        roost_auth_scram_keys("SCRAM-SHA-1", "", salt, 16, 4096, a, b, &n),
+        -ROOST_EINVAL);
+    ck_assert_int_eq(
+        roost_auth_scram_keys("SCRAM-SHA-1", NULL, salt, 16, 4096, a, b, &n),
+        -ROOST_EINVAL);
 }
 END_TEST
 
 /* SASLprep: passwords that prepare to the same string are one password;
  * prohibited ones are refused (RFC 4013 §3 examples among them). */
 static const struct {
-    const char *create;  /* password given to create */
-    const char *verify;  /* another spelling, or NULL */
+    const char *create; /* password given to create */
+    const char *verify; /* another spelling, or NULL */
     int create_result;
 } prep_rows[] = {
-    {"I\xc2\xadX", "IX", 0},          /* soft hyphen maps to nothing */
+    {"I\xc2\xadX", "IX", 0}, /* soft hyphen maps to nothing */
     {"user", "user", 0},
-    {"\xc2\xaa", "a", 0},              /* NFKC: ª -> a */
-    {"\xe2\x85\xa8", "IX", 0},         /* NFKC: Ⅸ -> IX */
-    {"a\xc2\xa0" "b", "a b", 0},       /* non-ASCII space -> space */
-    {"\x07", NULL, -ROOST_EINVAL},     /* control character */
-    {"\xd8\xa7" "1", NULL, -ROOST_EINVAL}, /* RandALCat, then not */
-    {"\xff\xfe", NULL, -ROOST_EINVAL}, /* not UTF-8 */
-    {"\xc2\xad", NULL, -ROOST_EINVAL}, /* prepares to nothing */
+    {"\xc2\xaa", "a", 0},      /* NFKC: ª -> a */
+    {"\xe2\x85\xa8", "IX", 0}, /* NFKC: Ⅸ -> IX */
+    {"a\xc2\xa0"
+     "b",
+     "a b", 0},                    /* non-ASCII space -> space */
+    {"\x07", NULL, -ROOST_EINVAL}, /* control character */
+    {"\xd8\xa7"
+     "1",
+     NULL, -ROOST_EINVAL},              /* RandALCat, then not */
+    {"\xff\xfe", NULL, -ROOST_EINVAL},  /* not UTF-8 */
+    {"\xc2\xad", NULL, -ROOST_EINVAL},  /* prepares to nothing */
     {"d\xc8\xa1", NULL, -ROOST_EINVAL}, /* U+0221: unassigned in 3.2 */
     {"", NULL, -ROOST_EINVAL},
 };
@@ -184,16 +185,15 @@ START_TEST(test_saslprep)
         char user[16];
 
         snprintf(user, sizeof(user), "u%zu", k);
-        ck_assert_msg(roost_auth_create("h", user, prep_rows[k].create,
-                                        4096) == prep_rows[k].create_result,
+        ck_assert_msg(roost_auth_create("h", user, prep_rows[k].create, 4096) ==
+                          prep_rows[k].create_result,
                       "row %zu", k);
         if (prep_rows[k].verify != NULL) {
-            ck_assert_msg(roost_auth_verify_plain("h", user,
-                                                  prep_rows[k].verify) == 0,
-                          "row %zu verify", k);
-            ck_assert_int_eq(roost_auth_verify_plain("h", user,
-                                                     prep_rows[k].create),
-                             0);
+            ck_assert_msg(
+                roost_auth_verify_plain("h", user, prep_rows[k].verify) == 0,
+                "row %zu verify", k);
+            ck_assert_int_eq(
+                roost_auth_verify_plain("h", user, prep_rows[k].create), 0);
         } else {
             ck_assert_int_eq(roost_auth_exists("h", user), 0);
         }
@@ -225,36 +225,28 @@ START_TEST(test_lifecycle)
 
     backend_open(_i);
     ck_assert_int_eq(roost_auth_exists("example.com", "alice"), 0);
-    ck_assert_int_eq(roost_auth_create("example.com", "alice", "secret", 0),
-                     0);
+    ck_assert_int_eq(roost_auth_create("example.com", "alice", "secret", 0), 0);
     ck_assert_int_eq(roost_auth_exists("example.com", "alice"), 1);
     ck_assert_int_eq(roost_auth_exists("example.org", "alice"), 0);
     ck_assert_int_eq(roost_auth_create("example.com", "alice", "other", 0),
                      -ROOST_EEXIST);
-    ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice",
-                                             "secret"),
+    ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice", "secret"),
                      0); /* the duplicate did not overwrite */
-    ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice",
-                                             "Secret"),
+    ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice", "Secret"),
                      -ROOST_EAUTH);
     ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice", ""),
                      -ROOST_EAUTH);
-    ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice",
-                                             "\x07"),
+    ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice", "\x07"),
                      -ROOST_EAUTH);
     ck_assert_int_eq(roost_auth_verify_plain("example.com", "bob", "secret"),
                      -ROOST_ENOTFOUND);
-    ck_assert_int_eq(roost_auth_verify_plain("example.org", "alice",
-                                             "secret"),
+    ck_assert_int_eq(roost_auth_verify_plain("example.org", "alice", "secret"),
                      -ROOST_ENOTFOUND);
     /* set_password */
-    ck_assert_int_eq(roost_auth_set_password("example.com", "alice", "new",
-                                             5000),
-                     0);
-    ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice", "new"),
-                     0);
-    ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice",
-                                             "secret"),
+    ck_assert_int_eq(
+        roost_auth_set_password("example.com", "alice", "new", 5000), 0);
+    ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice", "new"), 0);
+    ck_assert_int_eq(roost_auth_verify_plain("example.com", "alice", "secret"),
                      -ROOST_EAUTH);
     ck_assert_int_eq(roost_auth_set_password("example.com", "bob", "x", 0),
                      -ROOST_ENOTFOUND);
@@ -278,8 +270,7 @@ START_TEST(test_lifecycle)
     ck_assert_str_eq(u.buf, "");
     /* delete */
     ck_assert_int_eq(roost_auth_delete("example.com", "bob"), 0);
-    ck_assert_int_eq(roost_auth_delete("example.com", "bob"),
-                     -ROOST_ENOTFOUND);
+    ck_assert_int_eq(roost_auth_delete("example.com", "bob"), -ROOST_ENOTFOUND);
     ck_assert_int_eq(roost_auth_exists("example.com", "bob"), 0);
     ck_assert_int_eq(roost_auth_verify_plain("example.com", "bob", "b"),
                      -ROOST_ENOTFOUND);
@@ -315,8 +306,7 @@ START_TEST(test_args)
     ck_assert_int_eq(roost_auth_verify_plain("h", "u", big), 0);
     ck_assert_int_eq(roost_auth_create("h", "v", "p", 4095), -ROOST_EINVAL);
     ck_assert_int_eq(roost_auth_create("h", "v", "p", -1), -ROOST_EINVAL);
-    ck_assert_int_eq(roost_auth_create("h", "v", "p", 10000001),
-                     -ROOST_EINVAL);
+    ck_assert_int_eq(roost_auth_create("h", "v", "p", 10000001), -ROOST_EINVAL);
     ck_assert_int_eq(roost_auth_exists("h", "v"), 0);
     ck_assert_int_eq(roost_auth_exists("", "v"), -ROOST_EINVAL);
     ck_assert_int_eq(roost_auth_delete("h", ""), -ROOST_EINVAL);
@@ -325,8 +315,7 @@ START_TEST(test_args)
     ck_assert_int_eq(roost_auth_get_scram("h", "nobody", "SCRAM-SHA-1", &s),
                      -ROOST_ENOTFOUND);
     ck_assert_int_eq(roost_auth_users("h", NULL, NULL), -ROOST_EINVAL);
-    ck_assert_int_eq(roost_auth_users("", collect_user, NULL),
-                     -ROOST_EINVAL);
+    ck_assert_int_eq(roost_auth_users("", collect_user, NULL), -ROOST_EINVAL);
     roost_storage_shutdown();
 }
 END_TEST
@@ -361,33 +350,27 @@ START_TEST(test_format)
         char st64[64], sv64[64], want[256];
         size_t keylen, saltlen;
 
-        ck_assert_int_eq(roost_auth_get_scram("h", "alice", fmt[k].mech,
-                                              &line[k]),
-                         0);
-        ck_assert_int_eq(regcomp(&re, fmt[k].re, REG_EXTENDED | REG_NOSUB),
-                         0);
-        ck_assert_msg(regexec(&re, line[k], 0, NULL, 0) == 0, "%s",
-                      line[k]);
+        ck_assert_int_eq(
+            roost_auth_get_scram("h", "alice", fmt[k].mech, &line[k]), 0);
+        ck_assert_int_eq(regcomp(&re, fmt[k].re, REG_EXTENDED | REG_NOSUB), 0);
+        ck_assert_msg(regexec(&re, line[k], 0, NULL, 0) == 0, "%s", line[k]);
         regfree(&re);
         /* recompute from the stored salt */
         p = strchr(line[k], ':') + 1;
-        snprintf(salt64, sizeof(salt64), "%.*s", (int)(strchr(p, '$') - p),
-                 p);
+        snprintf(salt64, sizeof(salt64), "%.*s", (int)(strchr(p, '$') - p), p);
         saltlen = b64dec(salt64, salt);
         ck_assert_uint_eq(saltlen, 16);
         ck_assert_int_eq(roost_auth_scram_keys(fmt[k].mech, "pencil", salt,
-                                               saltlen, 5000, st, sv,
-                                               &keylen),
+                                               saltlen, 5000, st, sv, &keylen),
                          0);
         ck_assert_int_eq((int)keylen, fmt[k].keylen);
         b64enc(st, keylen, st64);
         b64enc(sv, keylen, sv64);
-        snprintf(want, sizeof(want), "%s$5000:%s$%s:%s", fmt[k].mech,
-                 salt64, st64, sv64);
+        snprintf(want, sizeof(want), "%s$5000:%s$%s:%s", fmt[k].mech, salt64,
+                 st64, sv64);
         ck_assert_str_eq(line[k], want);
         /* the same password for bob has another salt */
-        ck_assert_int_eq(roost_auth_get_scram("h", "bob", fmt[k].mech,
-                                              &other),
+        ck_assert_int_eq(roost_auth_get_scram("h", "bob", fmt[k].mech, &other),
                          0);
         ck_assert_str_ne(other, line[k]);
         roost_free(other);
@@ -456,10 +439,9 @@ START_TEST(test_damaged)
     roost_store_t *s;
     char *line = NULL;
     /* the well-formed RFC 7677 secret, as a control */
-    const char *good =
-        "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"
-        "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
-        "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=\n";
+    const char *good = "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"
+                       "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
+                       "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=\n";
 
     backend_open(1);
     s = roost_storage_store("h", "accounts", ROOST_STORE_MAP);
@@ -467,19 +449,18 @@ START_TEST(test_damaged)
     ck_assert_int_eq(roost_auth_verify_plain("h", "u", "pencil"), 0);
     ck_assert_int_eq(roost_auth_verify_plain("h", "u", "pencil "),
                      -ROOST_EAUTH);
-    ck_assert_int_eq(roost_auth_get_scram("h", "u", "SCRAM-SHA-256", &line),
-                     0);
+    ck_assert_int_eq(roost_auth_get_scram("h", "u", "SCRAM-SHA-256", &line), 0);
     ck_assert_uint_eq(strlen(line), strlen(good) - 1);
     roost_free(line);
     for (size_t k = 0; k < sizeof(bad_values) / sizeof(bad_values[0]); k++) {
-        ck_assert_int_eq(roost_store_set(s, "", "u", bad_values[k],
-                                         strlen(bad_values[k])),
-                         0);
+        ck_assert_int_eq(
+            roost_store_set(s, "", "u", bad_values[k], strlen(bad_values[k])),
+            0);
         ck_assert_msg(roost_auth_verify_plain("h", "u", "pencil") ==
                           -ROOST_ESTORAGE,
                       "value %zu", k);
-        ck_assert_msg(roost_auth_get_scram("h", "u", "SCRAM-SHA-256",
-                                           &line) == -ROOST_ESTORAGE,
+        ck_assert_msg(roost_auth_get_scram("h", "u", "SCRAM-SHA-256", &line) ==
+                          -ROOST_ESTORAGE,
                       "value %zu", k);
         ck_assert_int_eq(roost_auth_exists("h", "u"), 1);
     }
@@ -520,8 +501,7 @@ START_TEST(test_no_plaintext)
     backend_open(0);
     ck_assert_int_eq(roost_auth_create("h", "alice", pw[0], 0), 0);
     ck_assert_int_eq(roost_auth_set_password("h", "alice", pw[1], 0), 0);
-    ck_assert_int_eq(roost_auth_get_scram("h", "alice", "SCRAM-SHA-256",
-                                          &line),
+    ck_assert_int_eq(roost_auth_get_scram("h", "alice", "SCRAM-SHA-256", &line),
                      0);
     snprintf(wal, sizeof(wal), "%s-wal", dbpath);
     /* while open (data in the WAL), then after close (checkpointed) */

@@ -184,12 +184,12 @@ START_TEST(test_minimal_equals_sample)
     m = load(HOST, &err);
     ck_assert_msg(m != NULL, "%s", err);
 #define SAME_INT(f) ck_assert_int_eq(s->f, m->f)
-#define SAME_STR(f)                                                          \
-    do {                                                                     \
-        if (s->f == NULL || m->f == NULL)                                    \
-            ck_assert_ptr_eq(s->f, m->f);                                    \
-        else                                                                 \
-            ck_assert_str_eq(s->f, m->f);                                    \
+#define SAME_STR(f)                                                            \
+    do {                                                                       \
+        if (s->f == NULL || m->f == NULL)                                      \
+            ck_assert_ptr_eq(s->f, m->f);                                      \
+        else                                                                   \
+            ck_assert_str_eq(s->f, m->f);                                      \
     } while (0)
     SAME_INT(log_level);
     SAME_STR(log_file);
@@ -293,8 +293,7 @@ static const err_case_t errors[] = {
     {HOST "limits = { auth_timeout = 0.0001; };\n", 2, "auth_timeout"},
     {HOST "limits = { auth_fail_delay = -0.5; };\n", 2, "auth_fail_delay"},
     {HOST "limits = { c2s_timeout = 1e300; };\n", 2, "c2s_timeout"},
-    {HOST "limits = { output_high_water = 1023; };\n", 2,
-     "output_high_water"},
+    {HOST "limits = { output_high_water = 1023; };\n", 2, "output_high_water"},
     {HOST "limits = { max_resources = 0; };\n", 2, "between 1 and 1000"},
     {HOST "limits = { max_resources = 1001; };\n", 2, "between 1 and 1000"},
     {HOST "scram_iterations = 4095;\n", 2, "between 4096 and 1000000"},
@@ -304,8 +303,8 @@ static const err_case_t errors[] = {
     /* enums */
     {HOST "log_level = \"verbose\";\n", 2, "bad log_level 'verbose'"},
     {HOST "storage = { driver = \"mysql\"; };\n", 2, "bad driver 'mysql'"},
-    {HOST "listen = ({ address = \"::1\"; port = 1;\n type = \"s2s\"; });\n",
-     3, "bad type 's2s'"},
+    {HOST "listen = ({ address = \"::1\"; port = 1;\n type = \"s2s\"; });\n", 3,
+     "bad type 's2s'"},
     {HOST "listen = ({ address = \"::1\"; port = 1;\n\n tls = \"yes\"; });\n",
      4, "bad tls 'yes'"},
     /* listen entries */
@@ -331,8 +330,8 @@ static const err_case_t errors[] = {
      "'cert' and 'key' must be given together"},
     {"hosts = ({ domain = \"localhost\"; cert = \"\"; key = \"k\"; });\n", 1,
      "'cert' must not be empty"},
-    {"hosts = ({ domain = \"localhost\";\n admins = [\n \"a@b/c\" ]; });\n",
-     3, "admin 'a@b/c' is not a bare JID"},
+    {"hosts = ({ domain = \"localhost\";\n admins = [\n \"a@b/c\" ]; });\n", 3,
+     "admin 'a@b/c' is not a bare JID"},
     {"hosts = ({ domain = \"localhost\"; admins = [ \"@b\" ]; });\n", 1,
      "not a bare JID"},
     {"hosts = ({ domain = \"localhost\"; modules = [ \"../x\" ]; });\n", 1,
@@ -361,8 +360,7 @@ START_TEST(test_errors)
     else
         snprintf(want, sizeof(want), "%s: ", confpath);
     ck_assert_msg(strncmp(err, want, strlen(want)) == 0,
-                  "case %d: \"%s\" does not start with \"%s\"", _i, err,
-                  want);
+                  "case %d: \"%s\" does not start with \"%s\"", _i, err, want);
     ck_assert_msg(strstr(err, e->substr) != NULL,
                   "case %d: \"%s\" lacks \"%s\"", _i, err, e->substr);
     roost_free(err);
@@ -469,17 +467,17 @@ END_TEST
 START_TEST(test_values)
 {
     char *err;
-    roost_config_t *c = load(
-        "log_level = \"warn\";\n"
-        "limits = { max_stanza_size = 1024; max_depth = 1000;\n"
-        "  c2s_timeout = 0.5; auth_timeout = 86400; auth_fail_delay = 0;\n"
-        "  output_high_water = 1073741824; max_resources = 1000;\n"
-        "  max_attrs = 1; };\n"
-        "scram_iterations = 1000000; worker_threads = 64;\n"
-        "listen = ({ address = \"::\"; port = 65535; tls = \"none\"; });\n"
-        "unused = { anything = \"goes\"; };\n" /* module options */
-        "hosts = ({ domain = \"[::1]\"; mod_x = { y = 1; }; });\n",
-        &err);
+    roost_config_t *c =
+        load("log_level = \"warn\";\n"
+             "limits = { max_stanza_size = 1024; max_depth = 1000;\n"
+             "  c2s_timeout = 0.5; auth_timeout = 86400; auth_fail_delay = 0;\n"
+             "  output_high_water = 1073741824; max_resources = 1000;\n"
+             "  max_attrs = 1; };\n"
+             "scram_iterations = 1000000; worker_threads = 64;\n"
+             "listen = ({ address = \"::\"; port = 65535; tls = \"none\"; });\n"
+             "unused = { anything = \"goes\"; };\n" /* module options */
+             "hosts = ({ domain = \"[::1]\"; mod_x = { y = 1; }; });\n",
+             &err);
 
     ck_assert_msg(c != NULL, "%s", err);
     ck_assert_int_eq(c->log_level, ROOST_LOG_WARN);
@@ -515,31 +513,30 @@ static const roost_opt_t mod_opts[] = {
     {"flag", ROOST_OPT_BOOL, offsetof(struct mod_conf, flag), "true", 0, 0},
     {"count", ROOST_OPT_INT, offsetof(struct mod_conf, count), "3", 1, 100},
     {"size", ROOST_OPT_SIZE, offsetof(struct mod_conf, size), "4096", 0, 0},
-    {"timeout", ROOST_OPT_MSEC, offsetof(struct mod_conf, timeout), "0.25",
-     100, 60000},
-    {"dflt_only", ROOST_OPT_INT, offsetof(struct mod_conf, dflt_only), "-7",
-     0, 0},
-    {"name", ROOST_OPT_STR, offsetof(struct mod_conf, name), "anon", 0, 0},
-    {"list", ROOST_OPT_STRLIST, offsetof(struct mod_conf, list), "p, q", 0,
+    {"timeout", ROOST_OPT_MSEC, offsetof(struct mod_conf, timeout), "0.25", 100,
+     60000},
+    {"dflt_only", ROOST_OPT_INT, offsetof(struct mod_conf, dflt_only), "-7", 0,
      0},
+    {"name", ROOST_OPT_STR, offsetof(struct mod_conf, name), "anon", 0, 0},
+    {"list", ROOST_OPT_STRLIST, offsetof(struct mod_conf, list), "p, q", 0, 0},
     {"unset", ROOST_OPT_STR, offsetof(struct mod_conf, unset), NULL, 0, 0},
     {NULL, 0, 0, NULL, 0, 0}};
 
 static const char mod_text[] =
-    "ping = { count = 5; timeout = 2.5; name = \"top\"; };\n"   /* 1 */
-    "hosts = (\n"                                              /* 2 */
-    " { domain = \"a.example\";\n"                              /* 3 */
+    "ping = { count = 5; timeout = 2.5; name = \"top\"; };\n" /* 1 */
+    "hosts = (\n"                                             /* 2 */
+    " { domain = \"a.example\";\n"                            /* 3 */
     "   ping = { count = 7; list = [ \"x\", \"y\" ]; flag = false;\n"
-    "            size = 1048576; }; },\n"                      /* 5 */
-    " { domain = \"b.example\"; },\n"                           /* 6 */
-    " { domain = \"c.example\";\n"                              /* 7 */
-    "   ping = {\n"                                            /* 8 */
-    "     bogus = 1; }; },\n"                                  /* 9 */
-    " { domain = \"d.example\"; ping = {\n"                     /* 10 */
-    "     count = 101; }; },\n"                                /* 11 */
+    "            size = 1048576; }; },\n"                         /* 5 */
+    " { domain = \"b.example\"; },\n"                             /* 6 */
+    " { domain = \"c.example\";\n"                                /* 7 */
+    "   ping = {\n"                                               /* 8 */
+    "     bogus = 1; }; },\n"                                     /* 9 */
+    " { domain = \"d.example\"; ping = {\n"                       /* 10 */
+    "     count = 101; }; },\n"                                   /* 11 */
     " { domain = \"e.example\"; ping = { timeout = 0.05; }; },\n" /* 12 */
-    " { domain = \"f.example\"; ping = { name = 1; }; },\n"    /* 13 */
-    " { domain = \"g.example\"; ping = { list = ( ); }; }\n"   /* 14 */
+    " { domain = \"f.example\"; ping = { name = 1; }; },\n"       /* 13 */
+    " { domain = \"g.example\"; ping = { list = ( ); }; }\n"      /* 14 */
     ");\n";
 
 START_TEST(test_module_opts)
@@ -551,8 +548,9 @@ START_TEST(test_module_opts)
     ck_assert_msg(c != NULL, "%s", err);
     /* host group wins, then the top-level group, then the defaults */
     memset(&mc, 0, sizeof(mc));
-    ck_assert_int_eq(roost_config_module_opts(c, &c->hosts[0], "ping",
-                                              mod_opts, &mc, &err), 0);
+    ck_assert_int_eq(
+        roost_config_module_opts(c, &c->hosts[0], "ping", mod_opts, &mc, &err),
+        0);
     ck_assert_ptr_null(err);
     ck_assert_int_eq(mc.flag, 0);
     ck_assert_int_eq(mc.count, 7);
@@ -566,8 +564,9 @@ START_TEST(test_module_opts)
     ck_assert_ptr_null(mc.unset);
 
     memset(&mc, 0, sizeof(mc));
-    ck_assert_int_eq(roost_config_module_opts(c, &c->hosts[1], "ping",
-                                              mod_opts, &mc, &err), 0);
+    ck_assert_int_eq(
+        roost_config_module_opts(c, &c->hosts[1], "ping", mod_opts, &mc, &err),
+        0);
     ck_assert_int_eq(mc.flag, 1);
     ck_assert_int_eq(mc.count, 5);
     ck_assert_int_eq(mc.size, 4096);
@@ -579,15 +578,16 @@ START_TEST(test_module_opts)
 
     /* a module with no groups at all: pure defaults; no host */
     memset(&mc, 0, sizeof(mc));
-    ck_assert_int_eq(roost_config_module_opts(c, NULL, "other", mod_opts,
-                                              &mc, &err), 0);
+    ck_assert_int_eq(
+        roost_config_module_opts(c, NULL, "other", mod_opts, &mc, &err), 0);
     ck_assert_int_eq(mc.count, 3);
     ck_assert_int_eq(mc.timeout, 250);
     ck_assert_str_eq(mc.name, "anon");
 
     memset(&mc, 0, sizeof(mc));
-    ck_assert_int_eq(roost_config_module_opts(c, &c->hosts[6], "ping",
-                                              mod_opts, &mc, &err), 0);
+    ck_assert_int_eq(
+        roost_config_module_opts(c, &c->hosts[6], "ping", mod_opts, &mc, &err),
+        0);
     ck_assert_ptr_null(mc.list[0]);
 
     /* errors, each with its line */
@@ -615,9 +615,9 @@ START_TEST(test_module_opts)
         }
     }
     /* a module without options still rejects keys in its group */
-    ck_assert_int_eq(roost_config_module_opts(c, &c->hosts[0], "ping", NULL,
-                                              &mc, &err),
-                     -ROOST_ECONFIG);
+    ck_assert_int_eq(
+        roost_config_module_opts(c, &c->hosts[0], "ping", NULL, &mc, &err),
+        -ROOST_ECONFIG);
     ck_assert_ptr_nonnull(strstr(err, "unknown option 'count'"));
     roost_free(err);
     roost_config_free(c);
@@ -638,24 +638,27 @@ START_TEST(test_module_opts_top_errors)
     roost_free(err);
     c = load("ping = {\n oops = 1; };\n" HOST, &err);
     ck_assert_msg(c != NULL, "%s", err);
-    ck_assert_int_eq(roost_config_module_opts(c, &c->hosts[0], "ping",
-                                              mod_opts, &mc, &err),
-                     -ROOST_ECONFIG);
-    snprintf(want, sizeof(want), "%s:2: unknown option 'oops' for module "
-             "'ping'", confpath);
+    ck_assert_int_eq(
+        roost_config_module_opts(c, &c->hosts[0], "ping", mod_opts, &mc, &err),
+        -ROOST_ECONFIG);
+    snprintf(want, sizeof(want),
+             "%s:2: unknown option 'oops' for module "
+             "'ping'",
+             confpath);
     ck_assert_str_eq(err, want);
     roost_free(err);
     /* a bad default is the module's bug: reported without a line */
-    ck_assert_int_eq(roost_config_module_opts(c, &c->hosts[0], "x",
-                                              bad_default, &n, &err),
-                     -ROOST_ECONFIG);
+    ck_assert_int_eq(
+        roost_config_module_opts(c, &c->hosts[0], "x", bad_default, &n, &err),
+        -ROOST_ECONFIG);
     snprintf(want, sizeof(want), "%s: module 'x': bad default 'ten' for 'n'",
              confpath);
     ck_assert_str_eq(err, want);
     roost_free(err);
     /* core section names are not module groups */
     ck_assert_int_eq(roost_config_module_opts(c, &c->hosts[0], "limits",
-                                              mod_opts, &mc, &err), 0);
+                                              mod_opts, &mc, &err),
+                     0);
     roost_config_free(c);
 }
 END_TEST

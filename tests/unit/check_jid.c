@@ -27,13 +27,14 @@ static const jid_case_t valid[] = {
     {"foo\\20bar@example.com", "foo\\20bar", "example.com", NULL},
     {"fussball@example.com", "fussball", "example.com", NULL},
     /* nodeprep case-folds U+00DF to "ss" (PRECIS would keep it) */
-    {"fu\xc3\x9f" "ball@example.com", "fussball", "example.com", NULL},
+    {"fu\xc3\x9f"
+     "ball@example.com",
+     "fussball", "example.com", NULL},
     {"\xcf\x80@example.com", "\xcf\x80", "example.com", NULL},
     /* Σ folds to σ; final ς also folds to σ under stringprep */
     {"\xce\xa3@example.com", "\xcf\x83", "example.com", NULL},
     {"\xcf\x82@example.com", "\xcf\x83", "example.com", NULL},
-    {"king@example.com/\xe2\x99\x9a", "king", "example.com",
-     "\xe2\x99\x9a"},
+    {"king@example.com/\xe2\x99\x9a", "king", "example.com", "\xe2\x99\x9a"},
     {"example.com", NULL, "example.com", NULL},
     {"example.com/foobar", NULL, "example.com", "foobar"},
     {"a.example.com/b@example.net", NULL, "a.example.com", "b@example.net"},
@@ -59,10 +60,8 @@ static const jid_case_t valid[] = {
     {"juliet@192.0.2.1", "juliet", "192.0.2.1", NULL},
     {"192.0.2.1./x", NULL, "192.0.2.1", "x"},
     /* IDN: nameprep'd U-labels; A-labels decoded (RFC 7622 §3.2) */
-    {"juliet@\xc3\x9cNICODE.example", "juliet", "\xc3\xbcnicode.example",
-     NULL},
-    {"juliet@xn--nicode-2ya.example", "juliet", "\xc3\xbcnicode.example",
-     NULL},
+    {"juliet@\xc3\x9cNICODE.example", "juliet", "\xc3\xbcnicode.example", NULL},
+    {"juliet@xn--nicode-2ya.example", "juliet", "\xc3\xbcnicode.example", NULL},
     {"XN--NICODE-2YA.Example", NULL, "\xc3\xbcnicode.example", NULL},
     {"fa\xc3\x9f.example", NULL, "fass.example", NULL},
     {"a_b.example", NULL, "a_b.example", NULL},
@@ -94,13 +93,17 @@ static const char *const invalid[] = {
     "a<b@example.com",
     "a>b@example.com",
     /* fullwidth '@' maps to '@' in NFKC and is then prohibited */
-    "a\xef\xbc\xa0" "b@example.com",
-    "juliet@a\xef\xbc\xa0" "b.example",
+    "a\xef\xbc\xa0"
+    "b@example.com",
+    "juliet@a\xef\xbc\xa0"
+    "b.example",
     /* '@' after the first one lands in the domain */
     "a@b@example.com",
     /* controls */
-    "juliet@example.com/a\x01" "b",
-    "a\x7f" "b@example.com",
+    "juliet@example.com/a\x01"
+    "b",
+    "a\x7f"
+    "b@example.com",
     /* invalid UTF-8: stray byte, overlong NUL, surrogate, truncated,
      * beyond U+10FFFF */
     "\xff@example.com",
@@ -122,7 +125,8 @@ static const char *const invalid[] = {
     "juliet@[::1",
     "juliet@[zz::1]",
     "juliet@[192.0.2.1]",
-    "example\xe3\x80\x82" "com",
+    "example\xe3\x80\x82"
+    "com",
     "xn--zz.example",
     "xn--a.example",
     "xn--ls8h.example",
@@ -175,8 +179,7 @@ START_TEST(test_invalid)
     roost_jid_t *j = roost_jid_new(invalid[_i]);
 
     if (j != NULL)
-        ck_abort_msg("accepted \"%s\" as %s", invalid[_i],
-                     roost_jid_full(j));
+        ck_abort_msg("accepted \"%s\" as %s", invalid[_i], roost_jid_full(j));
 }
 END_TEST
 
@@ -404,8 +407,7 @@ static const prep_case_t preps[] = {
     {roost_jid_prep_node, "", NULL},
     {roost_jid_prep_node, "\xff", NULL},
     {roost_jid_prep_domain, "Example.COM.", "example.com"},
-    {roost_jid_prep_domain, "xn--nicode-2ya.example",
-     "\xc3\xbcnicode.example"},
+    {roost_jid_prep_domain, "xn--nicode-2ya.example", "\xc3\xbcnicode.example"},
     {roost_jid_prep_domain, "[::FFFF:192.0.2.1]", "[::ffff:192.0.2.1]"},
     {roost_jid_prep_domain, "10.0.0.1", "10.0.0.1"},
     {roost_jid_prep_domain, "a@b", NULL},

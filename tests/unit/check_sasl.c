@@ -36,8 +36,7 @@ setup(void)
     ck_assert_ptr_null(err);
     ck_assert_int_eq(sasl_client_init(NULL), SASL_OK);
     ck_assert_int_eq(roost_auth_create(HOST, "alice", PASS, ITER), 0);
-    ck_assert_int_eq(roost_auth_create(HOST, "bob", "bob's secret", ITER),
-                     0);
+    ck_assert_int_eq(roost_auth_create(HOST, "bob", "bob's secret", ITER), 0);
 }
 
 static void
@@ -74,9 +73,8 @@ cb_fetch(void *arg, const char *type, unsigned char *out, size_t *len)
 static cbsrc_t exporter = {{"tls-exporter", NULL, NULL},
                            {"0123456789abcdef0123456789abcdef"},
                            {32, 0, 0}};
-static cbsrc_t unique = {{"tls-unique", NULL, NULL},
-                         {"twelve bytes"},
-                         {12, 0, 0}};
+static cbsrc_t unique = {
+    {"tls-unique", NULL, NULL}, {"twelve bytes"}, {12, 0, 0}};
 
 static roost_sasl_t *
 new_server(int tls, cbsrc_t *cb, int anonymous)
@@ -124,7 +122,7 @@ unb64(const char *in, unsigned *len)
 
 typedef struct client {
     const char *user, *pass, *authzid;
-    const char *cbname;         /* channel binding on the client, or NULL */
+    const char *cbname; /* channel binding on the client, or NULL */
     const unsigned char *cbdata;
     size_t cblen;
     int cbcritical;
@@ -195,8 +193,7 @@ exchange(roost_sasl_t *s, const char *mech, const client_t *c, int initial)
         cb.critical = c->cbcritical;
         cb.data = c->cbdata;
         cb.len = c->cblen;
-        ck_assert_int_eq(sasl_setprop(cc, SASL_CHANNEL_BINDING, &cb),
-                         SASL_OK);
+        ck_assert_int_eq(sasl_setprop(cc, SASL_CHANNEL_BINDING, &cb), SASL_OK);
     }
     rc = sasl_client_start(cc, mech, NULL, &cout, &coutlen, &chosen);
     ck_assert_msg(rc == SASL_OK || rc == SASL_CONTINUE, "client start %s",
@@ -221,8 +218,7 @@ exchange(roost_sasl_t *s, const char *mech, const client_t *c, int initial)
         unsigned len;
         unsigned char *ch = unb64(sout, &len);
 
-        rc = sasl_client_step(cc, (const char *)ch, len, NULL, &cout,
-                              &coutlen);
+        rc = sasl_client_step(cc, (const char *)ch, len, NULL, &cout, &coutlen);
         free(ch);
         ck_assert_msg(rc == SASL_OK || rc == SASL_CONTINUE, "client step %s",
                       sasl_errdetail(cc));
@@ -364,10 +360,13 @@ START_TEST(test_success)
     roost_sasl_t *s = new_server(ok_cases[_i].tls, ok_cases[_i].cb, 0);
     cbsrc_t *cb = ok_cases[_i].cb;
     int plus = strstr(ok_cases[_i].mech, "-PLUS") != NULL;
-    client_t c = {ok_cases[_i].user, PASS, NULL,
+    client_t c = {ok_cases[_i].user,
+                  PASS,
+                  NULL,
                   plus ? cb->type[0] : NULL,
                   plus ? cb->data[0] : NULL,
-                  plus ? cb->len[0] : 0, 1};
+                  plus ? cb->len[0] : 0,
+                  1};
     result_t r = exchange(s, ok_cases[_i].mech, &c, ok_cases[_i].initial);
 
     ck_assert_msg(r.st == ROOST_SASL_SUCCESS, "%s: %s", ok_cases[_i].mech,
@@ -403,36 +402,39 @@ static const struct {
      "not-authorized"},
     {"scram unknown user", "SCRAM-SHA-256", "mallory", PASS, NULL, 0, NULL,
      NULL, NULL, 0, "not-authorized"},
-    {"plain unknown user", "PLAIN", "mallory", PASS, NULL, 1, NULL, NULL,
-     NULL, 0, "not-authorized"},
+    {"plain unknown user", "PLAIN", "mallory", PASS, NULL, 1, NULL, NULL, NULL,
+     0, "not-authorized"},
     {"scram foreign domain", "SCRAM-SHA-256", "alice@example.org", PASS, NULL,
      0, NULL, NULL, NULL, 0, "not-authorized"},
-    {"plain foreign domain", "PLAIN", "alice@example.org", PASS, NULL, 1,
-     NULL, NULL, NULL, 0, "not-authorized"},
-    {"scram invalid localpart", "SCRAM-SHA-256", "al/ice", PASS, NULL, 0,
-     NULL, NULL, NULL, 0, "not-authorized"},
+    {"plain foreign domain", "PLAIN", "alice@example.org", PASS, NULL, 1, NULL,
+     NULL, NULL, 0, "not-authorized"},
+    {"scram invalid localpart", "SCRAM-SHA-256", "al/ice", PASS, NULL, 0, NULL,
+     NULL, NULL, 0, "not-authorized"},
     {"plus cb mismatch", "SCRAM-SHA-256-PLUS", "alice", PASS, NULL, 1,
      &exporter, "tls-exporter", other_cb, 32, "not-authorized"},
     {"plus cb length mismatch", "SCRAM-SHA-1-PLUS", "alice", PASS, NULL, 1,
      &exporter, "tls-exporter", other_cb, 12, "not-authorized"},
     {"plus cb type we lack", "SCRAM-SHA-256-PLUS", "alice", PASS, NULL, 1,
      &exporter, "tls-unique", other_cb, 12, "not-authorized"},
-    {"plain authzid other user", "PLAIN", "alice", PASS, "bob", 1, NULL,
-     NULL, NULL, 0, "invalid-authzid"},
+    {"plain authzid other user", "PLAIN", "alice", PASS, "bob", 1, NULL, NULL,
+     NULL, 0, "invalid-authzid"},
     {"plain authzid other jid", "PLAIN", "alice", PASS, ("bob@" HOST), 1, NULL,
      NULL, NULL, 0, "invalid-authzid"},
-    {"plain authzid other domain", "PLAIN", "alice", PASS,
-     "alice@example.org", 1, NULL, NULL, NULL, 0, "invalid-authzid"},
-    {"scram authzid other user", "SCRAM-SHA-256", "alice", PASS, "bob", 0,
-     NULL, NULL, NULL, 0, "invalid-authzid"},
+    {"plain authzid other domain", "PLAIN", "alice", PASS, "alice@example.org",
+     1, NULL, NULL, NULL, 0, "invalid-authzid"},
+    {"scram authzid other user", "SCRAM-SHA-256", "alice", PASS, "bob", 0, NULL,
+     NULL, NULL, 0, "invalid-authzid"},
 };
 
 START_TEST(test_failure)
 {
     roost_sasl_t *s = new_server(fail_cases[_i].tls, fail_cases[_i].cb, 0);
-    client_t c = {fail_cases[_i].user, fail_cases[_i].pass,
-                  fail_cases[_i].authzid, fail_cases[_i].cbname,
-                  fail_cases[_i].cbdata, fail_cases[_i].cblen,
+    client_t c = {fail_cases[_i].user,
+                  fail_cases[_i].pass,
+                  fail_cases[_i].authzid,
+                  fail_cases[_i].cbname,
+                  fail_cases[_i].cbdata,
+                  fail_cases[_i].cblen,
                   strstr(fail_cases[_i].mech, "-PLUS") != NULL};
     result_t r = exchange(s, fail_cases[_i].mech, &c, 1);
 
@@ -519,12 +521,11 @@ START_TEST(test_raw)
 {
     roost_sasl_t *s = new_server(raw_cases[_i].tls, raw_cases[_i].cb, 1);
     const char *out, *cond;
-    roost_sasl_status_t st = raw_step(s, raw_cases[_i].mech,
-                                      raw_cases[_i].msg, raw_cases[_i].len,
-                                      &out, &cond);
+    roost_sasl_status_t st = raw_step(s, raw_cases[_i].mech, raw_cases[_i].msg,
+                                      raw_cases[_i].len, &out, &cond);
 
-    ck_assert_msg(st == raw_cases[_i].st, "%s: %d %s", raw_cases[_i].name,
-                  st, cond ? cond : "");
+    ck_assert_msg(st == raw_cases[_i].st, "%s: %d %s", raw_cases[_i].name, st,
+                  cond ? cond : "");
     if (raw_cases[_i].want != NULL)
         ck_assert_str_eq(cond, raw_cases[_i].want);
     else
@@ -550,12 +551,12 @@ START_TEST(test_scram_bad_final)
     roost_sasl_t *s = new_server(0, NULL, 0);
     const char *out, *cond;
 
-    ck_assert_int_eq(raw_step(s, "SCRAM-SHA-256",
-                              "n,,n=alice,r=abcdefghijkl", 25, &out, &cond),
+    ck_assert_int_eq(raw_step(s, "SCRAM-SHA-256", "n,,n=alice,r=abcdefghijkl",
+                              25, &out, &cond),
                      ROOST_SASL_CONTINUE);
-    ck_assert_int_eq(raw_step(s, NULL, finals[_i], strlen(finals[_i]), &out,
-                              &cond),
-                     ROOST_SASL_FAILURE);
+    ck_assert_int_eq(
+        raw_step(s, NULL, finals[_i], strlen(finals[_i]), &out, &cond),
+        ROOST_SASL_FAILURE);
     ck_assert_str_eq(cond, "not-authorized");
     roost_sasl_free(s);
 }
@@ -576,16 +577,16 @@ START_TEST(test_unknown_user_salt)
         unsigned len;
         unsigned char *d;
 
-        ck_assert_int_eq(raw_step(s, "SCRAM-SHA-256", msgs[i],
-                                  strlen(msgs[i]), &out, &cond),
-                         ROOST_SASL_CONTINUE);
+        ck_assert_int_eq(
+            raw_step(s, "SCRAM-SHA-256", msgs[i], strlen(msgs[i]), &out, &cond),
+            ROOST_SASL_CONTINUE);
         d = unb64(out, &len);
         d[len] = '\0';
         p = strstr((char *)d, ",s=");
         ck_assert_ptr_nonnull(p);
         ck_assert_ptr_nonnull(strstr(p, ",i=4096"));
-        snprintf(salt[i], sizeof(salt[i]), "%.*s",
-                 (int)(strstr(p, ",i=") - p), p);
+        snprintf(salt[i], sizeof(salt[i]), "%.*s", (int)(strstr(p, ",i=") - p),
+                 p);
         free(d);
         roost_sasl_free(s);
     }
@@ -616,17 +617,16 @@ static const struct {
 
 START_TEST(test_mech_refused)
 {
-    roost_sasl_t *s = new_server(mechfail_cases[_i].tls,
-                                 mechfail_cases[_i].cb,
+    roost_sasl_t *s = new_server(mechfail_cases[_i].tls, mechfail_cases[_i].cb,
                                  mechfail_cases[_i].anon);
     const char *out, *cond;
     char *enc = b64("\0alice\0" PASS, 7 + strlen(PASS));
 
     for (int i = 0; roost_sasl_mechs(s)[i] != NULL; i++)
         ck_assert_str_ne(roost_sasl_mechs(s)[i], mechfail_cases[_i].mech);
-    ck_assert_int_eq(roost_sasl_step(s, mechfail_cases[_i].mech, enc, &out,
-                                     &cond),
-                     ROOST_SASL_FAILURE);
+    ck_assert_int_eq(
+        roost_sasl_step(s, mechfail_cases[_i].mech, enc, &out, &cond),
+        ROOST_SASL_FAILURE);
     ck_assert_str_eq(cond, mechfail_cases[_i].want);
     ck_assert_str_eq(out, "");
     free(enc);
@@ -637,8 +637,8 @@ END_TEST
 /* --- base64 --- */
 
 static const char *const bad_b64[] = {
-    "abc",      "ab=c",     "a===",     "@@@@",      "YQ==YQ==",
-    "YWJj ZGVm", "YWJj\nZGVm", "YQ=", "====", "YW=j", "Y===",
+    "abc",        "ab=c", "a===", "@@@@", "YQ==YQ==", "YWJj ZGVm",
+    "YWJj\nZGVm", "YQ=",  "====", "YW=j", "Y===",
 };
 
 START_TEST(test_bad_base64_auth)
@@ -723,9 +723,9 @@ START_TEST(test_empty_initial)
     ck_assert_int_eq(roost_sasl_step(s, "PLAIN", "", &out, &cond),
                      ROOST_SASL_CONTINUE);
     ck_assert_str_eq(out, "=");
-    ck_assert_int_eq(raw_step(s, NULL, "\0alice\0" PASS, 7 + strlen(PASS),
-                              &out, &cond),
-                     ROOST_SASL_SUCCESS);
+    ck_assert_int_eq(
+        raw_step(s, NULL, "\0alice\0" PASS, 7 + strlen(PASS), &out, &cond),
+        ROOST_SASL_SUCCESS);
     ck_assert_str_eq(out, "");
     roost_sasl_free(s);
 }
@@ -753,9 +753,8 @@ START_TEST(test_retry_after_failure)
     {
         const char *out, *cond;
 
-        ck_assert_int_eq(raw_step(s, "SCRAM-SHA-256",
-                                  "n,,n=bob,r=abcdefghijkl", 23, &out,
-                                  &cond),
+        ck_assert_int_eq(raw_step(s, "SCRAM-SHA-256", "n,,n=bob,r=abcdefghijkl",
+                                  23, &out, &cond),
                          ROOST_SASL_CONTINUE);
     }
     r = exchange(s, "SCRAM-SHA-256", &good, 1);
@@ -847,11 +846,11 @@ sasl_suite(void)
     tcase_add_test(tc, test_init_twice);
     suite_add_tcase(su, tc);
 
-#define TC(name, fn, n)                                                      \
-    tc = tcase_create(name);                                                 \
-    tcase_add_checked_fixture(tc, setup, teardown);                          \
-    tcase_set_timeout(tc, 30);                                               \
-    tcase_add_loop_test(tc, fn, 0, n);                                       \
+#define TC(name, fn, n)                                                        \
+    tc = tcase_create(name);                                                   \
+    tcase_add_checked_fixture(tc, setup, teardown);                            \
+    tcase_set_timeout(tc, 30);                                                 \
+    tcase_add_loop_test(tc, fn, 0, n);                                         \
     suite_add_tcase(su, tc)
 
     TC("mechs", test_mechs, N(mech_cases));

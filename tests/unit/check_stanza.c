@@ -59,8 +59,7 @@ START_TEST(test_builder)
     ck_assert_ptr_eq(roost_stanza_child(m, NULL, NULL), body);
     ck_assert_ptr_null(roost_stanza_child(m, "urn:other", "x"));
     ck_assert_ptr_null(roost_stanza_child(m, NULL, "nope"));
-    ck_assert_str_eq(roost_stanza_child_text(m, ROOST_NS_CLIENT, "body"),
-                     "hi");
+    ck_assert_str_eq(roost_stanza_child_text(m, ROOST_NS_CLIENT, "body"), "hi");
     ck_assert_ptr_null(roost_stanza_child_text(m, NULL, "subject"));
     ck_assert_str_eq(roost_stanza_text(m), "");
     assert_xml(m, ROOST_NS_CLIENT,
@@ -190,9 +189,9 @@ END_TEST
 
 START_TEST(test_copy)
 {
-    roost_stanza_t *m = parse(
-        "<message xmlns='jabber:client' to='a@b'><body>x&amp;y</body>"
-        "<x xmlns='urn:x' xmlns:p='urn:p' p:q='1'>t<y/>u</x></message>");
+    roost_stanza_t *m =
+        parse("<message xmlns='jabber:client' to='a@b'><body>x&amp;y</body>"
+              "<x xmlns='urn:x' xmlns:p='urn:p' p:q='1'>t<y/>u</x></message>");
     roost_stanza_t *c, *x;
     char *s1, *s2;
 
@@ -271,8 +270,7 @@ START_TEST(test_refcount)
     /* A ref on a child holds the whole tree. */
     ck_assert_ptr_eq(roost_stanza_ref(child), child);
     roost_stanza_unref(m);
-    ck_assert_str_eq(roost_stanza_name(roost_stanza_parent(child)),
-                     "message");
+    ck_assert_str_eq(roost_stanza_name(roost_stanza_parent(child)), "message");
     /* Concurrent ref/unref pairs leave the count where it was. */
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(pthread_create(&t[i], NULL, ref_worker, &job), 0);
@@ -300,7 +298,10 @@ static const struct {
     {UTF8, UTF8, UTF8},
 #undef UTF8
     /* Characters XML 1.0 cannot carry are dropped. */
-    {"a\x01" "b\x1f" "c\x0b", "abc", "abc"},
+    {"a\x01"
+     "b\x1f"
+     "c\x0b",
+     "abc", "abc"},
     {"", "", ""},
 };
 
@@ -418,9 +419,17 @@ END_TEST
 START_TEST(test_parse)
 {
     static const char *const bad[] = {
-        "", "<a>", "<a></b>", "<a/><b/>", "text", "<a>&foo;</a>",
-        "<!DOCTYPE a><a/>", "<a><!-- c --></a>", "<?pi x?><a/>",
-        "<a xmlns:p='urn:p'><q:b/></a>", "<a>\xff</a>",
+        "",
+        "<a>",
+        "<a></b>",
+        "<a/><b/>",
+        "text",
+        "<a>&foo;</a>",
+        "<!DOCTYPE a><a/>",
+        "<a><!-- c --></a>",
+        "<?pi x?><a/>",
+        "<a xmlns:p='urn:p'><q:b/></a>",
+        "<a>\xff</a>",
         "<?xml version='1.0' encoding='ISO-8859-1'?><a/>",
     };
     roost_stanza_t *el;
@@ -550,16 +559,17 @@ START_TEST(test_error)
         "<query xmlns='jabber:iq:roster'><item jid='x@y'/></query></iq>";
     static const char msg_in[] =
         "<message xmlns='jabber:client' from='a@b/r' to='c@d' type='chat'>"
-        "<body>hello</body><error type='cancel'><gone xmlns='"
-        ROOST_NS_STANZAS "'/></error></message>";
+        "<body>hello</body><error type='cancel'><gone xmlns='" ROOST_NS_STANZAS
+        "'/></error></message>";
     roost_stanza_t *st = roost_stanza_parse(iq_in, strlen(iq_in)), *e;
 
     ck_assert_ptr_nonnull(st);
     e = roost_stanza_error(st, ROOST_SE_SERVICE_UNAVAILABLE, NULL);
-    assert_xml(e, ROOST_NS_CLIENT,
-               "<iq type=\"error\" id=\"q\" from=\"c@d\" to=\"a@b/r\">"
-               "<error type=\"cancel\"><service-unavailable xmlns=\""
-               ROOST_NS_STANZAS "\"/></error></iq>");
+    assert_xml(
+        e, ROOST_NS_CLIENT,
+        "<iq type=\"error\" id=\"q\" from=\"c@d\" to=\"a@b/r\">"
+        "<error type=\"cancel\"><service-unavailable xmlns=\"" ROOST_NS_STANZAS
+        "\"/></error></iq>");
     roost_stanza_unref(e);
     /* The original is untouched. */
     ck_assert_str_eq(roost_stanza_attr(st, "type"), "set");
@@ -572,14 +582,16 @@ START_TEST(test_error)
     ck_assert_ptr_nonnull(st);
     roost_stanza_set_attr(st, "to", NULL);
     e = roost_stanza_error(st, ROOST_SE_NOT_ACCEPTABLE, "no <way> & no");
-    assert_xml(e, ROOST_NS_CLIENT,
-               "<message type=\"error\" to=\"a@b/r\"><body>hello</body>"
-               "<error type=\"modify\"><not-acceptable xmlns=\""
-               ROOST_NS_STANZAS "\"/><text xmlns=\"" ROOST_NS_STANZAS
-               "\">no &lt;way&gt; &amp; no</text></error></message>");
-    ck_assert_str_eq(roost_stanza_child_text(roost_stanza_child(
-                         e, NULL, "error"), ROOST_NS_STANZAS, "text"),
-                     "no <way> & no");
+    assert_xml(
+        e, ROOST_NS_CLIENT,
+        "<message type=\"error\" to=\"a@b/r\"><body>hello</body>"
+        "<error type=\"modify\"><not-acceptable xmlns=\"" ROOST_NS_STANZAS
+        "\"/><text xmlns=\"" ROOST_NS_STANZAS
+        "\">no &lt;way&gt; &amp; no</text></error></message>");
+    ck_assert_str_eq(
+        roost_stanza_child_text(roost_stanza_child(e, NULL, "error"),
+                                ROOST_NS_STANZAS, "text"),
+        "no <way> & no");
     roost_stanza_unref(e);
     roost_stanza_unref(st);
 }
@@ -591,18 +603,18 @@ stanza_suite(void)
     Suite *s = suite_create("stanza");
     TCase *tc;
 
-#define ADD(name, fn)                                                        \
-    do {                                                                     \
-        tc = tcase_create(name);                                             \
-        tcase_add_test(tc, fn);                                              \
-        suite_add_tcase(s, tc);                                              \
+#define ADD(name, fn)                                                          \
+    do {                                                                       \
+        tc = tcase_create(name);                                               \
+        tcase_add_test(tc, fn);                                                \
+        suite_add_tcase(s, tc);                                                \
     } while (0)
-#define ADD_LOOP(name, fn, table)                                            \
-    do {                                                                     \
-        tc = tcase_create(name);                                             \
-        tcase_add_loop_test(tc, fn, 0,                                       \
-                            (int)(sizeof(table) / sizeof(table[0])));        \
-        suite_add_tcase(s, tc);                                              \
+#define ADD_LOOP(name, fn, table)                                              \
+    do {                                                                       \
+        tc = tcase_create(name);                                               \
+        tcase_add_loop_test(tc, fn, 0,                                         \
+                            (int)(sizeof(table) / sizeof(table[0])));          \
+        suite_add_tcase(s, tc);                                                \
     } while (0)
     ADD("builder", test_builder);
     ADD("kind", test_kind);

@@ -21,7 +21,6 @@
 #include "log.h"
 #include "storage.h"
 
-
 static const char *const drivers[] = {"sqlite", "memory"};
 #define NDRIVERS ((int)(sizeof(drivers) / sizeof(drivers[0])))
 
@@ -110,13 +109,11 @@ START_TEST(test_init_errors)
     roost_free(err);
     ck_assert_int_eq(roost_storage_init(NULL, "x", &err), -ROOST_ECONFIG);
     roost_free(err);
-    ck_assert_int_eq(roost_storage_init("sqlite", NULL, &err),
-                     -ROOST_ESTORAGE);
+    ck_assert_int_eq(roost_storage_init("sqlite", NULL, &err), -ROOST_ESTORAGE);
     ck_assert_ptr_nonnull(err);
     roost_free(err);
     snprintf(path, sizeof(path), "%s/no/such/dir/x.db", tmpdir);
-    ck_assert_int_eq(roost_storage_init("sqlite", path, &err),
-                     -ROOST_ESTORAGE);
+    ck_assert_int_eq(roost_storage_init("sqlite", path, &err), -ROOST_ESTORAGE);
     ck_assert_ptr_nonnull(strstr(err, "no/such/dir"));
     roost_free(err);
 
@@ -130,8 +127,8 @@ START_TEST(test_init_errors)
 }
 END_TEST
 
-#define NAME64                                                               \
-    "a234567890123456789012345678901234567890"                              \
+#define NAME64                                                                 \
+    "a234567890123456789012345678901234567890"                                 \
     "123456789012345678901234"
 
 START_TEST(test_store_names)
@@ -159,8 +156,8 @@ START_TEST(test_store_names)
 
     backend_open(_i);
     for (size_t k = 0; k < sizeof(rows) / sizeof(rows[0]); k++) {
-        roost_store_t *s = roost_storage_store(rows[k].host, rows[k].name,
-                                               rows[k].shape);
+        roost_store_t *s =
+            roost_storage_store(rows[k].host, rows[k].name, rows[k].shape);
 
         ck_assert_msg((s != NULL) == rows[k].ok, "row %zu", k);
         roost_store_close(s);
@@ -341,8 +338,7 @@ START_TEST(test_arg_limits)
     ck_assert_int_eq(roost_store_set(m, "u", "k", "v", 64u * 1024 * 1024 + 1),
                      -ROOST_ELIMIT);
     ck_assert_int_eq(roost_store_get(m, "u", NULL, &v, &len), -ROOST_EINVAL);
-    ck_assert_int_eq(roost_store_get(m, "u", "k", NULL, &len),
-                     -ROOST_EINVAL);
+    ck_assert_int_eq(roost_store_get(m, "u", "k", NULL, &len), -ROOST_EINVAL);
     ck_assert_int_eq(roost_store_delete(m, "u", key), -ROOST_EINVAL);
     ck_assert_int_eq(roost_store_keys(m, "u", NULL, NULL), -ROOST_EINVAL);
     ck_assert_int_eq(roost_store_append(a, "u", "w", -5, "v", 1, id),
@@ -360,8 +356,7 @@ START_TEST(test_arg_limits)
     q.start = -1;
     ck_assert_int_eq(roost_store_find(a, "u", &q, item_nop, NULL),
                      -ROOST_EINVAL);
-    ck_assert_int_eq(roost_store_find(a, "u", NULL, NULL, NULL),
-                     -ROOST_EINVAL);
+    ck_assert_int_eq(roost_store_find(a, "u", NULL, NULL, NULL), -ROOST_EINVAL);
     ck_assert_int_eq(roost_store_count(a, NULL), -ROOST_EINVAL);
     ck_assert_int_eq(roost_storage_users("h", "bad-name", collect_user, NULL),
                      -ROOST_EINVAL);
@@ -417,9 +412,9 @@ START_TEST(test_append_ids)
     for (int k = 0; k < 20; k++) {
         roost_store_t *s = k % 3 ? a : b;
 
-        ck_assert_int_eq(roost_store_append(s, k % 2 ? "u" : "v", "w", k + 1,
-                                            "x", 1, id),
-                         0);
+        ck_assert_int_eq(
+            roost_store_append(s, k % 2 ? "u" : "v", "w", k + 1, "x", 1, id),
+            0);
         ck_assert_int_gt(strlen(id), 0);
         ck_assert_uint_eq(strspn(id, "0123456789"), strlen(id));
         ck_assert_msg(strtoll(id, NULL, 10) > strtoll(prev, NULL, 10),
@@ -527,8 +522,7 @@ q_fill(q_ctx_t *c)
         char v = (char)('0' + k);
 
         ck_assert_int_eq(roost_store_append(a, "alice", q_items[k].with,
-                                            q_items[k].when, &v, 1,
-                                            c->ids[k]),
+                                            q_items[k].when, &v, 1, c->ids[k]),
                          0);
         /* noise with the same times and peers */
         ck_assert_int_eq(roost_store_append(a, "bob", q_items[k].with,
@@ -560,8 +554,7 @@ START_TEST(test_find_table)
             .start = q_rows[k].start,
             .end = q_rows[k].end,
             .after_id = q_rows[k].after < 0 ? NULL : c.ids[q_rows[k].after],
-            .before_id =
-                q_rows[k].before < 0 ? NULL : c.ids[q_rows[k].before],
+            .before_id = q_rows[k].before < 0 ? NULL : c.ids[q_rows[k].before],
             .limit = q_rows[k].limit,
             .reverse = q_rows[k].reverse};
         int n;
@@ -569,8 +562,8 @@ START_TEST(test_find_table)
         c.got[0] = '\0';
         n = roost_store_find(a, "alice", &q, q_collect, &c);
         ck_assert_msg(strcmp(c.got, q_rows[k].expect) == 0,
-                      "%s row %zu: got '%s', want '%s'", drivers[_i], k,
-                      c.got, q_rows[k].expect);
+                      "%s row %zu: got '%s', want '%s'", drivers[_i], k, c.got,
+                      q_rows[k].expect);
         /* the return value counts the visited items */
         ck_assert_int_eq(n, (int)(strlen(c.got) + 1) / 2);
     }
@@ -589,7 +582,15 @@ stop_at_two(void *arg, const char *id, int64_t when, const char *with,
 START_TEST(test_find_errors)
 {
     static const char *const bad_ids[] = {
-        "abc", "0", "-1", "01", "+1", "1 ", " 1", "999999", "",
+        "abc",
+        "0",
+        "-1",
+        "01",
+        "+1",
+        "1 ",
+        " 1",
+        "999999",
+        "",
         "123456789012345678901234567890123456789012345",
         "99999999999999999999999"};
     roost_store_t *a;
@@ -614,8 +615,7 @@ START_TEST(test_find_errors)
                          -ROOST_ENOTFOUND);
     }
     /* an id of another user is not found either */
-    ck_assert_int_eq(roost_store_append(a, "bob", "x", 1, "b", 1, foreign),
-                     0);
+    ck_assert_int_eq(roost_store_append(a, "bob", "x", 1, "b", 1, foreign), 0);
     {
         roost_store_query_t q = {.after_id = foreign};
 
@@ -782,7 +782,7 @@ START_TEST(test_reentry)
 END_TEST
 
 #define T_THREADS 4
-#define T_OPS 25
+#define T_OPS     25
 
 static void *
 thread_ops(void *arg)
@@ -799,8 +799,8 @@ thread_ops(void *arg)
         fails += roost_store_set(s, user, key, key, strlen(key)) != 0;
         fails += roost_store_append(a, user, "w", k + 1, "v", 1, NULL) != 0;
         v = NULL;
-        fails += roost_store_get(s, user, key, &v, &len) != 0 ||
-                 strcmp(v, key) != 0;
+        fails +=
+            roost_store_get(s, user, key, &v, &len) != 0 || strcmp(v, key) != 0;
         roost_free(v);
     }
     roost_store_close(s);
@@ -848,9 +848,9 @@ sqlite_version_of(const char *path)
 
     ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL),
                      SQLITE_OK);
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st,
-                                        NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
+        SQLITE_OK);
     if (sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -896,9 +896,9 @@ START_TEST(test_sqlite_newer_schema)
     backend_open(0);
     roost_storage_shutdown();
     ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 999", NULL,
-                                  NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(roost_storage_init("sqlite", dbpath, &err),
                      -ROOST_ESTORAGE);
@@ -922,9 +922,9 @@ START_TEST(test_sqlite_failed_migration)
              (int)getpid());
     ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
     /* takes the name of an index that 001 creates after its tables */
-    ck_assert_int_eq(sqlite3_exec(db, "CREATE TABLE archive_when (x)", NULL,
-                                  NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db, "CREATE TABLE archive_when (x)", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(roost_storage_init("sqlite", dbpath, &err),
                      -ROOST_ESTORAGE);
@@ -950,8 +950,7 @@ START_TEST(test_sqlite_not_a_database)
     char *err = NULL;
 
     roost_storage_shutdown();
-    snprintf(dbpath, sizeof(dbpath), "%s/garbage-%d.db", tmpdir,
-             (int)getpid());
+    snprintf(dbpath, sizeof(dbpath), "%s/garbage-%d.db", tmpdir, (int)getpid());
     fp = fopen(dbpath, "w");
     ck_assert_ptr_nonnull(fp);
     for (int k = 0; k < 512; k++)
@@ -971,13 +970,20 @@ storage_suite(void)
         const char *name;
         const TTest *fn;
     } loops[] = {
-        {"init", test_init_errors},     {"store_names", test_store_names},
-        {"keyval", test_keyval},        {"map", test_map},
-        {"shapes", test_shapes},        {"arg_limits", test_arg_limits},
-        {"append_ids", test_append_ids}, {"find_table", test_find_table},
-        {"find_errors", test_find_errors}, {"remove", test_remove},
-        {"users", test_users},          {"purge_user", test_purge_user},
-        {"reentry", test_reentry},      {"threads", test_threads},
+        {"init", test_init_errors},
+        {"store_names", test_store_names},
+        {"keyval", test_keyval},
+        {"map", test_map},
+        {"shapes", test_shapes},
+        {"arg_limits", test_arg_limits},
+        {"append_ids", test_append_ids},
+        {"find_table", test_find_table},
+        {"find_errors", test_find_errors},
+        {"remove", test_remove},
+        {"users", test_users},
+        {"purge_user", test_purge_user},
+        {"reentry", test_reentry},
+        {"threads", test_threads},
     };
     Suite *s = suite_create("storage");
     TCase *tc;

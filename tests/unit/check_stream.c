@@ -95,22 +95,31 @@ f_closed(void *ud)
 }
 
 static const roost_stream_ops_t ops = {
-    .write = f_write, .host_ok = f_host_ok, .sasl_mechs = f_mechs,
-    .starttls = f_starttls, .sasl_step = f_sasl, .bind = f_bind,
-    .stanza = f_stanza, .features = NULL, .closed = f_closed,
+    .write = f_write,
+    .host_ok = f_host_ok,
+    .sasl_mechs = f_mechs,
+    .starttls = f_starttls,
+    .sasl_step = f_sasl,
+    .bind = f_bind,
+    .stanza = f_stanza,
+    .features = NULL,
+    .closed = f_closed,
 };
 
-#define HDR "<?xml version='1.0'?><stream:stream to='example.com' " \
-            "xmlns='jabber:client' " \
-            "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+#define HDR                                                                    \
+    "<?xml version='1.0'?><stream:stream to='example.com' "                    \
+    "xmlns='jabber:client' "                                                   \
+    "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
 
 static roost_stream_t *
 mk(int tls_active, int require)
 {
     roost_stream_conf_t c = {
         .limits = {.max_stanza = 10000, .max_depth = 16, .max_attrs = 16},
-        .tls_available = 1, .tls_active = tls_active,
-        .require_encryption = require, .max_auth_attempts = 3};
+        .tls_available = 1,
+        .tls_active = tls_active,
+        .require_encryption = require,
+        .max_auth_attempts = 3};
 
     memset(&F, 0, sizeof(F));
     return roost_stream_new(&c, &ops, &F);
@@ -196,7 +205,8 @@ static const struct {
     const char *cond;
 } bad_headers[] = {
     {"<stream:stream to='example.com' xmlns='jabber:client' "
-     "xmlns:stream='http://wrong/' version='1.0'>", "invalid-namespace"},
+     "xmlns:stream='http://wrong/' version='1.0'>",
+     "invalid-namespace"},
     {"<stream:stream to='example.com' xmlns='jabber:server' "
      "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>",
      "invalid-namespace"},
@@ -214,7 +224,8 @@ static const struct {
      "unsupported-version"},
     {"<stream:stream to='example.com' xmlns='jabber:client' "
      "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
-     "<!-- hi -->", "restricted-xml"},
+     "<!-- hi -->",
+     "restricted-xml"},
     {"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><stream:stream/>",
      "restricted-xml"},
     {"not xml at all", "not-well-formed"},
@@ -268,8 +279,9 @@ START_TEST(starttls_flow)
     /* Re-feed after the header pause until the wait. */
     while (roost_stream_state(st) != ROOST_SS_TLS_WAIT) {
         size_t more;
-        ck_assert_int_eq(roost_stream_feed(st, in + used, strlen(in) - used,
-                                           &more), ROOST_EAGAIN);
+        ck_assert_int_eq(
+            roost_stream_feed(st, in + used, strlen(in) - used, &more),
+            ROOST_EAGAIN);
         used += more;
     }
     ck_assert_uint_eq(used, strlen(in) - strlen("INJECTED"));

@@ -113,7 +113,7 @@ typedef struct hs {
 } hs_t;
 
 typedef struct hsopt {
-    SSL_CTX *cctx;       /* client context, default cctx */
+    SSL_CTX *cctx; /* client context, default cctx */
     const char *sni;
     const unsigned char *alpn;
     unsigned alpn_len;
@@ -220,8 +220,7 @@ START_TEST(test_selfsigned)
     ck_assert_int_eq(sk_GENERAL_NAME_num(san), 1);
     gn = sk_GENERAL_NAME_value(san, 0);
     ck_assert_int_eq(gn->type, GEN_DNS);
-    snprintf(name, sizeof(name), "%.*s",
-             ASN1_STRING_length(gn->d.dNSName),
+    snprintf(name, sizeof(name), "%.*s", ASN1_STRING_length(gn->d.dNSName),
              (const char *)ASN1_STRING_get0_data(gn->d.dNSName));
     ck_assert_str_eq(name, "a.example");
     GENERAL_NAMES_free(san);
@@ -250,8 +249,7 @@ START_TEST(test_selfsigned_existing)
     char lonely[160];
 
     /* both exist: nothing happens */
-    ck_assert_int_eq(roost_tls_selfsigned("a.example", cert_a, key_a, &err),
-                     0);
+    ck_assert_int_eq(roost_tls_selfsigned("a.example", cert_a, key_a, &err), 0);
     after = read_cert(cert_a);
     ck_assert_int_eq(X509_cmp(before, after), 0);
     X509_free(before);
@@ -272,8 +270,15 @@ START_TEST(test_selfsigned_existing)
 END_TEST
 
 static const char *const bad_domains[] = {
-    "", "a.example,DNS:evil.example", "-a.example", "a..example",
-    "a example", "a.example.", ".a.example", "a/b", "\xc3\xa9.example",
+    "",
+    "a.example,DNS:evil.example",
+    "-a.example",
+    "a..example",
+    "a example",
+    "a.example.",
+    ".a.example",
+    "a/b",
+    "\xc3\xa9.example",
 };
 
 START_TEST(test_selfsigned_bad_domain)
@@ -332,12 +337,9 @@ START_TEST(test_ctx_errors)
     const struct {
         const char *cert, *key, *want;
     } cases[] = {
-        {cert_a, key_b, "does not match"},
-        {cert_b, key_a, "does not match"},
-        {missing, key_a, "certificate"},
-        {cert_a, missing, "private key"},
-        {garbage, key_a, "certificate"},
-        {cert_a, garbage, "private key"},
+        {cert_a, key_b, "does not match"}, {cert_b, key_a, "does not match"},
+        {missing, key_a, "certificate"},   {cert_a, missing, "private key"},
+        {garbage, key_a, "certificate"},   {cert_a, garbage, "private key"},
         {key_a, key_a, "certificate"},
     };
     FILE *fp;
@@ -350,8 +352,8 @@ START_TEST(test_ctx_errors)
     for (int i = 0; i < N(cases); i++) {
         char *err = NULL;
 
-        ck_assert_ptr_null(roost_tls_ctx_new(cases[i].cert, cases[i].key,
-                                             &err));
+        ck_assert_ptr_null(
+            roost_tls_ctx_new(cases[i].cert, cases[i].key, &err));
         ck_assert_ptr_nonnull(err);
         ck_assert_msg(strstr(err, cases[i].want) != NULL, "%d: %s", i, err);
         roost_free(err);
@@ -378,44 +380,42 @@ START_TEST(test_handshake_cb)
     if (versions[_i] == 0) {
         ck_assert_int_eq(SSL_version(h.s), TLS1_3_VERSION);
         ck_assert_str_eq(types[0], "tls-exporter");
-        ck_assert_int_eq(roost_tls_channel_binding(h.s, "tls-exporter", sv,
-                                                   &slen),
-                         0);
+        ck_assert_int_eq(
+            roost_tls_channel_binding(h.s, "tls-exporter", sv, &slen), 0);
         ck_assert_uint_eq(slen, 32);
-        ck_assert_int_eq(SSL_export_keying_material(
-                             h.c, cv, 32, "EXPORTER-Channel-Binding", 24,
-                             NULL, 0, 0),
+        ck_assert_int_eq(SSL_export_keying_material(h.c, cv, 32,
+                                                    "EXPORTER-Channel-Binding",
+                                                    24, NULL, 0, 0),
                          1);
         clen = 32;
         slen = 16;
-        ck_assert_int_eq(roost_tls_channel_binding(h.s, "tls-exporter", sv +
-                                                   32, &slen),
-                         -ROOST_EINVAL);
+        ck_assert_int_eq(
+            roost_tls_channel_binding(h.s, "tls-exporter", sv + 32, &slen),
+            -ROOST_EINVAL);
         slen = 32;
-        ck_assert_int_eq(roost_tls_channel_binding(h.s, "tls-unique", sv + 32,
-                                                   &slen),
-                         -ROOST_ENOTFOUND);
+        ck_assert_int_eq(
+            roost_tls_channel_binding(h.s, "tls-unique", sv + 32, &slen),
+            -ROOST_ENOTFOUND);
     } else {
         ck_assert_int_eq(SSL_version(h.s), TLS1_2_VERSION);
         ck_assert_str_eq(types[0], "tls-unique");
-        ck_assert_int_eq(roost_tls_channel_binding(h.s, "tls-unique", sv,
-                                                   &slen),
-                         0);
+        ck_assert_int_eq(
+            roost_tls_channel_binding(h.s, "tls-unique", sv, &slen), 0);
         ck_assert_uint_eq(slen, 12);
         /* full handshake: the client's Finished */
         clen = SSL_get_finished(h.c, cv, sizeof(cv));
         slen = 64;
-        ck_assert_int_eq(roost_tls_channel_binding(h.s, "tls-exporter",
-                                                   sv + 32, &slen),
-                         -ROOST_ENOTFOUND);
+        ck_assert_int_eq(
+            roost_tls_channel_binding(h.s, "tls-exporter", sv + 32, &slen),
+            -ROOST_ENOTFOUND);
         slen = 12;
     }
     ck_assert_uint_eq(slen, clen);
     ck_assert_int_eq(memcmp(sv, cv, clen), 0);
     slen = sizeof(sv);
-    ck_assert_int_eq(roost_tls_channel_binding(h.s, "tls-server-end-point",
-                                               sv, &slen),
-                     -ROOST_ENOTFOUND);
+    ck_assert_int_eq(
+        roost_tls_channel_binding(h.s, "tls-server-end-point", sv, &slen),
+        -ROOST_ENOTFOUND);
     hs_free(&h);
 }
 END_TEST
@@ -474,8 +474,7 @@ START_TEST(test_cb_before_handshake)
 
     ck_assert_ptr_null(roost_tls_cb_types(ssl)[0]);
     ck_assert_ptr_null(roost_tls_cb_types(NULL)[0]);
-    ck_assert_int_eq(roost_tls_channel_binding(ssl, "tls-exporter", buf,
-                                               &len),
+    ck_assert_int_eq(roost_tls_channel_binding(ssl, "tls-exporter", buf, &len),
                      -ROOST_ENOTFOUND);
     ck_assert_int_eq(roost_tls_channel_binding(ssl, "tls-unique", buf, &len),
                      -ROOST_ENOTFOUND);
@@ -565,16 +564,16 @@ START_TEST(test_alpn)
         ERR_clear_error();
         ck_assert_int_ne(SSL_do_handshake(h.c), 1);
         while ((e = ERR_get_error()) != 0)
-            alert |= ERR_GET_REASON(e) ==
-                     SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL;
+            alert |=
+                ERR_GET_REASON(e) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL;
         ck_assert(alert);
         hs_free(&h);
         return;
     }
     ck_assert_int_eq(rc, 0);
     SSL_get0_alpn_selected(h.c, &sel, &sellen);
-    snprintf(got, sizeof(got), "%.*s", (int)sellen, sel ? (const char *)sel
-                                                        : "");
+    snprintf(got, sizeof(got), "%.*s", (int)sellen,
+             sel ? (const char *)sel : "");
     ck_assert_str_eq(got, alpn_cases[_i].selected);
     hs_free(&h);
 }
@@ -586,11 +585,11 @@ tls_suite(void)
     Suite *su = suite_create("tls");
     TCase *tc;
 
-#define TC(name, fn, n)                                                      \
-    tc = tcase_create(name);                                                 \
-    tcase_add_checked_fixture(tc, setup, teardown);                          \
-    tcase_set_timeout(tc, 30);                                               \
-    tcase_add_loop_test(tc, fn, 0, n);                                       \
+#define TC(name, fn, n)                                                        \
+    tc = tcase_create(name);                                                   \
+    tcase_add_checked_fixture(tc, setup, teardown);                            \
+    tcase_set_timeout(tc, 30);                                                 \
+    tcase_add_loop_test(tc, fn, 0, n);                                         \
     suite_add_tcase(su, tc)
 
     TC("selfsigned", test_selfsigned, 1);

@@ -217,8 +217,8 @@ START_TEST(test_pending_and_drain)
     int n = 0;
 
     for (int k = 0; k < 4; k++)
-        roost_worker_submit(k % 2 ? ROOST_WQ_CPU : ROOST_WQ_STORAGE,
-                            gate_work, count_done, &n);
+        roost_worker_submit(k % 2 ? ROOST_WQ_CPU : ROOST_WQ_STORAGE, gate_work,
+                            count_done, &n);
     roost_worker_submit(ROOST_WQ_STORAGE, gate_work, NULL, NULL);
     ck_assert_int_eq(roost_worker_pending(), 5);
     gate_open();

@@ -16,21 +16,22 @@
 
 #include "xml.h"
 
-#define HDR                                                                  \
-    "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "             \
-    "xmlns:stream='http://etherx.jabber.org/streams' to='example.com' "      \
+#define HDR                                                                    \
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "               \
+    "xmlns:stream='http://etherx.jabber.org/streams' to='example.com' "        \
     "version='1.0'>"
-#define HDR_LOG "O http://etherx.jabber.org/streams|stream to=example.com " \
-                "version=1.0 [jabber:client]\n"
+#define HDR_LOG                                                                \
+    "O http://etherx.jabber.org/streams|stream to=example.com "                \
+    "version=1.0 [jabber:client]\n"
 
 typedef struct rec {
     char log[1 << 16];
     size_t len;
-    int stop_open;      /* stream_open asks to stop */
-    int stop_at;        /* the n-th stanza (1-based) asks to stop */
-    int reset_at;       /* the n-th stanza calls roost_xml_reset() */
-    int free_at;        /* the n-th stanza calls roost_xml_free() */
-    int quiet;          /* count stanzas without logging them */
+    int stop_open; /* stream_open asks to stop */
+    int stop_at;   /* the n-th stanza (1-based) asks to stop */
+    int reset_at;  /* the n-th stanza calls roost_xml_reset() */
+    int free_at;   /* the n-th stanza calls roost_xml_free() */
+    int quiet;     /* count stanzas without logging them */
     int nstanza, nerr, nopen, nclose;
     roost_xml_t *x;
 } rec_t;
@@ -148,24 +149,24 @@ feed_str(roost_xml_t *x, const char *s)
 /* --- a normal stream --- */
 
 static const char stream_in[] =
-    HDR
-    "<message to='a@example.com' type='chat' id='m1'><body>Hello &amp; "
-    "bye</body></message>\n"
-    "  <presence/>"
-    "<iq type='get' id='i1'><query xmlns='jabber:iq:roster'/></iq>"
-    "<message xml:lang='de'><body>Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac "
-    "\xf0\x9f\x98\x80</body></message>"
-    "</stream:stream>";
+    HDR "<message to='a@example.com' type='chat' id='m1'><body>Hello &amp; "
+        "bye</body></message>\n"
+        "  <presence/>"
+        "<iq type='get' id='i1'><query xmlns='jabber:iq:roster'/></iq>"
+        "<message xml:lang='de'><body>Gr\xc3\xbc\xc3\x9f"
+        "e \xe2\x82\xac "
+        "\xf0\x9f\x98\x80</body></message>"
+        "</stream:stream>";
 
-static const char stream_log[] =
-    HDR_LOG
+static const char stream_log[] = HDR_LOG
     "S <message xmlns=\"jabber:client\" to=\"a@example.com\" type=\"chat\" "
     "id=\"m1\"><body>Hello &amp; bye</body></message>\n"
     "S <presence xmlns=\"jabber:client\"/>\n"
     "S <iq xmlns=\"jabber:client\" type=\"get\" id=\"i1\"><query "
     "xmlns=\"jabber:iq:roster\"/></iq>\n"
     "S <message xmlns=\"jabber:client\" xml:lang=\"de\"><body>Gr\xc3\xbc"
-    "\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x98\x80</body></message>\n"
+    "\xc3\x9f"
+    "e \xe2\x82\xac \xf0\x9f\x98\x80</body></message>\n"
     "C\n";
 
 static const size_t chunk_sizes[] = {0, 1, 2, 3, 5, 7, 13, 64, 100, 4096};
@@ -175,8 +176,8 @@ START_TEST(test_stream_chunks)
     rec_t r;
     roost_xml_t *x = new_parser(&r, NULL);
 
-    ck_assert_int_eq(feed_chunks(x, stream_in, strlen(stream_in),
-                                 chunk_sizes[_i]), 0);
+    ck_assert_int_eq(
+        feed_chunks(x, stream_in, strlen(stream_in), chunk_sizes[_i]), 0);
     ck_assert_str_eq(r.log, stream_log);
     ck_assert_int_eq(r.nerr, 0);
     ck_assert_uint_gt(roost_xml_memory(x), 0);
@@ -224,24 +225,21 @@ static const struct {
     {HDR "<message to='&bar;'/>", 0, "not-well-formed"},
     /* RFC 6120 §4.9.3.22: bad UTF-8 is an encoding error. */
     {HDR "<message><body>\xff</body></message>", 0, "unsupported-encoding"},
-    {HDR "<message><body>\xc0\xaf</body></message>", 0,
-     "unsupported-encoding"},
+    {HDR "<message><body>\xc0\xaf</body></message>", 0, "unsupported-encoding"},
     {HDR "<message><body>\xed\xa0\x80</body></message>", 0,
      "unsupported-encoding"},
     {HDR "<message><body>\xf4\x90\x80\x80</body></message>", 0,
      "unsupported-encoding"},
     {HDR "<message to='\xe2\x82'/>", 0, "unsupported-encoding"},
     {HDR "<message><body>a\0b</body></message>",
-     sizeof(HDR "<message><body>a\0b</body></message>") - 1,
-     "not-well-formed"},
+     sizeof(HDR "<message><body>a\0b</body></message>") - 1, "not-well-formed"},
     {HDR "<message><body>&#0;</body></message>", 0, "not-well-formed"},
     {HDR "<message><body>&#1;</body></message>", 0, "not-well-formed"},
     /* The namespace separator cannot be smuggled into a URI. */
     {HDR "<message xmlns='urn:&#1;x'/>", 0, "not-well-formed"},
     {"<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream/>", 0,
      "unsupported-encoding"},
-    {"<?xml version='1.0' encoding='UTF-16'?><s/>", 0,
-     "unsupported-encoding"},
+    {"<?xml version='1.0' encoding='UTF-16'?><s/>", 0, "unsupported-encoding"},
     {HDR "hello", 0, "not-well-formed"},
     {HDR "<message></presence>", 0, "not-well-formed"},
     {HDR "<message a='1' a='2'/>", 0, "not-well-formed"},
@@ -304,8 +302,7 @@ END_TEST
 /* --- limits --- */
 
 static void
-check_limit(const roost_xml_limits_t *lim, const char *in, int ok,
-            size_t chunk)
+check_limit(const roost_xml_limits_t *lim, const char *in, int ok, size_t chunk)
 {
     rec_t r;
     roost_xml_t *x = new_parser(&r, lim);
@@ -445,8 +442,10 @@ START_TEST(test_limit_attrs)
     check_limit(&lim, HDR_MIN "<m a='1' b='2' c='3' d='4'/>", 0, 0);
     /* Namespace declarations count. */
     check_limit(&lim, HDR_MIN "<m xmlns='urn:x' a='1' b='2'/>", 1, 0);
-    check_limit(&lim, HDR_MIN "<m xmlns='urn:x' xmlns:p='urn:p' a='1' "
-                "p:b='2'/>", 0, 0);
+    check_limit(&lim,
+                HDR_MIN "<m xmlns='urn:x' xmlns:p='urn:p' a='1' "
+                        "p:b='2'/>",
+                0, 0);
     /* On children too, fed byte by byte. */
     check_limit(&lim, HDR_MIN "<m><c a='1' b='2' c='3'/></m>", 1, 1);
     check_limit(&lim, HDR_MIN "<m><c a='1' b='2' c='3' d='4'/></m>", 0, 1);
@@ -523,8 +522,7 @@ START_TEST(test_stop_open)
     ck_assert_int_eq(roost_xml_feed(x, in, strlen(in), &used), ROOST_EAGAIN);
     ck_assert_uint_eq(used, strlen(HDR));
     ck_assert_str_eq(r.log, HDR_LOG);
-    ck_assert_int_eq(roost_xml_feed(x, in + used, strlen(in) - used, &used),
-                     0);
+    ck_assert_int_eq(roost_xml_feed(x, in + used, strlen(in) - used, &used), 0);
     ck_assert_uint_eq(used, strlen(in) - strlen(HDR));
     ck_assert_str_eq(r.log, HDR_LOG "S <presence xmlns=\"jabber:client\"/>\n"
                                     "S <message xmlns=\"jabber:client\"/>\n");
@@ -539,9 +537,9 @@ START_TEST(test_stop_restart)
     static const char first[] = HDR "<starttls xmlns='" ROOST_NS_TLS "'/>";
     static const char in[] =
         HDR "<starttls xmlns='" ROOST_NS_TLS "'/>"
-        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-        "xmlns:stream='" ROOST_NS_STREAM "' to='example.com' "
-        "version='1.0'><auth/>";
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+            "xmlns:stream='" ROOST_NS_STREAM "' to='example.com' "
+            "version='1.0'><auth/>";
     rec_t r;
     roost_xml_t *x = new_parser(&r, NULL);
     size_t used = 0;
@@ -552,8 +550,7 @@ START_TEST(test_stop_restart)
     roost_xml_reset(x);
     r.len = 0;
     r.log[0] = '\0';
-    ck_assert_int_eq(roost_xml_feed(x, in + used, strlen(in) - used, &used),
-                     0);
+    ck_assert_int_eq(roost_xml_feed(x, in + used, strlen(in) - used, &used), 0);
     ck_assert_str_eq(r.log, HDR_LOG "S <auth xmlns=\"jabber:client\"/>\n");
     roost_xml_free(x);
 }
@@ -626,8 +623,8 @@ START_TEST(test_stop_empty_root)
 {
     /* Stop on a header that is also the end of the stream: the close is
      * delivered on the next feed. */
-    static const char in[] = "<stream:stream xmlns:stream='" ROOST_NS_STREAM
-                             "'/>";
+    static const char in[] =
+        "<stream:stream xmlns:stream='" ROOST_NS_STREAM "'/>";
     rec_t r;
     roost_xml_t *x = new_parser(&r, NULL);
     size_t used = 0;
@@ -656,10 +653,10 @@ START_TEST(test_reset_in_callback)
     r.reset_at = 1;
     ck_assert_int_eq(roost_xml_feed(x, in, strlen(in), &used), ROOST_EAGAIN);
     ck_assert_uint_eq(used, strlen(HDR) + 10);
-    ck_assert_int_eq(roost_xml_feed(x, in + used, strlen(in) - used, &used),
-                     0);
-    ck_assert_str_eq(r.log, HDR_LOG "S <success xmlns=\"jabber:client\"/>\n"
-                            HDR_LOG "S <iq xmlns=\"jabber:client\"/>\n");
+    ck_assert_int_eq(roost_xml_feed(x, in + used, strlen(in) - used, &used), 0);
+    ck_assert_str_eq(r.log,
+                     HDR_LOG "S <success xmlns=\"jabber:client\"/>\n" HDR_LOG
+                             "S <iq xmlns=\"jabber:client\"/>\n");
     roost_xml_free(x);
 }
 END_TEST
@@ -687,8 +684,8 @@ START_TEST(test_reset_midstream)
     ck_assert_int_eq(feed_str(x, HDR "<message><bo"), 0);
     roost_xml_reset(x);
     ck_assert_int_eq(feed_str(x, HDR "<presence/>"), 0);
-    ck_assert_str_eq(r.log, HDR_LOG HDR_LOG
-                     "S <presence xmlns=\"jabber:client\"/>\n");
+    ck_assert_str_eq(r.log,
+                     HDR_LOG HDR_LOG "S <presence xmlns=\"jabber:client\"/>\n");
     /* And after an error, reset brings it back to life. */
     ck_assert_int_eq(feed_str(x, "<!-- -->"), -ROOST_EINVAL);
     roost_xml_reset(x);
@@ -732,12 +729,11 @@ START_TEST(test_server_ns)
                     "<x xmlns='urn:x'><y xmlns='jabber:server'/></x>"
                     "</message><db:result/>"),
         0);
-    ck_assert_str_eq(r.log,
-                     "O " ROOST_NS_STREAM "|stream [jabber:server]\n"
-                     "S <message xmlns=\"jabber:client\" from=\"a@b\" "
-                     "to=\"c@d\"><body>x</body><x xmlns=\"urn:x\"><y "
-                     "xmlns=\"jabber:client\"/></x></message>\n"
-                     "S <result xmlns=\"jabber:server:dialback\"/>\n");
+    ck_assert_str_eq(r.log, "O " ROOST_NS_STREAM "|stream [jabber:server]\n"
+                            "S <message xmlns=\"jabber:client\" from=\"a@b\" "
+                            "to=\"c@d\"><body>x</body><x xmlns=\"urn:x\"><y "
+                            "xmlns=\"jabber:client\"/></x></message>\n"
+                            "S <result xmlns=\"jabber:server:dialback\"/>\n");
     roost_xml_free(x);
 
     /* In a jabber:client stream, an explicit jabber:server stays. */
@@ -753,8 +749,9 @@ START_TEST(test_server_ns)
     ck_assert_ptr_nonnull(st);
     ck_assert_ptr_null(roost_stanza_ns(st));
     ck_assert_str_eq(roost_stanza_ns(roost_stanza_first_child(st)), "urn:b");
-    ck_assert_str_eq(roost_stanza_ns(roost_stanza_first_child(
-                         roost_stanza_first_child(st))), "");
+    ck_assert_str_eq(
+        roost_stanza_ns(roost_stanza_first_child(roost_stanza_first_child(st))),
+        "");
     roost_stanza_unref(st);
 }
 END_TEST
@@ -764,16 +761,18 @@ START_TEST(test_attr_names)
     rec_t r;
     roost_xml_t *x = new_parser(&r, NULL);
 
-    ck_assert_int_eq(
-        feed_str(x, "<stream:stream xmlns='jabber:client' xmlns:stream='"
-                    ROOST_NS_STREAM "' xmlns:e='urn:ext' xml:lang='en' "
-                    "e:flag='1' stream:odd='2' version='1.0'>"
-                    "<message xml:lang='fr' e:flag='x' plain='p'>"
-                    "<x xmlns:q='urn:q' q:a='1' q:b='2'/></message>"),
-        0);
+    ck_assert_int_eq(feed_str(x,
+                              "<stream:stream xmlns='jabber:client' "
+                              "xmlns:stream='" ROOST_NS_STREAM
+                              "' xmlns:e='urn:ext' xml:lang='en' "
+                              "e:flag='1' stream:odd='2' version='1.0'>"
+                              "<message xml:lang='fr' e:flag='x' plain='p'>"
+                              "<x xmlns:q='urn:q' q:a='1' q:b='2'/></message>"),
+                     0);
     ck_assert_str_eq(r.log,
-                     "O " ROOST_NS_STREAM "|stream xml:lang=en urn:ext|flag=1 "
-                     ROOST_NS_STREAM "|odd=2 version=1.0 [jabber:client]\n"
+                     "O " ROOST_NS_STREAM
+                     "|stream xml:lang=en urn:ext|flag=1 " ROOST_NS_STREAM
+                     "|odd=2 version=1.0 [jabber:client]\n"
                      "S <message xmlns=\"jabber:client\" xml:lang=\"fr\" "
                      "xmlns:ns2=\"urn:ext\" ns2:flag=\"x\" plain=\"p\"><x "
                      "xmlns:ns1=\"urn:q\" ns1:a=\"1\" ns1:b=\"2\"/>"
@@ -788,8 +787,9 @@ START_TEST(test_no_callbacks)
     roost_xml_cb_t none = {NULL, NULL, NULL, NULL};
     roost_xml_t *x = roost_xml_new(&lim_default, &none, NULL);
 
-    ck_assert_int_eq(roost_xml_feed(x, HDR "<a/></stream:stream>",
-                                    strlen(HDR) + 20, NULL), 0);
+    ck_assert_int_eq(
+        roost_xml_feed(x, HDR "<a/></stream:stream>", strlen(HDR) + 20, NULL),
+        0);
     roost_xml_reset(x);
     ck_assert_int_eq(roost_xml_feed(x, "<!---->", 7, NULL), -ROOST_EINVAL);
     roost_xml_free(x);
@@ -803,18 +803,18 @@ xml_suite(void)
     Suite *s = suite_create("xml");
     TCase *tc;
 
-#define ADD(name, fn)                                                        \
-    do {                                                                     \
-        tc = tcase_create(name);                                             \
-        tcase_add_test(tc, fn);                                              \
-        suite_add_tcase(s, tc);                                              \
+#define ADD(name, fn)                                                          \
+    do {                                                                       \
+        tc = tcase_create(name);                                               \
+        tcase_add_test(tc, fn);                                                \
+        suite_add_tcase(s, tc);                                                \
     } while (0)
-#define ADD_LOOP(name, fn, table)                                            \
-    do {                                                                     \
-        tc = tcase_create(name);                                             \
-        tcase_add_loop_test(tc, fn, 0,                                       \
-                            (int)(sizeof(table) / sizeof(table[0])));        \
-        suite_add_tcase(s, tc);                                              \
+#define ADD_LOOP(name, fn, table)                                              \
+    do {                                                                       \
+        tc = tcase_create(name);                                               \
+        tcase_add_loop_test(tc, fn, 0,                                         \
+                            (int)(sizeof(table) / sizeof(table[0])));          \
+        suite_add_tcase(s, tc);                                                \
     } while (0)
     ADD_LOOP("stream_chunks", test_stream_chunks, chunk_sizes);
     ADD("utf8_split", test_utf8_split);
