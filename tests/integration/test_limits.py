@@ -18,7 +18,8 @@ USERS = {'alice@localhost': 'alice-Secret-4711',
          'bob@localhost': 'bob-Secret-0815',
          'carol@localhost': 'carol-Secret-1234',
          'dave@example.test': 'dave-Secret-1',
-         'erin@example.test': 'erin-Secret-2'}
+         'erin@example.test': 'erin-Secret-2',
+         'jürgen@localhost': 'jürgen-Secret-3'}
 HWM = 65536
 
 
@@ -168,6 +169,37 @@ class PatientRoost(TightRoost):
     idle = False
 
 
+def i18n_jid_and_ids(srv):
+    """REQUIREMENTS 4.1.5-4.1.7, 4.1.9: an internationalized JID
+    (RFC 7622) logs in and is reachable under another spelling (case
+    mapped by nodeprep); a non-ASCII body and the sender's id arrive
+    unchanged; the reply to the received from reaches the sender."""
+    j = Client(srv, 'jürgen@localhost', USERS['jürgen@localhost'],
+               name='jurgen').login(resource='küche')
+    b = Client(srv, 'bob@localhost', USERS['bob@localhost']).login()
+    try:
+        check(j.full_jid == 'jürgen@localhost/küche',
+              'bound JID %r' % j.full_jid)
+        body = 'Grüße, 世界 \U0001F600'
+        b.send("<message to='JÜRGEN@LOCALHOST/küche' type='chat' "
+               "id='id-ü-1'><body>%s</body></message>" % body)
+        m = j.recv(timeout=5)
+        check(rt.tag(m) == 'message', 'got %s' % rt.to_string(m))
+        check(m.findtext('{jabber:client}body') == body,
+              'body changed: %r' % m.findtext('{jabber:client}body'))
+        check(m.get('id') == 'id-ü-1', 'id changed: %r' % m.get('id'))
+        check(m.get('from') == b.full_jid, 'from %r' % m.get('from'))
+        j.send("<message to='%s' type='chat' id='r1'><body>ok</body>"
+               "</message>" % m.get('from'))
+        r = b.recv(timeout=5)
+        check(r.get('from') == 'jürgen@localhost/küche' and
+              r.findtext('{jabber:client}body') == 'ok',
+              'reply: %s' % rt.to_string(r))
+    finally:
+        j.close()
+        b.close()
+
+
 def vhost_tls_policy(srv):
     """require_encryption is per vhost: localhost requires STARTTLS before
     SASL, example.test (require_encryption = false) offers SASL at once,
@@ -265,7 +297,8 @@ def vhost_module_lists(srv):
 # must not be disturbed by them.
 GROUPS = [(TightRoost, [unauthenticated_lifetime, idle_ping_then_close,
                         idle_ping_answered_keeps_session]),
-          (PatientRoost, [slow_reader_is_cut_off, log_has_no_secrets]),
+          (PatientRoost, [slow_reader_is_cut_off, log_has_no_secrets,
+                          i18n_jid_and_ids]),
           (MixedRoost, [vhost_module_lists, vhost_tls_policy])]
 
 
