@@ -220,6 +220,26 @@ route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
     }
 }
 
+/* Routing with from and to already parsed (the c2s path has both; the
+ * JID preparation is the costly part of routing). */
+static void
+route_jids(roost_host_t *h, roost_session_t *origin, roost_stanza_t *st,
+           const roost_jid_t *from, const roost_jid_t *to)
+{
+    roost_host_t *th = roost_server_host(roost_jid_domain(to));
+
+    if (th == NULL) {
+        roost_rt_action_t act = roost_router_default(
+            roost_stanza_kind(st), roost_stanza_attr(st, "type"),
+            ROOST_RT_REMOTE, 0);
+
+        if (act == ROOST_RA_BOUNCE_REMOTE)
+            roost_router_bounce(h, st, ROOST_SE_REMOTE_SERVER_NOT_FOUND, NULL);
+        return;
+    }
+    route_local(th, h, origin, st, from, to);
+}
+
 void
 roost_router_route(roost_host_t *h, roost_session_t *origin, roost_stanza_t *st)
 {
@@ -227,7 +247,6 @@ roost_router_route(roost_host_t *h, roost_session_t *origin, roost_stanza_t *st)
     const char *to_s = roost_stanza_attr(st, "to");
     roost_jid_t *from = from_s ? roost_jid_new(from_s) : NULL;
     roost_jid_t *to = to_s ? roost_jid_new(to_s) : NULL;
-    roost_host_t *th;
 
     if (from == NULL || to == NULL) {
         /* Internal callers always set both; a module that did not gets a
@@ -236,17 +255,7 @@ roost_router_route(roost_host_t *h, roost_session_t *origin, roost_stanza_t *st)
                   "dropping a %s without valid from/to", roost_stanza_name(st));
         goto out;
     }
-    th = roost_server_host(roost_jid_domain(to));
-    if (th == NULL) {
-        roost_rt_action_t act = roost_router_default(
-            roost_stanza_kind(st), roost_stanza_attr(st, "type"),
-            ROOST_RT_REMOTE, 0);
-
-        if (act == ROOST_RA_BOUNCE_REMOTE)
-            roost_router_bounce(h, st, ROOST_SE_REMOTE_SERVER_NOT_FOUND, NULL);
-        goto out;
-    }
-    route_local(th, h, origin, st, from, to);
+    route_jids(h, origin, st, from, to);
 out:
     roost_jid_free(from);
     roost_jid_free(to);
@@ -321,6 +330,6 @@ roost_router_c2s(roost_session_t *s, roost_stanza_t *st)
     }
     if (roost_hooks_run(s->host, ROOST_EV_PRE_STANZA, s, st, s->jid, to) !=
         ROOST_HANDLED)
-        roost_router_route(s->host, s, st);
+        route_jids(s->host, s, st, s->jid, to);
     roost_jid_free(to);
 }
