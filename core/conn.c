@@ -305,6 +305,24 @@ op_sasl_mechs(void *ud, const char *host)
     return s->sasl != NULL ? roost_sasl_mechs(s->sasl) : NULL;
 }
 
+/* XEP-0440: tell clients which channel-binding types -PLUS can use, so
+ * they neither guess a type we lack nor send the "y" flag. */
+static void
+op_sasl_features(void *ud, roost_stanza_t *el)
+{
+    roost_session_t *s = ud;
+    roost_stanza_t *cb;
+
+    if (s->cb_names[0] == NULL)
+        return;
+    cb = roost_stanza_add_child(el, "urn:xmpp:sasl-cb:0",
+                                "sasl-channel-binding");
+    for (int i = 0; i < 2 && s->cb_names[i] != NULL; i++)
+        roost_stanza_set_attr(
+            roost_stanza_add_child(cb, NULL, "channel-binding"), "type",
+            s->cb_names[i]);
+}
+
 static void
 op_starttls(void *ud)
 {
@@ -509,6 +527,7 @@ static const roost_stream_ops_t conn_stream_ops = {
     .write = op_write,
     .host_ok = op_host_ok,
     .sasl_mechs = op_sasl_mechs,
+    .sasl_features = op_sasl_features,
     .starttls = op_starttls,
     .sasl_step = op_sasl_step,
     .bind = op_bind,

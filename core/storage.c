@@ -9,7 +9,10 @@
  *
  * Driver convention beyond core/storage.h: del() and remove() with store
  * NULL act on every store of (host, user); roost_storage_purge_user() uses
- * it to delete an account's data. */
+ * it to delete an account's data.
+ *
+ * Group commit: when the driver has begin/commit/rollback, they become the
+ * batch hooks of ROOST_WQ_STORAGE for as long as the backend is open. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -17,6 +20,7 @@
 #include <roost/jid.h>
 
 #include "storage.h"
+#include "worker.h"
 
 /* Limits on what reaches a backend: part sizes from RFC 7622, and a cap on
  * one value so that a single write cannot exhaust memory. */
@@ -68,9 +72,39 @@ storage_str_ok(const char *s, size_t max, int empty_ok)
     return n <= max && (empty_ok || n > 0);
 }
 
+/* Batch hooks of ROOST_WQ_STORAGE (worker thread). */
+static int
+storage_batch_begin(void *arg)
+{
+    return storage_drv->begin(storage_db);
+}
+
+static int
+storage_batch_end(void *arg, int ok)
+{
+    return ok ? storage_drv->commit(storage_db)
+              : storage_drv->rollback(storage_db);
+}
+
 /* Opens the backend named driver ("sqlite", "memory") on path.  0, or
  * -ROOST_ECONFIG (unknown driver), -ROOST_EEXIST (already open) or
  * -ROOST_ESTORAGE, each with *err set (roost_free). */
+int64_t
+roost_storage_parse_id(const char *s)
+{
+    int64_t v = 0;
+    size_t i;
+
+    if (s[0] < '1' || s[0] > '9')
+        return -1;
+    for (i = 0; s[i] != '\0'; i++) {
+        if (s[i] < '0' || s[i] > '9' || i >= 18)
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
 int
 roost_storage_init(const char *driver, const char *path, char **err)
 {
@@ -98,13 +132,19 @@ roost_storage_init(const char *driver, const char *path, char **err)
         return -ROOST_ESTORAGE;
     }
     storage_drv = d;
+    if (d->begin != NULL && d->commit != NULL && d->rollback != NULL)
+        roost_worker_set_batch(ROOST_WQ_STORAGE, storage_batch_begin,
+                               storage_batch_end, NULL);
     return 0;
 }
 
-/* Closes the backend.  Every store must be closed before. */
+/* Closes the backend.  Every store must be closed before, and no storage
+ * job may be running. */
 void
 roost_storage_shutdown(void)
 {
+    if (storage_drv != NULL && storage_drv->begin != NULL)
+        roost_worker_set_batch(ROOST_WQ_STORAGE, NULL, NULL, NULL);
     if (storage_drv != NULL)
         storage_drv->close(storage_db);
     storage_drv = NULL;

@@ -213,6 +213,8 @@ stream_send_features(roost_stream_t *st)
                     roost_stanza_add_child(mechs, ROOST_NS_SASL, "mechanism");
                 roost_stanza_add_text(e, *m, strlen(*m));
             }
+            if (st->ops->sasl_features != NULL)
+                st->ops->sasl_features(st->ud, f);
         }
     } else {
         roost_stanza_t *sess;

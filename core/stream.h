@@ -51,6 +51,9 @@ typedef struct {
     /* A stanza from the bound client (message/presence/iq, jabber:client
      * ns).  Borrowed. */
     void (*stanza)(void *ud, roost_stanza_t *st);
+    /* Extra features offered next to the SASL mechanisms (XEP-0440), or
+     * NULL; called right after sasl_mechs. */
+    void (*sasl_features)(void *ud, roost_stanza_t *el);
     /* Extra stream features for an authenticated stream (appended as
      * children of el), or NULL. */
     void (*features)(void *ud, roost_stanza_t *el);

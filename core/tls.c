@@ -43,7 +43,8 @@ typedef struct tls_ctx_data {
 static int tls_ex_index = -1;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
-static const char *const tls_cb_exporter[] = {"tls-exporter", NULL};
+static const char *const tls_cb_exporter[] = {"tls-exporter", "tls-unique",
+                                              NULL};
 static const char *const tls_cb_unique[] = {"tls-unique", NULL};
 static const char *const tls_cb_none[] = {NULL};
 
@@ -465,12 +466,20 @@ roost_tls_set_alpn(SSL_CTX *ctx, const char *proto)
 }
 
 /* tls-unique is only safe with the extended master secret (RFC 7627
- * §5.4, the triple-handshake attack), so without it we offer nothing. */
+ * §5.4, the triple-handshake attack), so on TLS 1.2 without it we offer
+ * nothing.
+ * COMPAT: slixmpp (1.8) and other clients built on OpenSSL's Finished
+ * accessors use tls-unique on TLS 1.3 too, where RFC 9266 defines only
+ * tls-exporter; refusing it makes them fail -PLUS, then fail the
+ * downgrade check with gs2 flag "y", and fall back to PLAIN.  In TLS 1.3
+ * the Finished messages cover the whole transcript, so the first one is
+ * still unique to the connection: we accept it as they compute it. */
 static int
 tls_unique_ok(SSL *ssl)
 {
-    return SSL_version(ssl) == TLS1_2_VERSION &&
-           SSL_get_extms_support(ssl) == 1;
+    return SSL_version(ssl) == TLS1_3_VERSION ||
+           (SSL_version(ssl) == TLS1_2_VERSION &&
+            SSL_get_extms_support(ssl) == 1);
 }
 
 int

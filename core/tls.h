@@ -37,13 +37,16 @@ void roost_tls_set_alpn(SSL_CTX *ctx, const char *proto);
 
 /* Channel-binding data of an established connection for type
  * "tls-exporter" (RFC 9266; TLS 1.3 only) or "tls-unique" (RFC 5929; TLS
- * 1.2 only, the server's view: the peer's Finished).  Writes at most *len
+ * 1.2 with the extended master secret, and as a COMPAT fallback on TLS 1.3
+ * for clients that still use it there: the first Finished as OpenSSL-based
+ * clients compute it).  Writes at most *len
  * bytes to out and sets *len.  0, or -ROOST_ENOTFOUND when the type does
  * not apply to this connection's TLS version. */
 int roost_tls_channel_binding(SSL *ssl, const char *type, unsigned char *out,
                               size_t *len);
 /* The channel-binding types available on ssl, NULL-terminated static
- * array (e.g. {"tls-exporter", NULL} on TLS 1.3). */
+ * array, preferred first ({"tls-exporter", "tls-unique", NULL} on TLS
+ * 1.3). */
 const char *const *roost_tls_cb_types(SSL *ssl);
 
 #endif /* ROOST_CORE_TLS_H */

@@ -8,13 +8,26 @@
  * order.  A pipe (rather than event_active() from a worker) keeps this
  * correct whatever libevent threading setup the base was created with.
  *
+ * Group commit: a queue may have batch hooks (roost_worker_set_batch).  A
+ * thread of such a queue then runs the jobs it finds queued as one batch:
+ * begin(), the jobs in order (also those queued while the batch runs, up
+ * to WORKER_BATCH_MAX jobs or WORKER_BATCH_USEC of work), end(); only then
+ * do the batch's jobs go on the done queue, so a done callback never sees
+ * a result before its batch committed.  If end() fails, every job of the
+ * batch reports -ROOST_ESTORAGE (its effects were rolled back, and it
+ * cannot be re-run safely).  The hooks live outside the running state, so
+ * they may be set before roost_worker_init and survive a shutdown.
+ *
  * Not a general thread pool: no priorities, no cancellation, no timeouts.
  * Jobs must not block forever; shutdown waits for them.  Before
  * roost_worker_init (roostctl, unit tests of callers) a submitted job runs
- * synchronously: work, then done, inside roost_worker_submit. */
+ * synchronously: work, then done, inside roost_worker_submit, without
+ * batch hooks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -23,6 +36,10 @@
 #include "worker.h"
 
 #define WORKER_MAX_CPU 64
+/* Bounds of one batch: a commit is at most this many jobs or this much
+ * work (microseconds, checked after each job) behind its first job. */
+#define WORKER_BATCH_MAX  256
+#define WORKER_BATCH_USEC 10000
 
 typedef struct worker_job {
     int (*work)(void *arg);
@@ -41,6 +58,12 @@ typedef struct {
     int nthreads;
 } worker_queue_t;
 
+typedef struct {
+    int (*begin)(void *arg);
+    int (*end)(void *arg, int ok);
+    void *arg;
+} worker_batch_t;
+
 static struct {
     int running;
     struct event_base *base;
@@ -54,7 +77,8 @@ static struct {
     worker_job_t *done_head, *done_tail;
     int signalled; /* a wake-up byte is in the pipe */
     int pending;
-    int in_done; /* done callbacks running now (loop thread) */
+    int in_done;             /* done callbacks running now (loop thread) */
+    worker_batch_t batch[2]; /* per queue; begin NULL = no batching */
 } wk = {.pipe_rd = -1,
         .pipe_wr = -1,
         .done_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -71,12 +95,101 @@ worker_push(worker_job_t **head, worker_job_t **tail, worker_job_t *j)
     *tail = j;
 }
 
+/* Takes the first queued job; q->lock held, q->head not NULL. */
+static worker_job_t *
+worker_pop(worker_queue_t *q)
+{
+    worker_job_t *j = q->head;
+
+    q->head = j->next;
+    if (q->head == NULL)
+        q->tail = NULL;
+    j->next = NULL;
+    return j;
+}
+
+/* Appends the finished jobs head..tail (linked) to the done queue and wakes
+ * the loop. */
+static void
+worker_finish(worker_job_t *head, worker_job_t *tail)
+{
+    char b = 1;
+
+    pthread_mutex_lock(&wk.done_lock);
+    if (wk.done_tail != NULL)
+        wk.done_tail->next = head;
+    else
+        wk.done_head = head;
+    wk.done_tail = tail;
+    if (!wk.signalled) {
+        /* One byte per empty->non-empty transition keeps the pipe from
+         * filling; EAGAIN would mean a byte is already there. */
+        wk.signalled = 1;
+        if (write(wk.pipe_wr, &b, 1) < 0 && errno != EAGAIN)
+            ROOST_LOG(ROOST_LOG_ERROR, "worker",
+                      "wake-up write failed (errno %d)", errno);
+    }
+    pthread_cond_broadcast(&wk.done_cond);
+    pthread_mutex_unlock(&wk.done_lock);
+}
+
+static int64_t
+worker_usec_since(const struct timespec *t0)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000 +
+           (t.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+/* Runs j and the jobs queued behind it (within the batch bounds) between
+ * b->begin and b->end, then hands them all to the loop.  If begin fails,
+ * j runs alone outside a batch, with its own result: the next batch tries
+ * begin again. */
+static void
+worker_run_batch(worker_queue_t *q, const worker_batch_t *b, worker_job_t *j)
+{
+    worker_job_t *head = NULL, *tail = NULL;
+    struct timespec t0;
+    int n = 0, r;
+
+    if (b->begin(b->arg) != 0) {
+        ROOST_LOG(ROOST_LOG_WARN, "worker",
+                  "cannot begin a batch; running a job unbatched");
+        j->result = j->work(j->arg);
+        worker_finish(j, j);
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        j->result = j->work(j->arg);
+        worker_push(&head, &tail, j);
+        if (++n >= WORKER_BATCH_MAX ||
+            worker_usec_since(&t0) >= WORKER_BATCH_USEC)
+            break;
+        pthread_mutex_lock(&q->lock);
+        j = q->head != NULL ? worker_pop(q) : NULL;
+        pthread_mutex_unlock(&q->lock);
+        if (j == NULL)
+            break;
+    }
+    if ((r = b->end(b->arg, 1)) != 0) {
+        ROOST_LOG(ROOST_LOG_ERROR, "worker",
+                  "batch of %d job%s failed to commit (%d); all fail", n,
+                  n == 1 ? "" : "s", r);
+        for (j = head; j != NULL; j = j->next)
+            j->result = -ROOST_ESTORAGE;
+    }
+    worker_finish(head, tail);
+}
+
 static void *
 worker_main(void *varg)
 {
     worker_queue_t *q = varg;
+    worker_batch_t b;
     worker_job_t *j;
-    char b = 1;
 
     for (;;) {
         pthread_mutex_lock(&q->lock);
@@ -86,26 +199,18 @@ worker_main(void *varg)
             pthread_mutex_unlock(&q->lock);
             return NULL;
         }
-        j = q->head;
-        q->head = j->next;
-        if (q->head == NULL)
-            q->tail = NULL;
+        j = worker_pop(q);
         pthread_mutex_unlock(&q->lock);
 
-        j->result = j->work(j->arg);
-
         pthread_mutex_lock(&wk.done_lock);
-        worker_push(&wk.done_head, &wk.done_tail, j);
-        if (!wk.signalled) {
-            /* One byte per empty->non-empty transition keeps the pipe from
-             * filling; EAGAIN would mean a byte is already there. */
-            wk.signalled = 1;
-            if (write(wk.pipe_wr, &b, 1) < 0 && errno != EAGAIN)
-                ROOST_LOG(ROOST_LOG_ERROR, "worker",
-                          "wake-up write failed (errno %d)", errno);
-        }
-        pthread_cond_broadcast(&wk.done_cond);
+        b = wk.batch[q - wk.q];
         pthread_mutex_unlock(&wk.done_lock);
+        if (b.begin != NULL) {
+            worker_run_batch(q, &b, j);
+        } else {
+            j->result = j->work(j->arg);
+            worker_finish(j, j);
+        }
     }
 }
 
@@ -225,6 +330,22 @@ fail:
     close(fds[1]);
     wk.pipe_rd = wk.pipe_wr = -1;
     return -ROOST_EIO;
+}
+
+/* Sets (or, with begin or end NULL, clears) the batch hooks of q; they
+ * apply from the next batch on and persist across init and shutdown.  Any
+ * thread; set them while q is idle (before init or after a drain). */
+void
+roost_worker_set_batch(roost_wq_t q, int (*begin)(void *arg),
+                       int (*end)(void *arg, int ok), void *arg)
+{
+    worker_batch_t b = {NULL, NULL, NULL};
+
+    if (begin != NULL && end != NULL)
+        b = (worker_batch_t){begin, end, arg};
+    pthread_mutex_lock(&wk.done_lock);
+    wk.batch[q == ROOST_WQ_CPU ? ROOST_WQ_CPU : ROOST_WQ_STORAGE] = b;
+    pthread_mutex_unlock(&wk.done_lock);
 }
 
 /* Queues work(arg) on q; done(arg, result) later runs on the loop.  Loop

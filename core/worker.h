@@ -20,6 +20,20 @@ int roost_worker_init(struct event_base *base, int ncpu);
  * be NULL).  Callable only from the loop thread. */
 void roost_worker_submit(roost_wq_t q, int (*work)(void *arg),
                          void (*done)(void *arg, int result), void *arg);
+/* Group commit: makes q run its jobs in batches.  On a worker thread,
+ * begin(arg) runs before the first job of a batch and end(arg, 1) after
+ * the last; only when end returned 0 do the batch's done callbacks run
+ * (in submission order, for the one-thread storage queue), and if it
+ * failed each of them gets -ROOST_ESTORAGE instead of its job's result.
+ * end(arg, 0) would ask for a rollback (the worker does not use it yet).
+ * begin and end return 0 or -ROOST_E*; a batch whose begin failed runs one
+ * job unbatched.  A batch is at most 256 jobs or 10 ms of work.  With
+ * several threads (ROOST_WQ_CPU) batches run concurrently.  begin or end
+ * NULL clears the hooks.  May be called before roost_worker_init (the
+ * hooks persist across init and shutdown); change them only while q is
+ * idle.  Jobs run synchronously before init are not batched. */
+void roost_worker_set_batch(roost_wq_t q, int (*begin)(void *arg),
+                            int (*end)(void *arg, int ok), void *arg);
 /* Blocks until every submitted job's done callback has run. */
 void roost_worker_drain(void);
 /* Drains, then stops and joins the threads. */

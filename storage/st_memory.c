@@ -68,23 +68,6 @@ mem_dup(const void *p, size_t len)
     return roost_xstrndup(p, len);
 }
 
-/* Strict decimal id as issued by append: no sign, no leading zero. */
-static int64_t
-mem_parse_id(const char *s)
-{
-    int64_t v = 0;
-    size_t i;
-
-    if (s[0] < '1' || s[0] > '9')
-        return -1;
-    for (i = 0; s[i] != '\0'; i++) {
-        if (s[i] < '0' || s[i] > '9' || i >= 18)
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
 static int
 mem_cmp3(const char *h1, const char *s1, const char *u1, const char *h2,
          const char *s2, const char *u2)
@@ -472,7 +455,7 @@ mem_item_match(const mem_item_t *it, const roost_store_query_t *q)
 static int
 mem_bound(const mem_arc_t *a, const char *id, ssize_t *idx)
 {
-    int64_t v = mem_parse_id(id);
+    int64_t v = roost_storage_parse_id(id);
 
     if (a == NULL || v < 0 || (*idx = mem_item_index(a, v)) < 0)
         return -ROOST_ENOTFOUND;
@@ -567,6 +550,8 @@ out:
     return r;
 }
 
+/* No begin/commit/rollback: nothing here is durable, so there is nothing
+ * to group, and storage jobs run unbatched on this backend. */
 const roost_store_driver_t roost_st_memory = {
     .name = "memory",
     .open = st_memory_open,

@@ -2,11 +2,16 @@
  *
  * One connection per open backend, guarded by one mutex, so the calls may
  * come from the storage worker, the CPU pool and roostctl alike.  WAL
- * journal with synchronous=FULL: a call that returned 0 has reached the
- * disk (DESIGN.md, durability), at the cost of one fsync per write until
- * group commit arrives.  Statements are prepared once per handle; archive
- * queries are prepared on first use per combination of filters, so each
- * can use its index.
+ * journal with synchronous=FULL: a write outside a batch that returned 0
+ * has reached the disk (DESIGN.md, durability).  Group commit: begin,
+ * commit and rollback open and end one IMMEDIATE transaction on the
+ * connection (the storage worker's batch), so a batch costs one fsync.
+ * Each of them, like every call, takes the mutex only for itself: other
+ * threads' reads run between the batch's jobs and see its writes.  If an
+ * error made SQLite roll the batch back early, later writes of the batch
+ * fail rather than autocommit, and commit fails.  Statements are prepared
+ * once per handle; archive queries are prepared on first use per
+ * combination of filters, so each can use its index.
  *
  * Schema: the migrations compiled in from storage/schema/sqlite/NNN_*.sql
  * (schema_sqlite.h, made by storage/schema2c.sh).  PRAGMA user_version
@@ -95,6 +100,7 @@ enum {
 
 typedef struct {
     pthread_mutex_t lock;
+    int batch; /* a batch transaction was begun and not ended */
     sqlite3 *db;
     sqlite3_stmt *st[SQ_N];
     sqlite3_stmt *find[SQF_N];
@@ -156,31 +162,23 @@ sq_reset(sqlite3_stmt *s)
     sqlite3_clear_bindings(s);
 }
 
-/* Runs a statement that returns no rows.  0 or -ROOST_ESTORAGE. */
+/* Runs a statement that returns no rows (all writes go through here).
+ * 0 or -ROOST_ESTORAGE.  Inside a batch whose transaction SQLite already
+ * rolled back (after an I/O error, say), the write is refused: run in
+ * autocommit it would outlive the batch that reports it failed. */
 static int
 sq_exec_stmt(sq_db_t *d, sqlite3_stmt *s, const char *what)
 {
-    int rc = sqlite3_step(s);
+    int rc;
 
+    if (d->batch && sqlite3_get_autocommit(d->db)) {
+        sq_reset(s);
+        ROOST_LOG(ROOST_LOG_ERROR, "sqlite", "%s: batch was rolled back", what);
+        return -ROOST_ESTORAGE;
+    }
+    rc = sqlite3_step(s);
     sq_reset(s);
     return rc == SQLITE_DONE ? 0 : sq_fail(d, what);
-}
-
-/* Strict decimal id as issued by append: no sign, no leading zero. */
-static int64_t
-sq_parse_id(const char *s)
-{
-    int64_t v = 0;
-    size_t i;
-
-    if (s[0] < '1' || s[0] > '9')
-        return -1;
-    for (i = 0; s[i] != '\0'; i++) {
-        if (s[i] < '0' || s[i] > '9' || i >= 18)
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
 }
 
 static int
@@ -482,7 +480,7 @@ sq_item(sq_db_t *d, const char *host, const char *store, const char *user,
     sqlite3_stmt *s;
     int rc;
 
-    if ((*v = sq_parse_id(id)) < 0)
+    if ((*v = roost_storage_parse_id(id)) < 0)
         return -ROOST_ENOTFOUND;
     s = sq_bind(d, SQ_ID, host, store, user);
     sqlite3_bind_int64(s, 4, *v);
@@ -609,7 +607,7 @@ st_sqlite_remove(void *db, const char *host, const char *store,
     } else if (id == NULL) {
         r = sq_exec_stmt(d, sq_bind(d, SQ_RM_USER, host, store, user),
                          "remove");
-    } else if ((v = sq_parse_id(id)) < 0) {
+    } else if ((v = roost_storage_parse_id(id)) < 0) {
         r = -ROOST_ENOTFOUND;
     } else {
         s = sq_bind(d, SQ_RM_ID, host, store, user);
@@ -620,6 +618,67 @@ st_sqlite_remove(void *db, const char *host, const char *store,
     }
     sq_unlock(d);
     return r;
+}
+
+/* Opens the batch transaction.  -ROOST_EINVAL if one is open already. */
+static int
+st_sqlite_begin(void *db)
+{
+    sq_db_t *d = db;
+    int r = sq_lock(d);
+
+    if (r < 0)
+        return r;
+    if (d->batch)
+        r = -ROOST_EINVAL;
+    else if (sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+             SQLITE_OK)
+        r = sq_fail(d, "begin");
+    else
+        d->batch = 1;
+    sq_unlock(d);
+    return r;
+}
+
+/* Ends the batch transaction with sql ("COMMIT" or "ROLLBACK").  On any
+ * failure no transaction stays open and none of the batch persists. */
+static int
+sq_end(sq_db_t *d, const char *sql)
+{
+    int r = sq_lock(d);
+
+    if (r < 0)
+        return r;
+    if (!d->batch) {
+        sq_unlock(d);
+        return -ROOST_EINVAL;
+    }
+    d->batch = 0;
+    if (sqlite3_get_autocommit(d->db)) {
+        /* SQLite rolled back on an earlier error (see sq_exec_stmt) */
+        ROOST_LOG(ROOST_LOG_ERROR, "sqlite", "%s: batch was rolled back", sql);
+        r = -ROOST_ESTORAGE;
+    } else if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        r = sq_fail(d, sql);
+        /* A failed COMMIT may leave the transaction open (SQLITE_BUSY);
+         * the caller is told it failed, so it must not commit later. */
+        if (!sqlite3_get_autocommit(d->db))
+            sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sq_unlock(d);
+    return r;
+}
+
+static int
+st_sqlite_commit(void *db)
+{
+    return sq_end(db, "COMMIT");
+}
+
+static int
+st_sqlite_rollback(void *db)
+{
+    return sq_end(db, "ROLLBACK");
 }
 
 const roost_store_driver_t roost_st_sqlite = {
@@ -635,4 +694,7 @@ const roost_store_driver_t roost_st_sqlite = {
     .find = st_sqlite_find,
     .count = st_sqlite_count,
     .remove = st_sqlite_remove,
+    .begin = st_sqlite_begin,
+    .commit = st_sqlite_commit,
+    .rollback = st_sqlite_rollback,
 };

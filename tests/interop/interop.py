@@ -177,6 +177,20 @@ def run():
         tail = srv.log_tail(20) if os.path.exists(srv.logfile) else ''
         report('FAIL', 'setup', '%s: %s\n%s' % (type(e).__name__, e, tail))
     started = srv.proc is not None
+    if started:
+        # Every client above logs in at its first SASL attempt: a failure
+        # means a mechanism or channel-binding mismatch (slixmpp falls back
+        # from -PLUS through the "y" flag to PLAIN when the server refuses
+        # its tls-unique binding on TLS 1.3).
+        log = srv.log_tail(100000)
+        bad = 'authentication failed' in log
+        report('FAIL' if bad else 'PASS', 'first-attempt-sasl',
+               'a client needed several SASL attempts: %s' %
+               [l for l in log.splitlines() if 'authentication' in l][:4]
+               if bad else '')
+        mechs = sorted({l.rsplit('(', 1)[-1].rstrip(')')
+                        for l in log.splitlines() if 'authenticated as' in l})
+        print('    (SASL mechanisms used: %s)' % ', '.join(mechs))
     problems = srv.stop()
     if started:
         report('FAIL' if problems else 'PASS', 'server-clean-shutdown', '; '.join(problems))

@@ -3,23 +3,30 @@
  *
  * Every behaviour test is a loop test over the driver table, so the two
  * backends are held to one set of semantics.  SQLite-only tests cover the
- * schema migrations, the refusal of a newer schema and the file mode.
+ * schema migrations, the refusal of a newer schema and the file mode, and
+ * group commit: transactions at the driver and storage jobs batched by the
+ * worker (atomic batches, acks after commit, a real commit failure made
+ * with RLIMIT_FSIZE).
  * Each test runs in its own process (Check's fork mode) on its own database
  * file under one temporary directory, removed by main(). */
 #include <check.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <sqlite3.h>
 
 #include "log.h"
 #include "storage.h"
+#include "worker.h"
 
 static const char *const drivers[] = {"sqlite", "memory"};
 #define NDRIVERS ((int)(sizeof(drivers) / sizeof(drivers[0])))
@@ -963,6 +970,386 @@ START_TEST(test_sqlite_not_a_database)
 }
 END_TEST
 
+/* ---- SQLite group commit (storage worker batches) ---- */
+
+/* Rows of table in the database at path as a separate connection sees
+ * them: only what was committed. */
+static int
+peer_count(const char *path, const char *sql_where)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char sql[256];
+    int n = -1;
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", sql_where);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return -1;
+    }
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* A driver handle on a new database file (dbpath). */
+static void *
+sq_open_fresh(const char *tag)
+{
+    char *err = NULL;
+    void *db;
+
+    roost_storage_shutdown();
+    snprintf(dbpath, sizeof(dbpath), "%s/%s-%d.db", tmpdir, tag, (int)getpid());
+    db = roost_st_sqlite.open(dbpath, &err);
+    ck_assert_msg(db != NULL, "open: %s", err ? err : "?");
+    return db;
+}
+
+typedef struct {
+    void *db;
+    int r;
+    char *v;
+} sq_reader_t;
+
+static void *
+sq_reader(void *arg)
+{
+    sq_reader_t *rd = arg;
+    size_t len;
+
+    rd->r = roost_st_sqlite.get(rd->db, "h", "m", "u", "k0", &rd->v, &len);
+    return NULL;
+}
+
+/* begin/commit/rollback at the driver: a batch is invisible to other
+ * connections until commit, readable meanwhile from other threads on the
+ * same handle, and gone after rollback. */
+START_TEST(test_sqlite_batch_driver)
+{
+    void *db = sq_open_fresh("batch");
+    sq_reader_t rd = {.db = db};
+    pthread_t t;
+    char key[16];
+    char *v;
+    size_t len;
+
+    ck_assert_int_eq(roost_st_sqlite.commit(db), -ROOST_EINVAL);
+    ck_assert_int_eq(roost_st_sqlite.rollback(db), -ROOST_EINVAL);
+    ck_assert_int_eq(roost_st_sqlite.begin(db), 0);
+    ck_assert_int_eq(roost_st_sqlite.begin(db), -ROOST_EINVAL); /* nested */
+    for (int k = 0; k < 10; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        ck_assert_int_eq(roost_st_sqlite.set(db, "h", "m", "u", key, "v", 1),
+                         0);
+    }
+    ck_assert_int_eq(peer_count(dbpath, "keyval"), 0);
+    /* another thread (a CPU worker's SASL lookup) is not blocked */
+    ck_assert_int_eq(pthread_create(&t, NULL, sq_reader, &rd), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(rd.r, 0);
+    ck_assert_str_eq(rd.v, "v");
+    roost_free(rd.v);
+    ck_assert_int_eq(roost_st_sqlite.commit(db), 0);
+    ck_assert_int_eq(roost_st_sqlite.commit(db), -ROOST_EINVAL);
+    ck_assert_int_eq(peer_count(dbpath, "keyval"), 10);
+
+    ck_assert_int_eq(roost_st_sqlite.begin(db), 0);
+    ck_assert_int_eq(roost_st_sqlite.set(db, "h", "m", "u", "gone", "v", 1), 0);
+    ck_assert_int_eq(roost_st_sqlite.del(db, "h", "m", "u", "k0"), 0);
+    ck_assert_int_eq(roost_st_sqlite.rollback(db), 0);
+    ck_assert_int_eq(roost_st_sqlite.get(db, "h", "m", "u", "gone", &v, &len),
+                     -ROOST_ENOTFOUND);
+    ck_assert_int_eq(roost_st_sqlite.get(db, "h", "m", "u", "k0", &v, &len), 0);
+    roost_free(v);
+    ck_assert_int_eq(peer_count(dbpath, "keyval"), 10);
+    roost_st_sqlite.close(db);
+}
+END_TEST
+
+#define BIG_VALUE 3000 /* a row per page: 100 rows stay in the page cache */
+
+/* Caps the size of every file this process writes so that the next WAL
+ * append fails (a real I/O error, as a full disk would give).  Returns the
+ * old limit for fsize_restore.  No ck_assert between the two: Check's own
+ * message file would hit the cap. */
+static struct rlimit
+fsize_cap(const char *path)
+{
+    struct rlimit old, cap;
+    struct stat sb;
+    char wal[600];
+    off_t max = 0;
+
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    if (stat(path, &sb) == 0 && sb.st_size > max)
+        max = sb.st_size;
+    if (stat(wal, &sb) == 0 && sb.st_size > max)
+        max = sb.st_size;
+    ck_assert_int_lt(max, 128 * 1024); /* well below a batch's writes */
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    cap = old;
+    cap.rlim_cur = (rlim_t)max + 8192;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &cap), 0);
+    return old;
+}
+
+static void
+fsize_restore(struct rlimit old)
+{
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+}
+
+/* A commit that fails for real leaves none of the batch, no transaction
+ * open, and a handle that works afterwards. */
+START_TEST(test_sqlite_batch_commit_fails)
+{
+    void *db = sq_open_fresh("batchfail");
+    static char big[BIG_VALUE];
+    struct rlimit old;
+    char key[16];
+    int r;
+
+    memset(big, 'x', sizeof(big));
+    ck_assert_int_eq(roost_st_sqlite.begin(db), 0);
+    for (int k = 0; k < 100; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        ck_assert_int_eq(
+            roost_st_sqlite.set(db, "h", "m", "u", key, big, sizeof(big)), 0);
+    }
+    old = fsize_cap(dbpath);
+    r = roost_st_sqlite.commit(db);
+    fsize_restore(old);
+    ck_assert_int_eq(r, -ROOST_ESTORAGE);
+    ck_assert_int_eq(peer_count(dbpath, "keyval"), 0);
+    /* no transaction left open: a write outside a batch autocommits */
+    ck_assert_int_eq(roost_st_sqlite.set(db, "h", "m", "u", "a", "1", 1), 0);
+    ck_assert_int_eq(peer_count(dbpath, "keyval"), 1);
+    ck_assert_int_eq(roost_st_sqlite.begin(db), 0);
+    ck_assert_int_eq(roost_st_sqlite.set(db, "h", "m", "u", "b", "2", 1), 0);
+    ck_assert_int_eq(roost_st_sqlite.commit(db), 0);
+    ck_assert_int_eq(peer_count(dbpath, "keyval"), 2);
+    roost_st_sqlite.close(db);
+}
+END_TEST
+
+/* Storage jobs on the worker (the path roostd takes). */
+#define W_JOBS 100
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int written, open;
+} wgate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+typedef struct {
+    roost_store_t *s;
+    int idx, result, seen; /* seen: committed when done ran */
+    char id[ROOST_STORE_ID_LEN];
+} wjob_t;
+
+static wjob_t wjobs[W_JOBS + 1];
+static struct event_base *wbase;
+
+static int
+wjob_append(void *arg)
+{
+    wjob_t *j = arg;
+
+    return roost_store_append(j->s, "u", "w@h", 0, "m", 1, j->id);
+}
+
+static int
+wjob_set_big(void *arg)
+{
+    static char big[BIG_VALUE];
+    wjob_t *j = arg;
+    char key[16];
+
+    memset(big, 'y', sizeof(big));
+    snprintf(key, sizeof(key), "k%d", j->idx);
+    return roost_store_set(j->s, "u", key, big, sizeof(big));
+}
+
+/* Job 0: writes, then holds its batch open until the test opens wgate. */
+static int
+wjob_gate(void *arg)
+{
+    int r = arg != NULL ? wjob_append(arg) : 0;
+
+    pthread_mutex_lock(&wgate.lock);
+    wgate.written = 1;
+    pthread_cond_broadcast(&wgate.cond);
+    while (!wgate.open)
+        pthread_cond_wait(&wgate.cond, &wgate.lock);
+    pthread_mutex_unlock(&wgate.lock);
+    return r;
+}
+
+static void
+wjob_done_append(void *arg, int result)
+{
+    wjob_t *j = arg;
+    char where[128];
+
+    j->result = result;
+    snprintf(where, sizeof(where), "archive WHERE id=%s",
+             result == 0 ? j->id : "0");
+    j->seen = peer_count(dbpath, where);
+}
+
+static void
+wjob_done(void *arg, int result)
+{
+    ((wjob_t *)arg)->result = result;
+}
+
+static void
+wgate_open(void)
+{
+    pthread_mutex_lock(&wgate.lock);
+    wgate.open = 1;
+    pthread_cond_broadcast(&wgate.cond);
+    pthread_mutex_unlock(&wgate.lock);
+}
+
+static void
+worker_start(void)
+{
+    pthread_mutex_lock(&wgate.lock);
+    wgate.written = wgate.open = 0;
+    pthread_mutex_unlock(&wgate.lock);
+    wbase = event_base_new();
+    ck_assert_ptr_nonnull(wbase);
+    ck_assert_int_eq(roost_worker_init(wbase, 2), 0);
+}
+
+static void
+worker_stop(void)
+{
+    roost_worker_shutdown();
+    event_base_free(wbase);
+}
+
+/* Writes queued behind a job that holds the batch open: nothing is
+ * visible to another connection until the commit, reads from another
+ * thread still work meanwhile, and every done callback runs after its
+ * row is committed (so an ack sent from it is safe). */
+START_TEST(test_sqlite_batch_worker)
+{
+    roost_store_t *s;
+
+    backend_open(0); /* storage before the worker, as roostd does */
+    worker_start();
+    s = store("h", "a", ROOST_STORE_ARCHIVE);
+    for (int k = 0; k <= W_JOBS; k++) {
+        wjobs[k] = (wjob_t){.s = s, .idx = k, .result = 1};
+        roost_worker_submit(ROOST_WQ_STORAGE, k ? wjob_append : wjob_gate,
+                            wjob_done_append, &wjobs[k]);
+    }
+    pthread_mutex_lock(&wgate.lock);
+    while (!wgate.written)
+        pthread_cond_wait(&wgate.cond, &wgate.lock);
+    pthread_mutex_unlock(&wgate.lock);
+    ck_assert_int_eq(peer_count(dbpath, "archive"), 0); /* not committed */
+    ck_assert_int_eq(roost_store_count(s, "u"), 1); /* same handle sees it */
+    wgate_open();
+    while (roost_worker_pending() > 0)
+        ck_assert_int_ge(event_base_loop(wbase, EVLOOP_ONCE), 0);
+    for (int k = 0; k <= W_JOBS; k++) {
+        ck_assert_int_eq(wjobs[k].result, 0);
+        ck_assert_msg(wjobs[k].seen == 1, "job %d acked before commit", k);
+    }
+    ck_assert_int_eq(peer_count(dbpath, "archive"), W_JOBS + 1);
+    roost_store_close(s);
+    worker_stop();
+    roost_storage_shutdown();
+}
+END_TEST
+
+/* A batch whose commit fails on the worker: a job reports success exactly
+ * when its row is there, and the failure reached whole batches. */
+START_TEST(test_sqlite_batch_worker_fails)
+{
+    struct rlimit old;
+    roost_store_t *s;
+    int failed = 0;
+
+    backend_open(0);
+    worker_start();
+    s = store("h", "m", ROOST_STORE_MAP);
+    roost_worker_submit(ROOST_WQ_STORAGE, wjob_gate, NULL, NULL);
+    for (int k = 0; k < W_JOBS; k++) {
+        wjobs[k] = (wjob_t){.s = s, .idx = k, .result = 1};
+        roost_worker_submit(ROOST_WQ_STORAGE, wjob_set_big, wjob_done,
+                            &wjobs[k]);
+    }
+    pthread_mutex_lock(&wgate.lock);
+    while (!wgate.written)
+        pthread_cond_wait(&wgate.cond, &wgate.lock);
+    pthread_mutex_unlock(&wgate.lock);
+    old = fsize_cap(dbpath);
+    wgate_open();
+    while (roost_worker_pending() > 0)
+        if (event_base_loop(wbase, EVLOOP_ONCE) < 0)
+            break;
+    fsize_restore(old);
+    ck_assert_int_eq(roost_worker_pending(), 0);
+    for (int k = 0; k < W_JOBS; k++) {
+        char where[128];
+
+        snprintf(where, sizeof(where), "keyval WHERE key='k%d'", k);
+        ck_assert_int_eq(peer_count(dbpath, where),
+                         wjobs[k].result == 0 ? 1 : 0);
+        if (wjobs[k].result != 0) {
+            ck_assert_int_eq(wjobs[k].result, -ROOST_ESTORAGE);
+            failed++;
+        }
+    }
+    ck_assert_int_gt(failed, 1);
+    /* storage works again once the disk has room */
+    wjobs[0].result = 1;
+    roost_worker_submit(ROOST_WQ_STORAGE, wjob_set_big, wjob_done, &wjobs[0]);
+    roost_worker_drain();
+    ck_assert_int_eq(wjobs[0].result, 0);
+    ck_assert_int_eq(peer_count(dbpath, "keyval WHERE key='k0'"), 1);
+    roost_store_close(s);
+    worker_stop();
+    roost_storage_shutdown();
+}
+END_TEST
+
+/* The memory backend has no transactions: jobs run unbatched, and storage
+ * shutdown leaves no hooks behind for the next backend. */
+START_TEST(test_memory_worker)
+{
+    roost_store_t *s;
+
+    backend_open(0);          /* installs the sqlite hooks ... */
+    roost_storage_shutdown(); /* ... and removes them */
+    backend_open(1);
+    worker_start();
+    s = store("h", "a", ROOST_STORE_ARCHIVE);
+    for (int k = 0; k < 10; k++) {
+        wjobs[k] = (wjob_t){.s = s, .idx = k, .result = 1};
+        roost_worker_submit(ROOST_WQ_STORAGE, wjob_append, wjob_done,
+                            &wjobs[k]);
+    }
+    roost_worker_drain();
+    for (int k = 0; k < 10; k++)
+        ck_assert_int_eq(wjobs[k].result, 0);
+    ck_assert_int_eq(roost_store_count(s, "u"), 10);
+    roost_store_close(s);
+    worker_stop();
+    roost_storage_shutdown();
+}
+END_TEST
+
 static Suite *
 storage_suite(void)
 {
@@ -1000,6 +1387,14 @@ storage_suite(void)
     tcase_add_test(tc, test_sqlite_newer_schema);
     tcase_add_test(tc, test_sqlite_failed_migration);
     tcase_add_test(tc, test_sqlite_not_a_database);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("batch");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_sqlite_batch_driver);
+    tcase_add_test(tc, test_sqlite_batch_commit_fails);
+    tcase_add_test(tc, test_sqlite_batch_worker);
+    tcase_add_test(tc, test_sqlite_batch_worker_fails);
+    tcase_add_test(tc, test_memory_worker);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,7 +3,10 @@
  * Covers argument checks, FIFO order of the storage queue, parallelism of
  * the CPU pool, done callbacks running on the loop thread, drain from the
  * loop (outside and inside the loop, and from a done callback), drain from
- * another thread, synchronous fallback before init, and shutdown. */
+ * another thread, synchronous fallback before init, shutdown, and group
+ * commit (batch hooks): batching, done callbacks only after the commit and
+ * in FIFO order, a failed commit failing its whole batch, a failed begin,
+ * the batch size bound, and hooks set before init or cleared. */
 #include <check.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 
 #include <roost/common.h>
 
+#include "log.h"
 #include "worker.h"
 
 #define N_JOBS 100
@@ -53,6 +57,7 @@ static void
 teardown(void)
 {
     roost_worker_shutdown();
+    roost_worker_set_batch(ROOST_WQ_STORAGE, NULL, NULL, NULL);
     event_base_free(base);
     base = NULL;
 }
@@ -326,6 +331,235 @@ START_TEST(test_sync_before_init)
 }
 END_TEST
 
+/* ---- group commit ---- */
+
+#define N_BATCH 300
+
+/* What the batch hooks and the jobs saw.  Hooks and work run on the
+ * storage thread, done callbacks on the loop; the worker's own locking
+ * orders a job's work before its done callback. */
+static struct {
+    pthread_mutex_t lock;
+    int begins, ends;      /* hook calls so far */
+    int open;              /* a batch is between begin and end */
+    int fail_end;          /* end of this batch number fails (0: none) */
+    int fail_begin;        /* begin fails while non-zero */
+    int batch_of[N_BATCH]; /* batch number a job ran in (0: unbatched) */
+    int size[N_BATCH + 1]; /* jobs per batch number */
+    int result[N_BATCH];
+    int done_order[N_BATCH], ndone;
+    int late; /* done callbacks that ran before their batch ended */
+} bt = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int
+bt_begin(void *arg)
+{
+    ck_assert_ptr_eq(arg, &bt);
+    pthread_mutex_lock(&bt.lock);
+    if (bt.fail_begin) {
+        pthread_mutex_unlock(&bt.lock);
+        return -ROOST_ESTORAGE;
+    }
+    ck_assert(!bt.open);
+    bt.open = 1;
+    bt.begins++;
+    pthread_mutex_unlock(&bt.lock);
+    return 0;
+}
+
+static int
+bt_end(void *arg, int ok)
+{
+    int r = 0;
+
+    ck_assert_int_eq(ok, 1);
+    pthread_mutex_lock(&bt.lock);
+    ck_assert(bt.open);
+    bt.open = 0;
+    bt.ends++;
+    if (bt.ends == bt.fail_end)
+        r = -ROOST_EIO;
+    pthread_mutex_unlock(&bt.lock);
+    return r;
+}
+
+static int
+bt_work(void *arg)
+{
+    job_t *j = arg;
+
+    pthread_mutex_lock(&bt.lock);
+    bt.batch_of[j->idx] = bt.open ? bt.begins : 0;
+    bt.size[bt.batch_of[j->idx]]++;
+    pthread_mutex_unlock(&bt.lock);
+    return j->idx + 1000;
+}
+
+static void
+bt_done(void *arg, int result)
+{
+    job_t *j = arg;
+
+    pthread_mutex_lock(&bt.lock);
+    if (bt.batch_of[j->idx] > bt.ends)
+        bt.late++;
+    pthread_mutex_unlock(&bt.lock);
+    bt.result[j->idx] = result;
+    bt.done_order[bt.ndone++] = j->idx;
+}
+
+static job_t bt_jobs[N_BATCH];
+
+static void
+bt_reset(void)
+{
+    pthread_mutex_lock(&bt.lock);
+    bt.begins = bt.ends = bt.open = bt.fail_end = bt.fail_begin = 0;
+    memset(bt.batch_of, 0, sizeof(bt.batch_of));
+    memset(bt.size, 0, sizeof(bt.size));
+    memset(bt.result, 0, sizeof(bt.result));
+    bt.ndone = bt.late = 0;
+    pthread_mutex_unlock(&bt.lock);
+    pthread_mutex_lock(&gate.lock);
+    gate.open = 0;
+    pthread_mutex_unlock(&gate.lock);
+}
+
+/* Blocks the storage thread on the gate (in a batch of its own, since the
+ * gate stays shut longer than a batch's time bound), queues n bt jobs
+ * behind it, opens the gate and runs the loop until all are done. */
+static void
+bt_run(int n)
+{
+    struct timespec ts = {0, 30 * 1000000L};
+
+    roost_worker_submit(ROOST_WQ_STORAGE, gate_work, NULL, NULL);
+    for (int k = 0; k < n; k++) {
+        bt_jobs[k].idx = k;
+        roost_worker_submit(ROOST_WQ_STORAGE, bt_work, bt_done, &bt_jobs[k]);
+    }
+    nanosleep(&ts, NULL);
+    gate_open();
+    loop_until_idle();
+    ck_assert_int_eq(bt.ndone, n);
+}
+
+START_TEST(test_batch_groups)
+{
+    bt_reset();
+    roost_worker_set_batch(ROOST_WQ_STORAGE, bt_begin, bt_end, &bt);
+    bt_run(N_JOBS);
+    /* the gate job's batch, then (timing permitting) one for the rest */
+    ck_assert_int_ge(bt.begins, 2);
+    ck_assert_int_le(bt.begins, 10);
+    ck_assert_int_eq(bt.ends, bt.begins);
+    ck_assert_int_eq(bt.late, 0);
+    for (int k = 0; k < N_JOBS; k++) {
+        ck_assert_int_eq(bt.done_order[k], k); /* FIFO */
+        ck_assert_int_eq(bt.result[k], k + 1000);
+        ck_assert_int_ge(bt.batch_of[k], 2); /* the gate had batch 1 */
+    }
+}
+END_TEST
+
+/* The commit of the batch after the gate's fails: each of its jobs gets
+ * -ROOST_ESTORAGE, every other job its own result. */
+START_TEST(test_batch_commit_fails)
+{
+    int failed = 0;
+
+    bt_reset();
+    bt.fail_end = 2;
+    roost_worker_set_batch(ROOST_WQ_STORAGE, bt_begin, bt_end, &bt);
+    bt_run(N_JOBS);
+    ck_assert_int_eq(bt.late, 0);
+    for (int k = 0; k < N_JOBS; k++) {
+        ck_assert_int_eq(bt.done_order[k], k);
+        if (bt.batch_of[k] == 2) {
+            ck_assert_int_eq(bt.result[k], -ROOST_ESTORAGE);
+            failed++;
+        } else {
+            ck_assert_int_eq(bt.result[k], k + 1000);
+        }
+    }
+    ck_assert_int_eq(failed, bt.size[2]);
+    ck_assert_int_gt(failed, 0);
+    /* the queue goes on batching after a failure */
+    bt_reset();
+    roost_worker_set_batch(ROOST_WQ_STORAGE, bt_begin, bt_end, &bt);
+    bt_run(10);
+    for (int k = 0; k < 10; k++)
+        ck_assert_int_eq(bt.result[k], k + 1000);
+}
+END_TEST
+
+/* begin fails: jobs still run, one by one, with their own results. */
+START_TEST(test_batch_begin_fails)
+{
+    bt_reset();
+    bt.fail_begin = 1;
+    roost_worker_set_batch(ROOST_WQ_STORAGE, bt_begin, bt_end, &bt);
+    bt_run(20);
+    ck_assert_int_eq(bt.begins, 0);
+    ck_assert_int_eq(bt.ends, 0);
+    for (int k = 0; k < 20; k++) {
+        ck_assert_int_eq(bt.done_order[k], k);
+        ck_assert_int_eq(bt.result[k], k + 1000);
+        ck_assert_int_eq(bt.batch_of[k], 0);
+    }
+}
+END_TEST
+
+/* More jobs than one batch may hold: split, none lost, order kept. */
+START_TEST(test_batch_bound)
+{
+    bt_reset();
+    roost_worker_set_batch(ROOST_WQ_STORAGE, bt_begin, bt_end, &bt);
+    bt_run(N_BATCH);
+    ck_assert_int_ge(bt.begins, 3); /* gate, then at least two batches */
+    for (int b = 0; b <= N_BATCH; b++)
+        ck_assert_int_le(bt.size[b], 256);
+    ck_assert_int_eq(bt.size[0], 0);
+    ck_assert_int_eq(bt.late, 0);
+    for (int k = 0; k < N_BATCH; k++) {
+        ck_assert_int_eq(bt.done_order[k], k);
+        ck_assert_int_eq(bt.result[k], k + 1000);
+    }
+}
+END_TEST
+
+/* Hooks set before init apply once the worker starts; cleared hooks and
+ * the synchronous path before init do not batch; the CPU queue is not
+ * batched by the storage queue's hooks. */
+START_TEST(test_batch_hooks_lifetime)
+{
+    bt_reset();
+    roost_worker_shutdown();
+    roost_worker_set_batch(ROOST_WQ_STORAGE, bt_begin, bt_end, &bt);
+    bt_jobs[0].idx = 0;
+    roost_worker_submit(ROOST_WQ_STORAGE, bt_work, bt_done, &bt_jobs[0]);
+    ck_assert_int_eq(bt.ndone, 1); /* synchronous, unbatched */
+    ck_assert_int_eq(bt.begins, 0);
+    ck_assert_int_eq(roost_worker_init(base, 3), 0);
+    bt_jobs[1].idx = 1;
+    roost_worker_submit(ROOST_WQ_STORAGE, bt_work, bt_done, &bt_jobs[1]);
+    bt_jobs[2].idx = 2;
+    roost_worker_submit(ROOST_WQ_CPU, bt_work, bt_done, &bt_jobs[2]);
+    loop_until_idle();
+    ck_assert_int_eq(bt.batch_of[1], 1);
+    ck_assert_int_eq(bt.batch_of[2], 0);
+    ck_assert_int_eq(bt.begins, 1);
+    ck_assert_int_eq(bt.ends, 1);
+    roost_worker_set_batch(ROOST_WQ_STORAGE, bt_begin, NULL, &bt); /* clear */
+    bt_jobs[3].idx = 3;
+    roost_worker_submit(ROOST_WQ_STORAGE, bt_work, bt_done, &bt_jobs[3]);
+    loop_until_idle();
+    ck_assert_int_eq(bt.begins, 1);
+    ck_assert_int_eq(bt.batch_of[3], 0);
+    ck_assert_int_eq(bt.result[3], 1003);
+}
+END_TEST
+
 static Suite *
 worker_suite(void)
 {
@@ -342,6 +576,11 @@ worker_suite(void)
         {"drain_in_done", test_drain_in_done},
         {"drain_other_thread", test_drain_other_thread},
         {"sync_before_init", test_sync_before_init},
+        {"batch_groups", test_batch_groups},
+        {"batch_commit_fails", test_batch_commit_fails},
+        {"batch_begin_fails", test_batch_begin_fails},
+        {"batch_bound", test_batch_bound},
+        {"batch_hooks_lifetime", test_batch_hooks_lifetime},
     };
 
     for (size_t k = 0; k < sizeof(tests) / sizeof(tests[0]); k++) {
@@ -361,6 +600,7 @@ main(void)
     SRunner *sr = srunner_create(worker_suite());
     int failed;
 
+    roost_log_level = -1; /* the failure tests log errors on purpose */
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
