@@ -84,6 +84,8 @@ static void
 conn_free_now(roost_session_t *s)
 {
     roost_server_unbind(s);
+    if (s->pinned != NULL)
+        roost_user_unpin(s->pinned);
     if (s->bev != NULL)
         bufferevent_free(s->bev);
     if (s->auth_timer != NULL)
@@ -393,6 +395,19 @@ conn_sasl_work(void *arg)
     return 0;
 }
 
+/* The account's state is in memory: only now does the client learn that
+ * it is authenticated, so nothing it sends next waits on storage. */
+static void
+conn_user_ready(void *arg, roost_user_t *u)
+{
+    roost_session_t *s = arg;
+
+    s->pinned = u; /* keeps the pin roost_user_need took, until free */
+    if (!s->closing)
+        conn_sasl_deliver(s);
+    roost_conn_release(s);
+}
+
 static void
 conn_sasl_done(void *arg, int rc)
 {
@@ -401,6 +416,11 @@ conn_sasl_done(void *arg, int rc)
     if (s->closing) {
         roost_conn_release(s);
         return;
+    }
+    if (s->sasl_status == ROOST_SASL_SUCCESS && s->sasl_user != NULL &&
+        s->pinned == NULL) {
+        roost_user_need(s->host, s->sasl_user, conn_user_ready, s);
+        return; /* conn_user_ready releases */
     }
     if (s->sasl_status == ROOST_SASL_FAILURE) {
         struct timeval tv;

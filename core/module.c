@@ -15,6 +15,8 @@
 
 #include <event2/event.h>
 
+#include <roost/roster.h>
+
 #include "log.h"
 #include "server.h"
 #include "storage.h"
@@ -210,14 +212,14 @@ module_unload(roost_mod_t *m)
             }
         }
     }
-    HASH_ITER(hh, h->iqs, iq, tmp)
-    {
+    HASH_ITER (hh, h->iqs, iq, tmp) {
         if (iq->mod == m) {
             HASH_DEL(h->iqs, iq);
             roost_free(iq->key);
             roost_free(iq);
         }
     }
+    roost_users_drop_module(h, m);
     reg_remove(&h->features, m);
     reg_remove(&h->identities, m);
     reg_remove(&h->stream_features, m);
@@ -421,6 +423,25 @@ roost_host_identities(roost_mod_t *m,
 {
     for (roost_reg_entry_t *e = m->host->identities; e != NULL; e = e->next)
         fn(arg, e->a, e->b, e->c);
+}
+
+int
+roost_mod_index(const roost_mod_t *m)
+{
+    return m->index;
+}
+
+void
+roost_session_set_roster_requested(roost_session_t *s)
+{
+    if (s != NULL)
+        s->roster_requested = 1;
+}
+
+int
+roost_session_roster_requested(const roost_session_t *s)
+{
+    return s->roster_requested;
 }
 
 const void *

@@ -151,6 +151,67 @@ iq_valid(roost_stanza_t *st)
     return n == 1;
 }
 
+static void route_local(roost_host_t *th, roost_host_t *h,
+                        roost_session_t *origin, roost_stanza_t *st,
+                        const roost_jid_t *from, const roost_jid_t *to);
+
+/* A stanza waiting for its recipient's state to load (core/user.c). */
+typedef struct {
+    roost_host_t *th, *h;
+    roost_session_t *origin; /* held */
+    roost_stanza_t *st;      /* a reference */
+    roost_jid_t *from, *to;
+} route_wait_t;
+
+static void
+route_resume(void *arg, roost_user_t *u)
+{
+    route_wait_t *w = arg;
+
+    if (w->origin == NULL || !w->origin->freeing)
+        route_local(w->th, w->h, w->origin, w->st, w->from, w->to);
+    roost_user_unpin(u);
+    if (w->origin != NULL)
+        roost_conn_release(w->origin);
+    roost_stanza_unref(w->st);
+    roost_jid_free(w->from);
+    roost_jid_free(w->to);
+    roost_free(w);
+}
+
+static void
+route_wait(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
+           roost_stanza_t *st, const roost_jid_t *from, const roost_jid_t *to)
+{
+    route_wait_t *w = roost_xcalloc(1, sizeof(*w));
+
+    w->th = th;
+    w->h = h;
+    w->origin = origin;
+    if (origin != NULL)
+        roost_conn_hold(origin);
+    w->st = roost_stanza_ref(st);
+    w->from = roost_jid_dup(from);
+    w->to = roost_jid_dup(to);
+    roost_user_need(th, roost_jid_node(to), route_resume, w);
+}
+
+/* RFC 6121 §8.5.1: the account does not exist.  Presence is ignored,
+ * messages and requests get service-unavailable, errors and results are
+ * dropped. */
+static void
+route_no_user(roost_host_t *th, roost_stanza_t *st)
+{
+    roost_stanza_kind_t kind = roost_stanza_kind(st);
+    const char *type = roost_stanza_attr(st, "type");
+
+    if (kind == ROOST_STANZA_PRESENCE || type_is(type, "error") ||
+        (kind == ROOST_STANZA_IQ && !type_is(type, "get") &&
+         !type_is(type, "set")))
+        return;
+    roost_router_bounce(th, st, ROOST_SE_SERVICE_UNAVAILABLE, NULL);
+}
+
 static void
 route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
             roost_stanza_t *st, const roost_jid_t *from, const roost_jid_t *to)
@@ -168,6 +229,20 @@ route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
         target = ROOST_RT_BARE;
     else
         target = ROOST_RT_FULL;
+    if (target != ROOST_RT_HOST) {
+        /* DESIGN.md: events for an account fire only once its state is in
+         * memory; until then the stanza waits, in order. */
+        roost_user_t *u = roost_server_find_user(th, roost_jid_node(to));
+
+        if (u == NULL || !u->loaded) {
+            route_wait(th, h, origin, st, from, to);
+            return;
+        }
+        if (!u->exists && u->count == 0) {
+            route_no_user(th, st);
+            return;
+        }
+    }
     if (target == ROOST_RT_FULL)
         full = roost_server_find_session(th, roost_jid_full(to));
 

@@ -93,8 +93,14 @@ roost_server_bind(roost_session_t *s, const char *resource,
         return NULL;
     }
     old = roost_server_find_session(h, roost_jid_full(jid));
-    u = roost_server_find_user(h, roost_jid_node(jid));
-    if (old == NULL && u != NULL && u->count >= roost_srv->cfg->max_resources) {
+    /* SASL success loaded and pinned the account (core/user.c). */
+    u = s->pinned;
+    if (u == NULL) {
+        roost_jid_free(jid);
+        *err = ROOST_SE_INTERNAL_SERVER_ERROR;
+        return NULL;
+    }
+    if (old == NULL && u->count >= roost_srv->cfg->max_resources) {
         roost_jid_free(jid);
         *err = ROOST_SE_RESOURCE_CONSTRAINT;
         return NULL;
@@ -105,14 +111,10 @@ roost_server_bind(roost_session_t *s, const char *resource,
         roost_stream_error(old->stream, "conflict",
                            "Replaced by new connection");
         roost_server_unbind(old);
-        /* The kick may have freed the account entry. */
-        u = roost_server_find_user(h, roost_jid_node(jid));
     }
-    if (u == NULL) {
-        u = roost_xcalloc(1, sizeof(*u));
-        u->node = roost_xstrdup(roost_jid_node(jid));
-        HASH_ADD_KEYPTR(hh, h->users, u->node, strlen(u->node), u);
-    }
+    /* Online means routable, even for an account that storage does not
+     * know (SASL ANONYMOUS). */
+    u->exists = 1;
     s->jid = jid;
     s->user = u;
     s->next_of_user = u->sessions;
@@ -141,11 +143,8 @@ roost_server_unbind(roost_session_t *s)
     }
     s->user = NULL;
     s->available = 0;
-    if (--u->count == 0) {
-        HASH_DEL(s->host->users, u);
-        roost_free(u->node);
-        roost_free(u);
-    }
+    /* The entry itself lives on while the session pins it (user.c). */
+    u->count--;
     roost_hooks_run(s->host, ROOST_EV_SESSION_CLOSED, s, NULL, s->jid, s->jid);
 }
 
@@ -157,6 +156,7 @@ server_add_host(const roost_host_conf_t *hc, char **err)
     h->name = roost_xstrdup(hc->domain);
     h->conf = hc;
     HASH_ADD_KEYPTR(hh, roost_srv->hosts, h->name, strlen(h->name), h);
+    roost_users_host_init(h);
     if (hc->cert_generated &&
         roost_tls_selfsigned(hc->domain, hc->cert, hc->key, err) != 0)
         return -ROOST_ETLS;
@@ -186,8 +186,7 @@ roost_server_init(roost_config_t *cfg, struct event_base *base, char **err)
     for (int i = 0; i < cfg->nhosts; i++)
         if ((rc = server_add_host(&cfg->hosts[i], err)) != 0)
             return rc;
-    HASH_ITER(hh, roost_srv->hosts, h, tmp)
-    {
+    HASH_ITER (hh, roost_srv->hosts, h, tmp) {
         if ((rc = roost_modules_load_host(h, err)) != 0)
             return rc;
     }
@@ -221,8 +220,8 @@ roost_server_shutdown(void)
     }
     roost_worker_drain();
     roost_conn_free_all();
-    HASH_ITER(hh, roost_srv->hosts, h, tmp)
-    {
+    HASH_ITER (hh, roost_srv->hosts, h, tmp) {
+        roost_users_host_free(h);
         roost_modules_unload_host(h);
         HASH_DEL(roost_srv->hosts, h);
         SSL_CTX_free(h->tls);

@@ -47,13 +47,34 @@ typedef struct roost_reg_entry {
     struct roost_reg_entry *next;
 } roost_reg_entry_t;
 
-/* The sessions of one local account. */
+typedef struct roost_roster roost_roster_t;
+typedef struct roost_user_waiter roost_user_waiter_t;
+
+/* A local account whose state is in memory (DESIGN.md, "State and
+ * storage"): loaded by the storage worker when it logs in or when a
+ * stanza arrives for it, kept while it is pinned (sessions past SASL,
+ * stanzas in flight), then dropped.  core/user.c. */
 typedef struct roost_user {
     char *node;
-    roost_session_t *sessions; /* linked through next_of_user */
-    int count;
+    roost_host_t *host;
+    roost_session_t *sessions; /* bound, linked through next_of_user */
+    int count;                 /* bound sessions */
+    int pins;                  /* holders; the state is dropped at 0 */
+    int loaded;                /* state below is valid */
+    int exists;                /* the account exists */
+    roost_roster_t *roster;
+    void **mod_state; /* per module instance (index) */
+    int nmod_state;
+    roost_user_waiter_t *waiters, **waiters_tail; /* while loading */
     UT_hash_handle hh;
 } roost_user_t;
+
+/* A module's per-user state loader. */
+typedef struct roost_user_loader {
+    roost_mod_t *mod;
+    roost_user_state_t ops;
+    struct roost_user_loader *next;
+} roost_user_loader_t;
 
 struct roost_host {
     char *name;
@@ -64,7 +85,9 @@ struct roost_host {
     roost_hook_entry_t *hooks[ROOST_EV__COUNT];
     roost_iq_entry_t *iqs;
     roost_reg_entry_t *features, *identities, *stream_features;
-    roost_user_t *users;      /* bound sessions by localpart */
+    roost_user_t *users; /* loaded accounts by localpart */
+    roost_user_loader_t *loaders;
+    roost_store_t *roster_store;
     roost_session_t *by_full; /* bound sessions by full JID */
     UT_hash_handle hh;
 };
@@ -99,7 +122,9 @@ struct roost_session {
     int available, priority;
     void **slots; /* per module instance */
     int nslots;
-    roost_user_t *user;
+    roost_user_t *user;   /* bound: the account's entry */
+    roost_user_t *pinned; /* past SASL: keeps the state loaded */
+    int roster_requested; /* RFC 6121 §2.1.6 interested */
     roost_session_t *next_of_user;
     roost_session_t *all_next, *all_prev; /* every connection */
     UT_hash_handle hh;                    /* in host->by_full, key jid full */
@@ -180,6 +205,21 @@ roost_rt_action_t roost_router_default(roost_stanza_kind_t kind,
                                        const char *type,
                                        roost_rt_target_t target,
                                        int session_exists);
+
+/* user.c */
+/* Calls fn(arg, u) once node's state on h is in memory: at once if it
+ * is, else after the storage worker loaded it.  u is pinned for fn: fn
+ * (or whoever it hands u to) calls roost_user_unpin() when done. */
+void roost_user_need(roost_host_t *h, const char *node,
+                     void (*fn)(void *arg, roost_user_t *u), void *arg);
+void roost_user_pin(roost_user_t *u);
+void roost_user_unpin(roost_user_t *u);
+/* Host setup and teardown of the per-user machinery. */
+void roost_users_host_init(roost_host_t *h);
+void roost_users_host_free(roost_host_t *h);
+/* Drops the state of module instance m from every loaded user (unload). */
+void roost_users_drop_module(roost_host_t *h, roost_mod_t *m);
+int roost_mod_index(const roost_mod_t *m);
 
 /* module.c */
 int roost_modules_load_host(roost_host_t *h, char **err);

@@ -149,6 +149,25 @@ ROOST_API roost_verdict_t roost_bounce(const roost_ev_t *ev,
 ROOST_API roost_verdict_t roost_reply(const roost_ev_t *ev,
                                       const roost_stanza_t *payload);
 
+/* Per-user state (DESIGN.md, "State and storage").  A module that keeps
+ * state about a local account (privacy lists, offline queue counters...)
+ * registers a loader once in load().  The core runs every module's
+ * load() on the storage worker when the account's state is needed (at
+ * login, or when a stanza arrives for it while it has no session) and
+ * fires that account's events only once all of it is in memory; free()
+ * runs on the loop when the state is dropped (no session, nothing in
+ * flight).  load() may read stores and must not touch anything else.
+ * Returns 0 or -ROOST_EEXIST (one loader per module). */
+typedef struct {
+    void *(*load)(roost_mod_t *m, const char *user);
+    void (*free)(roost_mod_t *m, void *state);
+} roost_user_state_t;
+ROOST_API int roost_user_state(roost_mod_t *m, const roost_user_state_t *ops);
+/* The module's loaded state slot for user (the value load() returned; the
+ * module may replace it), or NULL when the user's state is not loaded.
+ * Valid inside any event for that user and while the user has sessions. */
+ROOST_API void **roost_user_data(roost_mod_t *m, const char *user);
+
 /* Local sessions.  roost_user_sessions fills out with at most max sessions
  * of node@vhost that are bound (any availability) and returns how many
  * exist.  The pointers are valid until control returns to the loop. */
