@@ -114,7 +114,9 @@ user_load_done(void *arg, int rc)
     roost_free(j->host);
     roost_free(j->node);
     roost_free(j);
-    /* Each waiter holds a pin taken in roost_user_need. */
+    /* Each waiter holds a pin taken in roost_user_need; ours keeps u
+     * alive while the last of them unpins. */
+    u->pins++;
     while ((w = u->waiters) != NULL) {
         u->waiters = w->next;
         if (u->waiters == NULL)
@@ -122,6 +124,7 @@ user_load_done(void *arg, int rc)
         w->fn(w->arg, u);
         roost_free(w);
     }
+    roost_user_unpin(u);
 }
 
 void
