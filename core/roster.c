@@ -126,27 +126,35 @@ roster_put(roost_roster_t *r, roster_entry_t *e)
     HASH_ADD_KEYPTR(hh, r->items, e->it.jid, strlen(e->it.jid), e);
 }
 
-char *
-roost_roster_item_encode(const roost_roster_item_t *it)
+/* The protocol attributes and groups of an item (RFC 6121 §2.1.2). */
+static void
+item_fill(roost_stanza_t *el, const roost_roster_item_t *it)
 {
-    roost_stanza_t *el = roost_stanza_new(NULL, "item");
-    char *out;
-
     roost_stanza_set_attr(el, "jid", it->jid);
     if (it->name != NULL)
         roost_stanza_set_attr(el, "name", it->name);
     roost_stanza_set_attr(el, "subscription", roost_sub_name(it->sub));
     if (it->ask)
         roost_stanza_set_attr(el, "ask", "subscribe");
-    if (it->pending_in)
-        roost_stanza_set_attr(el, "pending-in", "1");
-    if (it->approved)
-        roost_stanza_set_attr(el, "approved", "1");
     for (int i = 0; it->groups != NULL && it->groups[i] != NULL; i++) {
         roost_stanza_t *g = roost_stanza_add_child(el, NULL, "group");
 
         roost_stanza_add_text(g, it->groups[i], strlen(it->groups[i]));
     }
+}
+
+char *
+roost_roster_item_encode(const roost_roster_item_t *it)
+{
+    roost_stanza_t *el = roost_stanza_new(NULL, "item");
+    char *out;
+
+    item_fill(el, it);
+    /* Our private state, never shown to clients. */
+    if (it->pending_in)
+        roost_stanza_set_attr(el, "pending-in", "1");
+    if (it->approved)
+        roost_stanza_set_attr(el, "approved", "1");
     out = roost_stanza_serialize(el, NULL, NULL);
     roost_stanza_unref(el);
     return out;
@@ -291,17 +299,7 @@ roost_roster_item_xml(roost_stanza_t *parent, const roost_roster_item_t *it)
     roost_stanza_t *el =
         roost_stanza_add_child(parent, "jabber:iq:roster", "item");
 
-    roost_stanza_set_attr(el, "jid", it->jid);
-    if (it->name != NULL)
-        roost_stanza_set_attr(el, "name", it->name);
-    roost_stanza_set_attr(el, "subscription", roost_sub_name(it->sub));
-    if (it->ask)
-        roost_stanza_set_attr(el, "ask", "subscribe");
-    for (int i = 0; it->groups != NULL && it->groups[i] != NULL; i++) {
-        roost_stanza_t *g = roost_stanza_add_child(el, NULL, "group");
-
-        roost_stanza_add_text(g, it->groups[i], strlen(it->groups[i]));
-    }
+    item_fill(el, it);
     return el;
 }
 
