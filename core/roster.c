@@ -155,6 +155,8 @@ roost_roster_item_encode(const roost_roster_item_t *it)
         roost_stanza_set_attr(el, "pending-in", "1");
     if (it->approved)
         roost_stanza_set_attr(el, "approved", "1");
+    if (it->hidden)
+        roost_stanza_set_attr(el, "hidden", "1");
     out = roost_stanza_serialize(el, NULL, NULL);
     roost_stanza_unref(el);
     return out;
@@ -194,6 +196,7 @@ roost_roster_load_entry(roost_roster_t *r, const char *key, const char *val,
     it.ask = roost_stanza_attr(el, "ask") != NULL;
     it.pending_in = roost_stanza_attr(el, "pending-in") != NULL;
     it.approved = roost_stanza_attr(el, "approved") != NULL;
+    it.hidden = roost_stanza_attr(el, "hidden") != NULL;
     for (roost_stanza_t *g = roost_stanza_first_child(el); g != NULL && ng < 64;
          g = roost_stanza_next_sibling(g))
         if (strcmp(roost_stanza_name(g), "group") == 0)
@@ -317,6 +320,8 @@ roost_roster_push(roost_mod_t *m, const char *user, const char *contact)
 
     if (n > 64)
         n = 64; /* max_resources is far lower; a safety bound */
+    if (it != NULL && it->hidden)
+        return;
     for (int i = 0; i < n; i++) {
         if (!roost_session_roster_requested(ss[i]))
             continue;

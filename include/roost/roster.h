@@ -29,6 +29,10 @@ typedef struct {
     int ask;                   /* outbound subscribe pending (ask=) */
     int pending_in;            /* inbound subscribe awaiting an answer */
     int approved;              /* pre-approved (RFC 6121 §3.4) */
+    int hidden;                /* not in the user's roster: only records
+                                * an inbound request ("None + Pending In"
+                                * without an item, RFC 6121 Appendix A);
+                                * never shown or pushed */
     const char *const *groups; /* NULL-terminated, may be NULL */
 } roost_roster_item_t;
 
@@ -62,7 +66,7 @@ ROOST_API int roost_roster_remove(roost_mod_t *m, const char *user,
 
 /* Roster push (RFC 6121 §2.1.6) of contact's current item (subscription
  * "remove" if it is gone) to every session of user that has requested the
- * roster (roost_session_roster_requested). */
+ * roster (roost_session_roster_requested).  Nothing for a hidden item. */
 ROOST_API void roost_roster_push(roost_mod_t *m, const char *user,
                                  const char *contact);
 /* Marks s as an "interested resource" (RFC 6121 §2.1.6): it asked for the

@@ -19,6 +19,7 @@
 
 #include "harness.h"
 #include "log.h"
+#include "roster.h"
 
 #define HARNESS_MAX_MODS 32
 
@@ -29,7 +30,8 @@ struct roost_mod {
     void *data;   /* roost_mod_data() */
     void **owned; /* harness-allocated option strings and lists */
     size_t nowned;
-    int unloading; /* registrations now are violations */
+    int unloading;             /* registrations now are violations */
+    roost_user_state_t ustate; /* roost_user_state(); load NULL = none */
 };
 
 /* Captured output: serialised forms (NULL-terminated) and trees. */
@@ -46,6 +48,7 @@ struct roost_session {
     int closing;
     char *close_cond;
     void *slots[HARNESS_MAX_MODS];
+    int roster_requested; /* an "interested resource" (RFC 6121 §2.1.6) */
     struct outlist out;
 };
 
@@ -80,6 +83,30 @@ struct identity {
 struct sfeature {
     roost_mod_t *m;
     roost_stanza_t *el;
+};
+
+/* One loaded per-user state of a module (roost_user_data()). */
+struct uslot {
+    roost_mod_t *m;
+    char *user;
+    void *data;
+};
+
+/* A stored key/value of the MAP store "roster" (contact or "" -> value). */
+struct kv {
+    char *key;
+    char *val;
+};
+
+/* A user's roster: the loaded one (core/roster.c) and what was persisted.
+ * The host keeps every roster loaded until reset (the real core drops it
+ * when the user has no sessions; harness_roster_reload() simulates that). */
+struct ruser {
+    char *user;
+    roost_roster_t *roster; /* NULL: not loaded */
+    struct kv *store;
+    size_t nstore, capstore;
+    int persists; /* roost_host_roster_persist() calls */
 };
 
 struct timer {
@@ -117,6 +144,8 @@ static struct {
     ARR(struct identity) identities;
     ARR(struct sfeature) sfeatures;
     ARR(struct timer) timers;
+    ARR(struct uslot) uslots;
+    ARR(struct ruser *) rusers;
     struct outlist sent;
     unsigned long seq;
     int next_timer_id;
@@ -530,6 +559,180 @@ mod_check(roost_mod_t *m, const char *what)
     return 0;
 }
 
+/* ---- per-user state and rosters ---- */
+
+/* Frees (through the module's free()) every user state of m. */
+static void
+uslots_drop(roost_mod_t *m)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < H.uslots.n; i++) {
+        struct uslot u = H.uslots.v[i];
+
+        if (u.m != m) {
+            H.uslots.v[j++] = u;
+            continue;
+        }
+        if (m->ustate.free != NULL)
+            m->ustate.free(m, u.data);
+        roost_free(u.user);
+    }
+    H.uslots.n = j;
+}
+
+static struct ruser *
+ruser_find(const char *user, int create)
+{
+    struct ruser *r;
+
+    for (size_t i = 0; i < H.rusers.n; i++)
+        if (strcmp(H.rusers.v[i]->user, user) == 0)
+            return H.rusers.v[i];
+    if (!create)
+        return NULL;
+    r = roost_xcalloc(1, sizeof(*r));
+    r->user = roost_xstrdup(user);
+    ARR_PUSH(H.rusers, r);
+    return r;
+}
+
+static void
+ruser_free(struct ruser *r)
+{
+    roost_roster_free(r->roster);
+    for (size_t i = 0; i < r->nstore; i++) {
+        roost_free(r->store[i].key);
+        roost_free(r->store[i].val);
+    }
+    roost_free(r->store);
+    roost_free(r->user);
+    roost_free(r);
+}
+
+static struct kv *
+ruser_stored(struct ruser *r, const char *key)
+{
+    for (size_t i = 0; i < r->nstore; i++)
+        if (strcmp(r->store[i].key, key) == 0)
+            return &r->store[i];
+    return NULL;
+}
+
+/* Stores key = val (val NULL deletes), as the storage worker would. */
+static void
+ruser_store(struct ruser *r, const char *key, const char *val)
+{
+    struct kv *e = ruser_stored(r, key);
+
+    if (val == NULL) {
+        if (e != NULL) {
+            roost_free(e->key);
+            roost_free(e->val);
+            *e = r->store[--r->nstore];
+        }
+        return;
+    }
+    if (e != NULL) {
+        roost_free(e->val);
+        e->val = roost_xstrdup(val);
+        return;
+    }
+    if (r->nstore == r->capstore) {
+        r->capstore = r->capstore ? r->capstore * 2 : 8;
+        r->store = roost_xrealloc(r->store, r->capstore * sizeof(*r->store));
+    }
+    r->store[r->nstore].key = roost_xstrdup(key);
+    r->store[r->nstore].val = roost_xstrdup(val);
+    r->nstore++;
+}
+
+/* Loads r's roster from its store, as core/user.c does at login. */
+static void
+ruser_load(struct ruser *r)
+{
+    r->roster = roost_roster_new();
+    for (size_t i = 0; i < r->nstore; i++)
+        roost_roster_load_entry(r->roster, r->store[i].key, r->store[i].val,
+                                strlen(r->store[i].val));
+}
+
+int
+harness_roster_preload(const char *user, const char *const *kv)
+{
+    struct ruser *r = ruser_find(user, 1);
+
+    if (r->roster != NULL)
+        return -ROOST_EEXIST;
+    for (size_t i = 0; kv != NULL && kv[i] != NULL && kv[i + 1] != NULL; i += 2)
+        ruser_store(r, kv[i], kv[i + 1]);
+    ruser_load(r);
+    return 0;
+}
+
+int
+harness_roster_reload(const char *user)
+{
+    struct ruser *r = ruser_find(user, 0);
+
+    if (r == NULL)
+        return -ROOST_ENOTFOUND;
+    roost_roster_free(r->roster);
+    ruser_load(r);
+    return 0;
+}
+
+const char *
+harness_roster_stored(const char *user, const char *key)
+{
+    struct ruser *r = ruser_find(user, 0);
+    struct kv *e = r != NULL ? ruser_stored(r, key) : NULL;
+
+    return e != NULL ? e->val : NULL;
+}
+
+size_t
+harness_roster_stored_count(const char *user)
+{
+    struct ruser *r = ruser_find(user, 0);
+
+    return r != NULL ? r->nstore : 0;
+}
+
+int
+harness_roster_persist_count(const char *user)
+{
+    struct ruser *r = ruser_find(user, 0);
+
+    return r != NULL ? r->persists : 0;
+}
+
+/* The core/roster.h host hooks.  Any user's roster is loaded (empty when
+ * nothing is stored) on first use: the core guarantees it is loaded
+ * before events for that user fire. */
+roost_roster_t *
+roost_host_roster(roost_mod_t *m, const char *user)
+{
+    struct ruser *r;
+
+    if (user == NULL || H.host == NULL)
+        return NULL;
+    r = ruser_find(user, 1);
+    if (r->roster == NULL)
+        ruser_load(r);
+    return r->roster;
+}
+
+void
+roost_host_roster_persist(roost_mod_t *m, const char *user, const char *key,
+                          const char *value)
+{
+    struct ruser *r = ruser_find(user, 1);
+
+    r->persists++;
+    ruser_store(r, key, value);
+}
+
 /* ---- harness API ---- */
 
 roost_mod_t *
@@ -598,6 +801,9 @@ harness_unload(roost_mod_t *m)
     mod_unregister(m);
     /* Registering from unload is refused (and counted) by mod_check. */
     m->unloading = 1;
+    /* The module's per-user states are dropped before it goes, so its
+     * free() can still use the module's data. */
+    uslots_drop(m);
     if (m->def->unload != NULL)
         m->def->unload(m);
     left = mod_registrations(m);
@@ -685,6 +891,10 @@ harness_reset(void)
     roost_free(H.identities.v);
     roost_free(H.sfeatures.v);
     roost_free(H.timers.v);
+    roost_free(H.uslots.v);
+    for (size_t i = 0; i < H.rusers.n; i++)
+        ruser_free(H.rusers.v[i]);
+    roost_free(H.rusers.v);
     outlist_clear(&H.sent);
     roost_free(H.host);
     roost_free(H.last_close);
@@ -1326,6 +1536,37 @@ roost_reply(const roost_ev_t *ev, const roost_stanza_t *payload)
 }
 
 int
+roost_user_state(roost_mod_t *m, const roost_user_state_t *ops)
+{
+    if (mod_check(m, "roost_user_state") < 0 || ops == NULL ||
+        ops->load == NULL)
+        return -ROOST_EINVAL;
+    if (m->ustate.load != NULL)
+        return -ROOST_EEXIST;
+    m->ustate = *ops;
+    return 0;
+}
+
+/* The harness loads a user's state on first use (the core loads it before
+ * the user's events fire); it stays until the module is unloaded. */
+void **
+roost_user_data(roost_mod_t *m, const char *user)
+{
+    struct uslot u;
+
+    if (m == NULL || m->ustate.load == NULL || user == NULL)
+        return NULL;
+    for (size_t i = 0; i < H.uslots.n; i++)
+        if (H.uslots.v[i].m == m && strcmp(H.uslots.v[i].user, user) == 0)
+            return &H.uslots.v[i].data;
+    u.m = m;
+    u.user = roost_xstrdup(user);
+    u.data = m->ustate.load(m, user);
+    ARR_PUSH(H.uslots, u);
+    return &H.uslots.v[H.uslots.n - 1].data;
+}
+
+int
 roost_user_sessions(roost_mod_t *m, const char *node, roost_session_t **out,
                     int max)
 {
@@ -1383,6 +1624,18 @@ roost_session_deliver(roost_session_t *s, roost_stanza_t *st)
         return -ROOST_ENOTFOUND;
     outlist_add(&s->out, st);
     return 0;
+}
+
+void
+roost_session_set_roster_requested(roost_session_t *s)
+{
+    s->roster_requested = 1;
+}
+
+int
+roost_session_roster_requested(const roost_session_t *s)
+{
+    return s->roster_requested;
 }
 
 void **

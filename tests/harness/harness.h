@@ -2,9 +2,9 @@
  * few) without sockets, storage or the real core.
  *
  * harness.c implements every function of include/roost/module.h for ONE
- * virtual host, so a test program links a module's .c file, harness.c and
- * the real base library (core/util.c log.c pool.c stanza.c xml.c jid.c),
- * then drives the module:
+ * virtual host, so a test program links a module's .c file, harness.c,
+ * the real base library (core/util.c log.c pool.c stanza.c xml.c jid.c)
+ * and the real roster model (core/roster.c), then drives the module:
  *
  *     harness_load(&roost_module_ping, "localhost", NULL);
  *     harness_session_add("alice@localhost/phone", 1, 0);
@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include <roost/module.h>
+#include <roost/roster.h>
 
 /* Loads def on the harness vhost host (the first load sets it; later loads
  * must name the same host).  The conf struct is zeroed and filled from
@@ -120,6 +121,29 @@ const char *harness_error_cond(const roost_stanza_t *st);
 int harness_advance(uint64_t msec);
 /* Active timers (all modules). */
 int harness_timer_count(void);
+
+/* Rosters.  The harness links core/roster.c and implements its host hooks
+ * (core/roster.h): a user's roster is loaded on first use, from what is
+ * stored for that user (nothing: an empty roster at version "0"), and
+ * every change is persisted at once into an in-memory copy of the MAP
+ * store "roster" (contact -> item, "" -> version) that tests inspect.
+ *
+ * harness_roster_preload stores kv (key, value, key, value, ..., NULL) for
+ * user and loads the roster from it through roost_roster_load_entry, as
+ * the core does at login; -ROOST_EEXIST when user's roster is already
+ * loaded.  harness_roster_reload drops the loaded roster and loads it
+ * again from what was persisted (a logout and login). */
+int harness_roster_preload(const char *user, const char *const *kv);
+int harness_roster_reload(const char *user);
+/* Stored value of key for user, or NULL; borrowed until the next change. */
+const char *harness_roster_stored(const char *user, const char *key);
+size_t harness_roster_stored_count(const char *user);
+/* Calls to roost_host_roster_persist() for user so far. */
+int harness_roster_persist_count(const char *user);
+
+/* Per-user state (roost_user_state): roost_user_data() runs the module's
+ * load() on first use for a user; free() runs when the module is unloaded
+ * (harness_unload, harness_reset). */
 
 /* Introspection of the host registry, for tests of the harness itself and
  * of modules that register things. */

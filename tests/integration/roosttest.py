@@ -167,7 +167,10 @@ class Roost(ServerUnderTest):
         self.config = os.path.join(self.dir, 'roost.conf')
 
     def write_config(self):
-        mods = '[ "disco", "ping", "version", "message" ]'
+        # ROOSTTEST_MODULES: space-separated module list for every vhost.
+        names = os.environ.get('ROOSTTEST_MODULES',
+                               'disco ping version message roster').split()
+        mods = '[ %s ]' % ', '.join('"%s"' % n for n in names)
         with open(self.config, 'w') as f:
             f.write('log_level = "debug";\n'
                     'data_dir = "%s";\n' % os.path.join(self.dir, 'data') +

@@ -163,7 +163,8 @@ START_TEST(test_sample)
     ck_assert_str_eq(h->modules[1], "ping");
     ck_assert_str_eq(h->modules[2], "version");
     ck_assert_str_eq(h->modules[3], "message");
-    ck_assert_ptr_null(h->modules[4]);
+    ck_assert_str_eq(h->modules[4], "roster");
+    ck_assert_ptr_null(h->modules[5]);
     ck_assert_ptr_null(h->admins[0]);
     ck_assert_int_eq(h->anonymous, 0);
     ck_assert_int_eq(h->require_encryption, 1);

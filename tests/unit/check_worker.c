@@ -351,6 +351,10 @@ static struct {
     int late; /* done callbacks that ran before their batch ended */
 } bt = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* Set on the thread that opened the batch: a CPU-queue job running on
+ * another thread while a storage batch is open is not in it. */
+static __thread int bt_in_batch;
+
 static int
 bt_begin(void *arg)
 {
@@ -362,6 +366,7 @@ bt_begin(void *arg)
     }
     ck_assert(!bt.open);
     bt.open = 1;
+    bt_in_batch = 1;
     bt.begins++;
     pthread_mutex_unlock(&bt.lock);
     return 0;
@@ -376,6 +381,7 @@ bt_end(void *arg, int ok)
     pthread_mutex_lock(&bt.lock);
     ck_assert(bt.open);
     bt.open = 0;
+    bt_in_batch = 0;
     bt.ends++;
     if (bt.ends == bt.fail_end)
         r = -ROOST_EIO;
@@ -389,7 +395,7 @@ bt_work(void *arg)
     job_t *j = arg;
 
     pthread_mutex_lock(&bt.lock);
-    bt.batch_of[j->idx] = bt.open ? bt.begins : 0;
+    bt.batch_of[j->idx] = bt.open && bt_in_batch ? bt.begins : 0;
     bt.size[bt.batch_of[j->idx]]++;
     pthread_mutex_unlock(&bt.lock);
     return j->idx + 1000;
