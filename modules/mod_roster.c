@@ -131,8 +131,27 @@ roster_remove(const roost_ev_t *ev, const char *user, const char *contact)
     roost_roster_push(ev->mod, user, contact);
     if (unsub)
         roster_send_sub(ev->mod, user, contact, "unsubscribe");
-    if (unsubd)
+    if (unsubd) {
+        roost_session_t *ss[64];
+        int n = roost_user_sessions(ev->mod, user, ss, 64);
+
         roster_send_sub(ev->mod, user, contact, "unsubscribed");
+        /* RFC 6121 §3.2.2: the former subscriber learns that every
+         * resource is gone for it. */
+        for (int i = 0; i < n && i < 64; i++) {
+            roost_stanza_t *p;
+
+            if (!roost_session_available(ss[i]))
+                continue;
+            p = roost_stanza_new(ROOST_NS_CLIENT, "presence");
+            roost_stanza_set_attr(p, "type", "unavailable");
+            roost_stanza_set_attr(p, "from",
+                                  roost_jid_full(roost_session_jid(ss[i])));
+            roost_stanza_set_attr(p, "to", contact);
+            roost_send(ev->mod, p);
+            roost_stanza_unref(p);
+        }
+    }
     return ROOST_HANDLED;
 }
 

@@ -169,7 +169,8 @@ class Roost(ServerUnderTest):
     def write_config(self):
         # ROOSTTEST_MODULES: space-separated module list for every vhost.
         names = os.environ.get('ROOSTTEST_MODULES',
-                               'disco ping version message roster').split()
+                               'disco ping version message roster '
+                               'presence').split()
         mods = '[ %s ]' % ', '.join('"%s"' % n for n in names)
         with open(self.config, 'w') as f:
             f.write('log_level = "debug";\n'
