@@ -425,6 +425,23 @@ roost_host_identities(roost_mod_t *m,
         fn(arg, e->a, e->b, e->c);
 }
 
+const char *
+roost_session_addr(const roost_session_t *s)
+{
+    return s->addr;
+}
+
+int
+roost_host_is_admin(roost_mod_t *m, const roost_jid_t *jid)
+{
+    char *const *a = m->host->conf->admins;
+
+    for (; jid != NULL && a != NULL && *a != NULL; a++)
+        if (strcmp(*a, roost_jid_bare(jid)) == 0)
+            return 1;
+    return 0;
+}
+
 int
 roost_mod_index(const roost_mod_t *m)
 {

@@ -196,15 +196,34 @@ route_wait(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
     roost_user_need(th, roost_jid_node(to), route_resume, w);
 }
 
-/* RFC 6121 §8.5.1: the account does not exist.  Presence is ignored,
- * messages and requests get service-unavailable, errors and results are
- * dropped. */
+/* RFC 6121 §8.5.1: the account does not exist.  A subscription request
+ * or a probe is answered with unsubscribed (§3.1.3, §4.3.2), other
+ * presence is ignored, messages and requests get service-unavailable,
+ * errors and results are dropped. */
 static void
 route_no_user(roost_host_t *th, roost_stanza_t *st)
 {
     roost_stanza_kind_t kind = roost_stanza_kind(st);
     const char *type = roost_stanza_attr(st, "type");
 
+    if (kind == ROOST_STANZA_PRESENCE &&
+        (type_is(type, "subscribe") || type_is(type, "probe"))) {
+        roost_jid_t *from = roost_jid_new(roost_stanza_attr(st, "from"));
+        roost_jid_t *to = roost_jid_new(roost_stanza_attr(st, "to"));
+        roost_stanza_t *p;
+
+        if (from != NULL && to != NULL) {
+            p = roost_stanza_new(ROOST_NS_CLIENT, "presence");
+            roost_stanza_set_attr(p, "type", "unsubscribed");
+            roost_stanza_set_attr(p, "from", roost_jid_bare(to));
+            roost_stanza_set_attr(p, "to", roost_jid_bare(from));
+            roost_router_route(th, NULL, p);
+            roost_stanza_unref(p);
+        }
+        roost_jid_free(from);
+        roost_jid_free(to);
+        return;
+    }
     if (kind == ROOST_STANZA_PRESENCE || type_is(type, "error") ||
         (kind == ROOST_STANZA_IQ && !type_is(type, "get") &&
          !type_is(type, "set")))

@@ -183,6 +183,11 @@ ROOST_API void roost_session_set_presence(roost_session_t *s, int available,
                                           int priority);
 /* Queues st for the session's client (serialised now).  Borrows st. */
 ROOST_API int roost_session_deliver(roost_session_t *s, roost_stanza_t *st);
+/* The client's IP address as text ("127.0.0.1", "::1"). */
+ROOST_API const char *roost_session_addr(const roost_session_t *s);
+/* Whether jid (any form; its bare JID counts) is an admin of m's vhost
+ * (the host's `admins` list in the config). */
+ROOST_API int roost_host_is_admin(roost_mod_t *m, const roost_jid_t *jid);
 /* Per-module per-session slot, NULL-initialised; free what you put there
  * in an ROOST_EV_SESSION_CLOSED hook. */
 ROOST_API void **roost_session_slot(roost_session_t *s, const roost_mod_t *m);
