@@ -1,0 +1,599 @@
+/* modules/mod_admin_adhoc.c: service administration (XEP-0133) over
+ * ad-hoc commands (XEP-0050), for the vhost's administrators.
+ *
+ * Commands: http://jabber.org/protocol/admin#get-user-roster (XEP-0133
+ * §4.8).  Executing it returns a form asking for one account
+ * (accountjids, jid-multi as the XEP has it; accountjid, as Prosody's
+ * form has it, is accepted too); submitting the form completes the
+ * command with a result form holding the account's roster as a
+ * jabber:iq:roster <query/> (the protocol view: no server-private flags,
+ * no hidden items).  A form submitted with the first request completes
+ * in one step.  Sessions are bound to the requester's full JID, expire
+ * after ADMIN_SESSION_TTL_MS and go when that session closes.
+ *
+ * Who is an admin: the host's `admins` list (roost_host_is_admin), plus
+ * the module's own STRLIST option `admins` (admin_adhoc = { admins =
+ * [...]; };) for admins of this module only.  Everyone else gets
+ * <forbidden/> (XEP-0133 §5) and an empty command list.
+ *
+ * Discovery: disco#items and disco#info on command nodes belong to
+ * mod_disco, which answers every node with item-not-found and owns the
+ * IQ handlers, so this module answers them for local sessions of its own
+ * vhost from a ROOST_EV_PRE_STANZA hook (wanted: a disco node registry in
+ * module.h, e.g. roost_add_disco_node(m, node, items_fn, info_fn)).
+ *
+ * Not here: add-user and delete-user (no account API for modules), and
+ * the roster of an account that is not loaded (no session, nothing in
+ * flight): roost/roster.h reads loaded rosters only and the stored form
+ * is private to the core, so that case is refused with
+ * <feature-not-implemented/> and a text (wanted: an asynchronous read,
+ * e.g. roost_roster_load_async(m, user, cb, arg)). */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <roost/module.h>
+#include <roost/roster.h>
+
+#define ADMIN_NS_COMMANDS "http://jabber.org/protocol/commands"
+#define ADMIN_NS_ADMIN    "http://jabber.org/protocol/admin"
+#define ADMIN_NS_XDATA    "jabber:x:data"
+#define ADMIN_NS_ROSTER   "jabber:iq:roster"
+
+#define ADMIN_SESSION_TTL_MS (10 * 60 * 1000) /* an idle form expires */
+#define ADMIN_SESSIONS_MAX   64               /* per vhost; oldest goes */
+
+struct admin_conf {
+    const char *const *admins;
+};
+
+static const roost_opt_t admin_opts[] = {{"admins", ROOST_OPT_STRLIST,
+                                          offsetof(struct admin_conf, admins),
+                                          NULL, 0, 0},
+                                         {NULL, 0, 0, NULL, 0, 0}};
+
+/* One XEP-0050 session (a form handed out, not yet submitted). */
+typedef struct admin_session {
+    char id[48];
+    char *owner; /* full JID of the requester */
+    const struct admin_cmd *cmd;
+    uint64_t born; /* monotonic ms */
+    struct admin_session *next;
+} admin_session_t;
+
+/* Module instance state (roost_mod_data), freed in admin_unload. */
+typedef struct {
+    char **admins; /* prepared bare JIDs, NULL-terminated */
+    admin_session_t *sessions;
+    int nsessions;
+    uint64_t serial;
+} admin_mod_t;
+
+typedef roost_verdict_t (*admin_cmd_fn)(const roost_ev_t *ev,
+                                        const char *sessionid,
+                                        roost_stanza_t *form);
+
+typedef struct admin_cmd {
+    const char *node;
+    const char *name;
+    admin_cmd_fn form;   /* the first stage: the form to fill */
+    admin_cmd_fn submit; /* the submitted form: the result */
+} admin_cmd_t;
+
+static roost_verdict_t roster_form(const roost_ev_t *ev, const char *sid,
+                                   roost_stanza_t *form);
+static roost_verdict_t roster_submit(const roost_ev_t *ev, const char *sid,
+                                     roost_stanza_t *form);
+
+static const admin_cmd_t admin_cmds[] = {{ADMIN_NS_ADMIN "#get-user-roster",
+                                          "Get User Roster", roster_form,
+                                          roster_submit},
+                                         {NULL, NULL, NULL, NULL}};
+
+static uint64_t
+admin_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int
+admin_is_admin(roost_mod_t *m, const roost_jid_t *from)
+{
+    admin_mod_t *a = *roost_mod_data(m);
+
+    if (roost_jid_node(from) == NULL)
+        return 0;
+    if (roost_host_is_admin(m, from))
+        return 1;
+    for (char **p = a->admins; *p != NULL; p++)
+        if (strcmp(*p, roost_jid_bare(from)) == 0)
+            return 1;
+    return 0;
+}
+
+static const admin_cmd_t *
+admin_cmd_find(const char *node)
+{
+    for (const admin_cmd_t *c = admin_cmds; node != NULL && c->node != NULL;
+         c++)
+        if (strcmp(c->node, node) == 0)
+            return c;
+    return NULL;
+}
+
+/* --- XEP-0050 sessions --- */
+
+static void
+admin_session_unlink(admin_mod_t *a, admin_session_t **pp)
+{
+    admin_session_t *s = *pp;
+
+    *pp = s->next;
+    a->nsessions--;
+    roost_free(s->owner);
+    roost_free(s);
+}
+
+/* Drops expired sessions, and the oldest ones beyond the cap. */
+static void
+admin_session_prune(admin_mod_t *a)
+{
+    uint64_t now = admin_now_ms();
+    admin_session_t **pp = &a->sessions;
+
+    /* Newest first: everything after an expired one is older still. */
+    for (int n = 0; *pp != NULL; n++) {
+        if (n >= ADMIN_SESSIONS_MAX - 1 ||
+            now - (*pp)->born > ADMIN_SESSION_TTL_MS)
+            admin_session_unlink(a, pp);
+        else
+            pp = &(*pp)->next;
+    }
+}
+
+static admin_session_t *
+admin_session_new(roost_mod_t *m, const roost_jid_t *owner,
+                  const admin_cmd_t *cmd)
+{
+    admin_mod_t *a = *roost_mod_data(m);
+    admin_session_t *s;
+    struct timespec ts;
+
+    admin_session_prune(a);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    /* Freed by admin_session_unlink (submit, cancel, expiry, close,
+     * unload). */
+    s = roost_xcalloc(1, sizeof(*s));
+    snprintf(s->id, sizeof(s->id), "%llx-%llx", (unsigned long long)ts.tv_sec,
+             (unsigned long long)++a->serial);
+    s->owner = roost_xstrdup(roost_jid_full(owner));
+    s->cmd = cmd;
+    s->born = admin_now_ms();
+    s->next = a->sessions;
+    a->sessions = s;
+    a->nsessions++;
+    return s;
+}
+
+/* The live session id owned by from, or NULL. */
+static admin_session_t **
+admin_session_find(admin_mod_t *a, const char *id, const roost_jid_t *from)
+{
+    uint64_t now = admin_now_ms();
+
+    for (admin_session_t **pp = &a->sessions; *pp != NULL; pp = &(*pp)->next) {
+        admin_session_t *s = *pp;
+
+        if (strcmp(s->id, id) == 0 &&
+            strcmp(s->owner, roost_jid_full(from)) == 0 &&
+            now - s->born <= ADMIN_SESSION_TTL_MS)
+            return pp;
+    }
+    return NULL;
+}
+
+static roost_verdict_t
+admin_session_closed(const roost_ev_t *ev, void *arg)
+{
+    admin_mod_t *a = *roost_mod_data(ev->mod);
+    const roost_jid_t *j = roost_session_jid(ev->origin);
+    admin_session_t **pp = &a->sessions;
+
+    if (j == NULL || a->sessions == NULL)
+        return ROOST_PASS;
+    while (*pp != NULL) {
+        if (strcmp((*pp)->owner, roost_jid_full(j)) == 0)
+            admin_session_unlink(a, pp);
+        else
+            pp = &(*pp)->next;
+    }
+    return ROOST_PASS;
+}
+
+/* --- replies --- */
+
+/* An error reply with a XEP-0050 §4.6 specific condition (bad-action,
+ * bad-sessionid, malformed-action, bad-payload) next to the general one.
+ * Returns ROOST_HANDLED. */
+static roost_verdict_t
+admin_error(const roost_ev_t *ev, roost_stanza_err_t cond, const char *specific,
+            const char *text)
+{
+    roost_stanza_t *err, *e;
+
+    if (specific == NULL)
+        return roost_bounce(ev, cond, text);
+    err = roost_stanza_error(ev->stanza, cond, text);
+    e = roost_stanza_child(err, NULL, "error");
+    if (e != NULL)
+        roost_stanza_add_child(e, ADMIN_NS_COMMANDS, specific);
+    roost_send(ev->mod, err);
+    roost_stanza_unref(err);
+    return ROOST_HANDLED;
+}
+
+/* <command/> of the reply, status and sessionid set. */
+static roost_stanza_t *
+admin_command_el(const char *node, const char *sid, const char *status)
+{
+    roost_stanza_t *c = roost_stanza_new(ADMIN_NS_COMMANDS, "command");
+
+    roost_stanza_set_attr(c, "node", node);
+    roost_stanza_set_attr(c, "sessionid", sid);
+    roost_stanza_set_attr(c, "status", status);
+    return c;
+}
+
+static roost_stanza_t *
+admin_field(roost_stanza_t *x, const char *var, const char *type,
+            const char *label, const char *value)
+{
+    roost_stanza_t *f = roost_stanza_add_child(x, NULL, "field");
+
+    if (type != NULL)
+        roost_stanza_set_attr(f, "type", type);
+    if (label != NULL)
+        roost_stanza_set_attr(f, "label", label);
+    roost_stanza_set_attr(f, "var", var);
+    if (value != NULL)
+        roost_stanza_add_text(roost_stanza_add_child(f, NULL, "value"), value,
+                              strlen(value));
+    return f;
+}
+
+/* --- get-user-roster (XEP-0133 §4.8) --- */
+
+static roost_verdict_t
+roster_form(const roost_ev_t *ev, const char *sid, roost_stanza_t *unused)
+{
+    roost_stanza_t *c = admin_command_el(admin_cmds[0].node, sid, "executing");
+    roost_stanza_t *acts = roost_stanza_add_child(c, NULL, "actions");
+    roost_stanza_t *x = roost_stanza_add_child(c, ADMIN_NS_XDATA, "x"), *f;
+    roost_verdict_t v;
+
+    roost_stanza_set_attr(acts, "execute", "complete");
+    roost_stanza_add_child(acts, NULL, "complete");
+    roost_stanza_set_attr(x, "type", "form");
+    roost_stanza_add_text(roost_stanza_add_child(x, NULL, "title"),
+                          "Getting a User's Roster", 23);
+    roost_stanza_add_text(roost_stanza_add_child(x, NULL, "instructions"),
+                          "Fill out this form to get a user's roster.", 42);
+    admin_field(x, "FORM_TYPE", "hidden", NULL, ADMIN_NS_ADMIN);
+    f = admin_field(x, "accountjids", "jid-multi",
+                    "The Jabber ID(s) for which to retrieve the roster", NULL);
+    roost_stanza_add_child(f, NULL, "required");
+    v = roost_reply(ev, c);
+    roost_stanza_unref(c);
+    return v;
+}
+
+static int
+roster_add_item(void *arg, const roost_roster_item_t *it)
+{
+    if (!it->hidden) /* not in the user's roster (roost/roster.h) */
+        roost_roster_item_xml(arg, it);
+    return 0;
+}
+
+/* The values of field var in a submitted form: fills out (at most max)
+ * and returns how many there are. */
+static int
+admin_field_values(roost_stanza_t *form, const char *var, const char **out,
+                   int max)
+{
+    int n = 0;
+
+    for (roost_stanza_t *f = roost_stanza_first_child(form); f != NULL;
+         f = roost_stanza_next_sibling(f)) {
+        const char *fv = roost_stanza_attr(f, "var");
+
+        if (strcmp(roost_stanza_name(f), "field") != 0 || fv == NULL ||
+            strcmp(fv, var) != 0)
+            continue;
+        for (roost_stanza_t *v = roost_stanza_first_child(f); v != NULL;
+             v = roost_stanza_next_sibling(v))
+            if (strcmp(roost_stanza_name(v), "value") == 0) {
+                if (n < max)
+                    out[n] = roost_stanza_text(v);
+                n++;
+            }
+    }
+    return n;
+}
+
+static roost_verdict_t
+roster_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
+{
+    const char *vals[2];
+    roost_stanza_t *c, *x, *q;
+    roost_jid_t *j;
+    roost_verdict_t v;
+    int n = admin_field_values(form, "accountjids", vals, 2);
+
+    /* COMPAT: Prosody's form names the field accountjid (jid-single);
+     * accept a submission written for it. */
+    if (n == 0)
+        n = admin_field_values(form, "accountjid", vals, 2);
+    if (n != 1)
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                           n == 0 ? "accountjids is required"
+                                  : "one account at a time");
+    j = roost_jid_new(vals[0]);
+    if (j == NULL || roost_jid_node(j) == NULL) {
+        roost_jid_free(j);
+        return roost_bounce(ev, ROOST_SE_JID_MALFORMED,
+                            "accountjids: not an account JID");
+    }
+    if (strcmp(roost_jid_domain(j), roost_mod_host(ev->mod)) != 0) {
+        roost_jid_free(j);
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                           "the account is not on this host");
+    }
+    q = roost_stanza_new(ADMIN_NS_ROSTER, "query");
+    if (roost_roster_items(ev->mod, roost_jid_node(j), roster_add_item, q) <
+        0) {
+        roost_jid_free(j);
+        roost_stanza_unref(q);
+        return roost_bounce(ev, ROOST_SE_FEATURE_NOT_IMPLEMENTED,
+                            "the roster of an account that is not online "
+                            "(or does not exist) cannot be read yet");
+    }
+    c = admin_command_el(admin_cmds[0].node, sid, "completed");
+    x = roost_stanza_add_child(c, ADMIN_NS_XDATA, "x");
+    roost_stanza_set_attr(x, "type", "result");
+    admin_field(x, "FORM_TYPE", "hidden", NULL, ADMIN_NS_ADMIN);
+    admin_field(x, "accountjids", NULL, NULL, roost_jid_bare(j));
+    roost_stanza_add_copy(x, q);
+    v = roost_reply(ev, c);
+    roost_stanza_unref(c);
+    roost_stanza_unref(q);
+    roost_jid_free(j);
+    return v;
+}
+
+/* --- ad-hoc command execution (XEP-0050 §3.4-§3.6, §4) --- */
+
+static roost_verdict_t
+admin_command_set(const roost_ev_t *ev, void *arg)
+{
+    admin_mod_t *a = *roost_mod_data(ev->mod);
+    roost_stanza_t *req =
+        roost_stanza_child(ev->stanza, ADMIN_NS_COMMANDS, "command");
+    const admin_cmd_t *cmd;
+    const char *action, *sid;
+    roost_stanza_t *form;
+    admin_session_t *s, **pp;
+    roost_verdict_t v;
+    char id[sizeof(s->id)];
+
+    if (roost_jid_node(ev->to) != NULL || req == NULL)
+        return ROOST_PASS; /* a command to an account is not ours */
+    cmd = admin_cmd_find(roost_stanza_attr(req, "node"));
+    if (cmd == NULL)
+        return roost_bounce(ev, ROOST_SE_ITEM_NOT_FOUND, NULL);
+    if (!admin_is_admin(ev->mod, ev->from))
+        return roost_bounce(ev, ROOST_SE_FORBIDDEN, NULL);
+    action = roost_stanza_attr(req, "action");
+    if (action == NULL)
+        action = "execute";
+    if (strcmp(action, "execute") != 0 && strcmp(action, "complete") != 0 &&
+        strcmp(action, "cancel") != 0 && strcmp(action, "next") != 0 &&
+        strcmp(action, "prev") != 0)
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "malformed-action", NULL);
+    form = roost_stanza_child(req, ADMIN_NS_XDATA, "x");
+    if (form != NULL) {
+        const char *t = roost_stanza_attr(form, "type");
+
+        if (t == NULL || strcmp(t, "submit") != 0)
+            form = NULL; /* only a submitted form is data (XEP-0004) */
+    }
+    sid = roost_stanza_attr(req, "sessionid");
+    if (sid == NULL) {
+        /* A new execution.  With the form already filled in, complete
+         * in one step; otherwise hand out the form. */
+        if (strcmp(action, "execute") != 0 && strcmp(action, "complete") != 0)
+            return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-action", NULL);
+        s = admin_session_new(ev->mod, ev->from, cmd);
+        if (form == NULL)
+            return cmd->form(ev, s->id, NULL);
+        snprintf(id, sizeof(id), "%s", s->id);
+        admin_session_unlink(a, &a->sessions);
+        return cmd->submit(ev, id, form);
+    }
+    pp = admin_session_find(a, sid, ev->from);
+    if (pp == NULL || (*pp)->cmd != cmd)
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-sessionid", NULL);
+    if (strcmp(action, "cancel") == 0) {
+        roost_stanza_t *c = admin_command_el(cmd->node, sid, "canceled");
+
+        admin_session_unlink(a, pp);
+        v = roost_reply(ev, c);
+        roost_stanza_unref(c);
+        return v;
+    }
+    if (strcmp(action, "next") == 0 || strcmp(action, "prev") == 0)
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-action", NULL);
+    if (form == NULL)
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                           "a submitted form is required");
+    snprintf(id, sizeof(id), "%s", sid);
+    admin_session_unlink(a, pp);
+    return cmd->submit(ev, id, form);
+}
+
+/* --- discovery (XEP-0050 §2) --- */
+
+static void
+admin_identity(roost_stanza_t *q, const char *type, const char *name)
+{
+    roost_stanza_t *i = roost_stanza_add_child(q, NULL, "identity");
+
+    roost_stanza_set_attr(i, "category", "automation");
+    roost_stanza_set_attr(i, "type", type);
+    if (name != NULL)
+        roost_stanza_set_attr(i, "name", name);
+}
+
+static void
+admin_feature(roost_stanza_t *q, const char *var)
+{
+    roost_stanza_set_attr(roost_stanza_add_child(q, NULL, "feature"), "var",
+                          var);
+}
+
+/* disco#items and disco#info get on the commands node or a command node
+ * of this host, from a local session of this vhost.  Everything else
+ * PASSes on to mod_disco and the router. */
+static roost_verdict_t
+admin_disco(const roost_ev_t *ev, void *arg)
+{
+    roost_stanza_t *req, *q;
+    const char *type, *node, *ns;
+    const admin_cmd_t *cmd = NULL;
+    int items, admin;
+    roost_verdict_t v;
+
+    if (roost_stanza_kind(ev->stanza) != ROOST_STANZA_IQ ||
+        roost_jid_node(ev->to) != NULL || roost_jid_resource(ev->to) != NULL ||
+        strcmp(roost_jid_domain(ev->to), roost_mod_host(ev->mod)) != 0)
+        return ROOST_PASS;
+    type = roost_stanza_attr(ev->stanza, "type");
+    req = roost_stanza_first_child(ev->stanza);
+    if (type == NULL || strcmp(type, "get") != 0 || req == NULL ||
+        strcmp(roost_stanza_name(req), "query") != 0 ||
+        (ns = roost_stanza_ns(req)) == NULL ||
+        (node = roost_stanza_attr(req, "node")) == NULL)
+        return ROOST_PASS;
+    if (strcmp(ns, ROOST_NS_DISCO_ITEMS) == 0)
+        items = 1;
+    else if (strcmp(ns, ROOST_NS_DISCO_INFO) == 0)
+        items = 0;
+    else
+        return ROOST_PASS;
+    if (strcmp(node, ADMIN_NS_COMMANDS) != 0 &&
+        (items || (cmd = admin_cmd_find(node)) == NULL))
+        return ROOST_PASS;
+    admin = admin_is_admin(ev->mod, ev->from);
+    q = roost_stanza_new(items ? ROOST_NS_DISCO_ITEMS : ROOST_NS_DISCO_INFO,
+                         "query");
+    roost_stanza_set_attr(q, "node", node);
+    if (items) {
+        /* §2.2: the commands this requester may run (none for others). */
+        for (const admin_cmd_t *c = admin_cmds; admin && c->node != NULL; c++) {
+            roost_stanza_t *it = roost_stanza_add_child(q, NULL, "item");
+
+            roost_stanza_set_attr(it, "jid", roost_mod_host(ev->mod));
+            roost_stanza_set_attr(it, "node", c->node);
+            roost_stanza_set_attr(it, "name", c->name);
+        }
+    } else if (cmd == NULL) {
+        admin_identity(q, "command-list", NULL);
+    } else if (!admin) {
+        roost_stanza_unref(q);
+        return roost_bounce(ev, ROOST_SE_FORBIDDEN, NULL);
+    } else {
+        /* §3.2: a command node's identity and features. */
+        admin_identity(q, "command-node", cmd->name);
+        admin_feature(q, ADMIN_NS_COMMANDS);
+        admin_feature(q, ADMIN_NS_XDATA);
+    }
+    v = roost_reply(ev, q);
+    roost_stanza_unref(q);
+    return v;
+}
+
+/* --- lifecycle --- */
+
+static void
+admin_unload(roost_mod_t *m)
+{
+    admin_mod_t *a = *roost_mod_data(m);
+
+    if (a == NULL)
+        return;
+    while (a->sessions != NULL)
+        admin_session_unlink(a, &a->sessions);
+    for (char **p = a->admins; p != NULL && *p != NULL; p++)
+        roost_free(*p);
+    roost_free(a->admins);
+    roost_free(a);
+    *roost_mod_data(m) = NULL;
+}
+
+static int
+admin_load(roost_mod_t *m)
+{
+    const struct admin_conf *conf = roost_mod_conf(m);
+    admin_mod_t *a;
+    size_t n = 0;
+    int rc;
+
+    while (conf->admins != NULL && conf->admins[n] != NULL)
+        n++;
+    /* Freed in admin_unload. */
+    a = roost_xcalloc(1, sizeof(*a));
+    a->admins = roost_xcalloc(n + 1, sizeof(char *));
+    *roost_mod_data(m) = a;
+    for (size_t i = 0; i < n; i++) {
+        roost_jid_t *j = roost_jid_new(conf->admins[i]);
+
+        if (j == NULL || roost_jid_node(j) == NULL ||
+            roost_jid_resource(j) != NULL) {
+            roost_log(m, ROOST_LOG_ERROR, "admins: '%s' is not a bare JID",
+                      conf->admins[i]);
+            roost_jid_free(j);
+            admin_unload(m);
+            return -ROOST_ECONFIG;
+        }
+        a->admins[i] = roost_xstrdup(roost_jid_bare(j));
+        roost_jid_free(j);
+    }
+    if (n == 0)
+        roost_log(m, ROOST_LOG_WARN,
+                  "no admins configured: every command is forbidden");
+    roost_add_feature(m, ADMIN_NS_COMMANDS);
+    rc = roost_hook_iq(m, ADMIN_NS_COMMANDS, "command", NULL, admin_command_set,
+                       NULL);
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_PRE_STANZA, ROOST_PRIO_DEFAULT, admin_disco,
+                        NULL);
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_SESSION_CLOSED, ROOST_PRIO_DEFAULT,
+                        admin_session_closed, NULL);
+    if (rc != 0)
+        admin_unload(m);
+    return rc;
+}
+
+ROOST_MODULE(admin_adhoc) = {
+    .abi = ROOST_ABI,
+    .name = "admin_adhoc",
+    .opts = admin_opts,
+    .conf_size = sizeof(struct admin_conf),
+    .load = admin_load,
+    .unload = admin_unload,
+};

@@ -1,0 +1,460 @@
+"""Administration of subscriptions: roostctl roster / subscribers /
+subscriptions / roster-add / roster-del, and XEP-0133 get-user-roster over
+XEP-0050 ad-hoc commands (mod_admin_adhoc).
+
+The roster state is made over XMPP by a real subscription handshake
+(mod_presence): alice and bob subscribe to each other (both), alice asks
+carol who does not answer (alice: none + ask; carol: a hidden item with
+pending-in), dave subscribes to alice and she approves (alice: from;
+dave: to).  Then, with alice online, admin@localhost reads her roster with
+get-user-roster, bob is refused; roostd is stopped and roostctl reads and
+edits the same rosters; roostd is started again and alice sees the edits
+(and the version changed, XEP-0237).
+
+    python3 test_admin.py
+
+Roost is started with the modules of ROOST_MODULES_DIR (mod_admin_adhoc.so
+must be there).  The tests build on each other and run in order.  Prints 'N passed, N failed'.
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import roosttest as rt                        # noqa: E402
+from roosttest import check, Client, TestFailure  # noqa: E402
+
+USERS = {'admin@localhost': 'admin-Secret-1',
+         'alice@localhost': 'alice-Secret-2',
+         'bob@localhost': 'bob-Secret-3',
+         'carol@localhost': 'carol-Secret-4',
+         'dave@localhost': 'dave-Secret-5',
+         'frank@localhost': 'frank-Secret-6',
+         'erin@example.test': 'erin-Secret-7'}
+NS_ROSTER = 'jabber:iq:roster'
+NS_CMD = 'http://jabber.org/protocol/commands'
+NS_ADMIN = 'http://jabber.org/protocol/admin'
+NS_XDATA = 'jabber:x:data'
+NS_ITEMS = 'http://jabber.org/protocol/disco#items'
+NS_INFO = 'http://jabber.org/protocol/disco#info'
+NODE_ROSTER = NS_ADMIN + '#get-user-roster'
+
+
+class AdminRoost(rt.Roost):
+    """The usual two vhosts plus mod_admin_adhoc; admin@localhost is the
+    admin of localhost.  Can be stopped and started again on the same
+    data directory."""
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config) as f:
+            conf = f.read()
+        conf, n = re.subn(r'modules = \[([^\]]*)\]',
+                          lambda mo: 'modules = [%s, "admin_adhoc" ]' % mo.group(1).rstrip(),
+                          conf)
+        check(n == len(rt.DOMAINS), 'could not rewrite the module lists')
+        old = '{ domain = "localhost"; '
+        check(old in conf, 'could not find localhost in the test config')
+        # admin@localhost is an admin through the host's list only (the
+        # core's roost_host_is_admin); the module's own list names someone
+        # else, in a spelling that must be prepared.
+        conf = conf.replace(old, old + 'admins = [ "admin@localhost" ]; '
+                            'admin_adhoc = { admins = [ "Other@LocalHost" ]; }; ')
+        with open(self.config, 'w') as f:
+            f.write(conf)
+
+    def halt(self):
+        """Clean stop (SIGTERM), keeping the data; returns problems."""
+        problems = rt.ServerUnderTest.stop(self)
+        self.proc = None
+        return problems
+
+    def restart(self):
+        self._spawn([self.roostd, '-c', self.config])
+
+
+# ------------------------------------------------------------- helpers
+
+def ctl(srv, *args):
+    r = subprocess.run([srv.roostctl, '-c', srv.config] + list(args),
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30, cwd=srv.dir)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def ctl_roster(srv, jid):
+    """roostctl roster: {contact: (sub, flags, name, [groups])}."""
+    rc, out, err = ctl(srv, 'roster', jid)
+    check(rc == 0, 'roster %s: rc %d %s' % (jid, rc, err))
+    items = {}
+    for line in out.splitlines():
+        f = line.split('\t')
+        check(len(f) >= 4, 'roster %s: bad line %r' % (jid, line))
+        items[f[0]] = (f[1], f[2], f[3], f[4:])
+    return items
+
+
+def login(srv, jid, presence=True):
+    c = Client(srv, jid, USERS[jid], name=jid.split('@')[0]).login()
+    r = c.iq("<iq type='get' id='r0'><query xmlns='%s'/></iq>" % NS_ROSTER)
+    check(r.get('type') == 'result', '%s: roster get: %s' % (jid, rt.to_string(r)))
+    if presence:
+        c.send('<presence/>')
+    return c
+
+
+def wait_presence(c, frm, ptype, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TestFailure('%s: no presence %s from %s' % (c.name, ptype, frm))
+        el = c.recv(timeout=left)
+        if rt.tag(el) == 'presence' and el.get('type') == ptype and \
+                (el.get('from') or '').split('/')[0] == frm:
+            return el
+
+
+def roster_items(c, ver=None):
+    """(items {jid: element}, ver, empty result?) of a roster get."""
+    attr = " ver='%s'" % ver if ver is not None else ''
+    r = c.iq("<iq type='get' id='rg%d'><query xmlns='%s'%s/></iq>"
+             % (int(time.monotonic() * 1e6), NS_ROSTER, attr))
+    check(r.get('type') == 'result', '%s: roster get: %s' % (c.name, rt.to_string(r)))
+    q = r.find('{%s}query' % NS_ROSTER)
+    if q is None:
+        return {}, None, True
+    return {i.get('jid'): i for i in q.findall('{%s}item' % NS_ROSTER)}, q.get('ver'), False
+
+
+def command(c, xml_inner, node=NODE_ROSTER, sid=None, action=None, to='localhost'):
+    attrs = " node='%s'" % node
+    if sid:
+        attrs += " sessionid='%s'" % sid
+    if action:
+        attrs += " action='%s'" % action
+    return c.iq("<iq type='set' id='c%d' to='%s'><command xmlns='%s'%s>%s</command></iq>"
+                % (int(time.monotonic() * 1e6), to, NS_CMD, attrs, xml_inner))
+
+
+def submit(jid, var='accountjids'):
+    return ("<x xmlns='%s' type='submit'><field type='hidden' var='FORM_TYPE'>"
+            "<value>%s</value></field><field var='%s'><value>%s</value></field></x>"
+            % (NS_XDATA, NS_ADMIN, var, jid))
+
+
+def error_of(r):
+    check(r.get('type') == 'error', 'expected an error, got %s' % rt.to_string(r))
+    err = r.find('{jabber:client}error')
+    conds = [rt.tag(x) for x in err] if err is not None else []
+    return conds
+
+
+# --------------------------------------------------------------- tests
+# They run in order on one server and share state (ST).
+
+ST = {}
+
+
+def t_handshake(srv):
+    """Subscriptions made over XMPP, as mod_presence records them."""
+    cs = {j: login(srv, j) for j in ('alice@localhost', 'bob@localhost',
+                                     'carol@localhost', 'dave@localhost')}
+    ST['clients'] = cs
+    a, b, c, d = (cs[j] for j in ('alice@localhost', 'bob@localhost',
+                                  'carol@localhost', 'dave@localhost'))
+    a.send("<presence to='bob@localhost' type='subscribe'/>")
+    wait_presence(b, 'alice@localhost', 'subscribe')
+    b.send("<presence to='alice@localhost' type='subscribed'/>")
+    wait_presence(a, 'bob@localhost', 'subscribed')
+    b.send("<presence to='alice@localhost' type='subscribe'/>")
+    wait_presence(a, 'bob@localhost', 'subscribe')
+    a.send("<presence to='bob@localhost' type='subscribed'/>")
+    wait_presence(b, 'alice@localhost', 'subscribed')
+    a.send("<presence to='carol@localhost' type='subscribe'/>")
+    wait_presence(c, 'alice@localhost', 'subscribe')
+    d.send("<presence to='alice@localhost' type='subscribe'/>")
+    wait_presence(a, 'dave@localhost', 'subscribe')
+    a.send("<presence to='dave@localhost' type='subscribed'/>")
+    wait_presence(d, 'alice@localhost', 'subscribed')
+    items, ver, _ = roster_items(a, ver='')
+    ST['alice_ver'] = ver
+    got = {j: (i.get('subscription'), i.get('ask')) for j, i in items.items()}
+    check(got == {'bob@localhost': ('both', None),
+                  'carol@localhost': ('none', 'subscribe'),
+                  'dave@localhost': ('from', None)},
+          'alice\'s roster after the handshakes: %r' % got)
+
+
+def t_adhoc_commands_listed(srv):
+    adm = login(srv, 'admin@localhost')
+    ST['admin'] = adm
+    r = adm.iq("<iq type='get' id='d1' to='localhost'><query xmlns='%s' node='%s'/></iq>"
+               % (NS_ITEMS, NS_CMD))
+    check(r.get('type') == 'result', 'disco#items commands: %s' % rt.to_string(r))
+    nodes = [i.get('node') for i in r.iter('{%s}item' % NS_ITEMS)]
+    check(NODE_ROSTER in nodes, 'get-user-roster not listed to the admin: %r' % nodes)
+    r = adm.iq("<iq type='get' id='d2' to='localhost'><query xmlns='%s' node='%s'/></iq>"
+               % (NS_INFO, NODE_ROSTER))
+    feats = [f.get('var') for f in r.iter('{%s}feature' % NS_INFO)]
+    check(r.get('type') == 'result' and NS_CMD in feats and NS_XDATA in feats,
+          'disco#info of the command node: %s' % rt.to_string(r))
+    r = adm.iq("<iq type='get' id='d3' to='localhost'><query xmlns='%s'/></iq>" % NS_INFO)
+    feats = [f.get('var') for f in r.iter('{%s}feature' % NS_INFO)]
+    check(NS_CMD in feats, 'host disco#info lacks %s: %r' % (NS_CMD, feats))
+
+
+def t_adhoc_get_user_roster(srv):
+    """XEP-0133 §4.8 for an online user: form, then result form with
+    the roster as jabber:iq:roster."""
+    adm = ST['admin']
+    r = command(adm, '', action='execute')
+    check(r.get('type') == 'result', 'execute: %s' % rt.to_string(r))
+    cmd = r.find('{%s}command' % NS_CMD)
+    check(cmd is not None and cmd.get('status') == 'executing' and cmd.get('sessionid'),
+          'execute did not start a session: %s' % rt.to_string(r))
+    fields = [f.get('var') for f in cmd.iter('{%s}field' % NS_XDATA)]
+    check('accountjids' in fields and 'FORM_TYPE' in fields, 'form fields: %r' % fields)
+    sid = cmd.get('sessionid')
+    r = command(adm, submit('alice@localhost'), sid=sid)
+    check(r.get('type') == 'result', 'submit: %s' % rt.to_string(r))
+    cmd = r.find('{%s}command' % NS_CMD)
+    check(cmd.get('status') == 'completed' and cmd.get('sessionid') == sid,
+          'not completed: %s' % rt.to_string(r))
+    x = cmd.find('{%s}x' % NS_XDATA)
+    check(x is not None and x.get('type') == 'result', 'no result form: %s' % rt.to_string(r))
+    q = x.find('{%s}query' % NS_ROSTER)
+    check(q is not None, 'no roster in the result form: %s' % rt.to_string(r))
+    got = {i.get('jid'): (i.get('subscription'), i.get('ask'))
+           for i in q.findall('{%s}item' % NS_ROSTER)}
+    check(got == {'bob@localhost': ('both', None),
+                  'carol@localhost': ('none', 'subscribe'),
+                  'dave@localhost': ('from', None)},
+          'get-user-roster of alice: %r' % got)
+    # The session is over: reusing its id is bad-sessionid (XEP-0050 §4.6).
+    r = command(adm, submit('alice@localhost'), sid=sid)
+    check('bad-sessionid' in error_of(r), 'finished session reused: %s' % rt.to_string(r))
+    # carol's hidden item for alice (pending-in) is not part of her roster.
+    r = command(adm, submit('carol@localhost'))
+    q = r.find('{%s}command/{%s}x/{%s}query' % (NS_CMD, NS_XDATA, NS_ROSTER))
+    check(r.get('type') == 'result' and q is not None and len(q) == 0,
+          'carol\'s roster should be empty: %s' % rt.to_string(r))
+
+
+def t_adhoc_cancel_and_errors(srv):
+    adm = ST['admin']
+    r = command(adm, '', action='execute')
+    sid = r.find('{%s}command' % NS_CMD).get('sessionid')
+    r = command(adm, '', sid=sid, action='cancel')
+    check(r.find('{%s}command' % NS_CMD).get('status') == 'canceled',
+          'cancel: %s' % rt.to_string(r))
+    r = command(adm, submit('alice@localhost'), sid=sid)
+    check('bad-sessionid' in error_of(r), 'canceled session reused: %s' % rt.to_string(r))
+    # frank exists but has never logged in: his roster is not loaded.
+    r = command(adm, submit('frank@localhost'))
+    conds = error_of(r)
+    text = r.find('{jabber:client}error/{%s}text' % rt.NS_STANZA_ERR)
+    check('feature-not-implemented' in conds and text is not None and 'online' in text.text,
+          'offline user: want a clear error, got %s' % rt.to_string(r))
+    r = command(adm, submit('erin@example.test'))
+    check('bad-request' in error_of(r), 'other host: %s' % rt.to_string(r))
+    r = command(adm, '', node=NS_ADMIN + '#no-such-command')
+    check('item-not-found' in error_of(r), 'unknown node: %s' % rt.to_string(r))
+    # Prosody's field name (accountjid) is accepted too.
+    r = command(adm, submit('alice@localhost', var='accountjid'))
+    check(r.get('type') == 'result', 'accountjid: %s' % rt.to_string(r))
+
+
+def t_adhoc_forbidden(srv):
+    """Non-admins: forbidden (XEP-0133 §5), and no commands listed."""
+    bob = ST['clients']['bob@localhost']
+    r = command(bob, '', action='execute')
+    check('forbidden' in error_of(r), 'bob executed an admin command: %s' % rt.to_string(r))
+    r = command(bob, submit('alice@localhost'))
+    check('forbidden' in error_of(r), 'bob read alice\'s roster: %s' % rt.to_string(r))
+    r = bob.iq("<iq type='get' id='d4' to='localhost'><query xmlns='%s' node='%s'/></iq>"
+               % (NS_ITEMS, NS_CMD))
+    check(r.get('type') == 'result' and not list(r.iter('{%s}item' % NS_ITEMS)),
+          'commands listed to a non-admin: %s' % rt.to_string(r))
+    # An admin of localhost is nobody on example.test.
+    erin = login(srv, 'erin@example.test')
+    try:
+        r = command(erin, submit('alice@localhost'))
+        check('forbidden' in error_of(r), 'erin read alice\'s roster: %s' % rt.to_string(r))
+    finally:
+        erin.close()
+
+
+def t_stop_server(srv):
+    for c in list(ST.pop('clients', {}).values()) + [ST.pop('admin', None)]:
+        if c is not None:
+            c.close()
+    problems = srv.halt()
+    check(not problems, 'roostd stop: %s' % '; '.join(problems))
+
+
+def t_ctl_roster(srv):
+    items = ctl_roster(srv, 'alice@localhost')
+    check(items == {'bob@localhost': ('both', '-', '', []),
+                    'carol@localhost': ('none', 'ask', '', []),
+                    'dave@localhost': ('from', '-', '', [])},
+          'roostctl roster alice: %r' % items)
+    items = ctl_roster(srv, 'carol@localhost')
+    check(items == {'alice@localhost': ('none', 'pending-in,hidden', '', [])},
+          'roostctl roster carol: %r' % items)
+    items = ctl_roster(srv, 'dave@localhost')
+    check(items == {'alice@localhost': ('to', '-', '', [])},
+          'roostctl roster dave: %r' % items)
+
+
+def t_ctl_subscribers(srv):
+    rc, out, err = ctl(srv, 'subscribers', 'alice@localhost')
+    check(rc == 0 and sorted(out.split()) == ['bob@localhost', 'dave@localhost'],
+          'subscribers alice: rc %d %r %s' % (rc, out, err))
+    rc, out, err = ctl(srv, 'subscriptions', 'alice@localhost')
+    check(rc == 0 and out.split() == ['bob@localhost'],
+          'subscriptions alice: rc %d %r %s' % (rc, out, err))
+    rc, out, _ = ctl(srv, 'subscribers', 'carol@localhost')
+    check(rc == 0 and out == '', 'subscribers carol (pending only): %r' % out)
+    rc, out, _ = ctl(srv, 'subscriptions', 'dave@localhost')
+    check(rc == 0 and out.split() == ['alice@localhost'], 'subscriptions dave: %r' % out)
+
+
+def t_ctl_errors(srv):
+    rc, _, _ = ctl(srv, 'roster', 'ghost@localhost')
+    check(rc == 1, 'roster of a missing account: rc %d' % rc)
+    rc, _, _ = ctl(srv, 'roster', 'alice@nowhere.test')
+    check(rc == 1, 'roster on an unserved domain: rc %d' % rc)
+    rc, _, _ = ctl(srv, 'roster-add', 'alice@localhost', 'x@localhost',
+                   '--subscription', 'bogus')
+    check(rc == 2, 'bad --subscription: rc %d' % rc)
+    rc, _, _ = ctl(srv, 'roster-add', 'alice@localhost', 'alice@localhost')
+    check(rc == 2, 'alice as her own contact: rc %d' % rc)
+    rc, _, _ = ctl(srv, 'roster-add', 'alice@localhost', 'x@localhost/res')
+    check(rc == 2, 'full JID as contact: rc %d' % rc)
+    rc, _, _ = ctl(srv, 'roster-add', 'alice@localhost', 'x@localhost',
+                   '--group', 'G', '--group', 'G')
+    check(rc == 2, 'duplicate group: rc %d' % rc)
+    rc, _, _ = ctl(srv, 'roster-add', 'alice@localhost')
+    check(rc == 2, 'roster-add without contact: rc %d' % rc)
+    rc, _, _ = ctl(srv, 'roster-del', 'alice@localhost', 'nobody@localhost')
+    check(rc == 1, 'roster-del of a missing item: rc %d' % rc)
+    rc, _, _ = ctl(srv, 'roster', 'alice@localhost', '--name', 'x')
+    check(rc == 2, '--name on roster: rc %d' % rc)
+    check(ctl_roster(srv, 'alice@localhost').keys() ==
+          {'bob@localhost', 'carol@localhost', 'dave@localhost'},
+          'a refused command changed the roster')
+
+
+def t_ctl_roster_add(srv):
+    rc, _, err = ctl(srv, 'roster-add', 'alice@localhost', 'Erin@Example.TEST',
+                     '--name', 'Erin\tE.', '--group', 'Friends', '--group=Work',
+                     '--subscription', 'both')
+    check(rc == 0, 'roster-add: rc %d %s' % (rc, err))
+    # An existing item keeps its subscription; only the name changes.
+    rc, _, err = ctl(srv, 'roster-add', 'alice@localhost', 'bob@localhost',
+                     '--name', 'Bobby')
+    check(rc == 0, 'roster-add bob: rc %d %s' % (rc, err))
+    items = ctl_roster(srv, 'alice@localhost')
+    check(items.get('erin@example.test') == ('both', '-', 'Erin\\tE.', ['Friends', 'Work']),
+          'erin listed as %r' % (items.get('erin@example.test'),))
+    check(items.get('bob@localhost') == ('both', '-', 'Bobby', []),
+          'bob listed as %r' % (items.get('bob@localhost'),))
+    rc, out, _ = ctl(srv, 'subscribers', 'alice@localhost')
+    check(sorted(out.split()) == ['bob@localhost', 'dave@localhost', 'erin@example.test'],
+          'subscribers after roster-add: %r' % out)
+    # Forcing "to" on carol's item clears the pending ask.
+    rc, _, _ = ctl(srv, 'roster-add', 'alice@localhost', 'carol@localhost',
+                   '--subscription', 'to')
+    check(rc == 0 and ctl_roster(srv, 'alice@localhost')['carol@localhost'][:2] == ('to', '-'),
+          'carol forced to "to": %r' % (ctl_roster(srv, 'alice@localhost')['carol@localhost'],))
+
+
+def t_login_sees_added(srv):
+    srv.restart()
+    a = login(srv, 'alice@localhost', presence=False)
+    try:
+        items, ver, empty = roster_items(a, ver=ST['alice_ver'])
+        check(not empty and ver and ver != ST['alice_ver'],
+              'roster version not bumped: old %r, new %r (empty=%s)'
+              % (ST['alice_ver'], ver, empty))
+        e = items.get('erin@example.test')
+        check(e is not None and e.get('subscription') == 'both' and e.get('name') == 'Erin\tE.',
+              'erin in alice\'s roster: %s' % (rt.to_string(e) if e is not None else None))
+        groups = sorted(g.text for g in e.findall('{%s}group' % NS_ROSTER))
+        check(groups == ['Friends', 'Work'], 'erin\'s groups: %r' % groups)
+        check(items['bob@localhost'].get('name') == 'Bobby' and
+              items['bob@localhost'].get('subscription') == 'both',
+              'bob: %s' % rt.to_string(items['bob@localhost']))
+        ST['alice_ver'] = ver
+    finally:
+        a.close()
+
+
+def t_ctl_roster_del(srv):
+    problems = srv.halt()
+    check(not problems, 'roostd stop: %s' % '; '.join(problems))
+    rc, _, err = ctl(srv, 'roster-del', 'alice@localhost', 'erin@example.test')
+    check(rc == 0, 'roster-del: rc %d %s' % (rc, err))
+    rc, _, _ = ctl(srv, 'roster-del', 'alice@localhost', 'erin@example.test')
+    check(rc == 1, 'second roster-del: rc %d, want 1' % rc)
+    check('erin@example.test' not in ctl_roster(srv, 'alice@localhost'),
+          'erin still listed')
+    srv.restart()
+    a = login(srv, 'alice@localhost', presence=False)
+    try:
+        items, ver, empty = roster_items(a, ver=ST['alice_ver'])
+        check(not empty and ver != ST['alice_ver'], 'version not bumped by roster-del')
+        check('erin@example.test' not in items and 'bob@localhost' in items,
+              'alice\'s roster after roster-del: %r' % sorted(items))
+    finally:
+        a.close()
+
+
+TESTS = [t_handshake, t_adhoc_commands_listed, t_adhoc_get_user_roster,
+         t_adhoc_cancel_and_errors, t_adhoc_forbidden, t_stop_server,
+         t_ctl_roster, t_ctl_subscribers, t_ctl_errors, t_ctl_roster_add,
+         t_login_sees_added, t_ctl_roster_del]
+
+
+def main():
+    passed = failed = 0
+    srv = AdminRoost(USERS)
+    try:
+        srv.start()
+        for t in TESTS:
+            name = t.__name__[2:]
+            try:
+                t(srv)
+                print('PASS admin:%s' % name)
+                passed += 1
+            except (TestFailure, OSError, subprocess.SubprocessError) as e:
+                print('FAIL admin:%s: %s' % (name, e))
+                failed += 1
+        for c in list(ST.pop('clients', {}).values()) + [ST.pop('admin', None)]:
+            if c is not None:
+                c.close()
+        if srv.proc is not None:
+            problems = srv.stop()
+            if problems:
+                print('FAIL admin:server-clean-shutdown: %s' % '; '.join(problems))
+                failed += 1
+    except TestFailure as e:
+        print('FAIL admin:start: %s' % e)
+        failed += 1
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.proc.kill()
+        if failed:
+            print('    (files kept in %s)' % srv.dir)
+        else:
+            srv.cleanup()
+    print('%d passed, %d failed' % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
