@@ -136,6 +136,9 @@ item_fill(roost_stanza_t *el, const roost_roster_item_t *it)
     roost_stanza_set_attr(el, "subscription", roost_sub_name(it->sub));
     if (it->ask)
         roost_stanza_set_attr(el, "ask", "subscribe");
+    /* RFC 6121 §2.1.2.1, §3.4.1: pre-approval is shown. */
+    if (it->approved)
+        roost_stanza_set_attr(el, "approved", "true");
     for (int i = 0; it->groups != NULL && it->groups[i] != NULL; i++) {
         roost_stanza_t *g = roost_stanza_add_child(el, NULL, "group");
 

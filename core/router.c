@@ -288,6 +288,8 @@ route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
             return;
         if (target == ROOST_RT_BARE)
             ev = ROOST_EV_IQ_BARE;
+        else if (target == ROOST_RT_FULL)
+            ev = ROOST_EV_IQ_FULL;
         break;
     default: return;
     }

@@ -51,6 +51,9 @@ typedef enum {
     /* Session lifecycle: stanza is NULL, origin is the session. */
     ROOST_EV_SESSION_BOUND,
     ROOST_EV_SESSION_CLOSED,
+    /* IQs (any type) to a local full JID, before the core delivers them
+     * to that session (filters: privacy lists). */
+    ROOST_EV_IQ_FULL,
     ROOST_EV__COUNT
 } roost_event_t;
 

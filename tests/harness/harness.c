@@ -8,6 +8,11 @@
  * automatic removal on unload, service-unavailable for unhandled IQs and
  * messages) and checks the module's side of the contract.
  *
+ * Storage is the real thing (core/storage.c on the in-memory driver),
+ * opened on first use and discarded by harness_reset(); storage jobs are
+ * queued and run at the end of each call that drives the module, as the
+ * loop would run their done callbacks on a later turn.
+ *
  * Not for: production use, performance, or several vhosts.  File-scope
  * state is fine here: a test program is one fake host. */
 #include <ctype.h>
@@ -20,6 +25,7 @@
 #include "harness.h"
 #include "log.h"
 #include "roster.h"
+#include "storage.h"
 
 #define HARNESS_MAX_MODS 32
 
@@ -32,6 +38,8 @@ struct roost_mod {
     size_t nowned;
     int unloading;             /* registrations now are violations */
     roost_user_state_t ustate; /* roost_user_state(); load NULL = none */
+    roost_store_t **stores;    /* roost_store_open(), closed on unload */
+    size_t nstores;
 };
 
 /* Captured output: serialised forms (NULL-terminated) and trees. */
@@ -49,6 +57,7 @@ struct roost_session {
     char *close_cond;
     void *slots[HARNESS_MAX_MODS];
     int roster_requested; /* an "interested resource" (RFC 6121 §2.1.6) */
+    char *addr;           /* roost_session_addr(); NULL: 127.0.0.1 */
     struct outlist out;
 };
 
@@ -109,6 +118,14 @@ struct ruser {
     int persists; /* roost_host_roster_persist() calls */
 };
 
+/* A roost_store_async() job waiting for the end of the "loop turn". */
+struct job {
+    roost_mod_t *m;
+    int (*work)(void *arg);
+    void (*done)(void *arg, int result);
+    void *arg;
+};
+
 struct timer {
     roost_mod_t *m;
     int id;
@@ -146,6 +163,12 @@ static struct {
     ARR(struct timer) timers;
     ARR(struct uslot) uslots;
     ARR(struct ruser *) rusers;
+    ARR(struct job) jobs; /* FIFO; jobs_head: the next to run */
+    size_t jobs_head;
+    int storage_open;             /* roost_storage_init("memory") done */
+    int storage_hold;             /* harness_storage_hold(1): jobs wait */
+    ARR(roost_store_t *) hstores; /* harness_store() views */
+    ARR(char *) admins;           /* harness_admin_add() bare JIDs */
     struct outlist sent;
     unsigned long seq;
     int next_timer_id;
@@ -157,6 +180,8 @@ static struct {
 } H;
 
 static const char *const empty_list[] = {NULL};
+
+static void sessions_reap(void);
 
 static void harness_violation(const char *fmt, ...) ROOST_PRINTF(1, 2);
 
@@ -733,6 +758,147 @@ roost_host_roster_persist(roost_mod_t *m, const char *user, const char *key,
     ruser_store(r, key, value);
 }
 
+/* ---- storage (the real core/storage.c on storage/st_memory.c) ---- */
+
+static void
+storage_ensure(void)
+{
+    char *err = NULL;
+
+    if (H.storage_open)
+        return;
+    if (roost_storage_init("memory", NULL, &err) != 0) {
+        fprintf(stderr, "harness: cannot open the memory storage: %s\n",
+                err ? err : "?");
+        roost_free(err);
+        abort();
+    }
+    H.storage_open = 1;
+}
+
+/* Runs queued jobs in submission order (jobs that done callbacks submit
+ * included); only m's with m non-NULL.  Returns how many ran. */
+static int
+jobs_run(roost_mod_t *m)
+{
+    int ran = 0;
+
+    for (;;) {
+        size_t i;
+        struct job j;
+
+        for (i = H.jobs_head; i < H.jobs.n; i++)
+            if (m == NULL || H.jobs.v[i].m == m)
+                break;
+        if (i == H.jobs.n)
+            break;
+        j = H.jobs.v[i];
+        if (i == H.jobs_head) {
+            H.jobs_head++;
+        } else {
+            memmove(&H.jobs.v[i], &H.jobs.v[i + 1],
+                    (H.jobs.n - i - 1) * sizeof(j));
+            H.jobs.n--;
+        }
+        if (H.jobs_head == H.jobs.n)
+            H.jobs_head = H.jobs.n = 0;
+        {
+            int rc = j.work(j.arg);
+
+            if (j.done != NULL)
+                j.done(j.arg, rc);
+        }
+        ran++;
+    }
+    return ran;
+}
+
+/* The end of a loop turn: storage results come back (unless held), then
+ * sessions closed meanwhile are freed; repeated until nothing is left. */
+static void
+turn_end(void)
+{
+    do {
+        if (!H.storage_hold)
+            jobs_run(NULL);
+        sessions_reap();
+    } while (!H.storage_hold && H.jobs_head < H.jobs.n);
+}
+
+void
+harness_storage_hold(int hold)
+{
+    H.storage_hold = hold;
+}
+
+int
+harness_storage_run(void)
+{
+    int ran = 0, n;
+
+    while ((n = jobs_run(NULL)) > 0) {
+        ran += n;
+        sessions_reap();
+    }
+    sessions_reap();
+    return ran;
+}
+
+int
+harness_storage_pending(void)
+{
+    return (int)(H.jobs.n - H.jobs_head);
+}
+
+roost_store_t *
+harness_store(const char *name, roost_store_shape_t shape)
+{
+    roost_store_t *st;
+
+    if (H.host == NULL)
+        return NULL;
+    storage_ensure();
+    st = roost_storage_store(H.host, name, shape);
+    if (st != NULL)
+        ARR_PUSH(H.hstores, st);
+    return st;
+}
+
+int
+harness_user_drop(const char *user)
+{
+    size_t j = 0;
+    int n = 0;
+
+    for (size_t i = 0; i < H.uslots.n; i++) {
+        struct uslot u = H.uslots.v[i];
+
+        if (strcmp(u.user, user) != 0) {
+            H.uslots.v[j++] = u;
+            continue;
+        }
+        if (u.m->ustate.free != NULL && u.data != NULL)
+            u.m->ustate.free(u.m, u.data);
+        roost_free(u.user);
+        n++;
+    }
+    H.uslots.n = j;
+    return n;
+}
+
+void
+harness_admin_add(const char *bare)
+{
+    ARR_PUSH(H.admins, roost_xstrdup(bare));
+}
+
+void
+harness_session_set_addr(roost_session_t *s, const char *addr)
+{
+    roost_free(s->addr);
+    s->addr = addr != NULL ? roost_xstrdup(addr) : NULL;
+}
+
 /* ---- harness API ---- */
 
 roost_mod_t *
@@ -798,6 +964,9 @@ harness_unload(roost_mod_t *m)
 {
     int left, k = 0, before = H.violations;
 
+    /* As the core: the module's pending storage work completes first. */
+    jobs_run(m);
+    sessions_reap();
     mod_unregister(m);
     /* Registering from unload is refused (and counted) by mod_check. */
     m->unloading = 1;
@@ -814,6 +983,9 @@ harness_unload(roost_mod_t *m)
     }
     for (size_t i = 0; i < H.sessions.n; i++)
         H.sessions.v[i]->slots[m->index] = NULL;
+    for (size_t i = 0; i < m->nstores; i++)
+        roost_store_close(m->stores[i]);
+    roost_free(m->stores);
     for (int i = 0; i < H.nloaded; i++)
         if (H.load_order[i] != m->index)
             H.load_order[k++] = H.load_order[i];
@@ -847,6 +1019,7 @@ session_free(roost_session_t *s)
                               H.mods[i]->def->name, roost_jid_full(s->jid));
     roost_jid_free(s->jid);
     roost_free(s->close_cond);
+    roost_free(s->addr);
     outlist_clear(&s->out);
     roost_free(s);
 }
@@ -884,6 +1057,18 @@ harness_reset(void)
     }
     while (H.nloaded > 0)
         harness_unload(H.mods[H.load_order[H.nloaded - 1]]);
+    if (H.jobs_head < H.jobs.n)
+        harness_violation("%d storage jobs left after unload",
+                          (int)(H.jobs.n - H.jobs_head));
+    roost_free(H.jobs.v);
+    for (size_t i = 0; i < H.hstores.n; i++)
+        roost_store_close(H.hstores.v[i]);
+    roost_free(H.hstores.v);
+    if (H.storage_open)
+        roost_storage_shutdown(); /* forgets everything stored */
+    for (size_t i = 0; i < H.admins.n; i++)
+        roost_free(H.admins.v[i]);
+    roost_free(H.admins.v);
     roost_free(H.sessions.v);
     roost_free(H.hooks.v);
     roost_free(H.iqs.v);
@@ -922,6 +1107,10 @@ harness_session_add(const char *jid, int available, int priority)
     s->priority = priority;
     ARR_PUSH(H.sessions, s);
     hooks_fire(ROOST_EV_SESSION_BOUND, s, NULL, NULL, NULL);
+    /* Storage results come back, but s stays (even if a module closed
+     * it) until the next driving call reaps it. */
+    if (!H.storage_hold)
+        jobs_run(NULL);
     return s;
 }
 
@@ -936,6 +1125,7 @@ harness_session_remove(const char *jid)
                     (H.sessions.n - i - 1) * sizeof(s));
             H.sessions.n--;
             session_free(s);
+            turn_end();
             return 0;
         }
     }
@@ -1221,7 +1411,7 @@ out:
     roost_jid_free(jfrom);
     roost_jid_free(jto);
     roost_stanza_unref(st);
-    sessions_reap();
+    turn_end();
     return v;
 bad:
     fprintf(stderr, "harness: invalid JID in inject\n");
@@ -1328,7 +1518,7 @@ harness_advance(uint64_t msec)
             H.now = t.due;
         t.fn(t.m, t.arg);
         fired++;
-        sessions_reap();
+        turn_end();
     }
     H.now = until;
     return fired;
@@ -1710,4 +1900,52 @@ roost_version(void)
 #else
     return "0.1.0-harness";
 #endif
+}
+
+const char *
+roost_session_addr(const roost_session_t *s)
+{
+    return s->addr != NULL ? s->addr : "127.0.0.1";
+}
+
+int
+roost_host_is_admin(roost_mod_t *m, const roost_jid_t *jid)
+{
+    if (jid == NULL)
+        return 0;
+    for (size_t i = 0; i < H.admins.n; i++)
+        if (strcmp(H.admins.v[i], roost_jid_bare(jid)) == 0)
+            return 1;
+    return 0;
+}
+
+roost_store_t *
+roost_store_open(roost_mod_t *m, const char *name, roost_store_shape_t shape)
+{
+    roost_store_t *st;
+
+    if (mod_check(m, "roost_store_open") < 0)
+        return NULL;
+    storage_ensure();
+    st = roost_storage_store(H.host, name, shape);
+    if (st == NULL) {
+        roost_log(m, ROOST_LOG_ERROR, "cannot open store %s", name);
+        return NULL;
+    }
+    m->stores = roost_xrealloc(m->stores, (m->nstores + 1) * sizeof(st));
+    m->stores[m->nstores++] = st;
+    return st;
+}
+
+void
+roost_store_async(roost_mod_t *m, int (*work)(void *),
+                  void (*done)(void *, int), void *arg)
+{
+    struct job j = {m, work, done, arg};
+
+    if (m == NULL || work == NULL) {
+        harness_violation("roost_store_async without a module or work");
+        return;
+    }
+    ARR_PUSH(H.jobs, j);
 }

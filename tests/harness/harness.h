@@ -36,9 +36,14 @@
  * set after ROOST_EV_SESSION_CLOSED), logs each to stderr and returns the
  * count from harness_reset(), so a test's teardown can assert it is 0.
  *
- * Not for: testing the core (core/module.c has its own unit tests), storage
- * (the in-memory driver is linked separately when a module needs it), or
- * multi-vhost behaviour.  Not thread-safe; tests are single-threaded. */
+ * Storage: roost_store_open() gives stores of the real storage layer
+ * (core/storage.c) on the in-memory driver (storage/st_memory.c), so a
+ * test program links libroostcore.la (the harness's own definitions of the
+ * module API take precedence over core/module.c, which is never pulled).
+ *
+ * Not for: testing the core (core/module.c has its own unit tests), the
+ * storage drivers (tests/unit/check_storage.c), or multi-vhost
+ * behaviour.  Not thread-safe; tests are single-threaded. */
 #ifndef ROOST_TEST_HARNESS_H
 #define ROOST_TEST_HARNESS_H
 
@@ -46,6 +51,7 @@
 
 #include <roost/module.h>
 #include <roost/roster.h>
+#include <roost/store.h>
 
 /* Loads def on the harness vhost host (the first load sets it; later loads
  * must name the same host).  The conf struct is zeroed and filled from
@@ -144,6 +150,38 @@ int harness_roster_persist_count(const char *user);
 /* Per-user state (roost_user_state): roost_user_data() runs the module's
  * load() on first use for a user; free() runs when the module is unloaded
  * (harness_unload, harness_reset). */
+
+/* Storage.  The in-memory backend is opened on first use (a module's
+ * roost_store_open() or harness_store()) and closed, forgetting all data,
+ * by harness_reset(); unloading and loading a module again keeps the data
+ * (a restart).  roost_store_async() queues the job: queued jobs run, work
+ * then done, in submission order (including jobs their done callbacks
+ * submit), at the end of every harness call that drives modules
+ * (harness_inject, harness_session_add/remove, harness_advance), as the
+ * core runs done callbacks on a later loop turn.  harness_unload() first
+ * runs the module's pending jobs (the core drains them).
+ *
+ * harness_storage_hold(1) keeps jobs queued until harness_storage_run()
+ * (which runs them all, returning how many ran) or harness_storage_hold(0)
+ * followed by a driving call: this lets a test interleave events with a
+ * job in flight.  harness_storage_pending() counts the queued jobs. */
+void harness_storage_hold(int hold);
+int harness_storage_run(void);
+int harness_storage_pending(void);
+/* A view of the vhost's store name (to preload or inspect what a module
+ * stores); owned by the harness, closed by harness_reset().  NULL if no
+ * host is set yet or the name is invalid. */
+roost_store_t *harness_store(const char *name, roost_store_shape_t shape);
+/* Drops user's per-user state of every module (their free() runs), as the
+ * core does when the account has no session left; the next
+ * roost_user_data() loads it again from storage.  Returns how many states
+ * were dropped. */
+int harness_user_drop(const char *user);
+
+/* roost_host_is_admin() is true for these bare JIDs (none by default);
+ * roost_session_addr() is "127.0.0.1" unless set. */
+void harness_admin_add(const char *bare);
+void harness_session_set_addr(roost_session_t *s, const char *addr);
 
 /* Introspection of the host registry, for tests of the harness itself and
  * of modules that register things. */
