@@ -170,7 +170,7 @@ class Roost(ServerUnderTest):
         # ROOSTTEST_MODULES: space-separated module list for every vhost.
         names = os.environ.get('ROOSTTEST_MODULES',
                                'disco ping version message roster '
-                               'presence').split()
+                               'presence vcard').split()
         mods = '[ %s ]' % ', '.join('"%s"' % n for n in names)
         with open(self.config, 'w') as f:
             f.write('log_level = "debug";\n'
@@ -258,7 +258,7 @@ https_ports = { }
 c2s_require_encryption = true
 authentication = "internal_plain"
 storage = "internal"
-modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "version", "posix" }
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "version", "posix", "vcard" }
 -- no offline storage: Roost's test config has none either
 modules_disabled = { "offline", "s2s", "s2s_auth_certs" }
 ''' % {'dir': self.dir, 'c2s': self.c2s_port, 'tls': self.tls_port})

@@ -2,6 +2,12 @@
 """Interop tests: unmodified XMPP clients against the server under test.
 
 (a) two slixmpp clients (python3-slixmpp) log in over STARTTLS and chat both ways;
+    they then subscribe to each other with slixmpp's own roster machinery
+    (send_presence_subscription, auto_authorize, auto_subscribe): both
+    rosters must end with subscription='both' (pushed and re-fetched), each
+    must see the other's available presence with its status text (broadcast,
+    and the probe answer after a reconnect), and unavailable when the other
+    disconnects;
 (b) go-sendxmpp (Debian go-sendxmpp) sends to a slixmpp client, and listens
     (-l) for a message a slixmpp client sends to it.
 Prints PASS/FAIL lines and "N passed, N failed[, N skipped]"; --server roost|prosody.
@@ -12,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 import roosttest as rt  # noqa: E402
 
+TOP = os.path.dirname(os.path.dirname(HERE))
 USERS = {'alice@localhost': 'alice-secret', 'bob@localhost': 'bob-secret'}
 WAIT = 15.0
 results = []
@@ -32,22 +39,47 @@ class Bot(slixmpp.ClientXMPP if slixmpp else object):
     """A plain slixmpp client; only the certificate check is relaxed
     (the server's certificate is self-signed)."""
 
-    def __init__(self, jid, password):
+    def __init__(self, jid, password, status=None):
         super().__init__(jid, password)
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         self.ssl_context = ctx
+        self.status = status
         self.inbox = asyncio.Queue()
         self.ready = asyncio.Event()
         self.failure = None
+        self.presences = []          # (type, full JID, status), in arrival order
         self.add_event_handler('session_start', self._start)
         self.add_event_handler('message', lambda m: self.inbox.put_nowait(m))
         self.add_event_handler('failed_auth', lambda _: setattr(self, 'failure', 'authentication failed'))
+        for ev in ('presence_available', 'presence_unavailable'):
+            self.add_event_handler(ev, self._presence)
 
-    def _start(self, _):
-        self.send_presence()
+    async def _start(self, _):
+        # Fetch the roster first: it makes this resource "interested"
+        # (RFC 6121 §2.1.6), so the server pushes roster changes to it.
+        await self.get_roster(timeout=WAIT)
+        self.send_presence(pstatus=self.status)
         self.ready.set()
+
+    def _presence(self, p):
+        self.presences.append((p['type'], p['from'].full, p['status']))
+
+    async def presence_from(self, bare, ptype, status=None, since=0, timeout=WAIT):
+        """The first presence (index >= since) of type ptype ('available'
+        or 'unavailable') from a resource of bare, with status if given."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for t, frm, st in self.presences[since:]:
+                if t == ptype and frm.split('/')[0] == bare and '/' in frm and \
+                        (status is None or st == status):
+                    return frm, st
+            if time.monotonic() >= deadline:
+                raise rt.TestFailure('%s: no %s presence from %s%s within %ss (got: %s)' % (
+                    self.boundjid.bare, ptype, bare, ' with status %r' % status if status else '',
+                    timeout, self.presences[since:] or 'nothing'))
+            await asyncio.sleep(0.05)
 
     async def next_message(self, timeout=WAIT):
         while True:
@@ -56,8 +88,8 @@ class Bot(slixmpp.ClientXMPP if slixmpp else object):
                 return m
 
 
-async def online(srv, jid):
-    bot = Bot(jid, USERS[jid])
+async def online(srv, jid, status=None):
+    bot = Bot(jid, USERS[jid], status)
     bot.connect(address=('127.0.0.1', srv.c2s_port), force_starttls=True)
     try:
         await asyncio.wait_for(bot.ready.wait(), WAIT)
@@ -88,6 +120,85 @@ async def slixmpp_chat(alice, bob):
     r = await alice.next_message()
     expect(r['body'] == 'Hello Alice, back to you', 'alice got body %r' % r['body'])
     expect(r['from'].full == bob.boundjid.full, 'alice got from=%s, expected %s' % (r['from'], bob.boundjid))
+
+
+async def poll(cond, what, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            raise rt.TestFailure('%s within %ss' % (what(), timeout))
+        await asyncio.sleep(0.05)
+
+
+def sub_state(client, contact):
+    """(subscription, pending_out) of contact in client's slixmpp roster."""
+    if contact not in client.client_roster:
+        return ('absent', False)
+    item = client.client_roster[contact]
+    return (item['subscription'], item['pending_out'])
+
+
+async def server_roster(client):
+    """{jid: (subscription, ask)} of a freshly fetched jabber:iq:roster
+    (without 'ver': the whole roster, XEP-0237 §4)."""
+    iq = client.Iq()
+    iq['type'] = 'get'
+    iq.enable('roster')
+    r = await iq.send(timeout=WAIT)
+    return {str(j): (it['subscription'], it['ask'] or None)
+            for j, it in r['roster']['items'].items()}
+
+
+async def mutual_subscription(alice, bob):
+    """bob asks alice; alice's slixmpp approves and asks back (auto_authorize
+    + auto_subscribe); bob's approves: both rosters reach 'both'."""
+    for c in (alice, bob):
+        c.auto_authorize = True
+        c.auto_subscribe = True
+    bob.send_presence_subscription(pto='alice@localhost')
+    await poll(lambda: sub_state(alice, 'bob@localhost') == ('both', False) and
+               sub_state(bob, 'alice@localhost') == ('both', False),
+               lambda: 'rosters not both/no ask: alice has bob %s, bob has alice %s' % (
+                   sub_state(alice, 'bob@localhost'), sub_state(bob, 'alice@localhost')))
+    # What the server stored, not what slixmpp inferred from presences.
+    for c, other in ((alice, 'bob@localhost'), (bob, 'alice@localhost')):
+        items = await server_roster(c)
+        expect(items.get(other) == ('both', None),
+               '%s: fetched roster has %s as %s, want subscription both without ask'
+               % (c.boundjid.bare, other, items.get(other)))
+
+
+async def status_broadcast(alice, bob, tag):
+    """A presence broadcast with a status text reaches the contact."""
+    for me, peer in ((alice, bob), (bob, alice)):
+        status = '%s is testing presence %s' % (me.boundjid.user, tag)
+        n = len(peer.presences)
+        me.send_presence(pstatus=status)
+        frm, _ = await peer.presence_from(me.boundjid.bare, 'available', status, since=n)
+        expect(frm == me.boundjid.full, '%s saw the status from %s, want %s'
+               % (peer.boundjid.bare, frm, me.boundjid.full))
+
+
+async def unavailable_on_disconnect(watcher, leaver):
+    """The contact sees unavailable from the full JID of a client that
+    closes its stream."""
+    full = leaver.boundjid.full
+    n = len(watcher.presences)
+    gone = leaver.disconnect()
+    frm, _ = await watcher.presence_from(leaver.boundjid.bare, 'unavailable', since=n)
+    expect(frm == full, '%s got unavailable from %s, want %s' % (watcher.boundjid.bare, frm, full))
+    await asyncio.wait_for(gone, WAIT)
+
+
+async def probe_on_login(alice, bob, tag, n):
+    """bob logged in again with a status: he gets alice's current presence
+    (with her status) from the server's probe, and alice sees his."""
+    frm, st = await bob.presence_from('alice@localhost', 'available')
+    expect(frm == alice.boundjid.full, 'bob got alice\'s presence from %s' % frm)
+    want = 'alice is testing presence %s' % tag
+    expect(st == want, 'bob got alice\'s status %r, want %r' % (st, want))
+    frm, _ = await alice.presence_from('bob@localhost', 'available', bob.status, since=n)
+    expect(frm == bob.boundjid.full, 'alice saw bob from %s' % frm)
 
 
 def sendxmpp_argv(srv, jid, *extra):
@@ -145,8 +256,18 @@ async def main(srv):
         report('FAIL', 'slixmpp-login', str(e))
         return
     await step('slixmpp-chat-both-ways', slixmpp_chat(alice, bob))
-    alice.disconnect()
-    await asyncio.sleep(0.5)
+    tag = '%d-%d' % (os.getpid(), int(time.time()))
+    await step('slixmpp-mutual-subscription', mutual_subscription(alice, bob))
+    await step('slixmpp-status-broadcast', status_broadcast(alice, bob, tag))
+    await step('slixmpp-unavailable-on-disconnect', unavailable_on_disconnect(alice, bob))
+    n = len(alice.presences)
+    try:
+        bob = await online(srv, 'bob@localhost', 'bob is back %s' % tag)
+    except rt.TestFailure as e:
+        report('FAIL', 'slixmpp-login-again', str(e))
+        return
+    await step('slixmpp-presence-on-login', probe_on_login(alice, bob, tag, n))
+    await step('slixmpp-unavailable-on-disconnect-2', unavailable_on_disconnect(bob, alice))
     if not shutil.which('go-sendxmpp'):
         report('FAIL', 'go-sendxmpp', 'go-sendxmpp not installed (apt-get install go-sendxmpp)')
         return
@@ -159,12 +280,27 @@ async def main(srv):
     await asyncio.sleep(0.5)
 
 
+def default_binaries():
+    """The build tree: top_builddir when configured in-tree, else ./build
+    (the environment's ROOSTD, ROOSTCTL, ROOST_MODULES_DIR win)."""
+    for var, rel in (('ROOSTD', 'roostd'), ('ROOSTCTL', 'roostctl'),
+                     ('ROOST_MODULES_DIR', os.path.join('modules', '.libs'))):
+        if var not in os.environ and not os.path.exists(os.path.join(TOP, rel)) \
+                and os.path.exists(os.path.join(TOP, 'build', rel)):
+            os.environ[var] = os.path.join(TOP, 'build', rel)
+
+
 def run():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--server', choices=sorted(rt.SERVERS), default='roost')
     ap.add_argument('--debug', action='store_true')
     args = ap.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL)
+    default_binaries()
+    mods = os.environ.get('ROOSTTEST_MODULES')
+    if mods is not None:          # the presence tests need these two
+        os.environ['ROOSTTEST_MODULES'] = ' '.join(
+            mods.split() + [m for m in ('roster', 'presence') if m not in mods.split()])
     srv = rt.SERVERS[args.server](USERS)
     try:
         if slixmpp is None:

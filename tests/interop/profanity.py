@@ -9,6 +9,13 @@ HOME/XDG dirs and is driven with `tmux send-keys` and read back with
   - bob (slixmpp) -> alice: the body must show up in profanity's chat window;
   - alice -> bob with `/msg bob@localhost ...`, and typed into the chat window:
     slixmpp must get it from alice@localhost/<profanity's resource>;
+  - presence: bob asks alice for a subscription; profanity shows the request,
+    alice approves it with `/sub allow bob@localhost` and asks back with
+    `/sub request bob@localhost` (bob's slixmpp approves: auto_authorize);
+    `/sub show` in profanity and bob's roster must both say "both";
+    profanity must show bob online with the status text bob broadcasts
+    (`/status get bob@localhost`), and bob must see alice's
+    `/status set online "..."` with its text, and her unavailable after /quit;
   - `/quit` must end profanity with status 0, and roostd must stop cleanly.
 Prints PASS/FAIL lines and "N passed, N failed".  If profanity or tmux is
 missing and cannot be installed with apt-get, prints why and
@@ -95,22 +102,58 @@ class Bot(slixmpp.ClientXMPP if slixmpp else object):
     """A plain slixmpp client; only the certificate check is relaxed
     (the server's certificate is self-signed)."""
 
-    def __init__(self, jid, password):
+    def __init__(self, jid, password, status=None):
         super().__init__(jid, password)
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         self.ssl_context = ctx
+        self.status = status
         self.inbox = asyncio.Queue()
         self.ready = asyncio.Event()
         self.failure = None
+        self.presences = []          # (type, full JID, status), in arrival order
         self.add_event_handler('session_start', self._start)
         self.add_event_handler('message', lambda m: self.inbox.put_nowait(m))
         self.add_event_handler('failed_auth', lambda _: setattr(self, 'failure', 'authentication failed'))
+        for ev in ('presence_available', 'presence_unavailable'):
+            self.add_event_handler(ev, lambda p: self.presences.append(
+                (p['type'], p['from'].full, p['status'])))
 
-    def _start(self, _):
-        self.send_presence()
+    async def _start(self, _):
+        # Fetch the roster first: it makes this resource "interested"
+        # (RFC 6121 §2.1.6), so the server pushes roster changes to it.
+        await self.get_roster(timeout=WAIT)
+        self.send_presence(pstatus=self.status)
         self.ready.set()
+
+    def subscription(self, contact):
+        """contact's subscription in the roster the server pushed."""
+        if contact not in self.client_roster:
+            return 'absent'
+        return self.client_roster[contact]['subscription']
+
+    async def wait_subscription(self, contact, want, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while self.subscription(contact) not in want:
+            if time.monotonic() >= deadline:
+                raise rt.TestFailure('%s: %s has subscription %r within %ss, want %s' % (
+                    self.boundjid.bare, contact, self.subscription(contact), timeout, '/'.join(want)))
+            await asyncio.sleep(POLL)
+
+    async def presence_from(self, full, ptype, status=None, since=0, timeout=WAIT):
+        """The first presence (index >= since) of type ptype ('available' or
+        'unavailable') from the full JID full, with status if given."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for t, frm, st in self.presences[since:]:
+                if t == ptype and frm == full and (status is None or st == status):
+                    return st
+            if time.monotonic() >= deadline:
+                raise rt.TestFailure('%s: no %s presence from %s%s within %ss (got: %s)' % (
+                    self.boundjid.bare, ptype, full, ' with status %r' % status if status else '',
+                    timeout, self.presences[since:] or 'nothing'))
+            await asyncio.sleep(POLL)
 
     async def message_with(self, body, timeout=WAIT):
         """The next chat message carrying body (chat states etc. skipped)."""
@@ -130,8 +173,8 @@ class Bot(slixmpp.ClientXMPP if slixmpp else object):
                 seen.append('%r from %s' % (m['body'], m['from']))
 
 
-async def online(srv, jid):
-    bot = Bot(jid, USERS[jid])
+async def online(srv, jid, status=None):
+    bot = Bot(jid, USERS[jid], status)
     bot.connect(address=('127.0.0.1', srv.c2s_port), force_starttls=True)
     try:
         await asyncio.wait_for(bot.ready.wait(), WAIT)
@@ -314,6 +357,68 @@ async def profanity_to_bob(prof, bob, body, command):
     await prof.wait_for(r'me: ' + re.escape(body), 'own message %r echoed in the chat window' % body)
 
 
+async def subscription_request_shown(prof, bob):
+    # bob approves what alice asks (auto_authorize) but does not ask back
+    # by himself: alice's subscription must come from profanity's command.
+    bob.auto_authorize = True
+    bob.auto_subscribe = False
+    bob.send_presence_subscription(pto='alice@localhost')
+    # in the console, and in bob's chat window when that is open
+    await prof.wait_for(r'Received authorization request from bob@localhost'
+                        r"|bob@localhost Authorization request, type '/sub allow'",
+                        'the subscription request from bob', fail=Profanity.FAILURE)
+    prof.type('/win 1')                    # the console, with the roster panel
+
+
+async def profanity_allows(prof, bob):
+    prof.type('/sub allow bob@localhost')
+    await bob.wait_subscription('alice@localhost', ('to', 'both'))
+
+
+async def profanity_requests(prof, bob):
+    prof.type('/sub request bob@localhost')
+    await bob.wait_subscription('alice@localhost', ('both',))
+    # profanity's view, from its roster pushes; asked until it says both
+    deadline = time.monotonic() + WAIT
+    while True:
+        prof.type('/clear')
+        prof.type('/sub show bob@localhost')
+        m = await prof.wait_for(r'bob@localhost subscription status: (\w+)',
+                                'the answer to /sub show', fail=Profanity.FAILURE)
+        got = m.group(1)
+        if got == 'both':
+            return
+        if time.monotonic() >= deadline:
+            raise rt.TestFailure('profanity shows subscription %r with bob, want both' % got)
+        await asyncio.sleep(0.5)
+
+
+async def profanity_sees_bob_status(prof, bob, status):
+    bob.send_presence(pstatus=status)
+    # the roster panel of the console lists bob among the online contacts
+    await prof.wait_for(r'Online \(\d+\)[ \t]*\n[^\n]*bob@localhost[ \t]*(\n|$)',
+                        'bob in the Online group of the roster panel', fail=Profanity.FAILURE)
+    deadline = time.monotonic() + WAIT
+    while True:
+        prof.type('/clear')
+        prof.type('/status get bob@localhost')
+        try:
+            await prof.wait_for(r'bob@localhost\S* is online, "%s"' % re.escape(status),
+                                'bob online with status %r in /status get' % status,
+                                timeout=1.0, fail=Profanity.FAILURE)
+            return
+        except rt.TestFailure:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def bob_sees_profanity_status(prof, bob, status):
+    n = len(bob.presences)
+    prof.type('/status set online "%s"' % status)
+    await bob.presence_from('alice@localhost/%s' % prof.resource, 'available', status, since=n)
+
+
 async def quit_profanity(prof):
     prof.type('/quit')
     deadline = time.monotonic() + WAIT
@@ -360,7 +465,20 @@ async def main(srv, prof):
                    prof)
         await step('profanity-chat-window-to-slixmpp',
                    profanity_to_bob(prof, bob, 'Typed in the chat window ✓ %s' % tag, ''), prof)
+        subscribed = await step('subscription-request-shown', subscription_request_shown(prof, bob), prof) \
+            and await step('sub-allow', profanity_allows(prof, bob), prof) \
+            and await step('sub-request-back-both', profanity_requests(prof, bob), prof)
+        if subscribed:
+            await step('profanity-sees-bob-online-with-status',
+                       profanity_sees_bob_status(prof, bob, 'bob is around %s' % tag), prof)
+            await step('slixmpp-sees-profanity-status',
+                       bob_sees_profanity_status(prof, bob, 'in a meeting %s' % tag), prof)
+        n = len(bob.presences)
         await step('quit', quit_profanity(prof), prof)
+        if subscribed:
+            await step('slixmpp-sees-profanity-unavailable',
+                       bob.presence_from('alice@localhost/%s' % prof.resource, 'unavailable', since=n),
+                       prof)
     finally:
         if bob is not None:
             bob.disconnect()
