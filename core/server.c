@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "server.h"
+#include "storage.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -114,6 +115,8 @@ roost_server_bind(roost_session_t *s, const char *resource,
     }
     /* Online means routable, even for an account that storage does not
      * know (SASL ANONYMOUS). */
+    if (!u->exists)
+        u->transient = 1;
     u->exists = 1;
     s->jid = jid;
     s->user = u;
@@ -124,6 +127,45 @@ roost_server_bind(roost_session_t *s, const char *resource,
                     strlen(roost_jid_full(jid)), s);
     roost_hooks_run(h, ROOST_EV_SESSION_BOUND, s, NULL, jid, jid);
     return roost_jid_full(jid);
+}
+
+static int
+purge_work(void *arg)
+{
+    char **hu = arg;
+
+    return roost_storage_purge_user(hu[0], hu[1]);
+}
+
+static void
+purge_done(void *arg, int rc)
+{
+    char **hu = arg;
+
+    if (rc < 0)
+        ROOST_LOG(ROOST_LOG_WARN, hu[0], "purging the data of %s failed: %s",
+                  hu[1], roost_strerror(rc));
+    roost_free(hu[0]);
+    roost_free(hu[1]);
+    roost_free(hu);
+}
+
+/* The last session of an account that exists only while online
+ * (anonymous) is gone: what modules stored for it goes too, after their
+ * own SESSION_CLOSED writes (the storage queue is FIFO), as Prosody's
+ * anonymous authentication does.  A new login with the same random name
+ * is not possible before the purge ran: names are 64 random bits. */
+static void
+server_purge_transient(roost_user_t *u)
+{
+    char **hu = roost_xcalloc(2, sizeof(char *));
+
+    hu[0] = roost_xstrdup(u->host->name);
+    hu[1] = roost_xstrdup(u->node);
+    /* In memory too: the entry may live on while stanzas are in flight. */
+    u->exists = 0;
+    u->transient = 0;
+    roost_worker_submit(ROOST_WQ_STORAGE, purge_work, purge_done, hu);
 }
 
 void
@@ -146,6 +188,8 @@ roost_server_unbind(roost_session_t *s)
     /* The entry itself lives on while the session pins it (user.c). */
     u->count--;
     roost_hooks_run(s->host, ROOST_EV_SESSION_CLOSED, s, NULL, s->jid, s->jid);
+    if (u->count == 0 && u->transient)
+        server_purge_transient(u);
 }
 
 static int

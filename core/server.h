@@ -62,6 +62,8 @@ typedef struct roost_user {
     int pins;                  /* holders; the state is dropped at 0 */
     int loaded;                /* state below is valid */
     int exists;                /* the account exists */
+    int transient;             /* no stored account (SASL ANONYMOUS): its
+                                * data goes when its last session does */
     roost_roster_t *roster;
     void **mod_state; /* per module instance (index) */
     int nmod_state;

@@ -255,6 +255,54 @@ def anon_subscription_approved(srv):
         bob.close()
 
 
+def anon_data_purged_at_logout(srv):
+    """An anonymous account exists only while it is online (as Prosody's
+    anonymous authentication): once its last session ends, what the
+    server stored for it (roster, last presence) is deleted, and stanzas
+    to it get service-unavailable like any account that does not exist."""
+    import sqlite3
+    bob = user(srv, 'bob@localhost')
+    a = anon_login(srv)
+    node = bare(a.full_jid).split('@')[0]
+    db = os.path.join(srv.dir, 'data', 'roost.db')
+
+    def rows():
+        con = sqlite3.connect(db, timeout=5)
+        try:
+            return [r for t in ('keyval',) for r in con.execute(
+                "SELECT store FROM %s WHERE host='anon.localhost' AND user=?" % t,
+                (node,))]
+        finally:
+            con.close()
+    try:
+        iq_ok(a, "<iq type='get' id='r1'><query xmlns='%s'/></iq>" % NS_ROSTER, 'roster get')
+        a.send('<presence/>')
+        a.send("<presence to='bob@localhost' type='subscribe'/>")
+        wait_for(bob, is_subscribe(bare(a.full_jid)), 'the anonymous subscription request')
+        bob.send("<presence to='%s' type='subscribed'/>" % bare(a.full_jid))
+        wait_for(a, lambda e: rt.tag(e) == 'presence' and e.get('type') is None and
+                 bare(e.get('from', '')) == 'bob@localhost', "bob's presence")
+        deadline = time.monotonic() + 5
+        while not rows() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(rows(), 'nothing stored for the anonymous user while online '
+              '(the test would prove nothing)')
+        a.close()
+        deadline = time.monotonic() + 5
+        while rows() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(not rows(), 'still stored after logout: %r' % rows())
+        bob.send("<message to='%s' id='gone1' type='chat'><body>still there?</body></message>"
+                 % bare(a.full_jid))
+        e = wait_for(bob, lambda e: rt.tag(e) == 'message' and e.get('id') == 'gone1',
+                     'the bounce of a message to the gone anonymous account')
+        check(e.get('type') == 'error' and rt.error_condition(e) == 'service-unavailable',
+              'message to a gone anonymous account: %s' % rt.to_string(e))
+    finally:
+        a.close()
+        bob.close()
+
+
 def anon_reaches_user(srv):
     """Without privacy rules, the anonymous user's message and
     subscription request both reach alice."""
@@ -338,7 +386,7 @@ def check_refused(srv, owner, tag):
 
 
 TESTS = [normal_vhost_refuses_anonymous, anon_vhost_offers_anonymous, anon_roster_and_presence,
-         anon_subscription_approved, anon_reaches_user, privacy_list_denies_domain, blocking_denies_domain]
+         anon_subscription_approved, anon_data_purged_at_logout, anon_reaches_user, privacy_list_denies_domain, blocking_denies_domain]
 
 
 def main():
