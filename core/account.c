@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "config.h"
 #include "server.h"
+#include "storage.h"
 #include "worker.h"
 
 typedef struct {
@@ -21,6 +22,10 @@ typedef struct {
     roost_account_done_fn done;
     void *arg;
 } account_job_t;
+
+static account_job_t *account_job_new(roost_mod_t *m, const char *user,
+                                      const char *password,
+                                      roost_account_done_fn done, void *arg);
 
 static int
 account_set_password_work(void *arg)
@@ -50,22 +55,116 @@ roost_account_set_password(roost_mod_t *m, const char *user,
                            const char *password, roost_account_done_fn done,
                            void *arg)
 {
+    /* The storage queue, not the CPU pool: the write must stay ordered
+     * with the account's other storage jobs (and batch commits).  The
+     * PBKDF2 derivation runs there too; TODO split it off to
+     * ROOST_WQ_CPU once core/auth.c exposes derive and write apart. */
+    roost_worker_submit(ROOST_WQ_STORAGE, account_set_password_work,
+                        account_job_done,
+                        account_job_new(m, user, password, done, arg));
+}
+
+static int
+account_create_work(void *arg)
+{
+    account_job_t *j = arg;
+
+    return roost_auth_create(j->host, j->user, j->password, j->iterations);
+}
+
+static account_job_t *
+account_job_new(roost_mod_t *m, const char *user, const char *password,
+                roost_account_done_fn done, void *arg)
+{
     /* Freed by account_job_done. */
     account_job_t *j = roost_xcalloc(1, sizeof(*j));
 
     j->m = m;
     j->host = roost_xstrdup(roost_mod_host(m));
     j->user = roost_xstrdup(user);
-    j->password = roost_xstrdup(password);
+    j->password = roost_xstrdup(password != NULL ? password : "");
     j->iterations = roost_srv != NULL && roost_srv->cfg != NULL
                         ? (int)roost_srv->cfg->scram_iterations
                         : 0;
     j->done = done;
     j->arg = arg;
-    /* The storage queue, not the CPU pool: the write must stay ordered
-     * with the account's other storage jobs (and batch commits).  The
-     * PBKDF2 derivation runs there too; TODO split it off to
-     * ROOST_WQ_CPU once core/auth.c exposes derive and write apart. */
-    roost_worker_submit(ROOST_WQ_STORAGE, account_set_password_work,
-                        account_job_done, j);
+    return j;
+}
+
+void
+roost_account_create(roost_mod_t *m, const char *user, const char *password,
+                     roost_account_done_fn done, void *arg)
+{
+    roost_worker_submit(ROOST_WQ_STORAGE, account_create_work, account_job_done,
+                        account_job_new(m, user, password, done, arg));
+}
+
+/* --- removal --- */
+
+static int
+account_delete_work(void *arg)
+{
+    account_job_t *j = arg;
+    int rc = roost_auth_delete(j->host, j->user);
+
+    /* Everything the account stored goes too, even when the credentials
+     * were already gone (a removal interrupted earlier). */
+    if (roost_storage_purge_user(j->host, j->user) < 0 && rc == 0)
+        rc = -ROOST_ESTORAGE;
+    return rc;
+}
+
+static void
+account_delete_done(void *arg, int result)
+{
+    account_job_t *j = arg;
+    roost_host_t *h = roost_server_host(j->host);
+    roost_user_t *u = h != NULL ? roost_server_find_user(h, j->user) : NULL;
+    roost_account_done_fn done = j->done;
+    roost_mod_t *m = j->m;
+    void *darg = j->arg;
+
+    j->done = NULL;
+    if (done != NULL)
+        done(m, darg, result);
+    if (u != NULL && (result == 0 || result == -ROOST_ENOTFOUND)) {
+        /* The account no longer exists: new stanzas for it bounce, and
+         * its sessions end (after the requester's answer, queued above). */
+        u->exists = 0;
+        u->transient = 0;
+        for (roost_session_t *s = u->sessions, *next; s != NULL; s = next) {
+            next = s->next_of_user;
+            roost_stream_error(s->stream, "not-authorized",
+                               "the account was removed");
+        }
+    }
+    account_job_done(j, result);
+    if (u != NULL)
+        roost_user_unpin(u); /* the pin of account_delete_loaded */
+}
+
+/* The account's state is in memory: modules see it go while they can
+ * still read it (mod_presence cancels subscriptions from the roster). */
+static void
+account_delete_loaded(void *arg, roost_user_t *u)
+{
+    account_job_t *j = arg;
+    roost_jid_t *bare = roost_jid_from_parts(j->user, j->host, NULL);
+
+    if (bare != NULL && u->exists)
+        roost_hooks_run(u->host, ROOST_EV_USER_DELETED, NULL, NULL, bare, bare);
+    roost_jid_free(bare);
+    roost_worker_submit(ROOST_WQ_STORAGE, account_delete_work,
+                        account_delete_done, j);
+    /* The pin roost_user_need took stays until account_delete_done. */
+}
+
+void
+roost_account_delete(roost_mod_t *m, const char *user,
+                     roost_account_done_fn done, void *arg)
+{
+    account_job_t *j = account_job_new(m, user, NULL, done, arg);
+    roost_host_t *h = roost_server_host(roost_mod_host(m));
+
+    roost_user_need(h, user, account_delete_loaded, j);
 }

@@ -315,6 +315,7 @@ op_sasl_features(void *ud, roost_stanza_t *el)
     roost_session_t *s = ud;
     roost_stanza_t *cb;
 
+    roost_modules_preauth_features(s->host, el);
     if (s->cb_names[0] == NULL)
         return;
     cb = roost_stanza_add_child(el, "urn:xmpp:sasl-cb:0",
@@ -323,6 +324,56 @@ op_sasl_features(void *ud, roost_stanza_t *el)
         roost_stanza_set_attr(
             roost_stanza_add_child(cb, NULL, "channel-binding"), "type",
             s->cb_names[i]);
+}
+
+/* XEP-0077 before authentication: the module's answer goes straight to
+ * this session (replies carry no to/from). */
+static int
+op_preauth_iq(void *ud, roost_stanza_t *iq)
+{
+    roost_session_t *s = ud;
+    roost_stanza_t *payload = roost_stanza_first_child(iq);
+    const char *type = roost_stanza_attr(iq, "type");
+    roost_iq_entry_t *e;
+    roost_handler_fn fn = NULL;
+    roost_jid_t *host;
+    roost_ev_t ev;
+    int handled = 0;
+
+    if (s->host == NULL || payload == NULL || roost_stanza_ns(payload) == NULL)
+        return 0;
+    e = roost_preauth_iq_find(s->host, roost_stanza_ns(payload),
+                              roost_stanza_name(payload));
+    if (e == NULL)
+        return 0;
+    if (type != NULL && strcmp(type, "get") == 0)
+        fn = e->get;
+    else if (type != NULL && strcmp(type, "set") == 0)
+        fn = e->set;
+    host = roost_jid_new(s->host->name);
+    if (fn != NULL && host != NULL && roost_stanza_attr(iq, "id") != NULL) {
+        ev.mod = e->mod;
+        ev.origin = s;
+        ev.stanza = iq;
+        ev.from = NULL;
+        ev.to = host;
+        roost_conn_hold(s);
+        handled = fn(&ev, e->arg) == ROOST_HANDLED;
+        roost_conn_release(s);
+    }
+    if (!handled && !s->closing) {
+        roost_stanza_t *err = roost_stanza_error(
+            iq,
+            fn == NULL ? ROOST_SE_BAD_REQUEST : ROOST_SE_SERVICE_UNAVAILABLE,
+            NULL);
+
+        roost_stanza_set_attr(err, "from", NULL);
+        roost_stanza_set_attr(err, "to", NULL);
+        roost_conn_send(s, err);
+        roost_stanza_unref(err);
+    }
+    roost_jid_free(host);
+    return 1;
 }
 
 static void
@@ -548,6 +599,7 @@ static const roost_stream_ops_t conn_stream_ops = {
     .host_ok = op_host_ok,
     .sasl_mechs = op_sasl_mechs,
     .sasl_features = op_sasl_features,
+    .preauth_iq = op_preauth_iq,
     .starttls = op_starttls,
     .sasl_step = op_sasl_step,
     .bind = op_bind,

@@ -223,6 +223,14 @@ module_unload(roost_mod_t *m)
     reg_remove(&h->features, m);
     reg_remove(&h->identities, m);
     reg_remove(&h->stream_features, m);
+    reg_remove(&h->preauth_features, m);
+    HASH_ITER (hh, h->preauth_iqs, iq, tmp) {
+        if (iq->mod == m) {
+            HASH_DEL(h->preauth_iqs, iq);
+            roost_free(iq->key);
+            roost_free(iq);
+        }
+    }
     while (m->timers != NULL) {
         mod_timer_t *t = m->timers;
 
@@ -285,22 +293,41 @@ roost_hooks_run(roost_host_t *h, roost_event_t ev, roost_session_t *origin,
     return ROOST_PASS;
 }
 
-roost_iq_entry_t *
-roost_iq_find(roost_host_t *h, const char *xmlns, const char *child)
+static roost_iq_entry_t *
+iq_table_find(roost_iq_entry_t *table, const char *xmlns, const char *child)
 {
     char key[1024];
     roost_iq_entry_t *e;
 
     if (snprintf(key, sizeof(key), "%s %s", xmlns, child) >= (int)sizeof(key))
         return NULL;
-    HASH_FIND_STR(h->iqs, key, e);
+    HASH_FIND_STR(table, key, e);
     return e;
+}
+
+roost_iq_entry_t *
+roost_iq_find(roost_host_t *h, const char *xmlns, const char *child)
+{
+    return iq_table_find(h->iqs, xmlns, child);
+}
+
+roost_iq_entry_t *
+roost_preauth_iq_find(roost_host_t *h, const char *xmlns, const char *child)
+{
+    return iq_table_find(h->preauth_iqs, xmlns, child);
 }
 
 void
 roost_modules_stream_features(roost_host_t *h, roost_stanza_t *el)
 {
     for (roost_reg_entry_t *e = h->stream_features; e != NULL; e = e->next)
+        roost_stanza_add_copy(el, e->el);
+}
+
+void
+roost_modules_preauth_features(roost_host_t *h, roost_stanza_t *el)
+{
+    for (roost_reg_entry_t *e = h->preauth_features; e != NULL; e = e->next)
         roost_stanza_add_copy(el, e->el);
 }
 
@@ -328,9 +355,10 @@ roost_hook(roost_mod_t *m, roost_event_t ev, int prio, roost_handler_fn fn,
     return 0;
 }
 
-int
-roost_hook_iq(roost_mod_t *m, const char *xmlns, const char *child,
-              roost_handler_fn get, roost_handler_fn set, void *arg)
+static int
+iq_register(roost_mod_t *m, roost_iq_entry_t **table, const char *xmlns,
+            const char *child, roost_handler_fn get, roost_handler_fn set,
+            void *arg)
 {
     roost_iq_entry_t *e;
     size_t len;
@@ -340,7 +368,7 @@ roost_hook_iq(roost_mod_t *m, const char *xmlns, const char *child,
     len = strlen(xmlns) + strlen(child) + 2;
     if (len > 1024)
         return -ROOST_EINVAL;
-    e = roost_iq_find(m->host, xmlns, child);
+    e = iq_table_find(*table, xmlns, child);
     if (e != NULL) {
         /* Get and set may be registered separately, by the same module. */
         if ((get != NULL && e->get != NULL) ||
@@ -359,8 +387,22 @@ roost_hook_iq(roost_mod_t *m, const char *xmlns, const char *child,
     e->set = set;
     e->arg = arg;
     e->mod = m;
-    HASH_ADD_KEYPTR(hh, m->host->iqs, e->key, strlen(e->key), e);
+    HASH_ADD_KEYPTR(hh, *table, e->key, strlen(e->key), e);
     return 0;
+}
+
+int
+roost_hook_iq(roost_mod_t *m, const char *xmlns, const char *child,
+              roost_handler_fn get, roost_handler_fn set, void *arg)
+{
+    return iq_register(m, &m->host->iqs, xmlns, child, get, set, arg);
+}
+
+int
+roost_hook_preauth_iq(roost_mod_t *m, const char *xmlns, const char *child,
+                      roost_handler_fn get, roost_handler_fn set, void *arg)
+{
+    return iq_register(m, &m->host->preauth_iqs, xmlns, child, get, set, arg);
 }
 
 static void
@@ -406,6 +448,16 @@ roost_add_stream_feature(roost_mod_t *m, const roost_stanza_t *el)
     e->el = roost_stanza_copy(el);
     e->mod = m;
     reg_append(&m->host->stream_features, e);
+}
+
+void
+roost_add_preauth_stream_feature(roost_mod_t *m, const roost_stanza_t *el)
+{
+    roost_reg_entry_t *e = roost_xcalloc(1, sizeof(*e));
+
+    e->el = roost_stanza_copy(el);
+    e->mod = m;
+    reg_append(&m->host->preauth_features, e);
 }
 
 void

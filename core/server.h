@@ -86,6 +86,8 @@ struct roost_host {
     int nmods;
     roost_hook_entry_t *hooks[ROOST_EV__COUNT];
     roost_iq_entry_t *iqs;
+    roost_iq_entry_t *preauth_iqs; /* XEP-0077 before SASL */
+    roost_reg_entry_t *preauth_features;
     roost_reg_entry_t *features, *identities, *stream_features;
     roost_user_t *users; /* loaded accounts by localpart */
     roost_user_loader_t *loaders;
@@ -236,5 +238,8 @@ roost_iq_entry_t *roost_iq_find(roost_host_t *h, const char *xmlns,
                                 const char *child);
 /* Appends the host's stream features to el. */
 void roost_modules_stream_features(roost_host_t *h, roost_stanza_t *el);
+void roost_modules_preauth_features(roost_host_t *h, roost_stanza_t *el);
+roost_iq_entry_t *roost_preauth_iq_find(roost_host_t *h, const char *xmlns,
+                                        const char *child);
 
 #endif /* ROOST_CORE_SERVER_H */

@@ -387,6 +387,11 @@ handle_preauth(roost_stream_t *st, roost_stanza_t *el)
             return 0;
         }
     }
+    if (roost_stanza_kind(el) == ROOST_STANZA_IQ &&
+        (st->conf.tls_active || !st->conf.require_encryption) &&
+        st->ops->preauth_iq != NULL && !st->sasl_active &&
+        st->ops->preauth_iq(st->ud, el))
+        return st->state == ROOST_SS_CLOSED;
     roost_stream_error(st, "not-authorized",
                        "authenticate before sending stanzas");
     return 1;

@@ -51,9 +51,14 @@ typedef struct {
     /* A stanza from the bound client (message/presence/iq, jabber:client
      * ns).  Borrowed. */
     void (*stanza)(void *ud, roost_stanza_t *st);
-    /* Extra features offered next to the SASL mechanisms (XEP-0440), or
-     * NULL; called right after sasl_mechs. */
+    /* Extra features offered next to the SASL mechanisms (XEP-0440,
+     * XEP-0077), or NULL; called right after sasl_mechs. */
     void (*sasl_features)(void *ud, roost_stanza_t *el);
+    /* An iq before authentication (XEP-0077 registration), only where
+     * SASL is offered (after TLS when it is required).  Returns non-zero
+     * if it was taken; otherwise the stream closes with not-authorized.
+     * Borrowed.  May be NULL. */
+    int (*preauth_iq)(void *ud, roost_stanza_t *iq);
     /* Extra stream features for an authenticated stream (appended as
      * children of el), or NULL. */
     void (*features)(void *ud, roost_stanza_t *el);

@@ -1,11 +1,7 @@
 /* roost/account.h: what a module may do to the accounts of its vhost
- * (in-band password change, XEP-0077 §3.3).  The credentials themselves
- * stay in the core (core/auth.c): a module hands over a password and gets
- * a result, never a stored secret.
- *
- * Not here yet: creating an account (XEP-0077 §3.1, which needs the
- * pre-authentication stream hooks) and removing one (§3.2, which needs the
- * core to drop the account's in-memory state and sessions). */
+ * (in-band registration, XEP-0077: creation, password change, removal).
+ * The credentials themselves stay in the core (core/auth.c): a module
+ * hands over a password and gets a result, never a stored secret. */
 #ifndef ROOST_ACCOUNT_H
 #define ROOST_ACCOUNT_H
 
@@ -27,5 +23,22 @@ ROOST_API void roost_account_set_password(roost_mod_t *m, const char *user,
                                           const char *password,
                                           roost_account_done_fn done,
                                           void *arg);
+
+/* Creates user@vhost (user: a prepared localpart) with password, on the
+ * storage worker; done(m, arg, result) on the loop once it is committed:
+ * 0, -ROOST_EEXIST, -ROOST_EINVAL (bad password) or -ROOST_ESTORAGE. */
+ROOST_API void roost_account_create(roost_mod_t *m, const char *user,
+                                    const char *password,
+                                    roost_account_done_fn done, void *arg);
+
+/* Removes user@vhost: ROOST_EV_USER_DELETED fires first (while the
+ * account's state, roster included, is still loaded: mod_presence cancels
+ * subscriptions there), then the credentials and every stored item of the
+ * account are deleted on the storage worker; done(m, arg, result) runs on
+ * the loop (0, -ROOST_ENOTFOUND, -ROOST_ESTORAGE), and right after it the
+ * account's sessions are closed with a <not-authorized/> stream error (so
+ * a reply sent from done reaches the requester first). */
+ROOST_API void roost_account_delete(roost_mod_t *m, const char *user,
+                                    roost_account_done_fn done, void *arg);
 
 #endif /* ROOST_ACCOUNT_H */

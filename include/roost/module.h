@@ -54,6 +54,10 @@ typedef enum {
     /* IQs (any type) to a local full JID, before the core delivers them
      * to that session (filters: privacy lists). */
     ROOST_EV_IQ_FULL,
+    /* An account is being removed (roost_account_delete): stanza and
+     * origin are NULL, from and to the account's bare JID; its state is
+     * still loaded. */
+    ROOST_EV_USER_DELETED,
     ROOST_EV__COUNT
 } roost_event_t;
 
@@ -112,6 +116,19 @@ ROOST_API int roost_hook(roost_mod_t *m, roost_event_t ev, int prio,
 ROOST_API int roost_hook_iq(roost_mod_t *m, const char *xmlns,
                             const char *child, roost_handler_fn get,
                             roost_handler_fn set, void *arg);
+/* Before authentication (XEP-0077 in-band registration): an IQ handler
+ * for unauthenticated streams, offered once TLS is up (or where the host
+ * does not require it), and a feature for their <stream:features/>.  The
+ * handler gets ev->origin = the unauthenticated session, ev->from NULL and
+ * ev->to the host's JID; it answers with roost_session_deliver(origin,
+ * reply) (replies carry no to/from).  An IQ without a handler closes the
+ * stream with <not-authorized/>. */
+ROOST_API int roost_hook_preauth_iq(roost_mod_t *m, const char *xmlns,
+                                    const char *child, roost_handler_fn get,
+                                    roost_handler_fn set, void *arg);
+ROOST_API void roost_add_preauth_stream_feature(roost_mod_t *m,
+                                                const roost_stanza_t *el);
+
 /* A disco#info feature of the host, and an identity. */
 ROOST_API void roost_add_feature(roost_mod_t *m, const char *xmlns);
 ROOST_API void roost_add_identity(roost_mod_t *m, const char *category,

@@ -88,6 +88,16 @@ f_stanza(void *ud, roost_stanza_t *st)
     roost_free(x);
 }
 
+static int preauth_answer; /* what f_preauth_iq returns */
+static int preauth_calls;
+
+static int
+f_preauth_iq(void *ud, roost_stanza_t *iq)
+{
+    preauth_calls++;
+    return preauth_answer;
+}
+
 static void
 f_closed(void *ud)
 {
@@ -104,6 +114,7 @@ static const roost_stream_ops_t ops = {
     .stanza = f_stanza,
     .features = NULL,
     .closed = f_closed,
+    .preauth_iq = f_preauth_iq,
 };
 
 #define HDR                                                                    \
@@ -433,6 +444,36 @@ START_TEST(stanza_before_auth)
 }
 END_TEST
 
+/* XEP-0077: an iq before authentication goes to ops->preauth_iq, only
+ * where SASL is offered; one it does not take closes the stream. */
+START_TEST(preauth_iq_hook)
+{
+    roost_stream_t *st = mk(0, 1);
+
+    preauth_calls = 0;
+    preauth_answer = 1;
+    feed(st, HDR "<iq type='get' id='r1'><query xmlns='jabber:iq:register'/>"
+                 "</iq>");
+    /* Before TLS, with TLS required: not even asked. */
+    ck_assert_int_eq(preauth_calls, 0);
+    ck_assert_ptr_nonnull(strstr(F.out, "<not-authorized xmlns="));
+    roost_stream_free(st);
+
+    st = mk(1, 1);
+    preauth_calls = 0;
+    feed(st, HDR "<iq type='get' id='r1'><query xmlns='jabber:iq:register'/>"
+                 "</iq>");
+    ck_assert_int_eq(preauth_calls, 1);
+    ck_assert_int_eq(roost_stream_state(st), ROOST_SS_PREAUTH);
+    preauth_answer = 0;
+    feed(st, "<iq type='get' id='r2'><query xmlns='urn:other'/></iq>");
+    ck_assert_int_eq(preauth_calls, 2);
+    ck_assert_ptr_nonnull(strstr(F.out, "<not-authorized xmlns="));
+    ck_assert_int_eq(roost_stream_state(st), ROOST_SS_CLOSED);
+    roost_stream_free(st);
+}
+END_TEST
+
 START_TEST(bind_and_stanzas)
 {
     roost_stream_t *st = mk(1, 1);
@@ -581,6 +622,7 @@ stream_suite(void)
     tcase_add_test(tc, sasl_failures_limit);
     tcase_add_test(tc, sasl_abort_and_stray_response);
     tcase_add_test(tc, stanza_before_auth);
+    tcase_add_test(tc, preauth_iq_hook);
     suite_add_tcase(s, tc);
     tc = tcase_create("bind");
     tcase_add_test(tc, bind_and_stanzas);
