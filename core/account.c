@@ -125,6 +125,11 @@ account_delete_done(void *arg, int result)
     void *darg = j->arg;
 
     j->done = NULL;
+    /* The purge has committed: the module's answer (routed to the
+     * requester's full JID) may go through, then the sessions end in this
+     * same loop turn, before anything else is read from them. */
+    if (u != NULL)
+        u->deleting = 0;
     if (done != NULL)
         done(m, darg, result);
     if (u != NULL && (result == 0 || result == -ROOST_ENOTFOUND)) {
@@ -151,6 +156,9 @@ account_delete_loaded(void *arg, roost_user_t *u)
     account_job_t *j = arg;
     roost_jid_t *bare = roost_jid_from_parts(j->user, j->host, NULL);
 
+    /* From now on nothing the account's sessions send is processed and
+     * stanzas for it bounce, so no write lands after the purge. */
+    u->deleting = 1;
     if (bare != NULL && u->exists)
         roost_hooks_run(u->host, ROOST_EV_USER_DELETED, NULL, NULL, bare, bare);
     roost_jid_free(bare);

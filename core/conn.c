@@ -350,6 +350,9 @@ op_preauth_iq(void *ud, roost_stanza_t *iq)
         fn = e->get;
     else if (type != NULL && strcmp(type, "set") == 0)
         fn = e->set;
+    else if (type != NULL &&
+             (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
+        return 1; /* RFC 6120 §8.3.1: never answer those */
     host = roost_jid_new(s->host->name);
     if (fn != NULL && host != NULL && roost_stanza_attr(iq, "id") != NULL) {
         ev.mod = e->mod;

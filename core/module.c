@@ -747,3 +747,15 @@ roost_store_async(roost_mod_t *m, int (*work)(void *),
 {
     roost_worker_submit(ROOST_WQ_STORAGE, work, done, arg);
 }
+
+void
+roost_session_hold(roost_session_t *s)
+{
+    roost_conn_hold(s);
+}
+
+void
+roost_session_release(roost_session_t *s)
+{
+    roost_conn_release(s);
+}

@@ -257,7 +257,7 @@ route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
             route_wait(th, h, origin, st, from, to);
             return;
         }
-        if (!u->exists && u->count == 0) {
+        if ((!u->exists && u->count == 0) || u->deleting) {
             route_no_user(th, st);
             return;
         }
@@ -364,6 +364,9 @@ roost_router_c2s(roost_session_t *s, roost_stanza_t *st)
     const char *to_s = roost_stanza_attr(st, "to");
     roost_stanza_kind_t kind = roost_stanza_kind(st);
     roost_jid_t *to = NULL;
+
+    if (s->user != NULL && s->user->deleting)
+        return; /* the account is being removed (roost_account_delete) */
 
     /* HOUSE 16: `from` is the session's full JID; a client may leave it
      * out or name its own bare or full JID, anything else is a spoof

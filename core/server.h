@@ -64,6 +64,8 @@ typedef struct roost_user {
     int exists;                /* the account exists */
     int transient;             /* no stored account (SASL ANONYMOUS): its
                                 * data goes when its last session does */
+    int deleting;              /* roost_account_delete is running: nothing
+                                * more is accepted from or for it */
     roost_roster_t *roster;
     void **mod_state; /* per module instance (index) */
     int nmod_state;

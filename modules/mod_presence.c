@@ -868,6 +868,87 @@ pres_closed(const roost_ev_t *ev, void *arg)
     return ROOST_PASS;
 }
 
+/* --- account removal (ROOST_EV_USER_DELETED) --- */
+
+/* A roster item and what its cancellation sends. */
+typedef struct {
+    char *jid;
+    int unsub, unsubd;
+} pres_cancel_t;
+
+typedef struct {
+    pres_cancel_t *items;
+    int n, cap;
+} pres_cancels_t;
+
+static int
+pres_cancel_cb(void *arg, const roost_roster_item_t *it)
+{
+    pres_cancels_t *c = arg;
+    int unsub = sub_to(it->sub) || it->ask;
+    int unsubd = sub_from(it->sub) || it->pending_in;
+
+    if (!unsub && !unsubd)
+        return 0;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->items = roost_xrealloc(c->items, (size_t)c->cap * sizeof(*c->items));
+    }
+    c->items[c->n].jid = roost_xstrdup(it->jid); /* freed below */
+    c->items[c->n].unsub = unsub;
+    c->items[c->n].unsubd = unsubd;
+    c->n++;
+    return 0;
+}
+
+/* The account is being removed (XEP-0077 §3.2: its subscriptions are
+ * cancelled): for every roster item, what removing it would send (RFC
+ * 6121 §2.5.2, as mod_roster's remove): unsubscribe where the user was
+ * subscribed (to/both, or a pending request), unsubscribed where the
+ * contact was (from/both, or a request awaiting an answer), and then
+ * unavailable from each available resource to the former subscribers
+ * (§3.2.2).  The sessions are marked unavailable so that their close does
+ * not broadcast again nor store a last presence for an account whose
+ * data is being purged.  The roster itself goes with the account's data
+ * (the core). */
+static roost_verdict_t
+pres_user_deleted(const roost_ev_t *ev, void *arg)
+{
+    roost_mod_t *m = ev->mod;
+    const char *user = ev->from != NULL ? roost_jid_node(ev->from) : NULL;
+    pres_cancels_t c;
+    pres_sessions_t l;
+
+    if (user == NULL)
+        return ROOST_PASS;
+    memset(&c, 0, sizeof(c));
+    roost_roster_items(m, user, pres_cancel_cb, &c);
+    for (int i = 0; i < c.n; i++) {
+        if (c.items[i].unsub)
+            pres_send(m, "unsubscribe", roost_jid_bare(ev->from),
+                      c.items[i].jid);
+        if (c.items[i].unsubd) {
+            pres_send(m, "unsubscribed", roost_jid_bare(ev->from),
+                      c.items[i].jid);
+            pres_send_resources(m, user, c.items[i].jid, 1);
+        }
+        roost_free(c.items[i].jid);
+    }
+    roost_free(c.items);
+    pres_sessions_get(m, user, &l);
+    for (int i = 0; i < l.n; i++) {
+        pres_session_t *ps = pres_slot(l.ss[i], m, 0);
+
+        if (ps == NULL)
+            continue;
+        ps->available = 0;
+        roost_stanza_unref(ps->presence);
+        ps->presence = NULL;
+    }
+    pres_sessions_free(&l);
+    return ROOST_PASS;
+}
+
 /* --- XEP-0012 Last Activity of an account (§5, offline user query) --- */
 
 static roost_verdict_t
@@ -987,6 +1068,9 @@ pres_load(roost_mod_t *m)
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_IQ_BARE, ROOST_PRIO_DEFAULT, pres_last_iq,
                         NULL);
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_USER_DELETED, ROOST_PRIO_DEFAULT,
+                        pres_user_deleted, NULL);
     if (rc != 0)
         return rc;
     /* RFC 6121 §3.4: pre-approvals are supported. */

@@ -203,6 +203,12 @@ ROOST_API void roost_session_set_presence(roost_session_t *s, int available,
                                           int priority);
 /* Queues st for the session's client (serialised now).  Borrows st. */
 ROOST_API int roost_session_deliver(roost_session_t *s, roost_stanza_t *st);
+/* Keeps s allocated (not open) past this loop turn, for an answer
+ * computed asynchronously before authentication (there is no JID to
+ * route it to): roost_session_deliver fails once s is closing.  Each
+ * hold needs one release, on the loop. */
+ROOST_API void roost_session_hold(roost_session_t *s);
+ROOST_API void roost_session_release(roost_session_t *s);
 /* The client's IP address as text ("127.0.0.1", "::1"). */
 ROOST_API const char *roost_session_addr(const roost_session_t *s);
 /* Whether jid (any form; its bare JID counts) is an admin of m's vhost
