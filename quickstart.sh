@@ -17,7 +17,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 BUILD_DEPS=(build-essential autoconf automake libtool pkg-config
     libexpat1-dev libevent-dev libssl-dev libsasl2-dev libsasl2-modules
     libsqlite3-dev check libconfig-dev libidn-dev libidn2-dev uthash-dev)
-TEST_DEPS=(python3 python3-slixmpp go-sendxmpp profanity tmux openssl clang-format)
+TEST_DEPS=(python3 python3-slixmpp go-sendxmpp profanity tmux openssl clang-format
+    clang libclang-rt-dev)
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -89,6 +90,13 @@ test)
          make -s -C build-asan -j"$JOBS" check; then
         status=1
         cat build-asan/test-suite.log 2>/dev/null | tail -200 || true
+    fi
+    # The fuzz targets (HOUSE 26), a bounded and reproducible run: a fixed
+    # seed and number of inputs per target, from the corpora in the tree.
+    build build-fuzz CC=clang --enable-fuzzing
+    say "fuzz run (build-fuzz/)"
+    if ! make -s -C build-fuzz fuzz-run FUZZ_RUNS="${FUZZ_RUNS:-1000000}"; then
+        status=1
     fi
     [ $status -eq 0 ] && say "all tests passed" || say "TESTS FAILED"
     exit $status
