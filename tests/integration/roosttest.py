@@ -631,3 +631,48 @@ class Client:
         cns = [v for rdn in info.get('subject', ()) for k, v in rdn if k == 'commonName']
         sans = [v for k, v in info.get('subjectAltName', ()) if k == 'DNS']
         return cns, sans
+
+
+def run_group(cls, users, tests, prefix):
+    """Runs tests (functions taking the server) against one cls(users)
+    server: a PASS/FAIL line each, a check that the server still runs after
+    each test, and a clean-shutdown check at the end.  Returns (passed,
+    failed).  Shared by the standalone test files (test_limits.py,
+    test_offline.py, ...)."""
+    passed = failed = 0
+    srv = cls(users)
+    try:
+        srv.start()
+    except TestFailure as e:
+        print('FAIL %s:start: %s' % (prefix, e))
+        return 0, 1
+    try:
+        for t in tests:
+            try:
+                t(srv)
+                print('PASS %s:%s' % (prefix, t.__name__))
+                passed += 1
+            except (TestFailure, OSError) as e:
+                print('FAIL %s:%s: %s' % (prefix, t.__name__, e))
+                failed += 1
+            if srv.proc is None or srv.proc.poll() is not None:
+                print('FAIL %s:%s: server not running afterwards' % (prefix, t.__name__))
+                print(srv.log_tail(40))
+                failed += 1
+                break
+        problems = srv.stop()
+        if problems:
+            print('FAIL %s:server-clean-shutdown: %s' % (prefix, '; '.join(problems)))
+            print(srv.log_tail(40))
+            failed += 1
+        else:
+            print('PASS %s:server-clean-shutdown' % prefix)
+            passed += 1
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.proc.kill()
+        if not failed:
+            srv.cleanup()
+        else:
+            print('    (server files kept in %s)' % srv.dir)
+    return passed, failed

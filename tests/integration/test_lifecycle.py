@@ -396,9 +396,9 @@ def presence_without_message(srv):
         wait_for(alice, lambda el: is_presence(el, bob.full_jid),
                  "bob's presence after the subscription")
         bob.send('<presence><show>away</show></presence>')
-        el = wait_for(alice, lambda el: is_presence(el, bob.full_jid) and
-                      el.findtext('{jabber:client}show') == 'away',
-                      "bob's presence update")
+        wait_for(alice, lambda el: is_presence(el, bob.full_jid) and
+                 el.findtext('{jabber:client}show') == 'away',
+                 "bob's presence update")
         r = alice.iq("<iq type='get' id='r3'>"
                      "<query xmlns='jabber:iq:roster'/></iq>")
         items = {i.get('jid'): i.get('subscription') for i in
@@ -426,38 +426,7 @@ def run_group(cls, tests, name_filter):
     tests = [t for t in tests if not name_filter or name_filter in t.__name__]
     if not tests:
         return 0, 0
-    passed = failed = 0
-    srv = cls(USERS)
-    try:
-        srv.start()
-    except TestFailure as e:
-        print('FAIL %s start: %s' % (cls.__name__, e))
-        return 0, 1
-    try:
-        for t in tests:
-            try:
-                t(srv)
-                print('PASS lifecycle:%s' % t.__name__)
-                passed += 1
-            except (TestFailure, OSError) as e:
-                print('FAIL lifecycle:%s: %s' % (t.__name__, e))
-                failed += 1
-        problems = srv.stop()
-        if problems:
-            print('FAIL lifecycle:%s-clean-shutdown: %s'
-                  % (cls.__name__, '; '.join(problems)))
-            print(srv.log_tail(40))
-            failed += 1
-        else:
-            passed += 1
-    finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.proc.kill()
-        if not failed:
-            srv.cleanup()
-        else:
-            print('    (server files kept in %s)' % srv.dir)
-    return passed, failed
+    return rt.run_group(cls, USERS, tests, 'lifecycle')
 
 
 def main():

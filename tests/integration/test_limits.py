@@ -13,7 +13,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import roosttest as rt                        # noqa: E402
-from roosttest import check, Client, TestFailure, NS_STREAM  # noqa: E402
+from roosttest import check, Client, TestFailure  # noqa: E402
 
 USERS = {'alice@localhost': 'alice-Secret-4711',
          'bob@localhost': 'bob-Secret-0815',
@@ -340,38 +340,7 @@ GROUPS = [(TightRoost, [unauthenticated_lifetime, idle_ping_then_close,
 
 
 def run_group(cls, tests):
-    passed = failed = 0
-    srv = cls(USERS)
-    try:
-        srv.start()
-    except TestFailure as e:
-        print('FAIL start: %s' % e)
-        return 0, 1
-    try:
-        for t in tests:
-            try:
-                t(srv)
-                print('PASS limits:%s' % t.__name__)
-                passed += 1
-            except (TestFailure, OSError) as e:
-                print('FAIL limits:%s: %s' % (t.__name__, e))
-                failed += 1
-        problems = srv.stop()
-        if problems:
-            print('FAIL limits:server-clean-shutdown: %s' % '; '.join(problems))
-            print(srv.log_tail(40))
-            failed += 1
-        else:
-            print('PASS limits:server-clean-shutdown')
-            passed += 1
-    finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.proc.kill()
-        if not failed:
-            srv.cleanup()
-        else:
-            print('    (server files kept in %s)' % srv.dir)
-    return passed, failed
+    return rt.run_group(cls, USERS, tests, 'limits')
 
 
 def main():

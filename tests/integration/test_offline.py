@@ -488,43 +488,7 @@ GROUPS = [(OfflineRoost, [order_delay_once, disco_feature, quota_bounce, not_sto
 
 
 def run_group(cls, tests):
-    passed = failed = 0
-    srv = cls(USERS)
-    try:
-        srv.start()
-    except TestFailure as e:
-        print('FAIL start: %s' % e)
-        return 0, 1
-    try:
-        for t in tests:
-            try:
-                t(srv)
-                print('PASS offline:%s' % t.__name__)
-                passed += 1
-            except (TestFailure, OSError) as e:
-                print('FAIL offline:%s: %s' % (t.__name__, e))
-                failed += 1
-            if srv.proc is None or srv.proc.poll() is not None:
-                print('FAIL offline:%s: server not running afterwards' % t.__name__)
-                print(srv.log_tail(40))
-                failed += 1
-                break
-        problems = srv.stop()
-        if problems:
-            print('FAIL offline:server-clean-shutdown: %s' % '; '.join(problems))
-            print(srv.log_tail(40))
-            failed += 1
-        else:
-            print('PASS offline:server-clean-shutdown')
-            passed += 1
-    finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.proc.kill()
-        if not failed:
-            srv.cleanup()
-        else:
-            print('    (server files kept in %s)' % srv.dir)
-    return passed, failed
+    return rt.run_group(cls, USERS, tests, 'offline')
 
 
 def main():

@@ -657,43 +657,7 @@ ALL = PORTABLE + [mapping_both_ways, rules_message, rules_presence, rules_iq_and
 
 
 def run_group(cls, tests):
-    passed = failed = 0
-    srv = cls(USERS)
-    try:
-        srv.start()
-    except TestFailure as e:
-        print('FAIL start: %s' % e)
-        return 0, 1
-    try:
-        for t in tests:
-            try:
-                t(srv)
-                print('PASS privacy:%s' % t.__name__)
-                passed += 1
-            except (TestFailure, OSError) as e:
-                print('FAIL privacy:%s: %s' % (t.__name__, e))
-                failed += 1
-            if srv.proc is None or srv.proc.poll() is not None:
-                print('FAIL privacy:%s: server not running afterwards' % t.__name__)
-                print(srv.log_tail(40))
-                failed += 1
-                break
-        problems = srv.stop()
-        if problems:
-            print('FAIL privacy:server-clean-shutdown: %s' % '; '.join(problems))
-            print(srv.log_tail(40))
-            failed += 1
-        else:
-            print('PASS privacy:server-clean-shutdown')
-            passed += 1
-    finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.proc.kill()
-        if not failed:
-            srv.cleanup()
-        else:
-            print('    (server files kept in %s)' % srv.dir)
-    return passed, failed
+    return rt.run_group(cls, USERS, tests, 'privacy')
 
 
 def main():

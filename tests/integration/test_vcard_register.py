@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import roosttest as rt                        # noqa: E402
 import scansion                               # noqa: E402
-from roosttest import check, Client, TestFailure  # noqa: E402
+from roosttest import check, Client  # noqa: E402
 
 USERS = {'alice@localhost': 'alice-Secret-4711',
          'bob@localhost': 'bob-Secret-0815',
@@ -519,46 +519,10 @@ GROUPS = [(VcardRoost, [scripts, disco_feature, own_set_get, own_empty,
 
 
 def run_group(cls, tests):
-    passed = failed = 0
     users = dict(USERS)
     for path in SCRIPTS:
         users.update(scansion.Script(path).users())
-    srv = cls(users)
-    try:
-        srv.start()
-    except TestFailure as e:
-        print('FAIL start: %s' % e)
-        return 0, 1
-    try:
-        for t in tests:
-            try:
-                t(srv)
-                print('PASS %s:%s' % (cls.tag, t.__name__))
-                passed += 1
-            except (TestFailure, OSError) as e:
-                print('FAIL %s:%s: %s' % (cls.tag, t.__name__, e))
-                failed += 1
-            if srv.proc is None or srv.proc.poll() is not None:
-                print('FAIL %s:%s: server not running afterwards' % (cls.tag, t.__name__))
-                print(srv.log_tail(40))
-                failed += 1
-                break
-        problems = srv.stop()
-        if problems:
-            print('FAIL %s:server-clean-shutdown: %s' % (cls.tag, '; '.join(problems)))
-            print(srv.log_tail(40))
-            failed += 1
-        else:
-            print('PASS %s:server-clean-shutdown' % cls.tag)
-            passed += 1
-    finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.proc.kill()
-        if not failed:
-            srv.cleanup()
-        else:
-            print('    (server files kept in %s)' % srv.dir)
-    return passed, failed
+    return rt.run_group(cls, users, tests, cls.tag)
 
 
 def main():
