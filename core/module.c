@@ -544,6 +544,25 @@ roost_send(roost_mod_t *m, roost_stanza_t *st)
         roost_stanza_set_attr(st, "from", m->host->name);
     if (roost_stanza_attr(st, "to") == NULL)
         return -ROOST_EINVAL;
+    if (m->host->hooks[ROOST_EV_OUTBOUND] != NULL) {
+        /* On behalf of a local account of this vhost: its own filters
+         * decide before the stanza goes anywhere (other vhosts too). */
+        roost_jid_t *from = roost_jid_new(roost_stanza_attr(st, "from"));
+        roost_jid_t *to = roost_jid_new(roost_stanza_attr(st, "to"));
+        roost_user_t *u =
+            from != NULL && roost_jid_node(from) != NULL &&
+                    strcmp(roost_jid_domain(from), m->host->name) == 0
+                ? roost_server_find_user(m->host, roost_jid_node(from))
+                : NULL;
+        int drop = u != NULL && u->loaded && to != NULL &&
+                   roost_hooks_run(m->host, ROOST_EV_OUTBOUND, NULL, st, from,
+                                   to) == ROOST_HANDLED;
+
+        roost_jid_free(from);
+        roost_jid_free(to);
+        if (drop)
+            return 0;
+    }
     roost_router_route(m->host, NULL, st);
     return 0;
 }

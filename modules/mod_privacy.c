@@ -34,13 +34,11 @@
  * notifications a local user's server sends on the user's behalf
  * (broadcasts by mod_presence, probe answers, unavailable at logout)
  * never pass PRE_STANZA: they are checked against the sender's
- * presence-out rules when they reach a recipient on this vhost (the
- * sender's state is loaded: it has sessions, or the event is its own
- * probe).
+ * presence-out rules on ROOST_EV_OUTBOUND, before they are routed to any
+ * destination (and again when they reach a recipient on this vhost).
  *
- * Not here (needs the core): IQs to a full JID (no event fires for
- * them), per-resource filtering of stanzas to the bare JID, presence-out
- * for recipients on other vhosts or servers. */
+ * Not here (needs the core): per-resource filtering of stanzas to the
+ * bare JID (one session's active list judges). */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -656,6 +654,19 @@ priv_inbound(const roost_ev_t *ev, void *arg)
         (type_is(type, "get") || type_is(type, "set")))
         return roost_bounce(ev, ROOST_SE_SERVICE_UNAVAILABLE, NULL);
     return ROOST_HANDLED;
+}
+
+/* Presence the server sends on a local user's behalf (ROOST_EV_OUTBOUND:
+ * broadcasts, probe answers, unavailable at logout), to any destination:
+ * the user's presence-out rules, politely (nothing is said). */
+static roost_verdict_t
+priv_on_behalf(const roost_ev_t *ev, void *arg)
+{
+    if (roost_stanza_kind(ev->stanza) == ROOST_STANZA_PRESENCE &&
+        priv_kind(ev->stanza, 1) == PK_POUT &&
+        priv_pout_denied(ev->mod, ev->from, ev->to))
+        return ROOST_HANDLED;
+    return ROOST_PASS;
 }
 
 /* Stanzas a local client sends (PRE_STANZA). */
@@ -1496,6 +1507,9 @@ priv_load(roost_mod_t *m)
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_PRE_STANZA, ROOST_PRIO_FILTER,
                         priv_outbound, NULL);
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_OUTBOUND, ROOST_PRIO_FILTER, priv_on_behalf,
+                        NULL);
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_SESSION_CLOSED, ROOST_PRIO_DEFAULT,
                         priv_session_closed, NULL);

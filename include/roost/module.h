@@ -58,6 +58,12 @@ typedef enum {
      * origin are NULL, from and to the account's bare JID; its state is
      * still loaded. */
     ROOST_EV_USER_DELETED,
+    /* A stanza a module sends (roost_send) on behalf of a local account of
+     * this vhost (from = that account: presence broadcasts, probe
+     * answers, unavailable at logout), before it is routed anywhere, this
+     * server or another.  HANDLED drops it (privacy presence-out).  What
+     * the client sends itself is ROOST_EV_PRE_STANZA. */
+    ROOST_EV_OUTBOUND,
     ROOST_EV__COUNT
 } roost_event_t;
 

@@ -35,6 +35,7 @@ NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi',
          'ivan', 'judy', 'mallory', 'oscar', 'peggy', 'trent', 'victor',
          'walter', 'sybil', 'rupert']
 USERS = dict(('%s@localhost' % n, '%s-Secret-%d' % (n, i)) for i, n in enumerate(NAMES))
+USERS['xena@example.test'] = 'xena-Secret-x'
 NS_PRIV = 'jabber:iq:privacy'
 NS_BLOCK = 'urn:xmpp:blocking'
 NS_BLOCKERR = 'urn:xmpp:blocking:errors'
@@ -523,6 +524,38 @@ def rules_presence(srv):
         v.close()
 
 
+def presence_out_other_vhost(srv):
+    """Polite blocking (RFC 2779 5.1.15) towards a watcher on another
+    vhost of this server: the presence-out rule of the user (on
+    localhost) stops broadcasts and probe answers before they are routed
+    (ROOST_EV_OUTBOUND), although the watcher's vhost runs its own privacy
+    instance that does not know the user's lists."""
+    w = login(srv, 'walter', presence='<presence/>')
+    x = Client(srv, 'xena@example.test', USERS['xena@example.test'],
+               name='xena').login()
+    try:
+        x.send('<presence/>')
+        stanzas(x, 0.3)
+        subscribe_both(w, x)
+        w.send('<presence><show>chat</show></presence>')
+        wait_for(x, is_presence(w.full_jid), 'presence before the rule')
+        set_list_ok(w, 'pout-x', "<item type='jid' value='example.test' action='deny' "
+                    "order='1'><presence-out/></item>")
+        check(priv_set(w, 'active', 'pout-x').get('type') == 'result', 'active')
+        stanzas(x, 0.5)
+        w.send('<presence><show>dnd</show></presence>')
+        none_of(x, lambda e: rt.tag(e) == 'presence' and e.get('from') == w.full_jid,
+                'broadcast to another vhost past presence-out')
+        x.send("<presence type='probe' to='walter@localhost'/>")
+        none_of(x, lambda e: rt.tag(e) == 'presence' and
+                e.get('from', '').startswith('walter@'), 'probe answer past presence-out')
+        send_msg(w, 'xena@example.test', 'wx1')
+        wait_for(x, is_msg('wx1'), 'message (presence-out only stops presence)')
+    finally:
+        w.close()
+        x.close()
+
+
 def rules_iq_and_all(srv):
     """XEP-0016 §2.12/§2.13: an iq item denies iq get (service-
     unavailable) but not messages; an "all" jid item also stops the
@@ -652,7 +685,8 @@ def survives_restart(srv):
 # ----------------------------------------------------------------- run
 
 PORTABLE = [block_basic, block_errors_unblock_all, block_offline, block_presence]
-ALL = PORTABLE + [mapping_both_ways, rules_message, rules_presence, rules_iq_and_all,
+ALL = PORTABLE + [mapping_both_ways, rules_message, rules_presence,
+                  presence_out_other_vhost, rules_iq_and_all,
                   active_vs_default, errors_0016, survives_restart]
 
 
