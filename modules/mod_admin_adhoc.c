@@ -1,15 +1,39 @@
 /* modules/mod_admin_adhoc.c: service administration (XEP-0133) over
  * ad-hoc commands (XEP-0050), for the vhost's administrators.
  *
- * Commands: http://jabber.org/protocol/admin#get-user-roster (XEP-0133
- * §4.8).  Executing it returns a form asking for one account
- * (accountjids, jid-multi as the XEP has it; accountjid, as Prosody's
- * form has it, is accepted too); submitting the form completes the
- * command with a result form holding the account's roster as a
- * jabber:iq:roster <query/> (the protocol view: no server-private flags,
- * no hidden items).  A form submitted with the first request completes
- * in one step.  Sessions are bound to the requester's full JID, expire
- * after ADMIN_SESSION_TTL_MS and go when that session closes.
+ * Commands (XEP-0133 §4):
+ * - add-user (§4.1): a form with accountjid, password and password-verify;
+ *   the account is created through roost/account.h and the command
+ *   completes when the creation has committed.  Errors are error stanzas,
+ *   as §6 requires: an existing account is <conflict/>; a password that
+ *   differs from password-verify, a missing accountjid or password, or an
+ *   account of another host is <bad-request/> with the XEP-0050 §4.6
+ *   <bad-payload/> and a text; a password the core refuses (SASLprep, too
+ *   long) is <not-acceptable/>.  Prosody differs: it completes the command
+ *   with <note type='error'/> instead of an error stanza.  password-verify
+ *   is optional (it is not a required field in §4.1), but when present it
+ *   must match.  email, given_name and surname are not offered (nothing
+ *   stores them).
+ * - delete-user (§4.2): accountjids (jid-multi); every JID is checked
+ *   first (all on this host, bare), then the accounts are removed
+ *   together and the command completes once all are done, with a note
+ *   naming the accounts removed and, with type='error', those that could
+ *   not be.  When none could be removed the answer is an error stanza
+ *   (<item-not-found/> when none existed).  The requester's own account,
+ *   when listed, goes last, so that the answer reaches them before their
+ *   session ends.  Removal fires ROOST_EV_USER_DELETED (mod_presence
+ *   cancels subscriptions), purges the account's data and closes its
+ *   sessions with <not-authorized/> (the core, roost/account.h).
+ * - get-user-roster (§4.8).  Executing it returns a form asking for one
+ *   account (accountjids, jid-multi as the XEP has it; accountjid, as
+ *   Prosody's form has it, is accepted too); submitting the form
+ *   completes the command with a result form holding the account's roster
+ *   as a jabber:iq:roster <query/> (the protocol view: no server-private
+ *   flags, no hidden items).
+ *
+ * A form submitted with the first request completes in one step.
+ * Sessions are bound to the requester's full JID, expire after
+ * ADMIN_SESSION_TTL_MS and go when that session closes.
  *
  * Who is an admin: the host's `admins` list (roost_host_is_admin), plus
  * the module's own STRLIST option `admins` (admin_adhoc = { admins =
@@ -22,17 +46,19 @@
  * vhost from a ROOST_EV_PRE_STANZA hook (wanted: a disco node registry in
  * module.h, e.g. roost_add_disco_node(m, node, items_fn, info_fn)).
  *
- * Not here: add-user and delete-user (no account API for modules), and
- * the roster of an account that is not loaded (no session, nothing in
- * flight): roost/roster.h reads loaded rosters only and the stored form
- * is private to the core, so that case is refused with
+ * Not here: the roster of an account that is not loaded (no session,
+ * nothing in flight): roost/roster.h reads loaded rosters only and the
+ * stored form is private to the core, so that case is refused with
  * <feature-not-implemented/> and a text (wanted: an asynchronous read,
- * e.g. roost_roster_load_async(m, user, cb, arg)). */
+ * e.g. roost_roster_load_async(m, user, cb, arg)).  An account operation
+ * still in flight when the module is unloaded calls back into it: the
+ * account API has no cancel (as for mod_register). */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include <roost/account.h>
 #include <roost/module.h>
 #include <roost/roster.h>
 
@@ -41,8 +67,13 @@
 #define ADMIN_NS_XDATA    "jabber:x:data"
 #define ADMIN_NS_ROSTER   "jabber:iq:roster"
 
+#define ADMIN_NODE_ADD_USER    ADMIN_NS_ADMIN "#add-user"
+#define ADMIN_NODE_DELETE_USER ADMIN_NS_ADMIN "#delete-user"
+#define ADMIN_NODE_ROSTER      ADMIN_NS_ADMIN "#get-user-roster"
+
 #define ADMIN_SESSION_TTL_MS (10 * 60 * 1000) /* an idle form expires */
 #define ADMIN_SESSIONS_MAX   64               /* per vhost; oldest goes */
+#define ADMIN_DELETE_MAX     64               /* accounts in one delete-user */
 
 struct admin_conf {
     const char *const *admins;
@@ -81,15 +112,24 @@ typedef struct admin_cmd {
     admin_cmd_fn submit; /* the submitted form: the result */
 } admin_cmd_t;
 
+static roost_verdict_t adduser_form(const roost_ev_t *ev, const char *sid,
+                                    roost_stanza_t *form);
+static roost_verdict_t adduser_submit(const roost_ev_t *ev, const char *sid,
+                                      roost_stanza_t *form);
+static roost_verdict_t deluser_form(const roost_ev_t *ev, const char *sid,
+                                    roost_stanza_t *form);
+static roost_verdict_t deluser_submit(const roost_ev_t *ev, const char *sid,
+                                      roost_stanza_t *form);
 static roost_verdict_t roster_form(const roost_ev_t *ev, const char *sid,
                                    roost_stanza_t *form);
 static roost_verdict_t roster_submit(const roost_ev_t *ev, const char *sid,
                                      roost_stanza_t *form);
 
-static const admin_cmd_t admin_cmds[] = {{ADMIN_NS_ADMIN "#get-user-roster",
-                                          "Get User Roster", roster_form,
-                                          roster_submit},
-                                         {NULL, NULL, NULL, NULL}};
+static const admin_cmd_t admin_cmds[] = {
+    {ADMIN_NODE_ADD_USER, "Add User", adduser_form, adduser_submit},
+    {ADMIN_NODE_DELETE_USER, "Delete User", deluser_form, deluser_submit},
+    {ADMIN_NODE_ROSTER, "Get User Roster", roster_form, roster_submit},
+    {NULL, NULL, NULL, NULL}};
 
 static uint64_t
 admin_now_ms(void)
@@ -216,24 +256,52 @@ admin_session_closed(const roost_ev_t *ev, void *arg)
 
 /* --- replies --- */
 
-/* An error reply with a XEP-0050 §4.6 specific condition (bad-action,
- * bad-sessionid, malformed-action, bad-payload) next to the general one.
- * Returns ROOST_HANDLED. */
+/* Routes r (an answer to a request of a local session) and drops it.
+ * Consumes r. */
+static void
+admin_send_take(roost_mod_t *m, roost_stanza_t *r)
+{
+    if (roost_stanza_attr(r, "from") == NULL)
+        roost_stanza_set_attr(r, "from", roost_mod_host(m));
+    roost_send(m, r);
+    roost_stanza_unref(r);
+}
+
+/* An error reply to iq, with a XEP-0050 §4.6 specific condition
+ * (bad-action, bad-sessionid, malformed-action, bad-payload) next to the
+ * general one when specific is not NULL.  Borrows iq. */
+static void
+admin_error_iq(roost_mod_t *m, const roost_stanza_t *iq,
+               roost_stanza_err_t cond, const char *specific, const char *text)
+{
+    roost_stanza_t *err = roost_stanza_error(iq, cond, text);
+    roost_stanza_t *e = roost_stanza_child(err, NULL, "error");
+
+    if (e != NULL && specific != NULL)
+        roost_stanza_add_child(e, ADMIN_NS_COMMANDS, specific);
+    admin_send_take(m, err);
+}
+
+/* admin_error_iq for the event's stanza.  Returns ROOST_HANDLED. */
 static roost_verdict_t
 admin_error(const roost_ev_t *ev, roost_stanza_err_t cond, const char *specific,
             const char *text)
 {
-    roost_stanza_t *err, *e;
-
     if (specific == NULL)
         return roost_bounce(ev, cond, text);
-    err = roost_stanza_error(ev->stanza, cond, text);
-    e = roost_stanza_child(err, NULL, "error");
-    if (e != NULL)
-        roost_stanza_add_child(e, ADMIN_NS_COMMANDS, specific);
-    roost_send(ev->mod, err);
-    roost_stanza_unref(err);
+    admin_error_iq(ev->mod, ev->stanza, cond, specific, text);
     return ROOST_HANDLED;
+}
+
+/* The iq result to iq carrying a copy of payload.  Borrows both. */
+static void
+admin_result_iq(roost_mod_t *m, const roost_stanza_t *iq,
+                const roost_stanza_t *payload)
+{
+    roost_stanza_t *r = roost_stanza_reply(iq);
+
+    roost_stanza_add_copy(r, payload);
+    admin_send_take(m, r);
 }
 
 /* <command/> of the reply, status and sessionid set. */
@@ -270,7 +338,7 @@ admin_field(roost_stanza_t *x, const char *var, const char *type,
 static roost_verdict_t
 roster_form(const roost_ev_t *ev, const char *sid, roost_stanza_t *unused)
 {
-    roost_stanza_t *c = admin_command_el(admin_cmds[0].node, sid, "executing");
+    roost_stanza_t *c = admin_command_el(ADMIN_NODE_ROSTER, sid, "executing");
     roost_stanza_t *acts = roost_stanza_add_child(c, NULL, "actions");
     roost_stanza_t *x = roost_stanza_add_child(c, ADMIN_NS_XDATA, "x"), *f;
     roost_verdict_t v;
@@ -362,7 +430,7 @@ roster_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
                             "the roster of an account that is not online "
                             "(or does not exist) cannot be read yet");
     }
-    c = admin_command_el(admin_cmds[0].node, sid, "completed");
+    c = admin_command_el(ADMIN_NODE_ROSTER, sid, "completed");
     x = roost_stanza_add_child(c, ADMIN_NS_XDATA, "x");
     roost_stanza_set_attr(x, "type", "result");
     admin_field(x, "FORM_TYPE", "hidden", NULL, ADMIN_NS_ADMIN);
@@ -373,6 +441,363 @@ roster_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
     roost_stanza_unref(q);
     roost_jid_free(j);
     return v;
+}
+
+/* --- shared by add-user and delete-user --- */
+
+/* A <command status='executing'/> for node holding a form of the given
+ * title and instructions with its FORM_TYPE; *x gets the form. */
+static roost_stanza_t *
+admin_form_new(const char *node, const char *sid, const char *title,
+               const char *instructions, roost_stanza_t **x)
+{
+    roost_stanza_t *c = admin_command_el(node, sid, "executing");
+    roost_stanza_t *acts = roost_stanza_add_child(c, NULL, "actions");
+
+    roost_stanza_set_attr(acts, "execute", "complete");
+    roost_stanza_add_child(acts, NULL, "complete");
+    *x = roost_stanza_add_child(c, ADMIN_NS_XDATA, "x");
+    roost_stanza_set_attr(*x, "type", "form");
+    roost_stanza_add_text(roost_stanza_add_child(*x, NULL, "title"), title,
+                          strlen(title));
+    roost_stanza_add_text(roost_stanza_add_child(*x, NULL, "instructions"),
+                          instructions, strlen(instructions));
+    admin_field(*x, "FORM_TYPE", "hidden", NULL, ADMIN_NS_ADMIN);
+    return c;
+}
+
+/* Sends the form c (executing) as the answer to ev.  Consumes c. */
+static roost_verdict_t
+admin_reply_take(const roost_ev_t *ev, roost_stanza_t *c)
+{
+    roost_verdict_t v = roost_reply(ev, c);
+
+    roost_stanza_unref(c);
+    return v;
+}
+
+/* value (from field var) as the bare JID of an account of this host:
+ * a new JID, or NULL once the error reply is queued. */
+static roost_jid_t *
+admin_account_jid(const roost_ev_t *ev, const char *var, const char *value)
+{
+    roost_jid_t *j = value != NULL ? roost_jid_new(value) : NULL;
+    char text[96];
+
+    if (j == NULL || roost_jid_node(j) == NULL ||
+        roost_jid_resource(j) != NULL) {
+        roost_jid_free(j);
+        snprintf(text, sizeof(text), "%s: not the bare JID of an account", var);
+        roost_bounce(ev, ROOST_SE_JID_MALFORMED, text);
+        return NULL;
+    }
+    if (strcmp(roost_jid_domain(j), roost_mod_host(ev->mod)) != 0) {
+        roost_jid_free(j);
+        snprintf(text, sizeof(text), "%s: the account is not on this host",
+                 var);
+        admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload", text);
+        return NULL;
+    }
+    return j;
+}
+
+static void
+admin_note(roost_stanza_t *c, const char *type, const char *text)
+{
+    roost_stanza_t *n = roost_stanza_add_child(c, NULL, "note");
+
+    roost_stanza_set_attr(n, "type", type);
+    roost_stanza_add_text(n, text, strlen(text));
+}
+
+/* --- add-user (XEP-0133 §4.1) --- */
+
+/* One creation in flight; freed by adduser_done. */
+typedef struct {
+    roost_stanza_t *iq; /* the request (a reference) */
+    char sid[48];
+    char *account; /* bare JID */
+    char *by;      /* the requester's bare JID, for the log */
+} adduser_job_t;
+
+static roost_verdict_t
+adduser_form(const roost_ev_t *ev, const char *sid, roost_stanza_t *unused)
+{
+    roost_stanza_t *x, *f;
+    roost_stanza_t *c =
+        admin_form_new(ADMIN_NODE_ADD_USER, sid, "Adding a User",
+                       "Fill out this form to add a user.", &x);
+
+    f = admin_field(x, "accountjid", "jid-single",
+                    "The Jabber ID for the account to be added", NULL);
+    roost_stanza_add_child(f, NULL, "required");
+    /* Required here (not in §4.1): an account without a password could
+     * never log in. */
+    f = admin_field(x, "password", "text-private",
+                    "The password for this account", NULL);
+    roost_stanza_add_child(f, NULL, "required");
+    admin_field(x, "password-verify", "text-private", "Retype password", NULL);
+    return admin_reply_take(ev, c);
+}
+
+static void
+adduser_done(roost_mod_t *m, void *arg, int rc)
+{
+    adduser_job_t *j = arg;
+
+    if (rc == 0) {
+        roost_stanza_t *c =
+            admin_command_el(ADMIN_NODE_ADD_USER, j->sid, "completed");
+
+        roost_log(m, ROOST_LOG_INFO, "account %s created by %s", j->account,
+                  j->by);
+        admin_note(c, "info", "Account successfully created");
+        admin_result_iq(m, j->iq, c);
+        roost_stanza_unref(c);
+    } else if (rc == -ROOST_EEXIST) {
+        admin_error_iq(m, j->iq, ROOST_SE_CONFLICT, NULL,
+                       "the account already exists");
+    } else if (rc == -ROOST_EINVAL) {
+        admin_error_iq(m, j->iq, ROOST_SE_NOT_ACCEPTABLE, NULL,
+                       "the password is too long or contains characters "
+                       "that are not allowed");
+    } else {
+        roost_log(m, ROOST_LOG_ERROR, "creating the account %s: %s", j->account,
+                  roost_strerror(rc));
+        admin_error_iq(m, j->iq, ROOST_SE_INTERNAL_SERVER_ERROR, NULL, NULL);
+    }
+    roost_stanza_unref(j->iq);
+    roost_free(j->account);
+    roost_free(j->by);
+    roost_free(j);
+}
+
+static roost_verdict_t
+adduser_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
+{
+    const char *acct[2], *pw[2] = {NULL, NULL}, *pv[2] = {NULL, NULL};
+    int n = admin_field_values(form, "accountjid", acct, 2);
+    int npw = admin_field_values(form, "password", pw, 2);
+    int npv = admin_field_values(form, "password-verify", pv, 2);
+    adduser_job_t *j;
+    roost_jid_t *jid;
+
+    if (n != 1)
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                           n == 0 ? "accountjid is required"
+                                  : "accountjid: one account at a time");
+    if (npw != 1 || pw[0] == NULL || *pw[0] == '\0')
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                           "password is required");
+    /* password-verify is optional, but when given it must match. */
+    if (npv > 1 || (npv == 1 && strcmp(pv[0] != NULL ? pv[0] : "", pw[0]) != 0))
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                           "password and password-verify differ");
+    jid = admin_account_jid(ev, "accountjid", acct[0]);
+    if (jid == NULL)
+        return ROOST_HANDLED;
+    /* Freed by adduser_done. */
+    j = roost_xcalloc(1, sizeof(*j));
+    j->iq = roost_stanza_ref(ev->stanza);
+    snprintf(j->sid, sizeof(j->sid), "%s", sid);
+    j->account = roost_xstrdup(roost_jid_bare(jid));
+    j->by = roost_xstrdup(roost_jid_bare(ev->from));
+    roost_account_create(ev->mod, roost_jid_node(jid), pw[0], adduser_done, j);
+    roost_jid_free(jid);
+    return ROOST_HANDLED;
+}
+
+/* --- delete-user (XEP-0133 §4.2) --- */
+
+typedef struct deluser_job deluser_job_t;
+
+typedef struct {
+    deluser_job_t *job;
+    char *user; /* prepared localpart */
+    int rc;
+} deluser_acct_t;
+
+/* One delete-user in flight; freed by deluser_finish. */
+struct deluser_job {
+    roost_stanza_t *iq; /* the request (a reference) */
+    char sid[48];
+    char *by;    /* the requester's bare JID, for the log */
+    int n;       /* accounts in acct */
+    int pending; /* removals in flight, other than self */
+    int self;    /* index of the requester's own account, or -1 */
+    deluser_acct_t acct[ADMIN_DELETE_MAX];
+};
+
+static roost_verdict_t
+deluser_form(const roost_ev_t *ev, const char *sid, roost_stanza_t *unused)
+{
+    roost_stanza_t *x, *f;
+    roost_stanza_t *c =
+        admin_form_new(ADMIN_NODE_DELETE_USER, sid, "Deleting a User",
+                       "Fill out this form to delete a user.", &x);
+
+    f = admin_field(x, "accountjids", "jid-multi", "The Jabber ID(s) to delete",
+                    NULL);
+    roost_stanza_add_child(f, NULL, "required");
+    return admin_reply_take(ev, c);
+}
+
+static void
+deluser_job_free(deluser_job_t *j)
+{
+    for (int i = 0; i < j->n; i++)
+        roost_free(j->acct[i].user);
+    roost_stanza_unref(j->iq);
+    roost_free(j->by);
+    roost_free(j);
+}
+
+/* One line "user@host" (with the reason when rc is not 0) of a note. */
+static void
+deluser_note_line(roost_mod_t *m, roost_stanza_t *note, const deluser_acct_t *a)
+{
+    const char *host = roost_mod_host(m);
+
+    roost_stanza_add_text(note, "\n", 1);
+    roost_stanza_add_text(note, a->user, strlen(a->user));
+    roost_stanza_add_text(note, "@", 1);
+    roost_stanza_add_text(note, host, strlen(host));
+    if (a->rc == -ROOST_ENOTFOUND)
+        roost_stanza_add_text(note, " (no such account)", 18);
+    else if (a->rc != 0)
+        roost_stanza_add_text(note, " (internal error)", 17);
+}
+
+/* Every removal is done: the answer.  Frees j. */
+static void
+deluser_finish(roost_mod_t *m, deluser_job_t *j)
+{
+    roost_stanza_t *c, *note;
+    int ok = 0, missing = 0;
+
+    for (int i = 0; i < j->n; i++) {
+        if (j->acct[i].rc == 0)
+            ok++;
+        else if (j->acct[i].rc == -ROOST_ENOTFOUND)
+            missing++;
+    }
+    if (ok == 0) {
+        /* Nothing changed: an error (XEP-0133 §6). */
+        if (missing == j->n)
+            admin_error_iq(m, j->iq, ROOST_SE_ITEM_NOT_FOUND, NULL,
+                           j->n == 1 ? "no such account"
+                                     : "none of these accounts exists");
+        else
+            admin_error_iq(m, j->iq, ROOST_SE_INTERNAL_SERVER_ERROR, NULL,
+                           "the accounts could not be deleted");
+        deluser_job_free(j);
+        return;
+    }
+    c = admin_command_el(ADMIN_NODE_DELETE_USER, j->sid, "completed");
+    note = roost_stanza_add_child(c, NULL, "note");
+    roost_stanza_set_attr(note, "type", "info");
+    roost_stanza_add_text(note, "The following accounts were deleted:", 36);
+    for (int i = 0; i < j->n; i++)
+        if (j->acct[i].rc == 0)
+            deluser_note_line(m, note, &j->acct[i]);
+    if (ok < j->n) {
+        note = roost_stanza_add_child(c, NULL, "note");
+        roost_stanza_set_attr(note, "type", "error");
+        roost_stanza_add_text(
+            note, "The following accounts could not be deleted:", 44);
+        for (int i = 0; i < j->n; i++)
+            if (j->acct[i].rc != 0)
+                deluser_note_line(m, note, &j->acct[i]);
+    }
+    admin_result_iq(m, j->iq, c);
+    roost_stanza_unref(c);
+    deluser_job_free(j);
+}
+
+static void deluser_done(roost_mod_t *m, void *arg, int rc);
+
+/* One removal (other than self) is over, or the issuing is: once none is
+ * left, the requester's own account goes, or the answer. */
+static void
+deluser_release(roost_mod_t *m, deluser_job_t *j)
+{
+    if (--j->pending > 0)
+        return;
+    if (j->self >= 0)
+        roost_account_delete(m, j->acct[j->self].user, deluser_done,
+                             &j->acct[j->self]);
+    else
+        deluser_finish(m, j);
+}
+
+/* Runs right before the core closes the account's sessions. */
+static void
+deluser_done(roost_mod_t *m, void *arg, int rc)
+{
+    deluser_acct_t *a = arg;
+    deluser_job_t *j = a->job;
+
+    a->rc = rc;
+    if (rc == 0)
+        roost_log(m, ROOST_LOG_INFO, "account %s@%s deleted by %s", a->user,
+                  roost_mod_host(m), j->by);
+    else if (rc != -ROOST_ENOTFOUND)
+        roost_log(m, ROOST_LOG_ERROR, "deleting the account %s@%s: %s", a->user,
+                  roost_mod_host(m), roost_strerror(rc));
+    if (j->self >= 0 && a == &j->acct[j->self])
+        deluser_finish(m, j); /* the last one: before the session ends */
+    else
+        deluser_release(m, j);
+}
+
+static roost_verdict_t
+deluser_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
+{
+    const char *vals[ADMIN_DELETE_MAX + 1];
+    int n = admin_field_values(form, "accountjids", vals, ADMIN_DELETE_MAX + 1);
+    deluser_job_t *j;
+
+    if (n == 0)
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                           "accountjids is required");
+    if (n > ADMIN_DELETE_MAX)
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                           "accountjids: too many accounts at a time");
+    /* Freed by deluser_finish (or below, when a JID is refused). */
+    j = roost_xcalloc(1, sizeof(*j));
+    j->self = -1;
+    for (int i = 0; i < n; i++) {
+        roost_jid_t *jid = admin_account_jid(ev, "accountjids", vals[i]);
+        int dup = 0;
+
+        if (jid == NULL) {
+            /* Nothing is deleted unless every JID is good. */
+            deluser_job_free(j);
+            return ROOST_HANDLED;
+        }
+        for (int k = 0; k < j->n && !dup; k++)
+            dup = strcmp(j->acct[k].user, roost_jid_node(jid)) == 0;
+        if (!dup) {
+            if (roost_jid_bare_eq(jid, ev->from))
+                j->self = j->n;
+            j->acct[j->n].job = j;
+            j->acct[j->n].user = roost_xstrdup(roost_jid_node(jid));
+            j->n++;
+        }
+        roost_jid_free(jid);
+    }
+    j->iq = roost_stanza_ref(ev->stanza);
+    snprintf(j->sid, sizeof(j->sid), "%s", sid);
+    j->by = roost_xstrdup(roost_jid_bare(ev->from));
+    /* One count for each removal but self, plus one held while issuing
+     * them (a done callback cannot free j under this loop). */
+    j->pending = j->n - (j->self >= 0) + 1;
+    for (int i = 0; i < j->n; i++)
+        if (i != j->self)
+            roost_account_delete(ev->mod, j->acct[i].user, deluser_done,
+                                 &j->acct[i]);
+    deluser_release(ev->mod, j);
+    return ROOST_HANDLED;
 }
 
 /* --- ad-hoc command execution (XEP-0050 §3.4-§3.6, §4) --- */

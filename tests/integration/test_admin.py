@@ -1,13 +1,17 @@
 """Administration of subscriptions: roostctl roster / subscribers /
-subscriptions / roster-add / roster-del, and XEP-0133 get-user-roster over
-XEP-0050 ad-hoc commands (mod_admin_adhoc).
+subscriptions / roster-add / roster-del, and XEP-0133 add-user,
+delete-user and get-user-roster over XEP-0050 ad-hoc commands
+(mod_admin_adhoc).
 
 The roster state is made over XMPP by a real subscription handshake
 (mod_presence): alice and bob subscribe to each other (both), alice asks
 carol who does not answer (alice: none + ask; carol: a hidden item with
 pending-in), dave subscribes to alice and she approves (alice: from;
 dave: to).  Then, with alice online, admin@localhost reads her roster with
-get-user-roster, bob is refused; roostd is stopped and roostctl reads and
+get-user-roster, bob is refused.  The admin adds an account (which can
+then log in) and deletes one that is online (its stream ends with
+<not-authorized/>, its contact is unsubscribed, it cannot log in again);
+bob may do neither; roostd is stopped and roostctl reads and
 edits the same rosters; roostd is started again and alice sees the edits
 (and the version changed, XEP-0237).
 
@@ -33,7 +37,10 @@ USERS = {'admin@localhost': 'admin-Secret-1',
          'carol@localhost': 'carol-Secret-4',
          'dave@localhost': 'dave-Secret-5',
          'frank@localhost': 'frank-Secret-6',
-         'erin@example.test': 'erin-Secret-7'}
+         'erin@example.test': 'erin-Secret-7',
+         'gina@localhost': 'gina-Secret-8',
+         'hank@localhost': 'hank-Secret-9',
+         'other@localhost': 'other-Secret-10'}
 NS_ROSTER = 'jabber:iq:roster'
 NS_CMD = 'http://jabber.org/protocol/commands'
 NS_ADMIN = 'http://jabber.org/protocol/admin'
@@ -41,6 +48,8 @@ NS_XDATA = 'jabber:x:data'
 NS_ITEMS = 'http://jabber.org/protocol/disco#items'
 NS_INFO = 'http://jabber.org/protocol/disco#info'
 NODE_ROSTER = NS_ADMIN + '#get-user-roster'
+NODE_ADD = NS_ADMIN + '#add-user'
+NODE_DEL = NS_ADMIN + '#delete-user'
 
 
 class AdminRoost(rt.Roost):
@@ -146,6 +155,41 @@ def submit(jid, var='accountjids'):
             % (NS_XDATA, NS_ADMIN, var, jid))
 
 
+def form(*fields):
+    """A submitted admin form: fields are (var, value or [values])."""
+    out = ("<x xmlns='%s' type='submit'><field type='hidden' var='FORM_TYPE'>"
+           "<value>%s</value></field>" % (NS_XDATA, NS_ADMIN))
+    for var, vals in fields:
+        if isinstance(vals, str):
+            vals = [vals]
+        out += "<field var='%s'>%s</field>" % (
+            var, ''.join('<value>%s</value>' % v for v in vals))
+    return out + '</x>'
+
+
+def can_login(srv, jid, password):
+    c = Client(srv, jid, password, name='try-' + jid.split('@')[0])
+    try:
+        c.login()
+        return True
+    except rt.AuthFailed:
+        return False
+    finally:
+        c.close()
+
+
+def completed(r, node):
+    check(r.get('type') == 'result', '%s: %s' % (node, rt.to_string(r)))
+    cmd = r.find('{%s}command' % NS_CMD)
+    check(cmd is not None and cmd.get('status') == 'completed' and cmd.get('node') == node,
+          '%s not completed: %s' % (node, rt.to_string(r)))
+    return cmd
+
+
+def notes(cmd):
+    return {n.get('type'): n.text or '' for n in cmd.findall('{%s}note' % NS_CMD)}
+
+
 def error_of(r):
     check(r.get('type') == 'error', 'expected an error, got %s' % rt.to_string(r))
     err = r.find('{jabber:client}error')
@@ -196,7 +240,8 @@ def t_adhoc_commands_listed(srv):
                % (NS_ITEMS, NS_CMD))
     check(r.get('type') == 'result', 'disco#items commands: %s' % rt.to_string(r))
     nodes = [i.get('node') for i in r.iter('{%s}item' % NS_ITEMS)]
-    check(NODE_ROSTER in nodes, 'get-user-roster not listed to the admin: %r' % nodes)
+    for n in (NODE_ADD, NODE_DEL, NODE_ROSTER):
+        check(n in nodes, '%s not listed to the admin: %r' % (n, nodes))
     r = adm.iq("<iq type='get' id='d2' to='localhost'><query xmlns='%s' node='%s'/></iq>"
                % (NS_INFO, NODE_ROSTER))
     feats = [f.get('var') for f in r.iter('{%s}feature' % NS_INFO)]
@@ -286,6 +331,192 @@ def t_adhoc_forbidden(srv):
         check('forbidden' in error_of(r), 'erin read alice\'s roster: %s' % rt.to_string(r))
     finally:
         erin.close()
+
+
+def t_adhoc_add_user(srv):
+    """XEP-0133 §4.1: form, submit, completed; the account logs in."""
+    adm = ST['admin']
+    check(not can_login(srv, 'newbie@localhost', 'newbie-Pass-1'),
+          'test bug: newbie exists before add-user')
+    r = command(adm, '', node=NODE_ADD, action='execute')
+    cmd = r.find('{%s}command' % NS_CMD)
+    check(r.get('type') == 'result' and cmd is not None and
+          cmd.get('status') == 'executing' and cmd.get('sessionid'),
+          'add-user execute: %s' % rt.to_string(r))
+    fields = {f.get('var'): f.get('type') for f in cmd.iter('{%s}field' % NS_XDATA)}
+    check(fields.get('accountjid') == 'jid-single' and
+          fields.get('password') == 'text-private' and
+          fields.get('password-verify') == 'text-private' and
+          fields.get('FORM_TYPE') == 'hidden', 'add-user form fields: %r' % fields)
+    sid = cmd.get('sessionid')
+    r = command(adm, form(('accountjid', 'NewBie@LocalHost'),
+                          ('password', 'newbie-Pass-1'),
+                          ('password-verify', 'newbie-Pass-1')),
+                node=NODE_ADD, sid=sid)
+    cmd = completed(r, NODE_ADD)
+    check(cmd.get('sessionid') == sid, 'sessionid changed: %s' % rt.to_string(r))
+    check(can_login(srv, 'newbie@localhost', 'newbie-Pass-1'),
+          'the added account cannot log in')
+    check(not can_login(srv, 'newbie@localhost', 'wrong-Pass-1'),
+          'the added account logs in with any password')
+    # One step (form with the execute request), no password-verify.
+    r = command(adm, form(('accountjid', 'newbie2@localhost'),
+                          ('password', 'newbie-Pass-2')), node=NODE_ADD)
+    completed(r, NODE_ADD)
+    check(can_login(srv, 'newbie2@localhost', 'newbie-Pass-2'),
+          'the account added in one step cannot log in')
+
+
+def t_adhoc_add_user_errors(srv):
+    adm = ST['admin']
+    # An existing account: conflict (XEP-0133 §6); its password is kept.
+    r = command(adm, form(('accountjid', 'alice@localhost'), ('password', 'x-Pass-1'),
+                          ('password-verify', 'x-Pass-1')), node=NODE_ADD)
+    check('conflict' in error_of(r), 'existing account: %s' % rt.to_string(r))
+    check(can_login(srv, 'alice@localhost', USERS['alice@localhost']),
+          'alice\'s password changed by a refused add-user')
+    # Password mismatch: bad-request + bad-payload, nothing created.
+    r = command(adm, '', node=NODE_ADD, action='execute')
+    sid = r.find('{%s}command' % NS_CMD).get('sessionid')
+    r = command(adm, form(('accountjid', 'mismatch@localhost'), ('password', 'mm-Pass-1'),
+                          ('password-verify', 'mm-Pass-2')), node=NODE_ADD, sid=sid)
+    conds = error_of(r)
+    text = r.find('{jabber:client}error/{%s}text' % rt.NS_STANZA_ERR)
+    check('bad-request' in conds and 'bad-payload' in conds and text is not None and
+          'password-verify' in text.text, 'password mismatch: %s' % rt.to_string(r))
+    for pw in ('mm-Pass-1', 'mm-Pass-2'):
+        check(not can_login(srv, 'mismatch@localhost', pw),
+              'account created despite the password mismatch')
+    # No password; an account of another host; a full JID.
+    r = command(adm, form(('accountjid', 'nopass@localhost')), node=NODE_ADD)
+    check('bad-request' in error_of(r), 'no password: %s' % rt.to_string(r))
+    r = command(adm, form(('accountjid', 'newx@example.test'), ('password', 'x-Pass-1'),
+                          ('password-verify', 'x-Pass-1')), node=NODE_ADD)
+    check('bad-request' in error_of(r), 'other host: %s' % rt.to_string(r))
+    check(not can_login(srv, 'newx@example.test', 'x-Pass-1'), 'created on the other host')
+    r = command(adm, form(('accountjid', 'full@localhost/res'), ('password', 'x-Pass-1')),
+                node=NODE_ADD)
+    check('jid-malformed' in error_of(r), 'full JID: %s' % rt.to_string(r))
+
+
+def t_adhoc_delete_user(srv):
+    """XEP-0133 §4.2: gina is online (two resources) and subscribed both
+    ways with hank; the admin deletes gina and a missing account in one
+    request: completed, gina listed as deleted and ghost as not; both of
+    gina's streams end with <not-authorized/>; hank gets unsubscribe and
+    unsubscribed from her; gina cannot log in."""
+    adm = ST['admin']
+    g = login(srv, 'gina@localhost')
+    g2 = Client(srv, 'gina@localhost', USERS['gina@localhost'], name='gina2').login(
+        resource='second')
+    h = login(srv, 'hank@localhost')
+    try:
+        g.send("<presence to='hank@localhost' type='subscribe'/>")
+        wait_presence(h, 'gina@localhost', 'subscribe')
+        h.send("<presence to='gina@localhost' type='subscribed'/>")
+        wait_presence(g, 'hank@localhost', 'subscribed')
+        h.send("<presence to='gina@localhost' type='subscribe'/>")
+        wait_presence(g, 'hank@localhost', 'subscribe')
+        g.send("<presence to='hank@localhost' type='subscribed'/>")
+        wait_presence(h, 'gina@localhost', 'subscribed')
+        items, _, _ = roster_items(h)
+        check(items.get('gina@localhost') is not None and
+              items['gina@localhost'].get('subscription') == 'both',
+              'test bug: hank and gina not subscribed both ways')
+        r = command(adm, '', node=NODE_DEL, action='execute')
+        cmd = r.find('{%s}command' % NS_CMD)
+        check(r.get('type') == 'result' and cmd.get('status') == 'executing',
+              'delete-user execute: %s' % rt.to_string(r))
+        fields = {f.get('var'): f.get('type') for f in cmd.iter('{%s}field' % NS_XDATA)}
+        check(fields.get('accountjids') == 'jid-multi', 'delete-user form: %r' % fields)
+        r = command(adm, form(('accountjids', ['Gina@localhost', 'ghost@localhost'])),
+                    node=NODE_DEL, sid=cmd.get('sessionid'))
+        n = notes(completed(r, NODE_DEL))
+        check('gina@localhost' in n.get('info', '') and
+              'ghost' not in n.get('info', '') and
+              'ghost@localhost' in n.get('error', '') and
+              'gina' not in n.get('error', ''),
+              'delete-user notes: %r' % n)
+        for c in (g, g2):
+            cond = c.expect_stream_error()
+            check(cond == 'not-authorized', '%s: stream error %s' % (c.name, cond))
+        want = {'unsubscribe', 'unsubscribed'}
+        got = set()
+        deadline = time.monotonic() + 5
+        while got != want and time.monotonic() < deadline:
+            try:
+                el = h.recv(timeout=max(0.1, deadline - time.monotonic()))
+            except TestFailure:
+                break
+            if rt.tag(el) == 'presence' and el.get('type') in want and \
+                    (el.get('from') or '').split('/')[0] == 'gina@localhost':
+                got.add(el.get('type'))
+        check(got == want, 'hank got %r from gina, want %r' % (sorted(got), sorted(want)))
+    finally:
+        for c in (g, g2, h):
+            c.close()
+    check(not can_login(srv, 'gina@localhost', USERS['gina@localhost']),
+          'gina still logs in after delete-user')
+    # Nothing to delete: an error, not a completed command.
+    r = command(adm, form(('accountjids', 'gina@localhost')), node=NODE_DEL)
+    check('item-not-found' in error_of(r), 'deleting a missing account: %s' % rt.to_string(r))
+    # One JID of another host: refused as a whole, nothing deleted.
+    r = command(adm, form(('accountjids', ['newbie2@localhost', 'erin@example.test'])),
+                node=NODE_DEL)
+    check('bad-request' in error_of(r), 'other host in the list: %s' % rt.to_string(r))
+    check(can_login(srv, 'newbie2@localhost', 'newbie-Pass-2'),
+          'newbie2 deleted by a refused request')
+    check(can_login(srv, 'erin@example.test', USERS['erin@example.test']),
+          'erin deleted from another host')
+
+
+def t_adhoc_add_delete_forbidden(srv):
+    """Non-admins: forbidden for add-user and delete-user, nothing done."""
+    bob = ST['clients']['bob@localhost']
+    r = command(bob, '', node=NODE_ADD, action='execute')
+    check('forbidden' in error_of(r), 'bob executed add-user: %s' % rt.to_string(r))
+    r = command(bob, form(('accountjid', 'bobsfriend@localhost'), ('password', 'bf-Pass-1'),
+                          ('password-verify', 'bf-Pass-1')), node=NODE_ADD)
+    check('forbidden' in error_of(r), 'bob added a user: %s' % rt.to_string(r))
+    check(not can_login(srv, 'bobsfriend@localhost', 'bf-Pass-1'),
+          'the account bob asked for exists')
+    r = command(bob, '', node=NODE_DEL, action='execute')
+    check('forbidden' in error_of(r), 'bob executed delete-user: %s' % rt.to_string(r))
+    r = command(bob, form(('accountjids', 'newbie@localhost')), node=NODE_DEL)
+    check('forbidden' in error_of(r), 'bob deleted a user: %s' % rt.to_string(r))
+    check(can_login(srv, 'newbie@localhost', 'newbie-Pass-1'),
+          'newbie deleted by bob\'s request')
+    r = bob.iq("<iq type='get' id='d5' to='localhost'><query xmlns='%s' node='%s'/></iq>"
+               % (NS_INFO, NODE_DEL))
+    check('forbidden' in error_of(r), 'delete-user node info to bob: %s' % rt.to_string(r))
+
+
+def t_adhoc_delete_self(srv):
+    """other@localhost (an admin through the module's own list) deletes
+    their own account and newbie2 in one request, their own listed first:
+    the completed answer naming both arrives before their stream ends with
+    <not-authorized/>."""
+    o = login(srv, 'other@localhost')
+    try:
+        o.send("<iq type='set' id='self1' to='localhost'><command xmlns='%s' node='%s'>%s"
+               "</command></iq>" % (NS_CMD, NODE_DEL, form(
+                   ('accountjids', ['other@localhost', 'newbie2@localhost']))))
+        el = o.recv()
+        while rt.tag(el) != 'iq' or el.get('id') != 'self1':
+            check(el.tag != '{%s}error' % rt.NS_STREAM,
+                  'stream error before the answer: %s' % rt.to_string(el))
+            el = o.recv()
+        info = notes(completed(el, NODE_DEL)).get('info', '')
+        check('other@localhost' in info and 'newbie2@localhost' in info,
+              'delete-user of self: %s' % rt.to_string(el))
+        cond = o.expect_stream_error()
+        check(cond == 'not-authorized', 'requester: stream error %s' % cond)
+    finally:
+        o.close()
+    check(not can_login(srv, 'other@localhost', USERS['other@localhost']),
+          'other still logs in')
+    check(not can_login(srv, 'newbie2@localhost', 'newbie-Pass-2'),
+          'newbie2 still logs in')
 
 
 def t_stop_server(srv):
@@ -415,7 +646,9 @@ def t_ctl_roster_del(srv):
 
 
 TESTS = [t_handshake, t_adhoc_commands_listed, t_adhoc_get_user_roster,
-         t_adhoc_cancel_and_errors, t_adhoc_forbidden, t_stop_server,
+         t_adhoc_cancel_and_errors, t_adhoc_forbidden, t_adhoc_add_user,
+         t_adhoc_add_user_errors, t_adhoc_delete_user,
+         t_adhoc_add_delete_forbidden, t_adhoc_delete_self, t_stop_server,
          t_ctl_roster, t_ctl_subscribers, t_ctl_errors, t_ctl_roster_add,
          t_login_sees_added, t_ctl_roster_del]
 
