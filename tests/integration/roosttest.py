@@ -201,9 +201,14 @@ class Roost(ServerUnderTest):
         self._spawn([self.roostd, '-c', self.config])
 
 
+PROSODY_MODULES = ['roster', 'saslauth', 'tls', 'disco', 'ping', 'version',
+                   'posix', 'vcard']
+
+
 class Prosody(ServerUnderTest):
     """Unmodified Debian prosody with the same vhosts, ports and users."""
     name = 'prosody'
+    extra_modules = ()          # Prosody modules a test file adds
     # Where Prosody legitimately differs from what RFC 6120/6121 ask of Roost.
     # key -> (answer Prosody gives, note).  Used only with --server prosody.
     deviations = {
@@ -258,10 +263,15 @@ https_ports = { }
 c2s_require_encryption = true
 authentication = "internal_plain"
 storage = "internal"
-modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "version", "posix", "vcard" }
--- no offline storage: Roost's test config has none either
-modules_disabled = { "offline", "s2s", "s2s_auth_certs" }
-''' % {'dir': self.dir, 'c2s': self.c2s_port, 'tls': self.tls_port})
+modules_enabled = { %(enabled)s }
+-- no offline storage unless a test enables it: Roost's default has none
+modules_disabled = { %(disabled)s }
+''' % {'dir': self.dir, 'c2s': self.c2s_port, 'tls': self.tls_port,
+       'enabled': ', '.join('"%s"' % m for m in
+                            PROSODY_MODULES + list(self.extra_modules)),
+       'disabled': ', '.join('"%s"' % m for m in
+                             ('offline', 's2s', 's2s_auth_certs')
+                             if m not in self.extra_modules)})
             for d in DOMAINS:
                 f.write('VirtualHost "%s"\n  ssl = { certificate = "%s/%s.crt"; key = "%s/%s.key" }\n'
                         % (d, certs, d, certs, d))

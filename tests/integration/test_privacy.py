@@ -77,19 +77,7 @@ class BlocklistProsody(rt.Prosody):
         path = os.path.join(self.dir, 'data', host.replace('.', '%2e'), 'offline')
         return int(os.path.isdir(path) and any(f.startswith(user + '.') for f in os.listdir(path)))
 
-    def start(self):
-        orig = self._spawn
-
-        def spawn(argv, env=None):
-            with open(self.config) as f:
-                conf = f.read()
-            conf = conf.replace('modules_disabled = { "offline", ', 'modules_disabled = { ')
-            conf = conf.replace('"posix" }', '"posix", "offline", "blocklist" }')
-            with open(self.config, 'w') as f:
-                f.write(conf)
-            orig(argv, env)
-        self._spawn = spawn
-        super().start()
+    extra_modules = ("offline", "blocklist")
 
 
 # ------------------------------------------------------------- helpers
