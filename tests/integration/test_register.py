@@ -419,6 +419,10 @@ def removal(srv):
         check(item is not None and item.get('subscription') == 'both',
               'not subscribed both ways: %s' % (rt.to_string(item) if item is not None else None))
         if srv.name == 'roost':
+            # Roster writes are write-behind (group commit): wait for them.
+            deadline = time.monotonic() + 5
+            while not srv.rows_of('remy') and time.monotonic() < deadline:
+                time.sleep(0.02)
             check(srv.rows_of('remy'), 'test bug: nothing stored for remy before')
         r.send("<iq type='set' id='rm1'><query xmlns='%s'><remove/></query></iq>" % NS_REG)
         el = r.recv()
