@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "config.h"
 #include "server.h"
+#include "sm.h"
 #include "storage.h"
 #include "worker.h"
 
@@ -59,9 +60,8 @@ roost_account_set_password(roost_mod_t *m, const char *user,
      * with the account's other storage jobs (and batch commits).  The
      * PBKDF2 derivation runs there too; TODO split it off to
      * ROOST_WQ_CPU once core/auth.c exposes derive and write apart. */
-    roost_worker_submit(ROOST_WQ_STORAGE, account_set_password_work,
-                        account_job_done,
-                        account_job_new(m, user, password, done, arg));
+    roost_sm_storage_submit(account_set_password_work, account_job_done,
+                            account_job_new(m, user, password, done, arg));
 }
 
 static int
@@ -95,8 +95,8 @@ void
 roost_account_create(roost_mod_t *m, const char *user, const char *password,
                      roost_account_done_fn done, void *arg)
 {
-    roost_worker_submit(ROOST_WQ_STORAGE, account_create_work, account_job_done,
-                        account_job_new(m, user, password, done, arg));
+    roost_sm_storage_submit(account_create_work, account_job_done,
+                            account_job_new(m, user, password, done, arg));
 }
 
 /* --- removal --- */
@@ -139,8 +139,7 @@ account_delete_done(void *arg, int result)
         u->transient = 0;
         for (roost_session_t *s = u->sessions, *next; s != NULL; s = next) {
             next = s->next_of_user;
-            roost_stream_error(s->stream, "not-authorized",
-                               "the account was removed");
+            roost_conn_close(s, "not-authorized", "the account was removed");
         }
     }
     account_job_done(j, result);
@@ -162,8 +161,7 @@ account_delete_loaded(void *arg, roost_user_t *u)
     if (bare != NULL && u->exists)
         roost_hooks_run(u->host, ROOST_EV_USER_DELETED, NULL, NULL, bare, bare);
     roost_jid_free(bare);
-    roost_worker_submit(ROOST_WQ_STORAGE, account_delete_work,
-                        account_delete_done, j);
+    roost_sm_storage_submit(account_delete_work, account_delete_done, j);
     /* The pin roost_user_need took stays until account_delete_done. */
 }
 

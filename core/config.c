@@ -95,6 +95,10 @@ static const roost_opt_t conf_limits_opts[] = {
      CONF_OFF(roost_config_t, auth_fail_delay), "1.0", 0, 60000},
     {"max_resources", ROOST_OPT_INT, CONF_OFF(roost_config_t, max_resources),
      "10", 1, 1000},
+    {"sm_resume_timeout", ROOST_OPT_MSEC,
+     CONF_OFF(roost_config_t, sm_resume_timeout), "300", 0, CONF_DAY_MS},
+    {"sm_max_queue", ROOST_OPT_INT, CONF_OFF(roost_config_t, sm_max_queue),
+     "1000", 1, 1000000},
     {NULL, 0, 0, NULL, 0, 0}};
 
 static const roost_opt_t conf_storage_opts[] = {
@@ -582,7 +586,7 @@ conf_enum(roost_config_t *c, const config_setting_t *g, const char *name,
 
 static int
 conf_load_top(roost_config_t *c, const config_setting_t *root,
-              const char *confdir, char **err)
+              const char *confdir, bool mkdirs, char **err)
 {
     static const char *const levels[] = {"error", "warn", "info", "debug",
                                          NULL};
@@ -602,7 +606,7 @@ conf_load_top(roost_config_t *c, const config_setting_t *root,
         (rc = conf_path_opt(c, root, "modules_dir", confdir, t.modules_dir,
                             &c->modules_dir, err)) != 0)
         return rc;
-    if ((rc = conf_mkdirs(c->data_dir)) != 0)
+    if (mkdirs && (rc = conf_mkdirs(c->data_dir)) != 0)
         return conf_fail(c, config_setting_get_member(root, "data_dir"), err,
                          "cannot create data_dir %s: %s", c->data_dir,
                          strerror(-rc));
@@ -837,35 +841,31 @@ conf_load_hosts(roost_config_t *c, const config_setting_t *root,
     return 0;
 }
 
-/* Reads and validates path (borrowed).  Returns the configuration
- * (roost_config_free) or NULL with *err set to a new "file:line: message"
- * string (roost_free).  Creates data_dir if it is missing; changes nothing
- * else (the log level and log file are the caller's to apply). */
-roost_config_t *
-roost_config_load(const char *path, char **err)
+/* The common part of roost_config_load and roost_config_load_text: abs is
+ * the file's absolute name (borrowed), text NULL to read that file or the
+ * NUL-terminated contents to use instead (then nothing is created). */
+static roost_config_t *
+conf_load(const char *abs, const char *text, char **err)
 {
-    char abs[PATH_MAX], *confdir, *slash;
+    char *confdir, *slash;
     roost_config_t *c = roost_xcalloc(1, sizeof(*c));
     config_t *lc;
     const config_setting_t *root;
+    int ok;
 
-    *err = NULL;
-    if (realpath(path, abs) == NULL) {
-        c->path = roost_xstrdup(path);
-        conf_fail(c, NULL, err, "cannot open: %s", strerror(errno));
-        roost_config_free(c);
-        return NULL;
-    }
     c->path = roost_xstrdup(abs);
     confdir = roost_xstrdup(abs);
     slash = strrchr(confdir, '/');
-    slash[slash == confdir ? 1 : 0] = '\0';
+    if (slash != NULL)
+        slash[slash == confdir ? 1 : 0] = '\0';
     lc = roost_xmalloc(sizeof(*lc));
     config_init(lc);
     config_set_destructor(lc, conf_keep_free);
     config_set_include_dir(lc, confdir);
     c->lc = lc;
-    if (!config_read_file(lc, c->path)) {
+    ok = text != NULL ? config_read_string(lc, text)
+                      : config_read_file(lc, c->path);
+    if (!ok) {
         if (config_error_type(lc) == CONFIG_ERR_FILE_IO)
             conf_fail(c, NULL, err, "cannot read: %s", strerror(errno));
         else
@@ -875,7 +875,7 @@ roost_config_load(const char *path, char **err)
         goto fail;
     }
     root = config_root_setting(lc);
-    if (conf_load_top(c, root, confdir, err) != 0 ||
+    if (conf_load_top(c, root, confdir, text == NULL, err) != 0 ||
         conf_load_limits(c, root, err) != 0 ||
         conf_load_listen(c, root, err) != 0 ||
         conf_load_hosts(c, root, confdir, err) != 0)
@@ -886,6 +886,47 @@ fail:
     roost_free(confdir);
     roost_config_free(c);
     return NULL;
+}
+
+/* Reads and validates path (borrowed).  Returns the configuration
+ * (roost_config_free) or NULL with *err set to a new "file:line: message"
+ * string (roost_free).  Creates data_dir if it is missing; changes nothing
+ * else (the log level and log file are the caller's to apply). */
+roost_config_t *
+roost_config_load(const char *path, char **err)
+{
+    char abs[PATH_MAX];
+    roost_config_t *c;
+
+    *err = NULL;
+    if (realpath(path, abs) == NULL) {
+        c = roost_xcalloc(1, sizeof(*c));
+        c->path = roost_xstrdup(path);
+        conf_fail(c, NULL, err, "cannot open: %s", strerror(errno));
+        roost_config_free(c);
+        return NULL;
+    }
+    return conf_load(abs, NULL, err);
+}
+
+/* Borrows all.  Like roost_config_load, but parses len bytes of text as
+ * the contents of the file path (absolute; it need not exist: it names the
+ * file in messages and anchors relative paths).  Text stops at a NUL byte,
+ * as a file read by libconfig would.  Creates no directory and touches no
+ * file, except what an @include in the text names. */
+roost_config_t *
+roost_config_load_text(const char *path, const char *text, size_t len,
+                       char **err)
+{
+    char *copy = roost_xmalloc(len + 1);
+    roost_config_t *c;
+
+    *err = NULL;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    c = conf_load(path, copy, err);
+    roost_free(copy);
+    return c;
 }
 
 /* Frees c and everything it owns (NULL is fine); pointers obtained from

@@ -61,6 +61,8 @@ typedef struct {
     int64_t scram_iterations; /* default 4096 */
     int64_t worker_threads;   /* CPU workers, default 2 */
     int64_t max_resources;    /* sessions per account, default 10 */
+    int64_t sm_resume_timeout; /* ms a lost XEP-0198 session waits: 300s */
+    int64_t sm_max_queue;      /* unacknowledged stanzas per session: 1000 */
     roost_listen_conf_t *listen;
     int nlisten;
     roost_host_conf_t *hosts;
@@ -71,6 +73,10 @@ typedef struct {
 /* Reads and validates path.  NULL with *err = "file:line: message"
  * (roost_free) on any error. */
 roost_config_t *roost_config_load(const char *path, char **err);
+/* The same for len bytes of text standing for the file path (absolute,
+ * need not exist); creates no directory (for tools and fuzzing). */
+roost_config_t *roost_config_load_text(const char *path, const char *text,
+                                       size_t len, char **err);
 void roost_config_free(roost_config_t *c);
 const roost_host_conf_t *roost_config_host(const roost_config_t *c,
                                            const char *domain);

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "sasl.h"
 #include "server.h"
+#include "sm.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -39,6 +40,7 @@ static void conn_schedule_free(roost_session_t *s);
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_hibernate(roost_session_t *s);
 
 void
 roost_session_log(const roost_session_t *s, int level, const char *fmt, ...)
@@ -95,6 +97,7 @@ conn_free_now(roost_session_t *s)
     if (s->idle_timer != NULL)
         event_free(s->idle_timer);
     roost_stream_free(s->stream);
+    roost_sm_free(s);
     roost_sasl_free(s->sasl);
     roost_free(s->sasl_out);
     roost_free(s->sasl_cond);
@@ -154,6 +157,7 @@ conn_schedule_free(roost_session_t *s)
     s->freeing = 1;
     s->closing = 1;
     roost_server_unbind(s);
+    roost_sm_end(s);
     if (s->bev != NULL)
         bufferevent_disable(s->bev, EV_READ | EV_WRITE);
     event_base_once(roost_srv->base, -1, EV_TIMEOUT, conn_free_cb, s, &zero);
@@ -183,7 +187,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 {
     roost_session_t *s = arg;
 
-    if (s->closing)
+    if (s->closing || s->bev == NULL)
         return; /* conn_close_poll_cb frees */
     if (s->reads_paused) {
         s->reads_paused = 0;
@@ -225,11 +229,45 @@ conn_write(roost_session_t *s, const char *buf, size_t len)
 }
 
 void
-roost_conn_send(roost_session_t *s, const roost_stanza_t *st)
+roost_conn_write(roost_session_t *s, const char *buf, size_t len)
+{
+    conn_write(s, buf, len);
+}
+
+void
+roost_conn_send(roost_session_t *s, roost_stanza_t *st)
 {
     if (s->closing)
         return;
-    roost_stream_send(s->stream, st);
+    if (s->sm != NULL && roost_sm_outbound(s, st) != 0) {
+        /* A client that never acknowledges (or a hibernating session
+         * that is not resumed) must not queue without bound. */
+        roost_session_log(s, ROOST_LOG_WARN,
+                          "too many unacknowledged stanzas: closing");
+        roost_conn_close(s, "policy-violation",
+                         "too many unacknowledged stanzas");
+        /* The session is gone (unbound): this one goes where the queued
+         * ones went. */
+        roost_sm_reroute(s, st);
+        return;
+    }
+    if (s->stream != NULL)
+        roost_stream_send(s->stream, st);
+}
+
+void
+roost_conn_close(roost_session_t *s, const char *cond, const char *text)
+{
+    if (s->closing)
+        return;
+    if (s->stream == NULL) {
+        conn_schedule_free(s);
+        return;
+    }
+    if (cond != NULL)
+        roost_stream_error(s->stream, cond, text);
+    else
+        roost_stream_close(s->stream);
 }
 
 /* --- stream callbacks --- */
@@ -538,10 +576,38 @@ static void
 op_stanza(void *ud, roost_stanza_t *st)
 {
     roost_session_t *s = ud;
+    roost_sm_ctx_t saved;
 
     roost_conn_hold(s);
+    /* Storage work this stanza causes holds its XEP-0198 ack. */
+    roost_sm_enter(s, roost_sm_in(s), &saved);
     roost_router_c2s(s, st);
+    roost_sm_leave(&saved);
     roost_conn_release(s);
+}
+
+static void
+op_inbound(void *ud)
+{
+    roost_sm_inbound(ud);
+}
+
+static void
+op_reply(void *ud, roost_stanza_t *st)
+{
+    roost_conn_send(ud, st);
+}
+
+static int
+op_sm(void *ud, roost_stanza_t *el, int bound)
+{
+    roost_session_t *s = ud;
+    int stop;
+
+    roost_conn_hold(s);
+    stop = roost_sm_element(s, el, bound);
+    roost_conn_release(s);
+    return stop;
 }
 
 static void
@@ -549,6 +615,7 @@ op_features(void *ud, roost_stanza_t *el)
 {
     roost_session_t *s = ud;
 
+    roost_stanza_add_child(el, ROOST_NS_SM, "sm");
     roost_modules_stream_features(s->host, el);
 }
 
@@ -577,6 +644,7 @@ op_closed(void *ud)
 
     s->closing = 1;
     roost_server_unbind(s);
+    roost_sm_end(s);
     if (s->bev == NULL) {
         conn_schedule_free(s);
         return;
@@ -609,7 +677,85 @@ static const roost_stream_ops_t conn_stream_ops = {
     .stanza = op_stanza,
     .features = op_features,
     .closed = op_closed,
+    .sm = op_sm,
+    .inbound = op_inbound,
+    .reply = op_reply,
 };
+
+/* --- XEP-0198: hibernation and resumption --- */
+
+/* The transport is gone but the session stays bound (still available to
+ * its contacts), collecting stanzas in its queue until a resumption or
+ * the timeout (core/sm.c). */
+static void
+conn_hibernate(roost_session_t *s)
+{
+    if (s->bev != NULL)
+        bufferevent_free(s->bev);
+    s->bev = NULL;
+    roost_stream_free(s->stream);
+    s->stream = NULL;
+    roost_sasl_free(s->sasl);
+    s->sasl = NULL;
+    evtimer_del(s->idle_timer);
+    event_del(s->auth_timer);
+    s->hibernating = 1;
+    s->reads_paused = s->input_paused = 0;
+    s->ping_outstanding = 0;
+    roost_sm_hibernate(s);
+}
+
+static void
+conn_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    roost_session_t *s = arg;
+
+    /* Input the client pipelined after <resume/>. */
+    if (!s->closing && !s->reads_paused)
+        conn_process_input(s);
+    roost_conn_release(s);
+}
+
+int
+roost_conn_resume(roost_session_t *n, roost_session_t *o)
+{
+    struct timeval tv, zero = {0, 0};
+
+    if (o->bev != NULL) {
+        /* XEP-0198 §5: the old stream, if the server still has it,
+         * is terminated. */
+        roost_session_log(o, ROOST_LOG_INFO,
+                          "old connection replaced by a resumption");
+        bufferevent_free(o->bev);
+    }
+    roost_stream_free(o->stream);
+    roost_sasl_free(o->sasl);
+    o->bev = n->bev;
+    o->stream = n->stream;
+    o->sasl = n->sasl;
+    n->bev = NULL;
+    n->stream = NULL;
+    n->sasl = NULL;
+    bufferevent_setcb(o->bev, conn_read_cb, conn_write_cb, conn_event_cb, o);
+    roost_stream_set_owner(o->stream, o);
+    roost_stream_set_bound(o->stream);
+    o->listen = n->listen;
+    memcpy(o->addr, n->addr, sizeof(o->addr));
+    o->hibernating = 0;
+    o->reads_paused = n->reads_paused;
+    o->input_paused = 0;
+    o->ping_outstanding = 0;
+    o->last_input = conn_now_ms();
+    event_del(o->auth_timer);
+    timeval_ms(&tv, roost_srv->cfg->c2s_timeout);
+    evtimer_add(o->idle_timer, &tv);
+    /* The authenticated shell goes; its pin on the account with it. */
+    conn_schedule_free(n);
+    roost_sm_resumed(o);
+    roost_conn_hold(o);
+    event_base_once(roost_srv->base, -1, EV_TIMEOUT, conn_kick_cb, o, &zero);
+    return 1;
+}
 
 /* --- input and events --- */
 
@@ -632,13 +778,15 @@ conn_process_input(roost_session_t *s)
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
         rc = roost_stream_feed(s->stream, v.iov_base, v.iov_len, &used);
-        /* STARTTLS swapped the bufferevent (and drained the old input):
-         * nothing more to do with this one. */
+        if (rc >= 0)
+            evbuffer_drain(in, rc == 0 ? v.iov_len : used);
+        /* STARTTLS swapped the bufferevent (and drained the old input),
+         * or a resumption moved it to another session: nothing more to
+         * do with this one. */
         if (s->bev != bev || s->freeing)
             break;
         if (rc < 0)
             break;
-        evbuffer_drain(in, rc == 0 ? v.iov_len : used);
         if (rc == ROOST_EAGAIN) {
             roost_stream_state_t ss = roost_stream_state(s->stream);
 
@@ -694,13 +842,20 @@ conn_idle_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (s->jid != NULL && !s->ping_outstanding) {
         s->ping_outstanding = 1;
-        conn_send_ping(s);
+        /* With XEP-0198 an <r/> asks for a sign of life without adding
+         * a stanza to count. */
+        if (!roost_sm_keepalive(s))
+            conn_send_ping(s);
         timeval_ms(&tv, timeout);
         evtimer_add(s->idle_timer, &tv);
         s->last_input = conn_now_ms();
         return;
     }
     roost_session_log(s, ROOST_LOG_INFO, "timed out");
+    if (roost_sm_resumable(s)) {
+        conn_hibernate(s);
+        return;
+    }
     roost_stream_error(s->stream, "connection-timeout", NULL);
 }
 
@@ -723,6 +878,12 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
                               ERR_reason_error_string(e));
         else
             roost_session_log(s, ROOST_LOG_DEBUG, "connection closed");
+        if (!s->closing && roost_sm_resumable(s)) {
+            /* XEP-0198 §7: no </stream:stream>, so the session waits
+             * for the client to come back. */
+            conn_hibernate(s);
+            return;
+        }
         s->closing = 1;
         conn_schedule_free(s);
     }

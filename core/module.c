@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "server.h"
+#include "sm.h"
 #include "storage.h"
 #include "worker.h"
 
@@ -668,10 +669,7 @@ roost_session_slot(roost_session_t *s, const roost_mod_t *m)
 void
 roost_session_close(roost_session_t *s, const char *cond)
 {
-    if (cond != NULL)
-        roost_stream_error(s->stream, cond, NULL);
-    else
-        roost_stream_close(s->stream);
+    roost_conn_close(s, cond, NULL);
 }
 
 static void
@@ -764,7 +762,7 @@ void
 roost_store_async(roost_mod_t *m, int (*work)(void *),
                   void (*done)(void *, int), void *arg)
 {
-    roost_worker_submit(ROOST_WQ_STORAGE, work, done, arg);
+    roost_sm_storage_submit(work, done, arg);
 }
 
 void

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "server.h"
+#include "sm.h"
 
 static int
 type_is(const char *type, const char *v)
@@ -161,15 +162,23 @@ typedef struct {
     roost_session_t *origin; /* held */
     roost_stanza_t *st;      /* a reference */
     roost_jid_t *from, *to;
+    roost_sm_hold_t *hold; /* the sender's XEP-0198 ack waits for us */
 } route_wait_t;
 
 static void
 route_resume(void *arg, roost_user_t *u)
 {
     route_wait_t *w = arg;
+    roost_sm_ctx_t saved;
 
-    if (w->origin == NULL || !w->origin->freeing)
-        route_local(w->th, w->h, w->origin, w->st, w->from, w->to);
+    roost_sm_enter_hold(w->hold, &saved);
+    /* A sender that has gone since does not take its stanza back: it
+     * was accepted (its from is already stamped). */
+    route_local(w->th, w->h,
+                w->origin != NULL && !w->origin->freeing ? w->origin : NULL,
+                w->st, w->from, w->to);
+    roost_sm_leave(&saved);
+    roost_sm_release(w->hold);
     roost_user_unpin(u);
     if (w->origin != NULL)
         roost_conn_release(w->origin);
@@ -193,6 +202,7 @@ route_wait(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
     w->st = roost_stanza_ref(st);
     w->from = roost_jid_dup(from);
     w->to = roost_jid_dup(to);
+    w->hold = roost_sm_hold();
     roost_user_need(th, roost_jid_node(to), route_resume, w);
 }
 

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "server.h"
+#include "sm.h"
 #include "storage.h"
 #include "tls.h"
 #include "worker.h"
@@ -109,8 +110,7 @@ roost_server_bind(roost_session_t *s, const char *resource,
     if (old != NULL) {
         roost_session_log(old, ROOST_LOG_INFO,
                           "replaced by a new session (conflict)");
-        roost_stream_error(old->stream, "conflict",
-                           "Replaced by new connection");
+        roost_conn_close(old, "conflict", "Replaced by new connection");
         roost_server_unbind(old);
     }
     /* Online means routable, even for an account that storage does not
@@ -165,7 +165,7 @@ server_purge_transient(roost_user_t *u)
     /* In memory too: the entry may live on while stanzas are in flight. */
     u->exists = 0;
     u->transient = 0;
-    roost_worker_submit(ROOST_WQ_STORAGE, purge_work, purge_done, hu);
+    roost_sm_storage_submit(purge_work, purge_done, hu);
 }
 
 void
@@ -255,7 +255,7 @@ roost_server_shutdown(void)
     roost_srv->shutting_down = 1;
     for (roost_session_t *s = roost_srv->all; s != NULL; s = s->all_next)
         if (!s->closing)
-            roost_stream_error(s->stream, "system-shutdown", NULL);
+            roost_conn_close(s, "system-shutdown", NULL);
     if (roost_srv->nsessions > 0) {
         struct timeval tv = {2, 0};
 

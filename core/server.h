@@ -20,6 +20,7 @@ struct event;
 struct evconnlistener;
 typedef struct roost_host roost_host_t;
 typedef struct roost_sasl roost_sasl_t;
+typedef struct roost_sm roost_sm_t;
 
 /* A registered hook. */
 typedef struct roost_hook_entry {
@@ -131,6 +132,8 @@ struct roost_session {
     roost_user_t *user;   /* bound: the account's entry */
     roost_user_t *pinned; /* past SASL: keeps the state loaded */
     int roster_requested; /* RFC 6121 §2.1.6 interested */
+    roost_sm_t *sm;       /* XEP-0198 state once enabled (core/sm.c) */
+    int hibernating;      /* transport lost, waiting for a resumption */
     roost_session_t *next_of_user;
     roost_session_t *all_next, *all_prev; /* every connection */
     UT_hash_handle hh;                    /* in host->by_full, key jid full */
@@ -170,8 +173,20 @@ void roost_conn_hold(roost_session_t *s);
 void roost_conn_release(roost_session_t *s);
 /* Frees every remaining connection now (shutdown, after draining). */
 void roost_conn_free_all(void);
-/* Sends bytes of a stanza to a bound session (backpressure applies). */
-void roost_conn_send(roost_session_t *s, const roost_stanza_t *st);
+/* Sends a stanza to a bound session (backpressure applies; counted and
+ * queued for XEP-0198; only queued while the session hibernates). */
+void roost_conn_send(roost_session_t *s, roost_stanza_t *st);
+/* Writes raw bytes (stream management elements); dropped when the
+ * session has no transport. */
+void roost_conn_write(roost_session_t *s, const char *buf, size_t len);
+/* Closes s with a stream error cond and optional text (cond NULL: a
+ * plain </stream:stream>); a session without transport (hibernating)
+ * just ends. */
+void roost_conn_close(roost_session_t *s, const char *cond, const char *text);
+/* XEP-0198 resumption: moves the transport and stream of the freshly
+ * authenticated n into the bound session o, then n goes.  Returns
+ * non-zero (the stream must stop parsing). */
+int roost_conn_resume(roost_session_t *n, roost_session_t *o);
 void roost_session_log(const roost_session_t *s, int level, const char *fmt,
                        ...) ROOST_PRINTF(3, 4);
 

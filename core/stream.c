@@ -61,6 +61,13 @@ stream_finish(roost_stream_t *st)
 void
 roost_stream_error(roost_stream_t *st, const char *cond, const char *text)
 {
+    roost_stream_error_app(st, cond, text, NULL);
+}
+
+void
+roost_stream_error_app(roost_stream_t *st, const char *cond, const char *text,
+                       const roost_stanza_t *app)
+{
     roost_stanza_t *err;
     char *xml;
     size_t len;
@@ -89,6 +96,11 @@ roost_stream_error(roost_stream_t *st, const char *cond, const char *text)
         xml = roost_stanza_serialize(
             roost_stanza_next_sibling(roost_stanza_first_child(err)), NS_CLIENT,
             &len);
+        stream_write(st, xml, len);
+        roost_free(xml);
+    }
+    if (app != NULL) {
+        xml = roost_stanza_serialize(app, NS_CLIENT, &len);
         stream_write(st, xml, len);
         roost_free(xml);
     }
@@ -397,6 +409,17 @@ handle_preauth(roost_stream_t *st, roost_stanza_t *el)
     return 1;
 }
 
+/* A stanza the stream answers itself: once bound, through the owner, so
+ * stream management counts it. */
+static void
+stream_reply(roost_stream_t *st, roost_stanza_t *reply)
+{
+    if (st->state == ROOST_SS_BOUND && st->ops->reply != NULL)
+        st->ops->reply(st->ud, reply);
+    else
+        roost_stream_send(st, reply);
+}
+
 static void
 send_iq_error(roost_stream_t *st, roost_stanza_t *iq, roost_stanza_err_t e)
 {
@@ -404,7 +427,7 @@ send_iq_error(roost_stream_t *st, roost_stanza_t *iq, roost_stanza_err_t e)
 
     /* The client's own iq: no 'to' on the reply is right for c2s. */
     roost_stanza_set_attr(err, "from", NULL);
-    roost_stream_send(st, err);
+    stream_reply(st, err);
     roost_stanza_unref(err);
 }
 
@@ -442,7 +465,14 @@ handle_authed(roost_stream_t *st, roost_stanza_t *el)
     roost_stanza_kind_t kind = roost_stanza_kind(el);
     roost_stanza_t *payload;
     const char *type;
+    const char *ens = roost_stanza_ns(el);
 
+    if (ens != NULL && strcmp(ens, "urn:xmpp:sm:3") == 0 &&
+        st->ops->sm != NULL) {
+        int stop = st->ops->sm(st->ud, el, st->state == ROOST_SS_BOUND);
+
+        return stop || st->state == ROOST_SS_CLOSED || st->stop;
+    }
     if (kind == ROOST_STANZA_OTHER) {
         const char *ns = roost_stanza_ns(el);
 
@@ -453,6 +483,8 @@ handle_authed(roost_stream_t *st, roost_stanza_t *el)
                                "unknown top-level element");
         return 1;
     }
+    if (st->state == ROOST_SS_BOUND && st->ops->inbound != NULL)
+        st->ops->inbound(st->ud);
     type = roost_stanza_attr(el, "type");
     payload = kind == ROOST_STANZA_IQ ? roost_stanza_first_child(el) : NULL;
     if (kind == ROOST_STANZA_IQ && type != NULL && strcmp(type, "set") == 0 &&
@@ -479,7 +511,7 @@ handle_authed(roost_stream_t *st, roost_stanza_t *el)
 
         roost_stanza_set_attr(reply, "from", NULL);
         roost_stanza_set_attr(reply, "to", NULL);
-        roost_stream_send(st, reply);
+        stream_reply(st, reply);
         roost_stanza_unref(reply);
         return 0;
     }
@@ -677,6 +709,19 @@ void
 roost_stream_set_require_encryption(roost_stream_t *st, int on)
 {
     st->conf.require_encryption = on != 0;
+}
+
+void
+roost_stream_set_owner(roost_stream_t *st, void *ud)
+{
+    st->ud = ud;
+}
+
+void
+roost_stream_set_bound(roost_stream_t *st)
+{
+    if (st->state == ROOST_SS_AUTHED)
+        st->state = ROOST_SS_BOUND;
 }
 
 roost_stream_state_t

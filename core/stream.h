@@ -67,6 +67,20 @@ typedef struct {
     /* The stream is finished (error sent, or closed by either side): the
      * connection should flush its output and close.  Called once. */
     void (*closed)(void *ud);
+    /* An element of urn:xmpp:sm:3 (XEP-0198) after authentication; bound
+     * says whether a resource is bound.  Returns non-zero to stop
+     * parsing (the stream may have moved to another owner:
+     * roost_stream_set_owner).  May be NULL: such elements are then
+     * unsupported-stanza-type. */
+    int (*sm)(void *ud, roost_stanza_t *el, int bound);
+    /* A stanza (message, presence, iq) arrived on the bound stream, before
+     * it is handled, including the ones the stream answers itself.  May
+     * be NULL. */
+    void (*inbound)(void *ud);
+    /* Sends a stanza the stream itself answers on a bound stream (legacy
+     * session, a second bind) through the owner, so it is counted like
+     * every other (XEP-0198).  May be NULL: written directly. */
+    void (*reply)(void *ud, roost_stanza_t *st);
 } roost_stream_ops_t;
 
 typedef struct {
@@ -104,12 +118,23 @@ void roost_stream_send(roost_stream_t *st, const roost_stanza_t *s);
 /* Sends a stream error (RFC 6120 §4.9.3 condition name, optional text)
  * and closes the stream.  No-op when already closed. */
 void roost_stream_error(roost_stream_t *st, const char *cond, const char *text);
+/* Same, with an application-specific condition element (app, borrowed)
+ * after the text (RFC 6120 §4.9.4). */
+void roost_stream_error_app(roost_stream_t *st, const char *cond,
+                            const char *text, const roost_stanza_t *app);
 /* Sends </stream:stream> and closes. */
 void roost_stream_close(roost_stream_t *st);
 
 /* Per-vhost policy, settable from ops->host_ok before features go out:
  * whether TLS is required before authentication. */
 void roost_stream_set_require_encryption(roost_stream_t *st, int on);
+
+/* Gives the stream a new owner: ud for every callback from now on
+ * (XEP-0198 resumption moves a stream into the resumed session). */
+void roost_stream_set_owner(roost_stream_t *st, void *ud);
+/* The authenticated stream took over a bound session (resumption): it is
+ * bound from now on. */
+void roost_stream_set_bound(roost_stream_t *st);
 
 roost_stream_state_t roost_stream_state(const roost_stream_t *st);
 /* The vhost the client asked for (prepared), or NULL before the header. */

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "roster.h"
 #include "server.h"
+#include "sm.h"
 #include "storage.h"
 #include "worker.h"
 
@@ -156,8 +157,7 @@ roost_user_need(roost_host_t *h, const char *node,
         j->states = roost_xcalloc((size_t)j->nmod + 1, sizeof(*j->states));
         for (roost_user_loader_t *l = h->loaders; l != NULL; l = l->next)
             j->loaders[roost_mod_index(l->mod)] = l;
-        roost_worker_submit(ROOST_WQ_STORAGE, user_load_work, user_load_done,
-                            j);
+        roost_sm_storage_submit(user_load_work, user_load_done, j);
     }
     u->pins++;
     w = roost_xcalloc(1, sizeof(*w));
@@ -305,6 +305,5 @@ roost_host_roster_persist(roost_mod_t *m, const char *user, const char *key,
     w->user = roost_xstrdup(user);
     w->key = roost_xstrdup(key);
     w->value = value != NULL ? roost_xstrdup(value) : NULL;
-    roost_worker_submit(ROOST_WQ_STORAGE, roster_write_work, roster_write_done,
-                        w);
+    roost_sm_storage_submit(roster_write_work, roster_write_done, w);
 }

@@ -23,7 +23,10 @@
  * <policy-violation/> of type wait with a text, the condition of
  * Prosody's mod_register_limits (XEP-0077 §3.1.1 allows <not-acceptable/>
  * for "too many times"; Prosody's answer tells the client to wait).
- * Prosody exempts 127.0.0.1 and ::1 by default; Roost does not.
+ * Loopback clients (127.0.0.0/8, ::1 and IPv4-mapped 127.x) are not
+ * throttled unless registration_throttle_loopback is true: like Prosody's
+ * mod_register_limits, whose registration_whitelist is 127.0.0.1 and ::1
+ * by default (a local web form or admin script registers from there).
  *
  * Logged in: a get answers <registered/> with the username and an empty
  * <password/> (§3.1, as Prosody).  A set with <username/> (the user's own
@@ -42,6 +45,7 @@
  * Passwords are never logged.  Not here: data forms (XEP-0004) in the
  * registration form (RECOMMENDED by §4, not required), registration of
  * extra fields (email...), and a web redirection (§5). */
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
@@ -57,6 +61,7 @@
 struct register_conf {
     int allow_registration;
     int64_t registration_throttle; /* ms; 0: no limit */
+    int registration_throttle_loopback;
 };
 
 static const roost_opt_t register_opts[] = {
@@ -65,6 +70,9 @@ static const roost_opt_t register_opts[] = {
     {"registration_throttle", ROOST_OPT_MSEC,
      offsetof(struct register_conf, registration_throttle), "60", 0,
      INT64_C(30) * 86400 * 1000},
+    {"registration_throttle_loopback", ROOST_OPT_BOOL,
+     offsetof(struct register_conf, registration_throttle_loopback), "false", 0,
+     0},
     {NULL, 0, 0, NULL, 0, 0}};
 
 /* One client address that registered recently or is registering. */
@@ -108,6 +116,36 @@ register_job_free(register_job_t *j)
 
 /* --- the throttle --- */
 
+/* Whether addr (text) is a loopback address: 127.0.0.0/8, ::1, or
+ * ::ffff:127.0.0.0/104 (IPv4-mapped). */
+static int
+register_is_loopback(const char *addr)
+{
+    unsigned char a[16];
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
+                                             0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char one[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                          0, 0, 0, 0, 0, 0, 0, 1};
+
+    if (inet_pton(AF_INET, addr, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, addr, a) == 1)
+        return memcmp(a, one, 16) == 0 ||
+               (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+    return 0;
+}
+
+/* Whether registrations from addr are throttled at all. */
+static int
+register_throttled(roost_mod_t *m, const char *addr)
+{
+    const struct register_conf *conf = roost_mod_conf(m);
+
+    if (conf->registration_throttle == 0)
+        return 0;
+    return conf->registration_throttle_loopback || !register_is_loopback(addr);
+}
+
 /* addr's entry, or NULL; drops the entries that no longer limit anyone. */
 static register_ip_t *
 register_ip_find(roost_mod_t *m, const char *addr, int64_t now)
@@ -138,11 +176,10 @@ register_ip_find(roost_mod_t *m, const char *addr, int64_t now)
 static int
 register_throttle_begin(roost_mod_t *m, const char *addr)
 {
-    const struct register_conf *conf = roost_mod_conf(m);
     register_mod_t *rm = *roost_mod_data(m);
     register_ip_t *e;
 
-    if (conf->registration_throttle == 0)
+    if (!register_throttled(m, addr))
         return 1;
     e = register_ip_find(m, addr, register_now_ms());
     if (e != NULL)
@@ -159,10 +196,9 @@ register_throttle_begin(roost_mod_t *m, const char *addr)
 static void
 register_throttle_end(roost_mod_t *m, const char *addr, int success)
 {
-    const struct register_conf *conf = roost_mod_conf(m);
     register_mod_t *rm = *roost_mod_data(m);
 
-    if (conf->registration_throttle == 0 || rm == NULL)
+    if (rm == NULL || !register_throttled(m, addr))
         return;
     for (register_ip_t *e = rm->ips; e != NULL; e = e->next) {
         if (strcmp(e->addr, addr) != 0 || e->inflight == 0)

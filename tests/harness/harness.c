@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "harness.h"
 #include "log.h"
 #include "roster.h"
@@ -58,6 +59,7 @@ struct roost_session {
     void *slots[HARNESS_MAX_MODS];
     int roster_requested; /* an "interested resource" (RFC 6121 §2.1.6) */
     char *addr;           /* roost_session_addr(); NULL: 127.0.0.1 */
+    int holds;            /* roost_session_hold() (pre-auth sessions) */
     struct outlist out;
 };
 
@@ -177,11 +179,15 @@ static struct {
     int log_counts[4];
     char *last_close;
     int closed_any;
+    ARR(struct iqh) preiqs;            /* roost_hook_preauth_iq() */
+    ARR(struct sfeature) presfeatures; /* roost_add_preauth_stream_feature */
+    ARR(roost_session_t *) pre;        /* unauthenticated sessions */
 } H;
 
 static const char *const empty_list[] = {NULL};
 
 static void sessions_reap(void);
+static void preauth_free(roost_session_t *s);
 
 static void harness_violation(const char *fmt, ...) ROOST_PRINTF(1, 2);
 
@@ -534,6 +540,10 @@ mod_registrations(const roost_mod_t *m)
         n += H.sfeatures.v[i].m == m;
     for (size_t i = 0; i < H.timers.n; i++)
         n += H.timers.v[i].m == m;
+    for (size_t i = 0; i < H.preiqs.n; i++)
+        n += H.preiqs.v[i].m == m;
+    for (size_t i = 0; i < H.presfeatures.n; i++)
+        n += H.presfeatures.v[i].m == m;
     return n;
 }
 
@@ -567,6 +577,8 @@ mod_unregister(roost_mod_t *m)
     DROP(H.identities, FREE_IDENT);
     DROP(H.sfeatures, FREE_SFEAT);
     DROP(H.timers, FREE_NONE);
+    DROP(H.preiqs, FREE_IQ);
+    DROP(H.presfeatures, FREE_SFEAT);
 #undef DROP
 }
 
@@ -1055,8 +1067,13 @@ harness_reset(void)
 
         session_free(s);
     }
+    while (H.pre.n > 0)
+        preauth_free(H.pre.v[--H.pre.n]);
+    roost_free(H.pre.v);
     while (H.nloaded > 0)
         harness_unload(H.mods[H.load_order[H.nloaded - 1]]);
+    roost_free(H.preiqs.v);
+    roost_free(H.presfeatures.v);
     if (H.jobs_head < H.jobs.n)
         harness_violation("%d storage jobs left after unload",
                           (int)(H.jobs.n - H.jobs_head));
@@ -1270,6 +1287,8 @@ route_local(roost_session_t *origin, roost_stanza_t *st,
             return ROOST_HANDLED;
         if (target == T_BARE)
             ev = ROOST_EV_IQ_BARE;
+        else if (target == T_FULL)
+            ev = ROOST_EV_IQ_FULL;
         break;
     default: return ROOST_PASS;
     }
@@ -1691,6 +1710,21 @@ roost_send(roost_mod_t *m, roost_stanza_t *st)
         roost_stanza_set_attr(st, "from", H.host);
     if (roost_stanza_attr(st, "to") == NULL)
         return -ROOST_EINVAL;
+    {
+        /* As the core: on behalf of a local account of the vhost, its
+         * filters (ROOST_EV_OUTBOUND) decide first. */
+        roost_jid_t *from = roost_jid_new(roost_stanza_attr(st, "from"));
+        roost_jid_t *to = roost_jid_new(roost_stanza_attr(st, "to"));
+        int drop =
+            from != NULL && to != NULL && roost_jid_node(from) != NULL &&
+            strcmp(roost_jid_domain(from), H.host) == 0 &&
+            hooks_fire(ROOST_EV_OUTBOUND, NULL, st, from, to) == ROOST_HANDLED;
+
+        roost_jid_free(from);
+        roost_jid_free(to);
+        if (drop)
+            return 0;
+    }
     route_out(st);
     return 0;
 }
@@ -1948,4 +1982,323 @@ roost_store_async(roost_mod_t *m, int (*work)(void *),
         return;
     }
     ARR_PUSH(H.jobs, j);
+}
+
+/* ---- before authentication (XEP-0077) ---- */
+
+static void
+preauth_free(roost_session_t *s)
+{
+    roost_free(s->close_cond);
+    roost_free(s->addr);
+    outlist_clear(&s->out);
+    roost_free(s);
+}
+
+int
+roost_hook_preauth_iq(roost_mod_t *m, const char *xmlns, const char *child,
+                      roost_handler_fn get, roost_handler_fn set, void *arg)
+{
+    roost_handler_fn fns[2] = {get, set};
+
+    if (mod_check(m, "roost_hook_preauth_iq") < 0)
+        return -ROOST_EINVAL;
+    if (xmlns == NULL || child == NULL || (get == NULL && set == NULL))
+        return -ROOST_EINVAL;
+    for (size_t i = 0; i < H.preiqs.n; i++)
+        if (strcmp(H.preiqs.v[i].xmlns, xmlns) == 0 &&
+            strcmp(H.preiqs.v[i].child, child) == 0)
+            return -ROOST_EEXIST;
+    for (int t = 0; t < 2; t++) {
+        /* One entry per type, a NULL fn included: the core answers a type
+         * without a handler with bad-request (core/conn.c). */
+        struct iqh h = {
+            m, roost_xstrdup(xmlns), roost_xstrdup(child), t, fns[t], arg};
+
+        ARR_PUSH(H.preiqs, h);
+    }
+    return 0;
+}
+
+void
+roost_add_preauth_stream_feature(roost_mod_t *m, const roost_stanza_t *el)
+{
+    struct sfeature f;
+
+    if (mod_check(m, "roost_add_preauth_stream_feature") < 0 || el == NULL)
+        return;
+    f.m = m;
+    f.el = roost_stanza_copy(el);
+    ARR_PUSH(H.presfeatures, f);
+}
+
+void
+roost_session_hold(roost_session_t *s)
+{
+    s->holds++;
+}
+
+void
+roost_session_release(roost_session_t *s)
+{
+    if (s->holds <= 0) {
+        harness_violation("roost_session_release without a hold");
+        return;
+    }
+    s->holds--;
+}
+
+roost_session_t *
+harness_preauth_add(const char *addr)
+{
+    /* Freed by harness_reset (preauth_free). */
+    roost_session_t *s = roost_xcalloc(1, sizeof(*s));
+
+    s->addr = addr != NULL ? roost_xstrdup(addr) : NULL;
+    ARR_PUSH(H.pre, s);
+    return s;
+}
+
+void
+harness_preauth_close(roost_session_t *s)
+{
+    s->closing = 1;
+}
+
+int
+harness_preauth_holds(const roost_session_t *s)
+{
+    return s->holds;
+}
+
+int
+harness_preauth_inject(roost_session_t *s, const char *xml)
+{
+    roost_stanza_t *st, *payload;
+    const char *type, *ns;
+    roost_handler_fn fn = NULL;
+    struct iqh *h = NULL;
+    int handled = 0, found = 0;
+
+    if (H.host == NULL || s == NULL || s->jid != NULL)
+        return -ROOST_EINVAL;
+    st = harness_parse_client(xml);
+    if (st == NULL)
+        return -ROOST_EINVAL;
+    payload = roost_stanza_first_child(st);
+    ns = payload != NULL ? roost_stanza_ns(payload) : NULL;
+    type = roost_stanza_attr(st, "type");
+    for (size_t i = 0; ns != NULL && i < H.preiqs.n; i++)
+        if (strcmp(H.preiqs.v[i].xmlns, ns) == 0 &&
+            strcmp(H.preiqs.v[i].child, roost_stanza_name(payload)) == 0) {
+            found = 1;
+            if (type != NULL &&
+                strcmp(type, H.preiqs.v[i].is_set ? "set" : "get") == 0)
+                h = &H.preiqs.v[i];
+        }
+    if (roost_stanza_kind(st) != ROOST_STANZA_IQ || !found) {
+        /* As core/stream.c: anything else before authentication. */
+        s->closing = 1;
+        roost_free(s->close_cond);
+        s->close_cond = roost_xstrdup("not-authorized");
+        roost_stanza_unref(st);
+        return ROOST_PASS;
+    }
+    if (type != NULL &&
+        (strcmp(type, "result") == 0 || strcmp(type, "error") == 0)) {
+        roost_stanza_unref(st);
+        return ROOST_HANDLED;
+    }
+    if (h != NULL)
+        fn = h->fn;
+    if (fn != NULL && roost_stanza_attr(st, "id") != NULL) {
+        roost_jid_t *host = roost_jid_new(H.host);
+        roost_ev_t e = {h->m, s, st, NULL, host};
+        char *before = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
+        char *after;
+        int v;
+
+        s->holds++;
+        v = fn(&e, h->arg);
+        s->holds--;
+        after = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
+        if (strcmp(before, after) != 0)
+            harness_violation("%s: pre-auth IQ handler changed its borrowed "
+                              "stanza",
+                              roost_mod_name(h->m));
+        if (v != ROOST_PASS && v != ROOST_HANDLED)
+            harness_violation("%s: pre-auth IQ handler returned %d",
+                              roost_mod_name(h->m), v);
+        handled = v == ROOST_HANDLED;
+        roost_free(before);
+        roost_free(after);
+        roost_jid_free(host);
+    }
+    if (!handled && !s->closing) {
+        roost_stanza_t *err = roost_stanza_error(
+            st,
+            fn == NULL ? ROOST_SE_BAD_REQUEST : ROOST_SE_SERVICE_UNAVAILABLE,
+            NULL);
+
+        roost_stanza_set_attr(err, "from", NULL);
+        roost_stanza_set_attr(err, "to", NULL);
+        outlist_add(&s->out, err);
+        roost_stanza_unref(err);
+    }
+    roost_stanza_unref(st);
+    turn_end();
+    return handled ? ROOST_HANDLED : ROOST_PASS;
+}
+
+size_t
+harness_preauth_delivered_count(const roost_session_t *s)
+{
+    return s->out.n;
+}
+
+roost_stanza_t *
+harness_preauth_delivered_stanza(const roost_session_t *s, size_t i)
+{
+    return i < s->out.n ? s->out.st[i] : NULL;
+}
+
+int
+harness_preauth_feature_count(void)
+{
+    return (int)H.presfeatures.n;
+}
+
+/* ---- accounts (include/roost/account.h) on the real core/auth.c ---- */
+
+#define HARNESS_SCRAM_ITER 0 /* core/auth.c: the default count */
+
+/* One account operation, queued like a storage job; freed by its done. */
+struct acct_job {
+    roost_mod_t *m;
+    char *user, *password;
+    int op; /* 0 create, 1 set password, 2 delete */
+    roost_account_done_fn done;
+    void *arg;
+};
+
+static int
+acct_work(void *arg)
+{
+    struct acct_job *j = arg;
+    int rc;
+
+    switch (j->op) {
+    case 0:
+        return roost_auth_create(H.host, j->user, j->password,
+                                 HARNESS_SCRAM_ITER);
+    case 1:
+        return roost_auth_set_password(H.host, j->user, j->password,
+                                       HARNESS_SCRAM_ITER);
+    default:
+        rc = roost_auth_delete(H.host, j->user);
+        if (roost_storage_purge_user(H.host, j->user) < 0 && rc == 0)
+            rc = -ROOST_ESTORAGE;
+        return rc;
+    }
+}
+
+static void
+acct_done(void *arg, int rc)
+{
+    struct acct_job *j = arg;
+
+    if (j->done != NULL)
+        j->done(j->m, j->arg, rc);
+    if (j->op == 2 && (rc == 0 || rc == -ROOST_ENOTFOUND)) {
+        struct ruser *r = ruser_find(j->user, 0);
+
+        /* The roster goes with the account, then its sessions (after the
+         * answer queued by done, as core/account.c does). */
+        if (r != NULL) {
+            while (r->nstore > 0)
+                ruser_store(r, r->store[0].key, NULL);
+            roost_roster_free(r->roster);
+            r->roster = NULL;
+        }
+        for (size_t i = 0; i < H.sessions.n; i++)
+            if (strcmp(roost_jid_node(H.sessions.v[i]->jid), j->user) == 0)
+                roost_session_close(H.sessions.v[i], "not-authorized");
+    }
+    roost_free(j->user);
+    roost_free(j->password);
+    roost_free(j);
+}
+
+static void
+acct_submit(roost_mod_t *m, int op, const char *user, const char *password,
+            roost_account_done_fn done, void *arg)
+{
+    struct acct_job *j = roost_xcalloc(1, sizeof(*j));
+
+    storage_ensure();
+    j->m = m;
+    j->op = op;
+    j->user = roost_xstrdup(user);
+    j->password = roost_xstrdup(password != NULL ? password : "");
+    j->done = done;
+    j->arg = arg;
+    roost_store_async(m, acct_work, acct_done, j);
+}
+
+void
+roost_account_create(roost_mod_t *m, const char *user, const char *password,
+                     roost_account_done_fn done, void *arg)
+{
+    acct_submit(m, 0, user, password, done, arg);
+}
+
+void
+roost_account_set_password(roost_mod_t *m, const char *user,
+                           const char *password, roost_account_done_fn done,
+                           void *arg)
+{
+    acct_submit(m, 1, user, password, done, arg);
+}
+
+void
+roost_account_delete(roost_mod_t *m, const char *user,
+                     roost_account_done_fn done, void *arg)
+{
+    storage_ensure();
+    if (roost_auth_exists(H.host, user) == 1) {
+        /* As the core: while the account's state is still loaded. */
+        roost_jid_t *bare = roost_jid_from_parts(user, H.host, NULL);
+
+        if (bare != NULL)
+            hooks_fire(ROOST_EV_USER_DELETED, NULL, NULL, bare, bare);
+        roost_jid_free(bare);
+    }
+    acct_submit(m, 2, user, NULL, done, arg);
+}
+
+int
+harness_account_add(const char *user, const char *password)
+{
+    if (H.host == NULL)
+        return -ROOST_EINVAL;
+    storage_ensure();
+    return roost_auth_create(H.host, user, password, HARNESS_SCRAM_ITER);
+}
+
+int
+harness_account_exists(const char *user)
+{
+    if (H.host == NULL)
+        return 0;
+    storage_ensure();
+    return roost_auth_exists(H.host, user) == 1;
+}
+
+int
+harness_account_check(const char *user, const char *password)
+{
+    if (H.host == NULL)
+        return 0;
+    storage_ensure();
+    return roost_auth_verify_plain(H.host, user, password) == 0;
 }

@@ -49,6 +49,7 @@
 
 #include <stdint.h>
 
+#include <roost/account.h>
 #include <roost/module.h>
 #include <roost/roster.h>
 #include <roost/store.h>
@@ -191,5 +192,38 @@ int harness_stream_feature_count(void);
 /* Number of roost_log() calls at level so far (counted whatever
  * roost_log_level is). */
 int harness_log_count(int level);
+
+/* Before authentication (XEP-0077).  harness_preauth_add makes an
+ * unauthenticated c2s session (no JID; roost_session_addr() is addr, or
+ * 127.0.0.1 for NULL).  harness_preauth_inject feeds it one stanza as
+ * core/conn.c does: an IQ whose payload has a roost_hook_preauth_iq
+ * handler runs it (ev->origin = s, ev->from NULL, ev->to the host); a type
+ * without a handler gets <bad-request/>, a handler that PASSes
+ * <service-unavailable/>; anything else closes the session with
+ * not-authorized (harness_preauth_closed).  Returns ROOST_HANDLED,
+ * ROOST_PASS or -ROOST_EINVAL.  What the module delivers to s is captured
+ * per session.  harness_preauth_close marks s gone (deliveries then fail)
+ * while it stays allocated until harness_reset, as a held session would;
+ * harness_preauth_holds counts roost_session_hold() minus releases. */
+roost_session_t *harness_preauth_add(const char *addr);
+int harness_preauth_inject(roost_session_t *s, const char *xml);
+void harness_preauth_close(roost_session_t *s);
+int harness_preauth_holds(const roost_session_t *s);
+size_t harness_preauth_delivered_count(const roost_session_t *s);
+roost_stanza_t *harness_preauth_delivered_stanza(const roost_session_t *s,
+                                                 size_t i);
+int harness_preauth_feature_count(void);
+
+/* Accounts (roost/account.h): the real credential store (core/auth.c) on
+ * the in-memory storage.  roost_account_* queue their work like storage
+ * jobs (done runs at the end of the driving call); removal fires
+ * ROOST_EV_USER_DELETED first (when the account exists), purges every
+ * store of the user and the harness roster, runs done, then closes the
+ * account's sessions with not-authorized.  harness_account_add creates an
+ * account at once (0, -ROOST_EEXIST, -ROOST_EINVAL);
+ * harness_account_check is 1 when password is the account's. */
+int harness_account_add(const char *user, const char *password);
+int harness_account_exists(const char *user);
+int harness_account_check(const char *user, const char *password);
 
 #endif /* ROOST_TEST_HARNESS_H */

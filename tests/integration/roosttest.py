@@ -157,6 +157,8 @@ class ServerUnderTest:
 class Roost(ServerUnderTest):
     name = 'roost'
     auth_fail_delay = 0.2
+    extra_modules = ()      # modules a test file adds to every vhost
+    extra_limits = ''       # options a test file adds to limits = { }
 
     def __init__(self, users):
         super().__init__(users)
@@ -171,6 +173,7 @@ class Roost(ServerUnderTest):
         names = os.environ.get('ROOSTTEST_MODULES',
                                'disco ping version message roster '
                                'presence vcard').split()
+        names += [m for m in self.extra_modules if m not in names]
         mods = '[ %s ]' % ', '.join('"%s"' % n for n in names)
         with open(self.config, 'w') as f:
             f.write('log_level = "debug";\n'
@@ -179,7 +182,7 @@ class Roost(ServerUnderTest):
                     'storage = { driver = "sqlite"; path = "roost.db"; };\n'
                     'limits = { max_stanza_size = 262144; max_depth = 64; max_attrs = 64;'
                     ' c2s_timeout = 300; auth_timeout = 30; auth_fail_delay = 0.2;'
-                    ' max_resources = 10; };\n'
+                    ' max_resources = 10; %s};\n' % self.extra_limits +
                     'listen = (\n'
                     '  { address = "127.0.0.1"; port = %d; type = "c2s"; tls = "starttls"; },\n'
                     '  { address = "127.0.0.1"; port = %d; type = "c2s"; tls = "direct"; }\n'
@@ -198,6 +201,16 @@ class Roost(ServerUnderTest):
                                capture_output=True, timeout=30, cwd=self.dir)
             if r.returncode != 0:
                 raise TestFailure('roostctl adduser %s: %s' % (jid, (r.stderr or r.stdout).decode()))
+        self._spawn([self.roostd, '-c', self.config])
+
+    def kill9(self):
+        """SIGKILL: no chance to flush or commit anything."""
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def restart(self):
+        """roostd again on the same config and data directory."""
         self._spawn([self.roostd, '-c', self.config])
 
 

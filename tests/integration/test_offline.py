@@ -51,31 +51,17 @@ class OfflineRoost(rt.Roost):
     quota (max_messages = QUOTA) on example.test.  Can be killed with
     SIGKILL and started again on the same data directory."""
 
+    extra_modules = ('offline',)
+
     def write_config(self):
         super().write_config()
         with open(self.config) as f:
             conf = f.read()
-        # Add "offline" to every host's module list, whatever the list is.
-        conf, n = re.subn(r'modules = \[([^\]]*)\]',
-                          lambda mo: mo.group(0) if '"offline"' in mo.group(1)
-                          else 'modules = [%s, "offline" ]' % mo.group(1).rstrip(),
-                          conf)
-        check(n == len(rt.DOMAINS), 'could not rewrite the module lists')
         old = '{ domain = "example.test"; '
         check(old in conf, 'could not find example.test in the test config')
         conf = conf.replace(old, old + 'offline = { max_messages = %d; }; ' % QUOTA)
         with open(self.config, 'w') as f:
             f.write(conf)
-
-    def kill9(self):
-        """SIGKILL, no chance to flush anything."""
-        self.proc.kill()
-        self.proc.wait()
-        self._log.close()
-
-    def restart(self):
-        """roostd again on the same config and data directory."""
-        self._spawn([self.roostd, '-c', self.config])
 
     def stored(self, user, host='localhost'):
         """Rows in the offline store of user (reads the sqlite file)."""

@@ -60,8 +60,12 @@ class RegisterRoost(rt.Roost):
             conf = _add_modules(f.read(), ('register', 'offline'))
         old = '{ domain = "localhost"; '
         check(old in conf, 'could not find localhost in the test config')
+        # The tests connect from 127.0.0.1, which is not throttled by
+        # default (registration_throttle_loopback, as Prosody's
+        # registration_whitelist): throttle it here.
         conf = conf.replace(old, old + 'register = { allow_registration = true; '
-                            'registration_throttle = %g; }; ' % THROTTLE)
+                            'registration_throttle = %g; '
+                            'registration_throttle_loopback = true; }; ' % THROTTLE)
         with open(self.config, 'w') as f:
             f.write(conf)
 

@@ -143,6 +143,8 @@ START_TEST(test_sample)
     ck_assert_int_eq(c->scram_iterations, 4096);
     ck_assert_int_eq(c->worker_threads, 2);
     ck_assert_int_eq(c->max_resources, 10);
+    ck_assert_int_eq(c->sm_resume_timeout, 300000);
+    ck_assert_int_eq(c->sm_max_queue, 1000);
     ck_assert_int_eq(c->nlisten, 2);
     ck_assert_str_eq(c->listen[0].address, "127.0.0.1");
     ck_assert_int_eq(c->listen[0].port, 5222);
@@ -211,6 +213,8 @@ START_TEST(test_minimal_equals_sample)
     SAME_INT(scram_iterations);
     SAME_INT(worker_threads);
     SAME_INT(max_resources);
+    SAME_INT(sm_resume_timeout);
+    SAME_INT(sm_max_queue);
     SAME_INT(nlisten);
     for (int i = 0; i < s->nlisten; i++) {
         SAME_STR(listen[i].address);

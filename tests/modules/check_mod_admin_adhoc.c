@@ -1,0 +1,393 @@
+/* tests/modules/check_mod_admin_adhoc.c: mod_admin_adhoc (XEP-0133 over
+ * XEP-0050) on the fake host, with the real credential store and roster
+ * model.
+ *
+ * Covers: every command refused (forbidden, XEP-0133 §5) to a
+ * non-admin, also through the module's own admins option, and hidden from
+ * the command list (XEP-0050 §2.2); add-user as a two-step session and in
+ * one step, its refusals (conflict, password mismatch, other host);
+ * delete-user of several accounts (their sessions closed), of a missing
+ * one (item-not-found); get-user-roster of an account with a session (the
+ * protocol view: no hidden items); cancel and bad session ids (XEP-0050
+ * §4.6).
+ * Not for: the account store (tests/unit/check_auth.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "harness.h"
+
+extern const roost_module_t roost_module_admin_adhoc;
+
+#define HOST    "localhost"
+#define ADMIN   "admin@localhost/desk"
+#define USER    "alice@localhost/phone"
+#define NS_CMD  "http://jabber.org/protocol/commands"
+#define NS_ADM  "http://jabber.org/protocol/admin"
+#define NS_X    "jabber:x:data"
+#define NODE(c) NS_ADM "#" c
+
+static void
+setup(void)
+{
+    harness_admin_add("admin@localhost");
+    ck_assert_ptr_nonnull(harness_load(&roost_module_admin_adhoc, HOST, NULL));
+    ck_assert_ptr_nonnull(harness_session_add(ADMIN, 1, 0));
+    ck_assert_ptr_nonnull(harness_session_add(USER, 1, 0));
+}
+
+static void
+teardown(void)
+{
+    ck_assert_int_eq(harness_reset(), 0);
+}
+
+static roost_stanza_t *
+last(const char *jid)
+{
+    size_t n = harness_delivered_count(jid);
+
+    ck_assert_uint_gt(n, 0);
+    return harness_delivered_stanza(jid, n - 1);
+}
+
+static void
+assert_error(const roost_stanza_t *st, const char *cond)
+{
+    ck_assert_str_eq(roost_stanza_attr(st, "type"), "error");
+    ck_assert_ptr_nonnull(harness_error_cond(st));
+    ck_assert_str_eq(harness_error_cond(st), cond);
+}
+
+/* The <command/> of a result, with status. */
+static roost_stanza_t *
+command(const roost_stanza_t *r, const char *status)
+{
+    roost_stanza_t *c;
+
+    ck_assert_str_eq(roost_stanza_attr(r, "type"), "result");
+    c = roost_stanza_child(r, NS_CMD, "command");
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(roost_stanza_attr(c, "status"), status);
+    return c;
+}
+
+/* Executes node from `from`, with fields (XML of <field/>s) as a submitted
+ * form, or no form when fields is NULL; sid continues a session. */
+static roost_stanza_t *
+run(const char *from, const char *node, const char *sid, const char *fields)
+{
+    char xml[4096];
+
+    snprintf(xml, sizeof(xml),
+             "<iq type='set' id='c'><command xmlns='" NS_CMD
+             "' node='%s'%s%s%s%s%s%s%s</command></iq>",
+             node, sid ? " sessionid='" : "", sid ? sid : "", sid ? "'" : "",
+             fields ? ">" : "/>",
+             fields ? "<x xmlns='" NS_X
+                      "' type='submit'><field var='FORM_TYPE'>"
+                      "<value>" NS_ADM "</value></field>"
+                    : "",
+             fields ? fields : "", fields ? "</x>" : "");
+    if (fields == NULL) /* self-closed above: drop the closing tag */
+        snprintf(xml, sizeof(xml),
+                 "<iq type='set' id='c'><command xmlns='" NS_CMD
+                 "' node='%s'%s%s%s/></iq>",
+                 node, sid ? " sessionid='" : "", sid ? sid : "",
+                 sid ? "'" : "");
+    harness_inject(from, HOST, xml);
+    return last(from);
+}
+
+#define F1(var, v) "<field var='" var "'><value>" v "</value></field>"
+
+/* ---- who may run commands ---- */
+
+static const char *const nodes[] = {NODE("add-user"), NODE("delete-user"),
+                                    NODE("get-user-roster")};
+
+/* XEP-0133 §5: forbidden to anyone but an admin, form or submission. */
+START_TEST(test_forbidden)
+{
+    assert_error(run(USER, nodes[_i], NULL, NULL), "forbidden");
+    assert_error(run(USER, nodes[_i], NULL,
+                     F1("accountjid", "bob@localhost") F1(
+                         "accountjids", "admin@localhost") F1("password", "x")),
+                 "forbidden");
+    ck_assert(harness_account_exists("bob") == 0);
+    ck_assert_ptr_nonnull(harness_session(ADMIN));
+}
+END_TEST
+
+/* XEP-0050 §2.2: the command list is the admin's only. */
+START_TEST(test_command_list)
+{
+    roost_stanza_t *q;
+    int n = 0;
+
+    harness_inject(
+        USER, HOST,
+        "<iq type='get' id='i'><query "
+        "xmlns='http://jabber.org/protocol/disco#items' node='" NS_CMD
+        "'/></iq>");
+    q = roost_stanza_first_child(last(USER));
+    ck_assert_ptr_nonnull(q);
+    ck_assert_ptr_null(roost_stanza_first_child(q));
+    harness_inject(
+        ADMIN, HOST,
+        "<iq type='get' id='i'><query "
+        "xmlns='http://jabber.org/protocol/disco#items' node='" NS_CMD
+        "'/></iq>");
+    q = roost_stanza_first_child(last(ADMIN));
+    for (roost_stanza_t *it = roost_stanza_first_child(q); it != NULL;
+         it = roost_stanza_next_sibling(it))
+        n++;
+    ck_assert_int_eq(n, (int)(sizeof(nodes) / sizeof(nodes[0])));
+}
+END_TEST
+
+/* Mirrors struct admin_conf in modules/mod_admin_adhoc.c. */
+struct admin_conf_view {
+    const char *const *admins;
+};
+
+static const char *const alice_admin[] = {"alice@localhost", NULL};
+
+static void
+conf_alice(void *c)
+{
+    ((struct admin_conf_view *)c)->admins = alice_admin;
+}
+
+/* The module's own admins option. */
+START_TEST(test_module_admins)
+{
+    ck_assert_ptr_nonnull(
+        harness_load(&roost_module_admin_adhoc, HOST, conf_alice));
+    ck_assert_ptr_nonnull(harness_session_add(USER, 1, 0));
+    ck_assert_ptr_nonnull(harness_session_add(ADMIN, 1, 0));
+    command(run(USER, NODE("add-user"), NULL, NULL), "executing");
+    assert_error(run(ADMIN, NODE("add-user"), NULL, NULL), "forbidden");
+}
+END_TEST
+
+/* ---- add-user (§4.1) ---- */
+
+/* Two steps: the form, then the submission in that session. */
+START_TEST(test_add_user_two_steps)
+{
+    roost_stanza_t *c =
+        command(run(ADMIN, NODE("add-user"), NULL, NULL), "executing");
+    roost_stanza_t *x = roost_stanza_child(c, NS_X, "x");
+    char sid[64];
+
+    ck_assert_ptr_nonnull(x);
+    ck_assert_str_eq(roost_stanza_attr(x, "type"), "form");
+    snprintf(sid, sizeof(sid), "%s", roost_stanza_attr(c, "sessionid"));
+    command(run(ADMIN, NODE("add-user"), sid,
+                F1("accountjid", "bob@localhost") F1("password", "pw")
+                    F1("password-verify", "pw")),
+            "completed");
+    ck_assert(harness_account_check("bob", "pw"));
+    /* The session is over. */
+    assert_error(run(ADMIN, NODE("add-user"), sid,
+                     F1("accountjid", "carol@localhost") F1("password", "pw")),
+                 "bad-request");
+    ck_assert(!harness_account_exists("carol"));
+}
+END_TEST
+
+/* One step, and the refusals of §4.1/§6. */
+static const struct {
+    const char *fields, *cond;
+} adds[] = {
+    {F1("accountjid", "bob@localhost") F1("password", "pw"), NULL},
+    {F1("accountjid", "alice@localhost") F1("password", "pw"), "conflict"},
+    {F1("accountjid", "bob@localhost") F1("password", "pw")
+         F1("password-verify", "other"),
+     "bad-request"},
+    {F1("accountjid", "bob@elsewhere.example") F1("password", "pw"),
+     "bad-request"},
+    {F1("accountjid", "bob@localhost"), "bad-request"},
+};
+
+START_TEST(test_add_user)
+{
+    roost_stanza_t *r;
+
+    ck_assert_int_eq(harness_account_add("alice", "old"), 0);
+    r = run(ADMIN, NODE("add-user"), NULL, adds[_i].fields);
+    if (adds[_i].cond == NULL) {
+        command(r, "completed");
+        ck_assert(harness_account_check("bob", "pw"));
+    } else {
+        assert_error(r, adds[_i].cond);
+        ck_assert(!harness_account_exists("bob"));
+        ck_assert(harness_account_check("alice", "old"));
+    }
+}
+END_TEST
+
+/* ---- delete-user (§4.2) ---- */
+
+START_TEST(test_delete_users)
+{
+    ck_assert_int_eq(harness_account_add("alice", "x"), 0);
+    ck_assert_int_eq(harness_account_add("bob", "x"), 0);
+    command(run(ADMIN, NODE("delete-user"), NULL,
+                "<field var='accountjids'><value>alice@localhost</value>"
+                "<value>bob@localhost</value></field>"),
+            "completed");
+    ck_assert(!harness_account_exists("alice"));
+    ck_assert(!harness_account_exists("bob"));
+    /* alice's session ended with not-authorized. */
+    ck_assert_ptr_null(harness_session(USER));
+    ck_assert_str_eq(harness_last_close(), "not-authorized");
+}
+END_TEST
+
+START_TEST(test_delete_missing)
+{
+    assert_error(run(ADMIN, NODE("delete-user"), NULL,
+                     F1("accountjids", "nobody@localhost")),
+                 "item-not-found");
+}
+END_TEST
+
+/* ---- get-user-roster (§4.8) ---- */
+
+static void
+roster_add(const char *user, const char *contact, roost_sub_t sub, int hidden)
+{
+    roost_roster_item_t it = {0};
+
+    it.jid = contact;
+    it.sub = sub;
+    it.hidden = hidden;
+    ck_assert_int_eq(roost_roster_set(harness_mod("admin_adhoc"), user, &it, 0),
+                     0);
+}
+
+START_TEST(test_roster_online)
+{
+    roost_stanza_t *c, *x, *q;
+    int n = 0;
+
+    ck_assert_int_eq(harness_account_add("alice", "x"), 0);
+    roster_add("alice", "bob@localhost", ROOST_SUB_BOTH, 0);
+    roster_add("alice", "eve@remote.example", ROOST_SUB_NONE, 1);
+    c = command(run(ADMIN, NODE("get-user-roster"), NULL,
+                    F1("accountjids", "alice@localhost")),
+                "completed");
+    x = roost_stanza_child(c, NS_X, "x");
+    ck_assert_ptr_nonnull(x);
+    ck_assert_str_eq(roost_stanza_attr(x, "type"), "result");
+    q = roost_stanza_child(x, "jabber:iq:roster", "query");
+    ck_assert_ptr_nonnull(q);
+    for (roost_stanza_t *it = roost_stanza_first_child(q); it != NULL;
+         it = roost_stanza_next_sibling(it)) {
+        ck_assert_str_eq(roost_stanza_attr(it, "jid"), "bob@localhost");
+        ck_assert_str_eq(roost_stanza_attr(it, "subscription"), "both");
+        n++;
+    }
+    ck_assert_int_eq(n, 1);
+}
+END_TEST
+
+START_TEST(test_roster_bad_jid)
+{
+    assert_error(run(ADMIN, NODE("get-user-roster"), NULL,
+                     F1("accountjids", "alice@elsewhere.example")),
+                 "bad-request");
+    assert_error(run(ADMIN, NODE("get-user-roster"), NULL,
+                     "<field var='accountjids'><value>a@localhost</value>"
+                     "<value>b@localhost</value></field>"),
+                 "bad-request");
+}
+END_TEST
+
+/* ---- XEP-0050 sessions ---- */
+
+START_TEST(test_cancel_and_bad_session)
+{
+    roost_stanza_t *c =
+        command(run(ADMIN, NODE("add-user"), NULL, NULL), "executing");
+    char sid[64], xml[512];
+
+    snprintf(sid, sizeof(sid), "%s", roost_stanza_attr(c, "sessionid"));
+    /* Another user cannot continue it. */
+    harness_admin_add("alice@localhost");
+    assert_error(run(USER, NODE("add-user"), sid,
+                     F1("accountjid", "bob@localhost") F1("password", "pw")),
+                 "bad-request");
+    snprintf(xml, sizeof(xml),
+             "<iq type='set' id='c'><command xmlns='" NS_CMD
+             "' node='" NODE("add-user") "' sessionid='%s' "
+                                         "action='cancel'/></iq>",
+             sid);
+    harness_inject(ADMIN, HOST, xml);
+    command(last(ADMIN), "canceled");
+    assert_error(run(ADMIN, NODE("add-user"), sid,
+                     F1("accountjid", "bob@localhost") F1("password", "pw")),
+                 "bad-request");
+    ck_assert(!harness_account_exists("bob"));
+}
+END_TEST
+
+static Suite *
+admin_suite(void)
+{
+    Suite *s = suite_create("mod_admin_adhoc");
+    TCase *tc;
+
+    tc = tcase_create("access");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, test_forbidden, 0,
+                        (int)(sizeof(nodes) / sizeof(nodes[0])));
+    tcase_add_test(tc, test_command_list);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("access_option");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, test_module_admins);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("add_user");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_add_user_two_steps);
+    tcase_add_loop_test(tc, test_add_user, 0,
+                        (int)(sizeof(adds) / sizeof(adds[0])));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("delete_user");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_delete_users);
+    tcase_add_test(tc, test_delete_missing);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("get_user_roster");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_roster_online);
+    tcase_add_test(tc, test_roster_bad_jid);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("sessions");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_cancel_and_bad_session);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(admin_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
