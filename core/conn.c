@@ -234,11 +234,14 @@ roost_conn_write(roost_session_t *s, const char *buf, size_t len)
     conn_write(s, buf, len);
 }
 
-void
+int
 roost_conn_send(roost_session_t *s, roost_stanza_t *st)
 {
     if (s->closing)
-        return;
+        return -ROOST_ENOTFOUND;
+    /* Per-session filters (privacy active lists, client state). */
+    if (s->jid != NULL && roost_hooks_deliver(s, st) == ROOST_HANDLED)
+        return -ROOST_EDENIED;
     if (s->sm != NULL && roost_sm_outbound(s, st) != 0) {
         /* A client that never acknowledges (or a hibernating session
          * that is not resumed) must not queue without bound. */
@@ -249,10 +252,11 @@ roost_conn_send(roost_session_t *s, roost_stanza_t *st)
         /* The session is gone (unbound): this one goes where the queued
          * ones went. */
         roost_sm_reroute(s, st);
-        return;
+        return 0;
     }
     if (s->stream != NULL)
         roost_stream_send(s->stream, st);
+    return 0;
 }
 
 void

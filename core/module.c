@@ -294,6 +294,35 @@ roost_hooks_run(roost_host_t *h, roost_event_t ev, roost_session_t *origin,
     return ROOST_PASS;
 }
 
+roost_verdict_t
+roost_hooks_deliver(roost_session_t *s, roost_stanza_t *st)
+{
+    roost_hook_entry_t *k = s->host->hooks[ROOST_EV_DELIVER];
+    const char *from_s;
+    roost_jid_t *from;
+    roost_ev_t e;
+    roost_verdict_t v = ROOST_PASS;
+
+    if (k == NULL)
+        return ROOST_PASS; /* the common case costs one load */
+    from_s = roost_stanza_attr(st, "from");
+    from = from_s != NULL ? roost_jid_new(from_s) : NULL;
+    memset(&e, 0, sizeof(e));
+    e.stanza = st;
+    e.from = from;
+    e.to = s->jid;
+    e.session = s;
+    for (; k != NULL && !s->closing; k = k->next) {
+        e.mod = k->mod;
+        if (k->fn(&e, k->arg) == ROOST_HANDLED) {
+            v = ROOST_HANDLED;
+            break;
+        }
+    }
+    roost_jid_free(from);
+    return v;
+}
+
 static roost_iq_entry_t *
 iq_table_find(roost_iq_entry_t *table, const char *xmlns, const char *child)
 {
@@ -646,8 +675,7 @@ roost_session_deliver(roost_session_t *s, roost_stanza_t *st)
 {
     if (s->closing)
         return -ROOST_ENOTFOUND;
-    roost_conn_send(s, st);
-    return 0;
+    return roost_conn_send(s, st);
 }
 
 void **

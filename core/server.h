@@ -174,8 +174,10 @@ void roost_conn_release(roost_session_t *s);
 /* Frees every remaining connection now (shutdown, after draining). */
 void roost_conn_free_all(void);
 /* Sends a stanza to a bound session (backpressure applies; counted and
- * queued for XEP-0198; only queued while the session hibernates). */
-void roost_conn_send(roost_session_t *s, roost_stanza_t *st);
+ * queued for XEP-0198; only queued while the session hibernates).
+ * Returns 0, or -ROOST_EDENIED when a ROOST_EV_DELIVER hook kept it from
+ * s, -ROOST_ENOTFOUND when s is closing. */
+int roost_conn_send(roost_session_t *s, roost_stanza_t *st);
 /* Writes raw bytes (stream management elements); dropped when the
  * session has no transport. */
 void roost_conn_write(roost_session_t *s, const char *buf, size_t len);
@@ -250,6 +252,9 @@ void roost_modules_shutdown(void);
 roost_verdict_t roost_hooks_run(roost_host_t *h, roost_event_t ev,
                                 roost_session_t *origin, roost_stanza_t *st,
                                 const roost_jid_t *from, const roost_jid_t *to);
+/* ROOST_EV_DELIVER for st (borrowed) about to go to the bound session
+ * s: HANDLED when s must not get it. */
+roost_verdict_t roost_hooks_deliver(roost_session_t *s, roost_stanza_t *st);
 /* Finds the IQ handler for payload on h; NULL if none. */
 roost_iq_entry_t *roost_iq_find(roost_host_t *h, const char *xmlns,
                                 const char *child);

@@ -79,7 +79,8 @@ roost_strerror(int err)
                                         "authentication failed",
                                         "TLS failure",
                                         "configuration error",
-                                        "module ABI mismatch"};
+                                        "module ABI mismatch",
+                                        "denied by policy"};
 
     if (err < 0)
         err = -err;

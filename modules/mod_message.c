@@ -75,14 +75,24 @@ message_deliver_bare(const roost_ev_t *ev, int all)
         if (roost_session_available(ss[i]) && prio >= 0 && prio > best)
             best = prio;
     }
-    for (int i = 0; best >= 0 && i < n; i++) {
-        int prio = roost_session_priority(ss[i]);
+    /* Highest priority first; a tier whose sessions all refuse it (their
+     * own privacy lists: -ROOST_EDENIED) hands it to the next one. */
+    while (best >= 0 && sent == 0) {
+        int next = -1;
 
-        if (!roost_session_available(ss[i]) || prio < 0 ||
-            (!all && prio != best))
-            continue;
-        if (roost_session_deliver(ss[i], ev->stanza) == 0)
-            sent++;
+        for (int i = 0; i < n; i++) {
+            int prio = roost_session_priority(ss[i]);
+
+            if (!roost_session_available(ss[i]) || prio < 0)
+                continue;
+            if (prio < best && prio > next)
+                next = prio;
+            if ((!all && prio != best) || (all && prio > best))
+                continue;
+            if (roost_session_deliver(ss[i], ev->stanza) == 0)
+                sent++;
+        }
+        best = all ? -1 : next;
     }
     if (ss != stack)
         roost_free(ss);

@@ -20,10 +20,13 @@
  * for the blocklist.
  *
  * Which list applies (XEP-0016 §2.2): a session's active list, else the
- * default list.  Stanzas to a full JID: that session's; to the bare JID:
- * the highest-priority available session's (Prosody's choice; the core
- * has no per-resource delivery hook); no session: the default list.
- * Stanzas a client sends: its session's list.
+ * default list.  Stanzas to a full JID: that session's.  Messages and
+ * presence to the bare JID: each receiving session's own (ROOST_EV_DELIVER
+ * keeps the stanza from a session whose list denies it); the sender gets
+ * the error only when no session would take it; no session: the default
+ * list.  IQs to the bare JID (answered by the server): the
+ * highest-priority available session's.  Stanzas a client sends: its
+ * session's list.
  *
  * Enforcement (ROOST_PRIO_FILTER): inbound to the user on MESSAGE_BARE/
  * FULL, PRESENCE_BARE/FULL and IQ_BARE (XEP-0016 §2.13: presence dropped
@@ -35,10 +38,7 @@
  * (broadcasts by mod_presence, probe answers, unavailable at logout)
  * never pass PRE_STANZA: they are checked against the sender's
  * presence-out rules on ROOST_EV_OUTBOUND, before they are routed to any
- * destination (and again when they reach a recipient on this vhost).
- *
- * Not here (needs the core): per-resource filtering of stanzas to the
- * bare JID (one session's active list judges). */
+ * destination (and again when they reach a recipient on this vhost). */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -113,6 +113,7 @@ typedef struct {
 typedef struct {
     roost_store_t *store;
     int bypass; /* our own presence notifications are being routed */
+    int own;    /* an answer of ours goes to a session (ROOST_EV_DELIVER) */
     unsigned serial;
 } priv_mod_t;
 
@@ -618,6 +619,71 @@ priv_pout_denied(roost_mod_t *m, const roost_jid_t *from, const roost_jid_t *to)
     return it != NULL && it->deny;
 }
 
+/* A message or presence to the bare JID (XEP-0016 §2.2: each resource
+ * by its own active list, else the default list): the deny item when no
+ * session that would get it accepts it (then the sender hears of it as
+ * for one session), NULL when one does (ROOST_EV_DELIVER keeps it from
+ * the others).  No such session: the default list. */
+static const priv_item_t *
+priv_bare_denied(roost_mod_t *m, const priv_user_t *u, const char *user,
+                 const roost_jid_t *from, const roost_stanza_t *st)
+{
+    int message = roost_stanza_kind(st) == ROOST_STANZA_MESSAGE;
+    unsigned kind = priv_kind(st, 0);
+    const priv_item_t *it, *deny = NULL;
+    priv_sessions_t l;
+    int any = 0;
+
+    priv_sessions_get(m, user, &l);
+    for (int i = 0; i < l.n; i++) {
+        roost_session_t *s = l.ss[i];
+
+        /* mod_message: non-negative priority; presence: available. */
+        if (!roost_session_available(s) ||
+            (message && roost_session_priority(s) < 0))
+            continue;
+        any = 1;
+        it = priv_match(m, user, priv_applicable(m, u, s), from, kind);
+        if (it == NULL || !it->deny) {
+            deny = NULL;
+            break;
+        }
+        if (deny == NULL)
+            deny = it;
+    }
+    priv_sessions_free(&l);
+    if (!any)
+        return priv_match(m, user, priv_applicable(m, u, NULL), from, kind);
+    return deny;
+}
+
+/* Each session's own list, as the stanza reaches it (ROOST_EV_DELIVER):
+ * what another resource's list let through for the bare JID, or what a
+ * module delivers (offline messages, broadcasts), is silently kept from a
+ * session whose list denies it. */
+static roost_verdict_t
+priv_deliver(const roost_ev_t *ev, void *arg)
+{
+    roost_mod_t *m = ev->mod;
+    const char *user = roost_jid_node(ev->to);
+    priv_user_t *u;
+    const priv_item_t *it;
+    unsigned kind;
+
+    if (priv_data(m)->own || ev->from == NULL || user == NULL ||
+        roost_jid_bare_eq(ev->from, ev->to))
+        return ROOST_PASS;
+    kind = priv_kind(ev->stanza, 0);
+    if (kind == 0 && roost_stanza_kind(ev->stanza) == ROOST_STANZA_PRESENCE)
+        return ROOST_PASS; /* subscriptions: judged on the way in */
+    u = priv_user(m, user, 0);
+    if (u == NULL)
+        return ROOST_PASS;
+    it =
+        priv_match(m, user, priv_applicable(m, u, ev->session), ev->from, kind);
+    return it != NULL && it->deny ? ROOST_HANDLED : ROOST_PASS;
+}
+
 /* Inbound to a local user (MESSAGE_*, PRESENCE_*, IQ_BARE). */
 static roost_verdict_t
 priv_inbound(const roost_ev_t *ev, void *arg)
@@ -639,9 +705,12 @@ priv_inbound(const roost_ev_t *ev, void *arg)
     u = priv_user(m, user, 0);
     if (u == NULL)
         return ROOST_PASS;
-    it = priv_match(m, user,
-                    priv_applicable(m, u, priv_target_session(m, ev->to)),
-                    ev->from, priv_kind(ev->stanza, 0));
+    if (roost_jid_resource(ev->to) == NULL && kind != ROOST_STANZA_IQ)
+        it = priv_bare_denied(m, u, user, ev->from, ev->stanza);
+    else
+        it = priv_match(m, user,
+                        priv_applicable(m, u, priv_target_session(m, ev->to)),
+                        ev->from, priv_kind(ev->stanza, 0));
     if (it == NULL || !it->deny)
         return ROOST_PASS;
     /* XEP-0016 §2.13, XEP-0191 §3.3. */
@@ -706,7 +775,10 @@ priv_outbound(const roost_ev_t *ev, void *arg)
     if (priv_is_block(it) && l == priv_find(u, u->dflt) &&
         (e = roost_stanza_child(err, NULL, "error")) != NULL)
         roost_stanza_add_child(e, PRIV_NS_BLOCKERR, "blocked");
+    /* It names the denied contact as its sender: not a stanza from it. */
+    priv_data(m)->own = 1;
     roost_session_deliver(ev->origin, err);
+    priv_data(m)->own = 0;
     roost_stanza_unref(err);
     return ROOST_HANDLED;
 }
@@ -1509,6 +1581,9 @@ priv_load(roost_mod_t *m)
                         priv_outbound, NULL);
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_OUTBOUND, ROOST_PRIO_FILTER, priv_on_behalf,
+                        NULL);
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_DELIVER, ROOST_PRIO_FILTER, priv_deliver,
                         NULL);
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_SESSION_CLOSED, ROOST_PRIO_DEFAULT,

@@ -29,7 +29,8 @@ typedef enum {
     ROOST_EAUTH = 9,     /* authentication failed */
     ROOST_ETLS = 10,     /* TLS failure */
     ROOST_ECONFIG = 11,  /* bad configuration */
-    ROOST_EABI = 12      /* module ABI mismatch */
+    ROOST_EABI = 12,     /* module ABI mismatch */
+    ROOST_EDENIED = 13   /* refused by a policy (a privacy list) */
 } roost_err_t;
 
 /* Static string naming an error code (positive or negative). */

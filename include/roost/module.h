@@ -64,15 +64,26 @@ typedef enum {
      * server or another.  HANDLED drops it (privacy presence-out).  What
      * the client sends itself is ROOST_EV_PRE_STANZA. */
     ROOST_EV_OUTBOUND,
+    /* A stanza is about to be written to a bound local session (after
+     * routing chose it; also stanzas modules hand to
+     * roost_session_deliver): ev->session is that session, ev->to its full
+     * JID, ev->from the stanza's parsed `from` (NULL when it has none:
+     * replies the stream makes itself), ev->origin NULL.  HANDLED means
+     * this session does not get it (per-resource privacy lists); a module
+     * that keeps it for later (XEP-0352 client state) takes a reference
+     * and delivers it with roost_session_deliver, which runs this event
+     * again. */
+    ROOST_EV_DELIVER,
     ROOST_EV__COUNT
 } roost_event_t;
 
 typedef struct {
-    roost_mod_t *mod;        /* the module instance the hook belongs to */
-    roost_session_t *origin; /* sending local session, or NULL */
-    roost_stanza_t *stanza;  /* borrowed: roost_stanza_ref() to keep it */
-    const roost_jid_t *from; /* parsed `from` (never NULL for stanzas) */
-    const roost_jid_t *to;   /* parsed `to` (never NULL for stanzas) */
+    roost_mod_t *mod;         /* the module instance the hook belongs to */
+    roost_session_t *origin;  /* sending local session, or NULL */
+    roost_stanza_t *stanza;   /* borrowed: roost_stanza_ref() to keep it */
+    const roost_jid_t *from;  /* parsed `from` (never NULL for stanzas) */
+    const roost_jid_t *to;    /* parsed `to` (never NULL for stanzas) */
+    roost_session_t *session; /* ROOST_EV_DELIVER: the receiving session */
 } roost_ev_t;
 
 typedef roost_verdict_t (*roost_handler_fn)(const roost_ev_t *ev, void *arg);
@@ -207,7 +218,9 @@ ROOST_API int roost_session_available(const roost_session_t *s);
 ROOST_API int roost_session_priority(const roost_session_t *s);
 ROOST_API void roost_session_set_presence(roost_session_t *s, int available,
                                           int priority);
-/* Queues st for the session's client (serialised now).  Borrows st. */
+/* Queues st for the session's client (serialised now).  Borrows st.
+ * Returns 0, -ROOST_ENOTFOUND when s is closing, -ROOST_EDENIED when a
+ * ROOST_EV_DELIVER hook kept it from s. */
 ROOST_API int roost_session_deliver(roost_session_t *s, roost_stanza_t *st);
 /* Keeps s allocated (not open) past this loop turn, for an answer
  * computed asynchronously before authentication (there is no JID to

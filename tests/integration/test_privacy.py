@@ -33,7 +33,7 @@ from roosttest import check, Client, TestFailure  # noqa: E402
 
 NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi',
          'ivan', 'judy', 'mallory', 'oscar', 'peggy', 'trent', 'victor',
-         'walter', 'sybil', 'rupert']
+         'walter', 'sybil', 'rupert', 'uma', 'wendy']
 USERS = dict(('%s@localhost' % n, '%s-Secret-%d' % (n, i)) for i, n in enumerate(NAMES))
 USERS['xena@example.test'] = 'xena-Secret-x'
 NS_PRIV = 'jabber:iq:privacy'
@@ -589,8 +589,9 @@ def active_vs_default(srv):
         wait_for(r1, is_msg('x1'), 'message to the session with the open active list')
         send_msg(b, 'rupert@localhost/two', 'x2')
         expect_msg_error(b, 'x2', 'service-unavailable')
-        send_msg(b, 'rupert@localhost', 'x3')   # highest priority: one
-        wait_for(r1, is_msg('x3'), 'bare JID message judged by the top session')
+        send_msg(b, 'rupert@localhost', 'x3')   # one takes it, two does not
+        wait_for(r1, is_msg('x3'), 'bare JID message to the session that accepts it')
+        none_of(r2, is_msg('x3'), 'bare JID message past the default list of two')
         # §2.6: r2 uses the default list: r1 may not change or remove it.
         iq_err(r1, "<iq type='set' id='c1'><query xmlns='%s'><default name='open'/></query>"
                "</iq>" % NS_PRIV, 'conflict')
@@ -608,6 +609,40 @@ def active_vs_default(srv):
         check(get_names(r2)[0] is None, 'active kept after removal')
     finally:
         for c in (r1, r2, b):
+            c.close()
+
+
+def per_resource_bare(srv):
+    """XEP-0016 §2.2 per resource: a message or presence to the bare JID
+    reaches each session by its own active list; a session whose list
+    denies the sender does not get it, the others do, and the sender hears
+    nothing; only when every session denies is the message refused
+    (service-unavailable)."""
+    t1 = login(srv, 'uma', 'one', presence='<presence><priority>5</priority></presence>')
+    t2 = login(srv, 'uma', 'two', presence='<presence><priority>1</priority></presence>')
+    v = login(srv, 'wendy', presence='<presence/>')
+    try:
+        subscribe_both(t1, v)
+        stanzas(t2, 0.5)
+        set_list_ok(t1, 'no-wendy', "<item type='jid' value='wendy@localhost' "
+                    "action='deny' order='1'><message/><presence-in/></item>")
+        check(priv_set(t1, 'active', 'no-wendy').get('type') == 'result', 'active t1')
+        stanzas(t1, 0.3)
+        stanzas(t2, 0.3)
+        send_msg(v, 'uma@localhost', 'pr1')
+        wait_for(t2, is_msg('pr1'), 'the session without the rule gets it')
+        none_of(t1, is_msg('pr1'), 'the session whose active list denies it')
+        none_of(v, lambda e: rt.tag(e) == 'message', 'no error while one session takes it')
+        v.send('<presence><show>away</show></presence>')
+        wait_for(t2, is_presence(v.full_jid), 'presence to the open session')
+        none_of(t1, is_presence(v.full_jid), 'presence-in denied for t1 only')
+        check(priv_set(t2, 'active', 'no-wendy').get('type') == 'result', 'active t2')
+        send_msg(v, 'uma@localhost', 'pr2')
+        expect_msg_error(v, 'pr2', 'service-unavailable')
+        none_of(t1, is_msg('pr2'), 't1 after both deny')
+        none_of(t2, is_msg('pr2'), 't2 after both deny')
+    finally:
+        for c in (t1, t2, v):
             c.close()
 
 
@@ -675,7 +710,7 @@ def survives_restart(srv):
 PORTABLE = [block_basic, block_errors_unblock_all, block_offline, block_presence]
 ALL = PORTABLE + [mapping_both_ways, rules_message, rules_presence,
                   presence_out_other_vhost, rules_iq_and_all,
-                  active_vs_default, errors_0016, survives_restart]
+                  active_vs_default, per_resource_bare, errors_0016, survives_restart]
 
 
 def run_group(cls, tests):
