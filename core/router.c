@@ -139,9 +139,13 @@ iq_valid(roost_stanza_t *st)
     roost_stanza_t *c;
     int n = 0;
 
+    /* RFC 6120 §8.3.1: an error carries the request's id, and a request
+     * without one (answered bad-request) gives an error without one. */
+    if (type_is(type, "error"))
+        return 1;
     if (roost_stanza_attr(st, "id") == NULL)
         return 0;
-    if (type_is(type, "result") || type_is(type, "error"))
+    if (type_is(type, "result"))
         return 1;
     if (!type_is(type, "get") && !type_is(type, "set"))
         return 0;

@@ -497,8 +497,9 @@ sbuf_puts(stanza_buf_t *b, const char *s)
 /* Escapes n bytes of s.  attr: attribute value (quotes and whitespace as
  * references, so attribute-value normalisation keeps them).  Text gets
  * \r as &#13; too, since parsers turn a literal CR into LF.  Characters
- * XML 1.0 cannot carry at all (C0 controls other than tab, LF, CR) are
- * dropped: sending them would get the stream killed as not-well-formed. */
+ * XML 1.0 cannot carry at all (C0 controls other than tab, LF, CR, and the
+ * noncharacters U+FFFE and U+FFFF, XML 1.0 §2.2) are dropped: sending them
+ * would get the stream killed as not-well-formed. */
 static void
 sbuf_escape(stanza_buf_t *b, const char *s, size_t n, int attr)
 {
@@ -508,6 +509,14 @@ sbuf_escape(stanza_buf_t *b, const char *s, size_t n, int attr)
         unsigned char c = (unsigned char)s[i];
         const char *rep = NULL;
 
+        if (c == 0xEF && n - i >= 3 && (unsigned char)s[i + 1] == 0xBF &&
+            ((unsigned char)s[i + 2] & 0xFE) == 0xBE) {
+            /* UTF-8 EF BF BE / EF BF BF: U+FFFE / U+FFFF */
+            sbuf_put(b, s + run, i - run);
+            i += 2;
+            run = i + 1;
+            continue;
+        }
         switch (c) {
         case '&': rep = "&amp;"; break;
         case '<': rep = "&lt;"; break;

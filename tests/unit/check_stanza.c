@@ -302,6 +302,15 @@ static const struct {
      "b\x1f"
      "c\x0b",
      "abc", "abc"},
+    /* So are the noncharacters U+FFFE and U+FFFF (XML 1.0 §2.2 Char), but
+     * not their neighbours U+FFFD and U+10000 (found by
+     * fuzz_stanza_roundtrip: a built text with U+FFFF serialised into XML
+     * no parser accepts). */
+    {"a\xef\xbf\xbf"
+     "b\xef\xbf\xbe"
+     "c\xef\xbf\xbd\xf0\x90\x80\x80",
+     "abc\xef\xbf\xbd\xf0\x90\x80\x80", "abc\xef\xbf\xbd\xf0\x90\x80\x80"},
+    {"\xef\xbf\xbf\x01", "", ""},
     {"", "", ""},
 };
 
@@ -324,7 +333,8 @@ START_TEST(test_escape)
     s = roost_stanza_serialize(el, NULL, NULL);
     back = roost_stanza_parse(s, strlen(s));
     ck_assert_ptr_nonnull(back);
-    if (strchr(esc[_i].in, '\x01') == NULL) {
+    if (strchr(esc[_i].in, '\x01') == NULL &&
+        strstr(esc[_i].in, "\xef\xbf\xbf") == NULL) {
         ck_assert_str_eq(roost_stanza_attr(back, "v"), esc[_i].in);
         ck_assert_str_eq(roost_stanza_text(back), esc[_i].in);
     }
