@@ -99,6 +99,16 @@ static const roost_opt_t conf_limits_opts[] = {
      CONF_OFF(roost_config_t, sm_resume_timeout), "300", 0, CONF_DAY_MS},
     {"sm_max_queue", ROOST_OPT_INT, CONF_OFF(roost_config_t, sm_max_queue),
      "1000", 1, 1000000},
+    {"max_connections_per_ip", ROOST_OPT_INT,
+     CONF_OFF(roost_config_t, max_conn_per_ip), "100", 0, 1000000},
+    {"auth_failures_per_ip", ROOST_OPT_INT,
+     CONF_OFF(roost_config_t, auth_failures_per_ip), "10", 0, 1000000},
+    {"auth_failure_window", ROOST_OPT_MSEC,
+     CONF_OFF(roost_config_t, auth_failure_window), "300", 1, CONF_DAY_MS},
+    {"c2s_rate", ROOST_OPT_SIZE, CONF_OFF(roost_config_t, c2s_rate), "262144",
+     0, INT64_C(1) << 30},
+    {"c2s_burst", ROOST_OPT_SIZE, CONF_OFF(roost_config_t, c2s_burst),
+     "1048576", 1024, INT64_C(1) << 30},
     {NULL, 0, 0, NULL, 0, 0}};
 
 static const roost_opt_t conf_storage_opts[] = {

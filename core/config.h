@@ -61,8 +61,15 @@ typedef struct {
     int64_t scram_iterations; /* default 4096 */
     int64_t worker_threads;   /* CPU workers, default 2 */
     int64_t max_resources;    /* sessions per account, default 10 */
-    int64_t sm_resume_timeout; /* ms a lost XEP-0198 session waits: 300s */
-    int64_t sm_max_queue;      /* unacknowledged stanzas per session: 1000 */
+    int64_t sm_resume_timeout;    /* ms a lost XEP-0198 session waits: 300s */
+    int64_t sm_max_queue;         /* unacknowledged stanzas per session: 1000 */
+    int64_t max_conn_per_ip;      /* open c2s connections per address: 100 */
+    int64_t auth_failures_per_ip; /* failed logins per address and window
+                                   * before SASL is refused: 10 */
+    int64_t auth_failure_window;  /* ms: 300 s */
+    int64_t c2s_rate;  /* bytes/s read per connection (token bucket), 256 KiB;
+                        * 0 = no limit */
+    int64_t c2s_burst; /* bucket size, bytes: 1 MiB */
     roost_listen_conf_t *listen;
     int nlisten;
     roost_host_conf_t *hosts;

@@ -35,6 +35,20 @@
 #define CONN_MAX_AUTH_ATTEMPTS 5
 #define CONN_CLOSE_GRACE_MS    2000
 
+/* Per peer address: open connections (limits.max_connections_per_ip)
+ * and recent authentication failures (limits.auth_failures_per_ip within
+ * auth_failure_window).  An entry lives while either is non-zero. */
+typedef struct conn_ip {
+    char ip[64];
+    int conns;
+    int fails;
+    int64_t fail_start; /* monotonic ms of the window's first failure */
+    UT_hash_handle hh;
+} conn_ip_t;
+
+static conn_ip_t *conn_ips;
+static struct ev_token_bucket_cfg *conn_rate_cfg;
+
 static void conn_process_input(roost_session_t *s);
 static void conn_schedule_free(roost_session_t *s);
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -74,6 +88,75 @@ timeval_ms(struct timeval *tv, int64_t ms)
     tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
 }
 
+/* --- per-address limits --- */
+
+static conn_ip_t *
+conn_ip(const char *ip, int create)
+{
+    conn_ip_t *e;
+
+    HASH_FIND_STR(conn_ips, ip, e);
+    if (e == NULL && create) {
+        e = roost_xcalloc(1, sizeof(*e)); /* conn_ip_gc */
+        snprintf(e->ip, sizeof(e->ip), "%s", ip);
+        HASH_ADD_STR(conn_ips, ip, e);
+    }
+    return e;
+}
+
+/* Forgets failures older than the window; drops an unused entry. */
+static void
+conn_ip_gc(conn_ip_t *e)
+{
+    if (e->fails > 0 &&
+        conn_now_ms() - e->fail_start >= roost_srv->cfg->auth_failure_window)
+        e->fails = 0;
+    if (e->conns == 0 && e->fails == 0) {
+        HASH_DEL(conn_ips, e);
+        roost_free(e);
+    }
+}
+
+/* The transport of s (its socket) is gone. */
+static void
+conn_transport_gone(roost_session_t *s)
+{
+    conn_ip_t *e = conn_ip(s->addr, 0);
+
+    if (e != NULL) {
+        e->conns--;
+        conn_ip_gc(e);
+    }
+}
+
+/* Whether logins from s's address are refused for now (too many recent
+ * failures: password guessing from one place). */
+static int
+conn_auth_blocked(roost_session_t *s)
+{
+    int64_t max = roost_srv->cfg->auth_failures_per_ip;
+    conn_ip_t *e = max > 0 ? conn_ip(s->addr, 0) : NULL;
+
+    if (e == NULL)
+        return 0;
+    conn_ip_gc(e); /* s's connection keeps it */
+    return e->fails >= max;
+}
+
+static void
+conn_auth_failed(roost_session_t *s)
+{
+    conn_ip_t *e;
+
+    if (roost_srv->cfg->auth_failures_per_ip <= 0)
+        return;
+    e = conn_ip(s->addr, 1);
+    conn_ip_gc(e);
+    if (e->fails == 0)
+        e->fail_start = conn_now_ms();
+    e->fails++;
+}
+
 /* --- lifetime --- */
 
 void
@@ -88,8 +171,10 @@ conn_free_now(roost_session_t *s)
     roost_server_unbind(s);
     if (s->pinned != NULL)
         roost_user_unpin(s->pinned);
-    if (s->bev != NULL)
+    if (s->bev != NULL) {
         bufferevent_free(s->bev);
+        conn_transport_gone(s);
+    }
     if (s->auth_timer != NULL)
         event_free(s->auth_timer);
     if (s->fail_timer != NULL)
@@ -121,6 +206,8 @@ conn_free_now(roost_session_t *s)
 void
 roost_conn_free_all(void)
 {
+    conn_ip_t *e, *tmp;
+
     while (roost_srv->all != NULL) {
         roost_session_t *s = roost_srv->all;
 
@@ -128,6 +215,13 @@ roost_conn_free_all(void)
         s->freeing = 1;
         conn_free_now(s);
     }
+    HASH_ITER (hh, conn_ips, e, tmp) {
+        HASH_DEL(conn_ips, e);
+        roost_free(e);
+    }
+    if (conn_rate_cfg != NULL)
+        ev_token_bucket_cfg_free(conn_rate_cfg);
+    conn_rate_cfg = NULL;
 }
 
 void
@@ -521,6 +615,9 @@ conn_sasl_done(void *arg, int rc)
     if (s->sasl_status == ROOST_SASL_FAILURE) {
         struct timeval tv;
 
+        if (s->sasl_cond == NULL ||
+            strcmp(s->sasl_cond, "temporary-auth-failure") != 0)
+            conn_auth_failed(s);
         /* Slow down password guessing (and do not tell unknown users
          * from wrong passwords by timing). */
         timeval_ms(&tv, roost_srv->cfg->auth_fail_delay);
@@ -551,7 +648,11 @@ op_sasl_step(void *ud, const char *mech, const char *data)
     if (mech != NULL)
         conn_new_sasl(s);
     s->input_paused = 1;
-    if (s->sasl == NULL) {
+    if (s->sasl == NULL || (mech != NULL && conn_auth_blocked(s))) {
+        if (s->sasl != NULL)
+            roost_session_log(s, ROOST_LOG_INFO,
+                              "login refused: too many failures from %s",
+                              s->addr);
         s->sasl_status = ROOST_SASL_FAILURE;
         s->sasl_cond = roost_xstrdup("temporary-auth-failure");
         roost_conn_hold(s);
@@ -588,6 +689,30 @@ op_stanza(void *ud, roost_stanza_t *st)
     roost_router_c2s(s, st);
     roost_sm_leave(&saved);
     roost_conn_release(s);
+}
+
+/* A nonza for a module (XEP-0352 client state). */
+static int
+op_nonza(void *ud, roost_stanza_t *el)
+{
+    roost_session_t *s = ud;
+    roost_iq_entry_t *e;
+    roost_ev_t ev;
+
+    if (roost_stanza_ns(el) == NULL)
+        return 0;
+    e = roost_nonza_find(s->host, roost_stanza_ns(el), roost_stanza_name(el));
+    if (e == NULL)
+        return 0;
+    memset(&ev, 0, sizeof(ev));
+    ev.mod = e->mod;
+    ev.origin = s;
+    ev.stanza = el;
+    ev.from = s->jid;
+    roost_conn_hold(s);
+    e->get(&ev, e->arg);
+    roost_conn_release(s);
+    return 1;
 }
 
 static void
@@ -684,6 +809,7 @@ static const roost_stream_ops_t conn_stream_ops = {
     .sm = op_sm,
     .inbound = op_inbound,
     .reply = op_reply,
+    .nonza = op_nonza,
 };
 
 /* --- XEP-0198: hibernation and resumption --- */
@@ -694,8 +820,10 @@ static const roost_stream_ops_t conn_stream_ops = {
 static void
 conn_hibernate(roost_session_t *s)
 {
-    if (s->bev != NULL)
+    if (s->bev != NULL) {
         bufferevent_free(s->bev);
+        conn_transport_gone(s);
+    }
     s->bev = NULL;
     roost_stream_free(s->stream);
     s->stream = NULL;
@@ -731,6 +859,7 @@ roost_conn_resume(roost_session_t *n, roost_session_t *o)
         roost_session_log(o, ROOST_LOG_INFO,
                           "old connection replaced by a resumption");
         bufferevent_free(o->bev);
+        conn_transport_gone(o);
     }
     roost_stream_free(o->stream);
     roost_sasl_free(o->sasl);
@@ -911,12 +1040,31 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 {
     const roost_listen_conf_t *l = arg;
     roost_config_t *cfg = roost_srv->cfg;
-    roost_session_t *s = roost_xcalloc(1, sizeof(*s));
+    roost_session_t *s;
     roost_stream_conf_t sc;
     struct timeval tv;
     char ip[INET6_ADDRSTRLEN] = "?";
     int one = 1;
+    conn_ip_t *ipe;
 
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip,
+                  sizeof(ip));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip,
+                  sizeof(ip));
+    ipe = conn_ip(ip, 1);
+    if (cfg->max_conn_per_ip > 0 && ipe->conns >= cfg->max_conn_per_ip) {
+        /* Before any byte: one address cannot hold every slot. */
+        ROOST_LOG(ROOST_LOG_INFO, "core",
+                  "refusing a connection from %s: %d already open", ip,
+                  ipe->conns);
+        evutil_closesocket(fd);
+        conn_ip_gc(ipe);
+        return;
+    }
+    ipe->conns++;
+    s = roost_xcalloc(1, sizeof(*s));
     s->id = ++roost_srv->next_session_id;
     s->refs = 1; /* the connection itself; dropped by conn_free_cb */
     s->listen = l;
@@ -925,12 +1073,6 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     if (s->all_next != NULL)
         s->all_next->all_prev = s;
     roost_srv->all = s;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip,
-                  sizeof(ip));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip,
-                  sizeof(ip));
     snprintf(s->addr, sizeof(s->addr), "%s", ip);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
@@ -958,9 +1100,19 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     }
     if (s->bev == NULL) {
         evutil_closesocket(fd);
+        conn_transport_gone(s);
         s->freeing = 1;
         roost_conn_release(s);
         return;
+    }
+    if (cfg->c2s_rate > 0) {
+        /* What one client may make us parse per second; reading pauses
+         * beyond it (the socket level: under STARTTLS's filter too). */
+        if (conn_rate_cfg == NULL)
+            conn_rate_cfg = ev_token_bucket_cfg_new(
+                (size_t)cfg->c2s_rate, (size_t)cfg->c2s_burst,
+                EV_RATE_LIMIT_MAX, EV_RATE_LIMIT_MAX, NULL);
+        bufferevent_set_rate_limit(s->bev, conn_rate_cfg);
     }
     bufferevent_setcb(s->bev, conn_read_cb, conn_write_cb, conn_event_cb, s);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);

@@ -193,6 +193,65 @@ reg_remove(roost_reg_entry_t **list, roost_mod_t *m)
     }
 }
 
+/* Account discovery (roost_add_account_feature): the features and
+ * identities the server reports for a local account's bare JID.  One list
+ * for every host (an entry's module knows its host), so this registry
+ * needs no field in roost_host_t; module_unload drops a module's entries.
+ * An entry with b == NULL is a feature (a), else an identity (a/b/c). */
+static roost_reg_entry_t *account_reg;
+
+static void
+account_reg_add(roost_mod_t *m, const char *a, const char *b, const char *c)
+{
+    roost_reg_entry_t **pp = &account_reg, *e;
+
+    for (; *pp != NULL; pp = &(*pp)->next)
+        if (b == NULL && (*pp)->mod == m && (*pp)->b == NULL &&
+            strcmp((*pp)->a, a) == 0)
+            return; /* a feature once per module, as roost_add_feature */
+    e = roost_xcalloc(1, sizeof(*e)); /* freed by reg_remove */
+    e->a = roost_xstrdup(a);
+    e->b = b != NULL ? roost_xstrdup(b) : NULL;
+    e->c = c != NULL ? roost_xstrdup(c) : NULL;
+    e->mod = m;
+    *pp = e;
+}
+
+void
+roost_add_account_feature(roost_mod_t *m, const char *xmlns)
+{
+    if (xmlns != NULL)
+        account_reg_add(m, xmlns, NULL, NULL);
+}
+
+void
+roost_add_account_identity(roost_mod_t *m, const char *category,
+                           const char *type, const char *name)
+{
+    if (category != NULL && type != NULL)
+        account_reg_add(m, category, type, name);
+}
+
+void
+roost_host_account_features(roost_mod_t *m, void (*fn)(void *, const char *),
+                            void *arg)
+{
+    for (roost_reg_entry_t *e = account_reg; e != NULL; e = e->next)
+        if (e->mod->host == m->host && e->b == NULL)
+            fn(arg, e->a);
+}
+
+void
+roost_host_account_identities(roost_mod_t *m,
+                              void (*fn)(void *, const char *, const char *,
+                                         const char *),
+                              void *arg)
+{
+    for (roost_reg_entry_t *e = account_reg; e != NULL; e = e->next)
+        if (e->mod->host == m->host && e->b != NULL)
+            fn(arg, e->a, e->b, e->c);
+}
+
 static void
 module_unload(roost_mod_t *m)
 {
@@ -225,9 +284,17 @@ module_unload(roost_mod_t *m)
     reg_remove(&h->identities, m);
     reg_remove(&h->stream_features, m);
     reg_remove(&h->preauth_features, m);
+    reg_remove(&account_reg, m);
     HASH_ITER (hh, h->preauth_iqs, iq, tmp) {
         if (iq->mod == m) {
             HASH_DEL(h->preauth_iqs, iq);
+            roost_free(iq->key);
+            roost_free(iq);
+        }
+    }
+    HASH_ITER (hh, h->nonzas, iq, tmp) {
+        if (iq->mod == m) {
+            HASH_DEL(h->nonzas, iq);
             roost_free(iq->key);
             roost_free(iq);
         }
@@ -347,6 +414,12 @@ roost_preauth_iq_find(roost_host_t *h, const char *xmlns, const char *child)
     return iq_table_find(h->preauth_iqs, xmlns, child);
 }
 
+roost_iq_entry_t *
+roost_nonza_find(roost_host_t *h, const char *xmlns, const char *name)
+{
+    return iq_table_find(h->nonzas, xmlns, name);
+}
+
 void
 roost_modules_stream_features(roost_host_t *h, roost_stanza_t *el)
 {
@@ -433,6 +506,15 @@ roost_hook_preauth_iq(roost_mod_t *m, const char *xmlns, const char *child,
                       roost_handler_fn get, roost_handler_fn set, void *arg)
 {
     return iq_register(m, &m->host->preauth_iqs, xmlns, child, get, set, arg);
+}
+
+int
+roost_hook_nonza(roost_mod_t *m, const char *xmlns, const char *name,
+                 roost_handler_fn fn, void *arg)
+{
+    if (fn == NULL || roost_nonza_find(m->host, xmlns, name) != NULL)
+        return fn == NULL ? -ROOST_EINVAL : -ROOST_EEXIST;
+    return iq_register(m, &m->host->nonzas, xmlns, name, fn, NULL, arg);
 }
 
 static void

@@ -90,6 +90,7 @@ struct roost_host {
     roost_hook_entry_t *hooks[ROOST_EV__COUNT];
     roost_iq_entry_t *iqs;
     roost_iq_entry_t *preauth_iqs; /* XEP-0077 before SASL */
+    roost_iq_entry_t *nonzas;      /* top-level non-stanza elements (get) */
     roost_reg_entry_t *preauth_features;
     roost_reg_entry_t *features, *identities, *stream_features;
     roost_user_t *users; /* loaded accounts by localpart */
@@ -263,5 +264,9 @@ void roost_modules_stream_features(roost_host_t *h, roost_stanza_t *el);
 void roost_modules_preauth_features(roost_host_t *h, roost_stanza_t *el);
 roost_iq_entry_t *roost_preauth_iq_find(roost_host_t *h, const char *xmlns,
                                         const char *child);
+/* The handler of a top-level element (ns, name) from bound sessions
+ * (roost_hook_nonza), or NULL. */
+roost_iq_entry_t *roost_nonza_find(roost_host_t *h, const char *xmlns,
+                                   const char *name);
 
 #endif /* ROOST_CORE_SERVER_H */

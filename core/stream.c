@@ -473,6 +473,10 @@ handle_authed(roost_stream_t *st, roost_stanza_t *el)
 
         return stop || st->state == ROOST_SS_CLOSED || st->stop;
     }
+    if (kind == ROOST_STANZA_OTHER && st->state == ROOST_SS_BOUND &&
+        ens != NULL && strcmp(ens, ROOST_NS_CLIENT) != 0 &&
+        st->ops->nonza != NULL && st->ops->nonza(st->ud, el))
+        return st->state == ROOST_SS_CLOSED || st->stop;
     if (kind == ROOST_STANZA_OTHER) {
         const char *ns = roost_stanza_ns(el);
 

@@ -81,6 +81,10 @@ typedef struct {
      * session, a second bind) through the owner, so it is counted like
      * every other (XEP-0198).  May be NULL: written directly. */
     void (*reply)(void *ud, roost_stanza_t *st);
+    /* A top-level element that is not a stanza on a bound stream (not in
+     * jabber:client, not SM).  Returns non-zero if it was taken; else the
+     * stream closes with <unsupported-stanza-type/>.  May be NULL. */
+    int (*nonza)(void *ud, roost_stanza_t *el);
 } roost_stream_ops_t;
 
 typedef struct {

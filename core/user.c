@@ -6,8 +6,10 @@
  * meanwhile queue behind the load in order.  The state stays while the
  * account is pinned (a session past SASL, a stanza in flight) and is
  * dropped when the last pin goes.  Roster changes are persisted
- * write-behind on the same FIFO storage queue.  Not here: what the state
- * means (core/roster.c, modules). */
+ * write-behind on the same FIFO storage queue.  A module that reads a
+ * roster outside the account's events (roost_roster_load_async) pins the
+ * state the same way, for the duration of its callback.  Not here: what
+ * the state means (core/roster.c, modules). */
 #include <string.h>
 
 #include "auth.h"
@@ -306,4 +308,62 @@ roost_host_roster_persist(roost_mod_t *m, const char *user, const char *key,
     w->key = roost_xstrdup(key);
     w->value = value != NULL ? roost_xstrdup(value) : NULL;
     roost_sm_storage_submit(roster_write_work, roster_write_done, w);
+}
+
+/* --- roost_roster_load_async (roost/roster.h) --- */
+
+/* One read: the module's callback and the account, until fn has run. */
+typedef struct {
+    roost_mod_t *m;
+    char *user;
+    roost_roster_loaded_fn fn;
+    void *arg;
+} roster_read_t;
+
+/* On the loop, the state loaded and pinned for us: fn sees it. */
+static void
+roster_read_ready(void *arg, roost_user_t *u)
+{
+    roster_read_t *r = arg;
+    int rc = !u->deleting && roost_host_roster(r->m, r->user) != NULL
+                 ? 0
+                 : -ROOST_ENOTFOUND;
+
+    r->fn(r->m, r->arg, rc);
+    roost_user_unpin(u);
+    roost_free(r->user);
+    roost_free(r);
+}
+
+/* A turn of the storage queue, so that fn never runs inside
+ * roost_roster_load_async (the state may already be loaded). */
+static int
+roster_read_work(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void
+roster_read_start(void *arg, int rc)
+{
+    roster_read_t *r = arg;
+
+    (void)rc;
+    roost_user_need(roost_server_host(roost_mod_host(r->m)), r->user,
+                    roster_read_ready, r);
+}
+
+void
+roost_roster_load_async(roost_mod_t *m, const char *user,
+                        roost_roster_loaded_fn fn, void *arg)
+{
+    /* Freed by roster_read_ready. */
+    roster_read_t *r = roost_xcalloc(1, sizeof(*r));
+
+    r->m = m;
+    r->user = roost_xstrdup(user);
+    r->fn = fn;
+    r->arg = arg;
+    roost_sm_storage_submit(roster_read_work, roster_read_start, r);
 }

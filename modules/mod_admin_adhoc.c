@@ -24,12 +24,18 @@
  *   session ends.  Removal fires ROOST_EV_USER_DELETED (mod_presence
  *   cancels subscriptions), purges the account's data and closes its
  *   sessions with <not-authorized/> (the core, roost/account.h).
+ * - change-user-password (§4.7): accountjid and password; the SCRAM
+ *   secrets are replaced through roost/account.h (sessions already logged
+ *   in stay) and the command completes once that has committed; errors as
+ *   for add-user (<item-not-found/> when the account does not exist).
  * - get-user-roster (§4.8).  Executing it returns a form asking for one
  *   account (accountjids, jid-multi as the XEP has it; accountjid, as
  *   Prosody's form has it, is accepted too); submitting the form
  *   completes the command with a result form holding the account's roster
  *   as a jabber:iq:roster <query/> (the protocol view: no server-private
- *   flags, no hidden items).
+ *   flags, no hidden items), once the account's state is loaded
+ *   (roost_roster_load_async: the account need not be online); an account
+ *   that does not exist is <item-not-found/>.
  *
  * A form submitted with the first request completes in one step.
  * Sessions are bound to the requester's full JID, expire after
@@ -46,13 +52,9 @@
  * vhost from a ROOST_EV_PRE_STANZA hook (wanted: a disco node registry in
  * module.h, e.g. roost_add_disco_node(m, node, items_fn, info_fn)).
  *
- * Not here: the roster of an account that is not loaded (no session,
- * nothing in flight): roost/roster.h reads loaded rosters only and the
- * stored form is private to the core, so that case is refused with
- * <feature-not-implemented/> and a text (wanted: an asynchronous read,
- * e.g. roost_roster_load_async(m, user, cb, arg)).  An account operation
- * still in flight when the module is unloaded calls back into it: the
- * account API has no cancel (as for mod_register). */
+ * Asynchronous work (account operations, roster reads) runs on the
+ * storage queue, which the core drains before unloading a module, so no
+ * callback comes back after unload. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +72,7 @@
 #define ADMIN_NODE_ADD_USER    ADMIN_NS_ADMIN "#add-user"
 #define ADMIN_NODE_DELETE_USER ADMIN_NS_ADMIN "#delete-user"
 #define ADMIN_NODE_ROSTER      ADMIN_NS_ADMIN "#get-user-roster"
+#define ADMIN_NODE_PASSWORD    ADMIN_NS_ADMIN "#change-user-password"
 
 #define ADMIN_SESSION_TTL_MS (10 * 60 * 1000) /* an idle form expires */
 #define ADMIN_SESSIONS_MAX   64               /* per vhost; oldest goes */
@@ -122,12 +125,20 @@ static roost_verdict_t deluser_submit(const roost_ev_t *ev, const char *sid,
                                       roost_stanza_t *form);
 static roost_verdict_t roster_form(const roost_ev_t *ev, const char *sid,
                                    roost_stanza_t *form);
+static roost_verdict_t passwd_form(const roost_ev_t *ev, const char *sid,
+                                   roost_stanza_t *form);
+static roost_verdict_t passwd_submit(const roost_ev_t *ev, const char *sid,
+                                     roost_stanza_t *form);
 static roost_verdict_t roster_submit(const roost_ev_t *ev, const char *sid,
                                      roost_stanza_t *form);
+
+static roost_jid_t *admin_account_jid(const roost_ev_t *ev, const char *var,
+                                      const char *value);
 
 static const admin_cmd_t admin_cmds[] = {
     {ADMIN_NODE_ADD_USER, "Add User", adduser_form, adduser_submit},
     {ADMIN_NODE_DELETE_USER, "Delete User", deluser_form, deluser_submit},
+    {ADMIN_NODE_PASSWORD, "Change User Password", passwd_form, passwd_submit},
     {ADMIN_NODE_ROSTER, "Get User Roster", roster_form, roster_submit},
     {NULL, NULL, NULL, NULL}};
 
@@ -393,13 +404,51 @@ admin_field_values(roost_stanza_t *form, const char *var, const char **out,
     return n;
 }
 
+/* One get-user-roster waiting for the account's state; freed by
+ * roster_loaded. */
+typedef struct {
+    roost_stanza_t *iq; /* the request (a reference) */
+    char sid[48];
+    char *account; /* bare JID */
+    char *user;    /* its localpart */
+} roster_job_t;
+
+/* The account's state is loaded (result 0) or it does not exist: the
+ * answer. */
+static void
+roster_loaded(roost_mod_t *m, void *arg, int result)
+{
+    roster_job_t *j = arg;
+    roost_stanza_t *c, *x, *q;
+
+    if (result != 0) {
+        admin_error_iq(m, j->iq, ROOST_SE_ITEM_NOT_FOUND, NULL,
+                       "no such account");
+    } else {
+        q = roost_stanza_new(ADMIN_NS_ROSTER, "query");
+        roost_roster_items(m, j->user, roster_add_item, q);
+        c = admin_command_el(ADMIN_NODE_ROSTER, j->sid, "completed");
+        x = roost_stanza_add_child(c, ADMIN_NS_XDATA, "x");
+        roost_stanza_set_attr(x, "type", "result");
+        admin_field(x, "FORM_TYPE", "hidden", NULL, ADMIN_NS_ADMIN);
+        admin_field(x, "accountjids", NULL, NULL, j->account);
+        roost_stanza_add_copy(x, q);
+        admin_result_iq(m, j->iq, c);
+        roost_stanza_unref(c);
+        roost_stanza_unref(q);
+    }
+    roost_stanza_unref(j->iq);
+    roost_free(j->account);
+    roost_free(j->user);
+    roost_free(j);
+}
+
 static roost_verdict_t
 roster_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
 {
     const char *vals[2];
-    roost_stanza_t *c, *x, *q;
-    roost_jid_t *j;
-    roost_verdict_t v;
+    roster_job_t *j;
+    roost_jid_t *jid;
     int n = admin_field_values(form, "accountjids", vals, 2);
 
     /* COMPAT: Prosody's form names the field accountjid (jid-single);
@@ -410,37 +459,19 @@ roster_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
         return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
                            n == 0 ? "accountjids is required"
                                   : "one account at a time");
-    j = roost_jid_new(vals[0]);
-    if (j == NULL || roost_jid_node(j) == NULL) {
-        roost_jid_free(j);
-        return roost_bounce(ev, ROOST_SE_JID_MALFORMED,
-                            "accountjids: not an account JID");
-    }
-    if (strcmp(roost_jid_domain(j), roost_mod_host(ev->mod)) != 0) {
-        roost_jid_free(j);
-        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
-                           "the account is not on this host");
-    }
-    q = roost_stanza_new(ADMIN_NS_ROSTER, "query");
-    if (roost_roster_items(ev->mod, roost_jid_node(j), roster_add_item, q) <
-        0) {
-        roost_jid_free(j);
-        roost_stanza_unref(q);
-        return roost_bounce(ev, ROOST_SE_FEATURE_NOT_IMPLEMENTED,
-                            "the roster of an account that is not online "
-                            "(or does not exist) cannot be read yet");
-    }
-    c = admin_command_el(ADMIN_NODE_ROSTER, sid, "completed");
-    x = roost_stanza_add_child(c, ADMIN_NS_XDATA, "x");
-    roost_stanza_set_attr(x, "type", "result");
-    admin_field(x, "FORM_TYPE", "hidden", NULL, ADMIN_NS_ADMIN);
-    admin_field(x, "accountjids", NULL, NULL, roost_jid_bare(j));
-    roost_stanza_add_copy(x, q);
-    v = roost_reply(ev, c);
-    roost_stanza_unref(c);
-    roost_stanza_unref(q);
-    roost_jid_free(j);
-    return v;
+    jid = admin_account_jid(ev, "accountjids", vals[0]);
+    if (jid == NULL)
+        return ROOST_HANDLED;
+    /* The account may have no session: its state is loaded for the
+     * answer (or found loaded). */
+    j = roost_xcalloc(1, sizeof(*j)); /* freed by roster_loaded */
+    j->iq = roost_stanza_ref(ev->stanza);
+    snprintf(j->sid, sizeof(j->sid), "%s", sid);
+    j->account = roost_xstrdup(roost_jid_bare(jid));
+    j->user = roost_xstrdup(roost_jid_node(jid));
+    roost_roster_load_async(ev->mod, j->user, roster_loaded, j);
+    roost_jid_free(jid);
+    return ROOST_HANDLED;
 }
 
 /* --- shared by add-user and delete-user --- */
@@ -603,6 +634,88 @@ adduser_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
     j->account = roost_xstrdup(roost_jid_bare(jid));
     j->by = roost_xstrdup(roost_jid_bare(ev->from));
     roost_account_create(ev->mod, roost_jid_node(jid), pw[0], adduser_done, j);
+    roost_jid_free(jid);
+    return ROOST_HANDLED;
+}
+
+/* --- change-user-password (XEP-0133 §4.7) --- */
+
+static roost_verdict_t
+passwd_form(const roost_ev_t *ev, const char *sid, roost_stanza_t *unused)
+{
+    roost_stanza_t *x, *f;
+    roost_stanza_t *c =
+        admin_form_new(ADMIN_NODE_PASSWORD, sid, "Changing a User Password",
+                       "Fill out this form to change a user's password.", &x);
+
+    f = admin_field(x, "accountjid", "jid-single",
+                    "The Jabber ID for this account", NULL);
+    roost_stanza_add_child(f, NULL, "required");
+    f = admin_field(x, "password", "text-private",
+                    "The password for this account", NULL);
+    roost_stanza_add_child(f, NULL, "required");
+    return admin_reply_take(ev, c);
+}
+
+/* The new password is stored (or refused): the answer.  Frees j. */
+static void
+passwd_done(roost_mod_t *m, void *arg, int rc)
+{
+    adduser_job_t *j = arg;
+
+    if (rc == 0) {
+        roost_stanza_t *c =
+            admin_command_el(ADMIN_NODE_PASSWORD, j->sid, "completed");
+
+        roost_log(m, ROOST_LOG_INFO, "password of %s changed by %s", j->account,
+                  j->by);
+        admin_result_iq(m, j->iq, c);
+        roost_stanza_unref(c);
+    } else if (rc == -ROOST_ENOTFOUND) {
+        admin_error_iq(m, j->iq, ROOST_SE_ITEM_NOT_FOUND, NULL,
+                       "no such account");
+    } else if (rc == -ROOST_EINVAL) {
+        admin_error_iq(m, j->iq, ROOST_SE_NOT_ACCEPTABLE, NULL,
+                       "the password is too long or contains characters "
+                       "that are not allowed");
+    } else {
+        roost_log(m, ROOST_LOG_ERROR, "changing the password of %s: %s",
+                  j->account, roost_strerror(rc));
+        admin_error_iq(m, j->iq, ROOST_SE_INTERNAL_SERVER_ERROR, NULL, NULL);
+    }
+    roost_stanza_unref(j->iq);
+    roost_free(j->account);
+    roost_free(j->by);
+    roost_free(j);
+}
+
+static roost_verdict_t
+passwd_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
+{
+    const char *acct[2], *pw[2] = {NULL, NULL};
+    int n = admin_field_values(form, "accountjid", acct, 2);
+    int npw = admin_field_values(form, "password", pw, 2);
+    adduser_job_t *j;
+    roost_jid_t *jid;
+
+    if (n != 1)
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                           n == 0 ? "accountjid is required"
+                                  : "accountjid: one account at a time");
+    if (npw != 1 || pw[0] == NULL || *pw[0] == '\0')
+        return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                           "password is required");
+    jid = admin_account_jid(ev, "accountjid", acct[0]);
+    if (jid == NULL)
+        return ROOST_HANDLED;
+    /* Freed by passwd_done. */
+    j = roost_xcalloc(1, sizeof(*j));
+    j->iq = roost_stanza_ref(ev->stanza);
+    snprintf(j->sid, sizeof(j->sid), "%s", sid);
+    j->account = roost_xstrdup(roost_jid_bare(jid));
+    j->by = roost_xstrdup(roost_jid_bare(ev->from));
+    roost_account_set_password(ev->mod, roost_jid_node(jid), pw[0], passwd_done,
+                               j);
     roost_jid_free(jid);
     return ROOST_HANDLED;
 }

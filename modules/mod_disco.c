@@ -5,9 +5,21 @@
  * roost_add_feature), so unloading a module removes its advertisement
  * (HOUSE 6).  Registers the server's own identity (server/im) and the two
  * disco namespaces.  disco#items to the host is answered empty for now.
- * For a user's bare JID, the server answers disco#info on behalf of the
- * account (XEP-0030 §3.1, identity account/registered), only to the user
- * themselves until presence subscriptions exist.
+ *
+ * For a user's bare JID the server answers on behalf of the account
+ * (XEP-0030 §3.1, §4.1), to the user and to contacts with a presence
+ * subscription to the account ("from" or "both" in its roster), as
+ * XEP-0030's Security Considerations require; anyone else gets
+ * service-unavailable, the answer the core gives for an account that does
+ * not exist (RFC 6121 §8.5.1), so the two cannot be told apart.
+ * disco#info: the identity account/admin (an admin of the vhost) or
+ * account/registered, the identities and features modules registered for
+ * accounts (roost_add_account_feature: jabber:iq:last from mod_presence),
+ * and disco#info itself (XEP-0030 §3.1: every entity supports it).
+ * disco#items: an empty result.  XEP-0030 §4.1 suggests listing the
+ * available resources, but a subscriber whom the user's privacy lists
+ * deny presence must not learn them this way; Prosody 0.12 answers empty
+ * too (and omits the disco#info feature).  A node: item-not-found.
  *
  * Not for: nodes (item-not-found until something publishes them), entity
  * capabilities (XEP-0115) or disco#info of other users' full JIDs (the core
@@ -15,6 +27,7 @@
 #include <string.h>
 
 #include <roost/module.h>
+#include <roost/roster.h>
 
 /* Adds <feature var='xmlns'/> unless present: XEP-0030 requires var to be
  * unique, and two modules may register the same namespace. */
@@ -94,10 +107,46 @@ disco_items_get(const roost_ev_t *ev, void *arg)
     return v;
 }
 
+/* Adds an identity unless the same one is there (XEP-0030 §3.1: each
+ * category/type/name combination once). */
+static void
+disco_add_identity_once(void *arg, const char *cat, const char *type,
+                        const char *name)
+{
+    roost_stanza_t *q = arg;
+
+    for (roost_stanza_t *c = roost_stanza_first_child(q); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        const char *cc = roost_stanza_attr(c, "category");
+        const char *ct = roost_stanza_attr(c, "type");
+        const char *cn = roost_stanza_attr(c, "name");
+
+        if (strcmp(roost_stanza_name(c), "identity") == 0 && cc != NULL &&
+            ct != NULL && strcmp(cc, cat) == 0 && strcmp(ct, type) == 0 &&
+            (cn == NULL ? name == NULL : name != NULL && strcmp(cn, name) == 0))
+            return;
+    }
+    disco_add_identity(q, cat, type, name);
+}
+
+/* Whether the sender may discover the account (XEP-0030 Security
+ * Considerations): the account itself, or a contact authorized to receive
+ * its presence. */
+static int
+disco_account_visible(const roost_ev_t *ev)
+{
+    const roost_roster_item_t *it;
+
+    if (roost_jid_bare_eq(ev->from, ev->to))
+        return 1;
+    it = roost_roster_item(ev->mod, roost_jid_node(ev->to),
+                           roost_jid_bare(ev->from));
+    return it != NULL && !it->hidden &&
+           (it->sub == ROOST_SUB_FROM || it->sub == ROOST_SUB_BOTH);
+}
+
 /* disco#info / disco#items to a user's bare JID: the server answers for
- * the account (XEP-0030 §3.1).  Only the user may ask; anyone else would
- * need a presence subscription, which does not exist yet, so they get
- * service-unavailable (RFC 6121 §8.5.2.1.3 for iq to a bare JID). */
+ * the account (see the top of the file). */
 static roost_verdict_t
 disco_iq_bare(const roost_ev_t *ev, void *arg)
 {
@@ -117,15 +166,19 @@ disco_iq_bare(const roost_ev_t *ev, void *arg)
         return ROOST_PASS;
     if (type == NULL || strcmp(type, "get") != 0)
         return ROOST_PASS; /* the core answers set with an error */
-    if (!roost_jid_bare_eq(ev->from, ev->to))
+    if (!disco_account_visible(ev))
         return roost_bounce(ev, ROOST_SE_SERVICE_UNAVAILABLE, NULL);
     if (disco_node(ev) != NULL)
         return roost_bounce(ev, ROOST_SE_ITEM_NOT_FOUND, NULL);
     q = roost_stanza_new(info ? ROOST_NS_DISCO_INFO : ROOST_NS_DISCO_ITEMS,
                          "query");
     if (info) {
-        disco_add_identity(q, "account", "registered", NULL);
-        disco_add_feature(q, ROOST_NS_DISCO_INFO);
+        disco_add_identity(q, "account",
+                           roost_host_is_admin(ev->mod, ev->to) ? "admin"
+                                                                : "registered",
+                           NULL);
+        roost_host_account_identities(ev->mod, disco_add_identity_once, q);
+        roost_host_account_features(ev->mod, disco_add_feature, q);
     }
     v = roost_reply(ev, q);
     roost_stanza_unref(q);
@@ -140,6 +193,7 @@ disco_load(roost_mod_t *m)
     roost_add_identity(m, "server", "im", "Roost");
     roost_add_feature(m, ROOST_NS_DISCO_INFO);
     roost_add_feature(m, ROOST_NS_DISCO_ITEMS);
+    roost_add_account_feature(m, ROOST_NS_DISCO_INFO);
     rc = roost_hook_iq(m, ROOST_NS_DISCO_INFO, "query", disco_info_get, NULL,
                        NULL);
     if (rc == 0)

@@ -122,8 +122,12 @@ message_full(const roost_ev_t *ev, void *arg)
 {
     roost_session_t *s = roost_session_find(ev->mod, ev->to);
 
-    if (s != NULL && roost_session_deliver(s, ev->stanza) == 0)
+    /* RFC 6121 §8.5.3.1: an online full JID gets it, or nobody does (a
+     * DELIVER hook that refused or held it has had its say). */
+    if (s != NULL) {
+        roost_session_deliver(s, ev->stanza);
         return ROOST_HANDLED;
+    }
     switch (message_type(ev->stanza)) {
     case MSG_NORMAL:
     case MSG_CHAT: return message_bare(ev, arg);

@@ -31,9 +31,11 @@
  * others is expected at a full JID).
  *
  * Not here: the jabber:iq:roster protocol (mod_roster), privacy lists and
- * blocking (filters at ROOST_PRIO_FILTER), federation, resending our own
- * unanswered outbound requests, and the account's disco#info feature list
- * (no API for account features yet). */
+ * blocking (filters at ROOST_PRIO_FILTER), federation, and resending our
+ * own unanswered outbound requests.  jabber:iq:last is advertised in the
+ * account's disco#info (roost_add_account_feature, answered by mod_disco),
+ * not the host's: the host itself does not answer it (server uptime,
+ * XEP-0012 "Server and Component Query"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1073,6 +1075,10 @@ pres_load(roost_mod_t *m)
                         pres_user_deleted, NULL);
     if (rc != 0)
         return rc;
+    /* XEP-0012 "Determining Support": answered at the account's bare
+     * JID, so advertised in the account's disco#info (who may see it is
+     * who may ask). */
+    roost_add_account_feature(m, PRES_NS_LAST);
     /* RFC 6121 §3.4: pre-approvals are supported. */
     feat = roost_stanza_new(PRES_NS_PREAPPROVAL, "sub");
     roost_add_stream_feature(m, feat);

@@ -145,6 +145,17 @@ ROOST_API int roost_hook_preauth_iq(roost_mod_t *m, const char *xmlns,
                                     roost_handler_fn set, void *arg);
 ROOST_API void roost_add_preauth_stream_feature(roost_mod_t *m,
                                                 const roost_stanza_t *el);
+/* A top-level element that is not a stanza (a "nonza": XEP-0352's
+ * <active/> and <inactive/>) in namespace xmlns named name, from a bound
+ * session of this vhost: fn gets ev->origin = that session, ev->stanza =
+ * the element, ev->from = the session's full JID, ev->to NULL.  Nonzas
+ * are not stanzas: XEP-0198 does not count them, and nothing answers
+ * them unless fn does.  One handler per (xmlns, name) and vhost
+ * (-ROOST_EEXIST otherwise); an element nobody handles closes the stream
+ * with <unsupported-stanza-type/>. */
+ROOST_API int roost_hook_nonza(roost_mod_t *m, const char *xmlns,
+                               const char *name, roost_handler_fn fn,
+                               void *arg);
 
 /* A disco#info feature of the host, and an identity. */
 ROOST_API void roost_add_feature(roost_mod_t *m, const char *xmlns);
@@ -166,6 +177,26 @@ ROOST_API void roost_host_identities(roost_mod_t *m,
                                                 const char *type,
                                                 const char *name),
                                      void *arg);
+
+/* Account discovery: what the server answers on an account's behalf to
+ * disco#info sent to a local user's bare JID (XEP-0030 §3.1), for the
+ * user and for contacts with a presence subscription ("from" or "both",
+ * XEP-0030 Security Considerations).  A module registers the features it
+ * answers at bare JIDs (jabber:iq:last, XEP-0012) and identities such as
+ * pubsub/pep (XEP-0163); the same for every account of the vhost.
+ * mod_disco adds the account's own identity (account/registered or
+ * account/admin).  Removed on unload, like the host's registry; iterated
+ * in registration order, once per registering module (callers
+ * de-duplicate). */
+ROOST_API void roost_add_account_feature(roost_mod_t *m, const char *xmlns);
+ROOST_API void roost_add_account_identity(roost_mod_t *m, const char *category,
+                                          const char *type, const char *name);
+ROOST_API void roost_host_account_features(
+    roost_mod_t *m, void (*fn)(void *arg, const char *xmlns), void *arg);
+ROOST_API void roost_host_account_identities(
+    roost_mod_t *m,
+    void (*fn)(void *arg, const char *cat, const char *type, const char *name),
+    void *arg);
 
 ROOST_API const void *roost_mod_conf(const roost_mod_t *m);
 ROOST_API void **roost_mod_data(roost_mod_t *m);

@@ -8,8 +8,9 @@
  * never fail for want of storage.  Changes are persisted write-behind
  * through the storage worker, in order, and bump the roster version
  * (XEP-0237).  Call them only from event handlers concerning that user
- * (the core guarantees the state is loaded there); elsewhere they return
- * NULL / -ROOST_ENOTFOUND. */
+ * (the core guarantees the state is loaded there), or from the callback
+ * of roost_roster_load_async(); elsewhere they return NULL /
+ * -ROOST_ENOTFOUND. */
 #ifndef ROOST_ROSTER_H
 #define ROOST_ROSTER_H
 
@@ -73,6 +74,22 @@ ROOST_API void roost_roster_push(roost_mod_t *m, const char *user,
  * roster, so it gets pushes. */
 ROOST_API void roost_session_set_roster_requested(roost_session_t *s);
 ROOST_API int roost_session_roster_requested(const roost_session_t *s);
+
+/* Reading the roster of an account that may have no session (XEP-0133
+ * get-user-roster, roostctl-like tools).  Loads user's state as the core
+ * does when a stanza arrives for the account (or finds it loaded), then
+ * calls fn(m, arg, result) on the loop: 0 when the account exists, and
+ * for the duration of fn every call above works for user as in a handler
+ * of an event for that user (reads, and changes, which are persisted and
+ * pushed as usual); -ROOST_ENOTFOUND when there is no such account (or
+ * its state could not be read).  After fn returns the state may be
+ * dropped: keep nothing that points into it.  fn never runs before this
+ * call returns.  user: a prepared localpart of m's vhost (copied).  The
+ * core drains these reads before unloading a module, so fn never runs
+ * after unload. */
+typedef void (*roost_roster_loaded_fn)(roost_mod_t *m, void *arg, int result);
+ROOST_API void roost_roster_load_async(roost_mod_t *m, const char *user,
+                                       roost_roster_loaded_fn fn, void *arg);
 
 /* Serialises it as <item xmlns='jabber:iq:roster'/> under parent
  * (protocol view: subscription, ask, name, groups; not our private

@@ -115,6 +115,8 @@ struct kv {
 struct ruser {
     char *user;
     roost_roster_t *roster; /* NULL: not loaded */
+    int unloaded;           /* harness_roster_unload(): reads as not loaded
+                             * until the account is used again */
     struct kv *store;
     size_t nstore, capstore;
     int persists; /* roost_host_roster_persist() calls */
@@ -162,6 +164,8 @@ static struct {
     ARR(struct feature) features;
     ARR(struct identity) identities;
     ARR(struct sfeature) sfeatures;
+    ARR(struct feature) afeatures;    /* roost_add_account_feature */
+    ARR(struct identity) aidentities; /* roost_add_account_identity */
     ARR(struct timer) timers;
     ARR(struct uslot) uslots;
     ARR(struct ruser *) rusers;
@@ -188,6 +192,7 @@ static const char *const empty_list[] = {NULL};
 
 static void sessions_reap(void);
 static void preauth_free(roost_session_t *s);
+static void storage_ensure(void);
 
 static void harness_violation(const char *fmt, ...) ROOST_PRINTF(1, 2);
 
@@ -289,7 +294,11 @@ hooks_fire(roost_event_t ev, roost_session_t *origin, roost_stanza_t *st,
     if (st != NULL)
         before = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
     for (size_t i = 0; i < n; i++) {
-        roost_ev_t e = {snap[i].m, origin, st, from, to};
+        roost_ev_t e = {.mod = snap[i].m,
+                        .origin = origin,
+                        .stanza = st,
+                        .from = from,
+                        .to = to};
         int v = snap[i].fn(&e, snap[i].arg);
 
         if (v != ROOST_PASS && v != ROOST_HANDLED)
@@ -538,6 +547,10 @@ mod_registrations(const roost_mod_t *m)
         n += H.identities.v[i].m == m;
     for (size_t i = 0; i < H.sfeatures.n; i++)
         n += H.sfeatures.v[i].m == m;
+    for (size_t i = 0; i < H.afeatures.n; i++)
+        n += H.afeatures.v[i].m == m;
+    for (size_t i = 0; i < H.aidentities.n; i++)
+        n += H.aidentities.v[i].m == m;
     for (size_t i = 0; i < H.timers.n; i++)
         n += H.timers.v[i].m == m;
     for (size_t i = 0; i < H.preiqs.n; i++)
@@ -576,6 +589,8 @@ mod_unregister(roost_mod_t *m)
     DROP(H.features, FREE_FEAT);
     DROP(H.identities, FREE_IDENT);
     DROP(H.sfeatures, FREE_SFEAT);
+    DROP(H.afeatures, FREE_FEAT);
+    DROP(H.aidentities, FREE_IDENT);
     DROP(H.timers, FREE_NONE);
     DROP(H.preiqs, FREE_IQ);
     DROP(H.presfeatures, FREE_SFEAT);
@@ -703,6 +718,7 @@ harness_roster_preload(const char *user, const char *const *kv)
         return -ROOST_EEXIST;
     for (size_t i = 0; kv != NULL && kv[i] != NULL && kv[i + 1] != NULL; i += 2)
         ruser_store(r, kv[i], kv[i + 1]);
+    r->unloaded = 0;
     ruser_load(r);
     return 0;
 }
@@ -715,6 +731,7 @@ harness_roster_reload(const char *user)
     if (r == NULL)
         return -ROOST_ENOTFOUND;
     roost_roster_free(r->roster);
+    r->unloaded = 0;
     ruser_load(r);
     return 0;
 }
@@ -744,9 +761,34 @@ harness_roster_persist_count(const char *user)
     return r != NULL ? r->persists : 0;
 }
 
+int
+harness_roster_unload(const char *user)
+{
+    struct ruser *r = ruser_find(user, 0);
+
+    if (r == NULL || r->roster == NULL)
+        return -ROOST_ENOTFOUND;
+    roost_roster_free(r->roster);
+    r->roster = NULL;
+    r->unloaded = 1;
+    return 0;
+}
+
+/* user is being used (a session, a stanza routed to it): its roster is
+ * loaded again, as the core loads the state before the events fire. */
+static void
+ruser_touch(const char *user)
+{
+    struct ruser *r = user != NULL ? ruser_find(user, 0) : NULL;
+
+    if (r != NULL)
+        r->unloaded = 0;
+}
+
 /* The core/roster.h host hooks.  Any user's roster is loaded (empty when
  * nothing is stored) on first use: the core guarantees it is loaded
- * before events for that user fire. */
+ * before events for that user fire.  Except after harness_roster_unload,
+ * until the account is used again. */
 roost_roster_t *
 roost_host_roster(roost_mod_t *m, const char *user)
 {
@@ -755,9 +797,62 @@ roost_host_roster(roost_mod_t *m, const char *user)
     if (user == NULL || H.host == NULL)
         return NULL;
     r = ruser_find(user, 1);
+    if (r->unloaded)
+        return NULL;
     if (r->roster == NULL)
         ruser_load(r);
     return r->roster;
+}
+
+/* roost_roster_load_async: the account's existence is read on the
+ * "storage worker" (the real credential store), then the roster is
+ * loaded and fn runs, at the end of the driving call like any job. */
+struct roster_read {
+    roost_mod_t *m;
+    char *user;
+    roost_roster_loaded_fn fn;
+    void *arg;
+};
+
+static int
+roster_read_work(void *arg)
+{
+    struct roster_read *r = arg;
+
+    return roost_auth_exists(H.host, r->user) == 1 ? 0 : -ROOST_ENOTFOUND;
+}
+
+static void
+roster_read_done(void *arg, int rc)
+{
+    struct roster_read *r = arg;
+
+    if (rc == 0) {
+        ruser_touch(r->user);
+        if (roost_host_roster(r->m, r->user) == NULL)
+            rc = -ROOST_ENOTFOUND;
+    }
+    r->fn(r->m, r->arg, rc);
+    roost_free(r->user);
+    roost_free(r);
+}
+
+void
+roost_roster_load_async(roost_mod_t *m, const char *user,
+                        roost_roster_loaded_fn fn, void *arg)
+{
+    struct roster_read *r;
+
+    if (mod_check(m, "roost_roster_load_async") < 0 || user == NULL ||
+        fn == NULL)
+        return;
+    storage_ensure();
+    r = roost_xcalloc(1, sizeof(*r)); /* freed by roster_read_done */
+    r->m = m;
+    r->user = roost_xstrdup(user);
+    r->fn = fn;
+    r->arg = arg;
+    roost_store_async(m, roster_read_work, roster_read_done, r);
 }
 
 void
@@ -1092,6 +1187,8 @@ harness_reset(void)
     roost_free(H.features.v);
     roost_free(H.identities.v);
     roost_free(H.sfeatures.v);
+    roost_free(H.afeatures.v);
+    roost_free(H.aidentities.v);
     roost_free(H.timers.v);
     roost_free(H.uslots.v);
     for (size_t i = 0; i < H.rusers.n; i++)
@@ -1118,6 +1215,7 @@ harness_session_add(const char *jid, int available, int priority)
         roost_jid_free(j);
         return NULL;
     }
+    ruser_touch(roost_jid_node(j));
     s = roost_xcalloc(1, sizeof(*s));
     s->jid = j;
     s->available = available;
@@ -1206,7 +1304,11 @@ dispatch_iq(roost_session_t *origin, roost_stanza_t *st,
 
         if (h.is_set == is_set && strcmp(h.xmlns, ns) == 0 &&
             strcmp(h.child, roost_stanza_name(child)) == 0) {
-            roost_ev_t e = {h.m, origin, st, from, to};
+            roost_ev_t e = {.mod = h.m,
+                            .origin = origin,
+                            .stanza = st,
+                            .from = from,
+                            .to = to};
             char *before = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
             char *after;
             int v = h.fn(&e, h.arg);
@@ -1252,6 +1354,7 @@ route_local(roost_session_t *origin, roost_stanza_t *st,
     roost_session_t *full = NULL;
     int ev = -1, err = type_is(st, "error");
 
+    ruser_touch(roost_jid_node(to));
     if (roost_jid_node(to) == NULL)
         target = T_HOST;
     else if (roost_jid_resource(to) == NULL)
@@ -1676,6 +1779,63 @@ roost_host_identities(roost_mod_t *m,
     for (size_t i = 0; i < H.identities.n; i++)
         fn(arg, H.identities.v[i].cat, H.identities.v[i].type,
            H.identities.v[i].name);
+}
+
+void
+roost_add_account_feature(roost_mod_t *m, const char *xmlns)
+{
+    struct feature f;
+
+    if (mod_check(m, "roost_add_account_feature") < 0 || xmlns == NULL)
+        return;
+    for (size_t i = 0; i < H.afeatures.n; i++)
+        if (H.afeatures.v[i].m == m &&
+            strcmp(H.afeatures.v[i].xmlns, xmlns) == 0)
+            return; /* once per module, as the core */
+    f.m = m;
+    f.xmlns = roost_xstrdup(xmlns);
+    ARR_PUSH(H.afeatures, f);
+}
+
+void
+roost_add_account_identity(roost_mod_t *m, const char *category,
+                           const char *type, const char *name)
+{
+    struct identity id;
+
+    if (mod_check(m, "roost_add_account_identity") < 0 || category == NULL ||
+        type == NULL)
+        return;
+    id.m = m;
+    id.cat = roost_xstrdup(category);
+    id.type = roost_xstrdup(type);
+    id.name = name ? roost_xstrdup(name) : NULL;
+    ARR_PUSH(H.aidentities, id);
+}
+
+void
+roost_host_account_features(roost_mod_t *m,
+                            void (*fn)(void *arg, const char *xmlns), void *arg)
+{
+    for (size_t i = 0; i < H.afeatures.n; i++)
+        fn(arg, H.afeatures.v[i].xmlns);
+}
+
+void
+roost_host_account_identities(roost_mod_t *m,
+                              void (*fn)(void *arg, const char *cat,
+                                         const char *type, const char *name),
+                              void *arg)
+{
+    for (size_t i = 0; i < H.aidentities.n; i++)
+        fn(arg, H.aidentities.v[i].cat, H.aidentities.v[i].type,
+           H.aidentities.v[i].name);
+}
+
+int
+harness_account_feature_count(void)
+{
+    return (int)(H.afeatures.n + H.aidentities.n);
 }
 
 const void *
@@ -2113,7 +2273,8 @@ harness_preauth_inject(roost_session_t *s, const char *xml)
         fn = h->fn;
     if (fn != NULL && roost_stanza_attr(st, "id") != NULL) {
         roost_jid_t *host = roost_jid_new(H.host);
-        roost_ev_t e = {h->m, s, st, NULL, host};
+        roost_ev_t e = {
+            .mod = h->m, .origin = s, .stanza = st, .from = NULL, .to = host};
         char *before = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
         char *after;
         int v;

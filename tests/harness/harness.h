@@ -139,9 +139,22 @@ int harness_timer_count(void);
  * user and loads the roster from it through roost_roster_load_entry, as
  * the core does at login; -ROOST_EEXIST when user's roster is already
  * loaded.  harness_roster_reload drops the loaded roster and loads it
- * again from what was persisted (a logout and login). */
+ * again from what was persisted (a logout and login).
+ *
+ * harness_roster_unload drops user's loaded roster, keeping what was
+ * persisted, as the core does when the account has no session and
+ * nothing in flight: until the account is used again (a session added for
+ * it, a stanza routed to it, or roost_roster_load_async), the roster
+ * calls for it return NULL / -ROOST_ENOTFOUND, as in the core outside the
+ * account's events.  -ROOST_ENOTFOUND when it was not loaded.
+ *
+ * roost_roster_load_async queues a job (run like storage jobs, at the end
+ * of the driving call) that checks the account exists in the real
+ * credential store (harness_account_add); fn gets 0 with the roster
+ * loaded, else -ROOST_ENOTFOUND. */
 int harness_roster_preload(const char *user, const char *const *kv);
 int harness_roster_reload(const char *user);
+int harness_roster_unload(const char *user);
 /* Stored value of key for user, or NULL; borrowed until the next change. */
 const char *harness_roster_stored(const char *user, const char *key);
 size_t harness_roster_stored_count(const char *user);
@@ -188,6 +201,9 @@ void harness_session_set_addr(roost_session_t *s, const char *addr);
  * of modules that register things. */
 int harness_hook_count(roost_event_t ev);
 int harness_feature_count(void);
+/* Account features plus identities (roost_add_account_feature/_identity)
+ * registered and not yet removed. */
+int harness_account_feature_count(void);
 int harness_stream_feature_count(void);
 /* Number of roost_log() calls at level so far (counted whatever
  * roost_log_level is). */

@@ -1,19 +1,23 @@
 """Administration of subscriptions: roostctl roster / subscribers /
 subscriptions / roster-add / roster-del, and XEP-0133 add-user,
-delete-user and get-user-roster over XEP-0050 ad-hoc commands
-(mod_admin_adhoc).
+delete-user, change-user-password and get-user-roster over XEP-0050 ad-hoc
+commands (mod_admin_adhoc).
 
 The roster state is made over XMPP by a real subscription handshake
 (mod_presence): alice and bob subscribe to each other (both), alice asks
 carol who does not answer (alice: none + ask; carol: a hidden item with
 pending-in), dave subscribes to alice and she approves (alice: from;
-dave: to).  Then, with alice online, admin@localhost reads her roster with
+dave: to).  Account discovery: admin@localhost is account/admin, alice's
+account is discoverable by her subscribers only, with jabber:iq:last.
+Then, with alice online, admin@localhost reads her roster with
 get-user-roster, bob is refused.  The admin adds an account (which can
 then log in) and deletes one that is online (its stream ends with
 <not-authorized/>, its contact is unsubscribed, it cannot log in again);
 bob may do neither; roostd is stopped and roostctl reads and
 edits the same rosters; roostd is started again and alice sees the edits
-(and the version changed, XEP-0237).
+(and the version changed, XEP-0237), and the admin reads the stored
+rosters of accounts that have not logged in since (get-user-roster of an
+offline account).
 
     python3 test_admin.py
 
@@ -50,6 +54,7 @@ NS_INFO = 'http://jabber.org/protocol/disco#info'
 NODE_ROSTER = NS_ADMIN + '#get-user-roster'
 NODE_ADD = NS_ADMIN + '#add-user'
 NODE_DEL = NS_ADMIN + '#delete-user'
+NODE_PASSWD = NS_ADMIN + '#change-user-password'
 
 
 class AdminRoost(rt.Roost):
@@ -252,6 +257,31 @@ def t_adhoc_commands_listed(srv):
     check(NS_CMD in feats, 'host disco#info lacks %s: %r' % (NS_CMD, feats))
 
 
+def t_account_disco(srv):
+    """disco#info of accounts (XEP-0030 §3.1): admin@localhost, an admin of
+    the host, is account/admin; alice is account/registered to bob and
+    dave (subscribed to her presence), with the account features of the
+    loaded modules (jabber:iq:last from mod_presence, XEP-0012) and not the
+    host's; carol (no subscription) is refused."""
+    adm, cs = ST['admin'], ST['clients']
+    r = adm.iq("<iq type='get' id='a1'><query xmlns='%s'/></iq>" % NS_INFO)
+    ids = [(i.get('category'), i.get('type')) for i in r.iter('{%s}identity' % NS_INFO)]
+    check(r.get('type') == 'result' and ids == [('account', 'admin')],
+          'admin\'s own account: %s' % rt.to_string(r))
+    for who in ('bob@localhost', 'dave@localhost'):
+        r = cs[who].iq("<iq type='get' id='a2' to='alice@localhost'><query xmlns='%s'/></iq>"
+                       % NS_INFO)
+        ids = [(i.get('category'), i.get('type')) for i in r.iter('{%s}identity' % NS_INFO)]
+        feats = sorted(f.get('var') for f in r.iter('{%s}feature' % NS_INFO))
+        check(r.get('type') == 'result' and r.get('from') == 'alice@localhost' and
+              ids == [('account', 'registered')] and
+              feats == sorted([NS_INFO, 'jabber:iq:last']),
+              'alice\'s account to %s: %s' % (who, rt.to_string(r)))
+    r = cs['carol@localhost'].iq("<iq type='get' id='a3' to='alice@localhost'>"
+                                 "<query xmlns='%s'/></iq>" % NS_INFO)
+    check('service-unavailable' in error_of(r), 'alice\'s account to carol: %s' % rt.to_string(r))
+
+
 def t_adhoc_get_user_roster(srv):
     """XEP-0133 §4.8 for an online user: form, then result form with
     the roster as jabber:iq:roster."""
@@ -298,12 +328,13 @@ def t_adhoc_cancel_and_errors(srv):
           'cancel: %s' % rt.to_string(r))
     r = command(adm, submit('alice@localhost'), sid=sid)
     check('bad-sessionid' in error_of(r), 'canceled session reused: %s' % rt.to_string(r))
-    # frank exists but has never logged in: his roster is not loaded.
+    # frank exists but has never logged in: his (empty) roster is read.
     r = command(adm, submit('frank@localhost'))
-    conds = error_of(r)
-    text = r.find('{jabber:client}error/{%s}text' % rt.NS_STANZA_ERR)
-    check('feature-not-implemented' in conds and text is not None and 'online' in text.text,
-          'offline user: want a clear error, got %s' % rt.to_string(r))
+    q = r.find('{%s}command/{%s}x/{%s}query' % (NS_CMD, NS_XDATA, NS_ROSTER))
+    check(r.get('type') == 'result' and q is not None and len(q) == 0,
+          'frank (never logged in): %s' % rt.to_string(r))
+    r = command(adm, submit('ghost@localhost'))
+    check('item-not-found' in error_of(r), 'missing account: %s' % rt.to_string(r))
     r = command(adm, submit('erin@example.test'))
     check('bad-request' in error_of(r), 'other host: %s' % rt.to_string(r))
     r = command(adm, '', node=NS_ADMIN + '#no-such-command')
@@ -365,6 +396,44 @@ def t_adhoc_add_user(srv):
     completed(r, NODE_ADD)
     check(can_login(srv, 'newbie2@localhost', 'newbie-Pass-2'),
           'the account added in one step cannot log in')
+
+
+def t_adhoc_change_password(srv):
+    """XEP-0133 §4.7: form, submit, completed; frank logs in with the new
+    password only, and his open session stays; a missing account is
+    item-not-found; bob (not an admin) is forbidden."""
+    adm = ST['admin']
+    nb = Client(srv, 'frank@localhost', USERS['frank@localhost'], name='frank').login()
+    try:
+        r = command(adm, '', node=NODE_PASSWD, action='execute')
+        cmd = r.find('{%s}command' % NS_CMD)
+        check(r.get('type') == 'result' and cmd is not None and
+              cmd.get('status') == 'executing', 'execute: %s' % rt.to_string(r))
+        fields = {f.get('var'): f.get('type') for f in cmd.iter('{%s}field' % NS_XDATA)}
+        check(fields == {'FORM_TYPE': 'hidden', 'accountjid': 'jid-single',
+                         'password': 'text-private'}, 'form fields: %r' % fields)
+        r = command(adm, form(('accountjid', 'frank@localhost'),
+                              ('password', 'frank-Pass-9')),
+                    node=NODE_PASSWD, sid=cmd.get('sessionid'))
+        completed(r, NODE_PASSWD)
+        check(can_login(srv, 'frank@localhost', 'frank-Pass-9'),
+              'the new password does not work')
+        check(not can_login(srv, 'frank@localhost', USERS['frank@localhost']),
+              'the old password still works')
+        r = nb.iq("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        check(r.get('type') == 'result', 'the open session did not stay: %s' % rt.to_string(r))
+    finally:
+        nb.close()
+    r = command(adm, form(('accountjid', 'ghost@localhost'), ('password', 'x-Pass-1')),
+                node=NODE_PASSWD)
+    check('item-not-found' in error_of(r), 'missing account: %s' % rt.to_string(r))
+    r = command(adm, form(('accountjid', 'frank@localhost')), node=NODE_PASSWD)
+    check('bad-request' in error_of(r), 'no password: %s' % rt.to_string(r))
+    r = command(ST['clients']['bob@localhost'],
+                form(('accountjid', 'frank@localhost'), ('password', 'bob-Owns-1')),
+                node=NODE_PASSWD)
+    check('forbidden' in error_of(r), 'bob changed a password: %s' % rt.to_string(r))
+    check(can_login(srv, 'frank@localhost', 'frank-Pass-9'), 'a refused change changed it')
 
 
 def t_adhoc_add_user_errors(srv):
@@ -625,6 +694,30 @@ def t_login_sees_added(srv):
         a.close()
 
 
+def t_adhoc_roster_offline(srv):
+    """XEP-0133 §4.8 for accounts with no session since the restart: their
+    stored rosters (with roostctl's edits) are read."""
+    adm = login(srv, 'admin@localhost')
+    try:
+        r = command(adm, submit('dave@localhost'))
+        cmd = completed(r, NODE_ROSTER)
+        q = cmd.find('{%s}x/{%s}query' % (NS_XDATA, NS_ROSTER))
+        got = {i.get('jid'): (i.get('subscription'), i.get('ask'))
+               for i in q.findall('{%s}item' % NS_ROSTER)} if q is not None else None
+        check(got == {'alice@localhost': ('to', None)}, 'dave offline: %r' % got)
+        r = command(adm, submit('alice@localhost'))
+        q = completed(r, NODE_ROSTER).find('{%s}x/{%s}query' % (NS_XDATA, NS_ROSTER))
+        items = {i.get('jid'): i for i in q.findall('{%s}item' % NS_ROSTER)}
+        e = items.get('erin@example.test')
+        check(sorted(items) == ['bob@localhost', 'carol@localhost', 'dave@localhost',
+                                'erin@example.test'] and
+              e.get('name') == 'Erin\tE.' and e.get('subscription') == 'both' and
+              sorted(g.text for g in e.findall('{%s}group' % NS_ROSTER)) == ['Friends', 'Work'],
+              'alice (logged out): %s' % rt.to_string(q))
+    finally:
+        adm.close()
+
+
 def t_ctl_roster_del(srv):
     problems = srv.halt()
     check(not problems, 'roostd stop: %s' % '; '.join(problems))
@@ -645,12 +738,12 @@ def t_ctl_roster_del(srv):
         a.close()
 
 
-TESTS = [t_handshake, t_adhoc_commands_listed, t_adhoc_get_user_roster,
+TESTS = [t_handshake, t_adhoc_commands_listed, t_account_disco, t_adhoc_get_user_roster,
          t_adhoc_cancel_and_errors, t_adhoc_forbidden, t_adhoc_add_user,
-         t_adhoc_add_user_errors, t_adhoc_delete_user,
+         t_adhoc_change_password, t_adhoc_add_user_errors, t_adhoc_delete_user,
          t_adhoc_add_delete_forbidden, t_adhoc_delete_self, t_stop_server,
          t_ctl_roster, t_ctl_subscribers, t_ctl_errors, t_ctl_roster_add,
-         t_login_sees_added, t_ctl_roster_del]
+         t_login_sees_added, t_adhoc_roster_offline, t_ctl_roster_del]
 
 
 def main():

@@ -330,13 +330,113 @@ def vhost_module_lists(srv):
             c.close()
 
 
+class GuardedRoost(rt.Roost):
+    """Small per-address limits: 5 connections, 3 failed logins per 3 s,
+    4 KiB/s read rate with a 4 KiB bucket."""
+    extra_limits = ('max_connections_per_ip = 5; auth_failures_per_ip = 3; '
+                    'auth_failure_window = 3; c2s_rate = 4096; c2s_burst = 4096; ')
+
+
+def _connection_closed(c, timeout=3.0):
+    """True when the server closed c's TCP connection without a byte."""
+    c.sock.settimeout(timeout)
+    try:
+        return c.sock.recv(1) == b''
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def connections_per_ip(srv):
+    """limits.max_connections_per_ip: the sixth connection from one
+    address is closed at once; when one of the five goes, a new one is
+    served again."""
+    conns = []
+    try:
+        for i in range(5):
+            c = Client(srv, 'alice@localhost', USERS['alice@localhost'], name='c%d' % i)
+            c.connect()
+            c.open_stream()
+            conns.append(c)
+        extra = Client(srv, 'alice@localhost', USERS['alice@localhost'], name='extra')
+        extra.connect()
+        check(_connection_closed(extra), 'a sixth connection from 127.0.0.1 was kept')
+        extra.sock.close()
+        conns.pop().close()
+        time.sleep(0.3)
+        again = Client(srv, 'alice@localhost', USERS['alice@localhost'], name='again').login()
+        conns.append(again)
+    finally:
+        for c in conns:
+            c.close()
+
+
+def auth_failures_per_ip(srv):
+    """limits.auth_failures_per_ip: after 3 failed logins from one address
+    within the window, even the right password gets
+    <temporary-auth-failure/>, also for another account and on a new
+    connection; after the window, logins work again."""
+    for i in range(3):
+        c = Client(srv, 'bob@localhost', 'wrong-%d' % i, name='guess%d' % i)
+        c.connect()
+        c.open_stream()
+        c.starttls()
+        try:
+            c.auth()
+            raise TestFailure('a wrong password was accepted')
+        except rt.AuthFailed as e:
+            check(e.condition == 'not-authorized', 'wrong password: %s' % e.condition)
+        c.close()
+    for who in ('bob@localhost', 'carol@localhost'):
+        c = Client(srv, who, USERS[who], name='blocked')
+        c.connect()
+        c.open_stream()
+        c.starttls()
+        try:
+            c.auth()
+            raise TestFailure('%s logged in during the back-off' % who)
+        except rt.AuthFailed as e:
+            check(e.condition == 'temporary-auth-failure',
+                  'during the back-off: %s' % e.condition)
+        c.close()
+    time.sleep(3.3)
+    Client(srv, 'bob@localhost', USERS['bob@localhost'], name='later').login().close()
+
+
+def read_rate(srv):
+    """limits.c2s_rate: a client sending 24 KiB at 4 KiB/s (4 KiB bucket)
+    is read at that pace (its last ping is answered after about 5 s),
+    while another client is served at once."""
+    a = Client(srv, 'alice@localhost', USERS['alice@localhost'], name='flood').login()
+    b = Client(srv, 'carol@localhost', USERS['carol@localhost'], name='calm').login()
+    try:
+        pad = 'x' * 900
+        t0 = time.monotonic()
+        for i in range(24):
+            a.send("<message to='alice@localhost/none' id='f%d' type='headline'>"
+                   "<body>%s</body></message>" % (i, pad))
+        t1 = time.monotonic()
+        r = b.iq("<iq type='get' id='calm1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        check(r.get('type') == 'result', 'calm client: %s' % rt.to_string(r))
+        check(time.monotonic() - t1 < 1.0, 'the calm client waited for the flood')
+        r = a.iq("<iq type='get' id='last' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+                 timeout=20)
+        took = time.monotonic() - t0
+        check(took >= 3.5, 'flood of 24 KiB read in %.1f s at 4 KiB/s' % took)
+    finally:
+        a.close()
+        b.close()
+
+
 # (server class, tests) pairs: idle tests need short timeouts, the others
 # must not be disturbed by them.
 GROUPS = [(TightRoost, [unauthenticated_lifetime, idle_ping_then_close,
                         idle_ping_answered_keeps_session]),
           (PatientRoost, [slow_reader_is_cut_off, log_has_no_secrets,
                           i18n_jid_and_ids, roster_survives_restart]),
-          (MixedRoost, [vhost_module_lists, vhost_tls_policy])]
+          (MixedRoost, [vhost_module_lists, vhost_tls_policy]),
+          (GuardedRoost, [connections_per_ip, auth_failures_per_ip, read_rate])]
 
 
 def run_group(cls, tests):

@@ -7,9 +7,12 @@
  * the command list (XEP-0050 §2.2); add-user as a two-step session and in
  * one step, its refusals (conflict, password mismatch, other host);
  * delete-user of several accounts (their sessions closed), of a missing
- * one (item-not-found); get-user-roster of an account with a session (the
- * protocol view: no hidden items); cancel and bad session ids (XEP-0050
- * §4.6).
+ * one (item-not-found); change-user-password in two steps and in one,
+ * and its refusals (missing account or fields, bad JID, a password
+ * SASLprep refuses); get-user-roster of an account with a session and
+ * of one without (its stored roster, read asynchronously; the protocol
+ * view: no hidden items), of a missing account (item-not-found); cancel
+ * and bad session ids (XEP-0050 §4.6).
  * Not for: the account store (tests/unit/check_auth.c). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +109,7 @@ run(const char *from, const char *node, const char *sid, const char *fields)
 /* ---- who may run commands ---- */
 
 static const char *const nodes[] = {NODE("add-user"), NODE("delete-user"),
+                                    NODE("change-user-password"),
                                     NODE("get-user-roster")};
 
 /* XEP-0133 §5: forbidden to anyone but an admin, form or submission. */
@@ -256,6 +260,93 @@ START_TEST(test_delete_missing)
 }
 END_TEST
 
+/* ---- change-user-password (§4.7) ---- */
+
+/* Two steps: the form (accountjid and password, both required), then the
+ * submission; the old password stops working, the session stays. */
+START_TEST(test_password_two_steps)
+{
+    roost_stanza_t *c, *x;
+    char sid[64], xml[1024];
+    int required = 0;
+
+    ck_assert_int_eq(harness_account_add("alice", "old"), 0);
+    c = command(run(ADMIN, NODE("change-user-password"), NULL, NULL),
+                "executing");
+    snprintf(sid, sizeof(sid), "%s", roost_stanza_attr(c, "sessionid"));
+    x = roost_stanza_child(c, NS_X, "x");
+    ck_assert_ptr_nonnull(x);
+    for (roost_stanza_t *f = roost_stanza_first_child(x); f != NULL;
+         f = roost_stanza_next_sibling(f)) {
+        const char *var = roost_stanza_attr(f, "var");
+
+        if (var != NULL &&
+            (strcmp(var, "accountjid") == 0 || strcmp(var, "password") == 0) &&
+            roost_stanza_child(f, NULL, "required") != NULL)
+            required++;
+    }
+    ck_assert_int_eq(required, 2);
+    harness_clear();
+    harness_storage_hold(1);
+    snprintf(xml, sizeof(xml),
+             "<iq type='set' id='c'><command xmlns='" NS_CMD "' node='" NODE(
+                 "change-user-password") "' sessionid='%s'>"
+                                         "<x xmlns='" NS_X
+                                         "' type='submit'>" F1(
+                                             "accountjid", "alice@localhost")
+                                             F1("password",
+                                                "new") "</x></command></iq>",
+             sid);
+    harness_inject(ADMIN, HOST, xml);
+    ck_assert_uint_eq(harness_delivered_count(ADMIN), 0);
+    ck_assert_int_eq(harness_storage_run(), 1); /* answered only now */
+    harness_storage_hold(0);
+    ck_assert_uint_eq(harness_delivered_count(ADMIN), 1);
+    command(last(ADMIN), "completed");
+    ck_assert(harness_account_check("alice", "new"));
+    ck_assert(!harness_account_check("alice", "old"));
+    ck_assert_ptr_nonnull(harness_session(USER));
+}
+END_TEST
+
+static const struct {
+    const char *fields;
+    const char *cond; /* NULL: completed */
+} passwds[] = {
+    {F1("accountjid", "Alice@LocalHost") F1("password", "new"), NULL},
+    {F1("accountjid", "nobody@localhost") F1("password", "new"),
+     "item-not-found"},
+    {F1("accountjid", "alice@localhost"), "bad-request"},
+    {F1("accountjid", "alice@localhost") F1("password", ""), "bad-request"},
+    {F1("password", "new"), "bad-request"},
+    {F1("accountjid", "alice@elsewhere.example") F1("password", "new"),
+     "bad-request"},
+    {F1("accountjid", "alice@localhost/res") F1("password", "new"),
+     "jid-malformed"},
+    /* SASLprep (RFC 4013 §2.3) prohibits private use code points (U+E000) */
+    {F1("accountjid", "alice@localhost") F1("password", "a\xee\x80\x80"
+                                                        "z"),
+     "not-acceptable"},
+};
+
+/* One step, and the refusals: the password is unchanged. */
+START_TEST(test_password)
+{
+    roost_stanza_t *r;
+
+    ck_assert_int_eq(harness_account_add("alice", "old"), 0);
+    r = run(ADMIN, NODE("change-user-password"), NULL, passwds[_i].fields);
+    if (passwds[_i].cond == NULL) {
+        command(r, "completed");
+        ck_assert(harness_account_check("alice", "new"));
+    } else {
+        assert_error(r, passwds[_i].cond);
+        ck_assert(harness_account_check("alice", "old"));
+        ck_assert(!harness_account_exists("nobody"));
+    }
+}
+END_TEST
+
 /* ---- get-user-roster (§4.8) ---- */
 
 static void
@@ -270,20 +361,24 @@ roster_add(const char *user, const char *contact, roost_sub_t sub, int hidden)
                      0);
 }
 
-START_TEST(test_roster_online)
+/* The roster in a completed get-user-roster answer r: asserts it holds
+ * exactly bob@localhost (both), and the accountjids field is account. */
+static void
+assert_roster_answer(const roost_stanza_t *r, const char *account)
 {
-    roost_stanza_t *c, *x, *q;
+    roost_stanza_t *c = command(r, "completed"), *x, *q, *f;
     int n = 0;
 
-    ck_assert_int_eq(harness_account_add("alice", "x"), 0);
-    roster_add("alice", "bob@localhost", ROOST_SUB_BOTH, 0);
-    roster_add("alice", "eve@remote.example", ROOST_SUB_NONE, 1);
-    c = command(run(ADMIN, NODE("get-user-roster"), NULL,
-                    F1("accountjids", "alice@localhost")),
-                "completed");
     x = roost_stanza_child(c, NS_X, "x");
     ck_assert_ptr_nonnull(x);
     ck_assert_str_eq(roost_stanza_attr(x, "type"), "result");
+    for (f = roost_stanza_first_child(x); f != NULL;
+         f = roost_stanza_next_sibling(f))
+        if (roost_stanza_attr(f, "var") != NULL &&
+            strcmp(roost_stanza_attr(f, "var"), "accountjids") == 0)
+            break;
+    ck_assert_ptr_nonnull(f);
+    ck_assert_str_eq(roost_stanza_child_text(f, NULL, "value"), account);
     q = roost_stanza_child(x, "jabber:iq:roster", "query");
     ck_assert_ptr_nonnull(q);
     for (roost_stanza_t *it = roost_stanza_first_child(q); it != NULL;
@@ -293,6 +388,55 @@ START_TEST(test_roster_online)
         n++;
     }
     ck_assert_int_eq(n, 1);
+}
+
+START_TEST(test_roster_online)
+{
+    ck_assert_int_eq(harness_account_add("alice", "x"), 0);
+    roster_add("alice", "bob@localhost", ROOST_SUB_BOTH, 0);
+    roster_add("alice", "eve@remote.example", ROOST_SUB_NONE, 1);
+    assert_roster_answer(run(ADMIN, NODE("get-user-roster"), NULL,
+                             F1("accountjids", "alice@localhost")),
+                         "alice@localhost");
+}
+END_TEST
+
+/* An account with no session: its stored roster is read (loaded through
+ * roost_roster_load_async), and the answer waits for that. */
+START_TEST(test_roster_offline)
+{
+    ck_assert_int_eq(harness_account_add("carol", "x"), 0);
+    roster_add("carol", "bob@localhost", ROOST_SUB_BOTH, 0);
+    roster_add("carol", "eve@remote.example", ROOST_SUB_NONE, 1);
+    ck_assert_int_eq(harness_roster_unload("carol"), 0);
+    ck_assert_ptr_null(
+        roost_roster_version(harness_mod("admin_adhoc"), "carol"));
+    harness_clear();
+    harness_storage_hold(1);
+    harness_inject(
+        ADMIN, HOST,
+        "<iq type='set' id='c'><command xmlns='" NS_CMD "' node='" NODE(
+            "get-user-roster") "'><x xmlns='" NS_X
+                               "' type='submit'>" F1(
+                                   "accountjids",
+                                   "Carol@LocalHost") "</x></command></iq>");
+    /* Nothing until the state is read. */
+    ck_assert_uint_eq(harness_delivered_count(ADMIN), 0);
+    ck_assert_int_eq(harness_storage_run(), 1);
+    harness_storage_hold(0);
+    ck_assert_uint_eq(harness_delivered_count(ADMIN), 1);
+    assert_roster_answer(last(ADMIN), "carol@localhost");
+}
+END_TEST
+
+/* No such account: item-not-found (an error stanza, XEP-0133 §6). */
+START_TEST(test_roster_no_account)
+{
+    roost_stanza_t *r = run(ADMIN, NODE("get-user-roster"), NULL,
+                            F1("accountjids", "nobody@localhost"));
+
+    assert_error(r, "item-not-found");
+    ck_assert_ptr_null(roost_stanza_child(r, NS_CMD, "command"));
 }
 END_TEST
 
@@ -367,9 +511,18 @@ admin_suite(void)
     tcase_add_test(tc, test_delete_missing);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("change_user_password");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_password_two_steps);
+    tcase_add_loop_test(tc, test_password, 0,
+                        (int)(sizeof(passwds) / sizeof(passwds[0])));
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("get_user_roster");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_roster_online);
+    tcase_add_test(tc, test_roster_offline);
+    tcase_add_test(tc, test_roster_no_account);
     tcase_add_test(tc, test_roster_bad_jid);
     suite_add_tcase(s, tc);
 

@@ -4,7 +4,12 @@
  * and the features of every loaded module, which disappear when their
  * module unloads; duplicates listed once), nodes (item-not-found),
  * disco#items of the host (empty), and disco#info/items of a user's bare
- * JID (account/registered for the user, service-unavailable for others).
+ * JID (XEP-0030 §3.1, Security Considerations): answered for the user and
+ * for contacts subscribed to the user's presence (from/both, local or
+ * remote), with account/registered (account/admin for an admin) and the
+ * account features and identities modules register (once each, gone when
+ * their module unloads, never mixed with the host's); everyone else, and
+ * every other subscription state, gets service-unavailable.
  * Not for: entity capabilities or remote entities. */
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +17,8 @@
 #include <check.h>
 
 #include "harness.h"
+
+#include <roost/roster.h>
 
 extern const roost_module_t roost_module_disco;
 extern const roost_module_t roost_module_ping;
@@ -36,6 +43,24 @@ static const roost_module_t dup_module = {
     .abi = ROOST_ABI,
     .name = "dup",
     .load = dup_load,
+};
+
+/* A test module registering account features and an identity, one of
+ * them twice and one that mod_disco registers too. */
+static int
+acct_load(roost_mod_t *m)
+{
+    roost_add_account_feature(m, "urn:example:acct");
+    roost_add_account_feature(m, "urn:example:acct");
+    roost_add_account_feature(m, INFO_NS);
+    roost_add_account_identity(m, "pubsub", "pep", NULL);
+    return 0;
+}
+
+static const roost_module_t acct_module = {
+    .abi = ROOST_ABI,
+    .name = "acct",
+    .load = acct_load,
 };
 
 static void
@@ -253,10 +278,156 @@ START_TEST(test_account_other_iq_passes)
 }
 END_TEST
 
+/* alice's roster gets an item for contact with subscription sub. */
+static void
+roster_item(const char *contact, roost_sub_t sub, int ask, int pending_in)
+{
+    roost_roster_item_t it = {0};
+
+    it.jid = contact;
+    it.sub = sub;
+    it.ask = ask;
+    it.pending_in = pending_in;
+    it.hidden = sub == ROOST_SUB_NONE && pending_in;
+    ck_assert_int_eq(roost_roster_set(harness_mod("disco"), "alice", &it, 0),
+                     0);
+}
+
+/* The reply to xml sent from `from` (a session of bob, or remote) to
+ * alice's bare JID, checked for addressing. */
+static roost_stanza_t *
+ask_alice(const char *from, const char *xml)
+{
+    roost_stanza_t *r;
+
+    harness_clear();
+    harness_inject(from, "alice@localhost", xml);
+    if (harness_session(from) != NULL) {
+        ck_assert_uint_eq(harness_delivered_count(from), 1);
+        r = harness_delivered_stanza(from, 0);
+    } else {
+        ck_assert_uint_eq(harness_sent_count(), 1);
+        r = harness_sent_stanza(0);
+    }
+    ck_assert_pstr_eq(roost_stanza_attr(r, "from"), "alice@localhost");
+    ck_assert_pstr_eq(roost_stanza_attr(r, "to"), from);
+    return r;
+}
+
+/* Who may discover alice's account, by the subscription state of the
+ * requester in her roster (XEP-0030 Security Considerations: only those
+ * authorized to receive her presence). */
+static const struct {
+    roost_sub_t sub;
+    int ask, pending_in, allowed;
+} subs[] = {
+    {ROOST_SUB_FROM, 0, 0, 1}, {ROOST_SUB_BOTH, 0, 0, 1},
+    {ROOST_SUB_TO, 0, 0, 0},   {ROOST_SUB_NONE, 1, 0, 0},
+    {ROOST_SUB_NONE, 0, 1, 0}, /* an unanswered request, hidden */
+    {ROOST_SUB_TO, 0, 1, 0},   /* asked, not yet approved */
+};
+
+START_TEST(test_account_by_subscription)
+{
+    const char *froms[] = {"bob@localhost/pc", "romeo@example.net/x"};
+
+    ck_assert_ptr_nonnull(harness_session_add("bob@localhost/pc", 1, 0));
+    roster_item("bob@localhost", subs[_i].sub, subs[_i].ask,
+                subs[_i].pending_in);
+    roster_item("romeo@example.net", subs[_i].sub, subs[_i].ask,
+                subs[_i].pending_in);
+    for (int k = 0; k < 2; k++) {
+        roost_stanza_t *r = ask_alice(froms[k], INFO_GET), *q;
+
+        if (!subs[_i].allowed) {
+            ck_assert_pstr_eq(roost_stanza_attr(r, "type"), "error");
+            ck_assert_pstr_eq(harness_error_cond(r), "service-unavailable");
+            r = ask_alice(froms[k], ITEMS_GET);
+            ck_assert_pstr_eq(harness_error_cond(r), "service-unavailable");
+            continue;
+        }
+        ck_assert_pstr_eq(roost_stanza_attr(r, "type"), "result");
+        q = roost_stanza_child(r, INFO_NS, "query");
+        ck_assert_ptr_nonnull(q);
+        ck_assert(has_identity(q, "account", "registered"));
+        ck_assert_int_eq(count_feature(q, INFO_NS), 1);
+        r = ask_alice(froms[k], ITEMS_GET);
+        ck_assert_pstr_eq(roost_stanza_attr(r, "type"), "result");
+        q = roost_stanza_child(r, ITEMS_NS, "query");
+        ck_assert_ptr_nonnull(q);
+        ck_assert_ptr_null(roost_stanza_first_child(q));
+        /* A node: item-not-found for those who may ask at all. */
+        r = ask_alice(froms[k], "<iq type='get' id='n'><query xmlns='" INFO_NS
+                                "' node='n'/></iq>");
+        ck_assert_pstr_eq(harness_error_cond(r), "item-not-found");
+    }
+}
+END_TEST
+
+/* A stranger asking for a node learns nothing more than without one. */
+START_TEST(test_account_node_stranger)
+{
+    ck_assert_pstr_eq(ask_error("romeo@example.net/x", "alice@localhost",
+                                "<iq type='get' id='n'><query xmlns='" INFO_NS
+                                "' node='n'/></iq>"),
+                      "service-unavailable");
+}
+END_TEST
+
+/* Account features and identities come from the account registry, once
+ * each, and leave with their module; the host's stay apart. */
+START_TEST(test_account_registry)
+{
+    roost_stanza_t *q;
+
+    ck_assert_ptr_nonnull(harness_load(&acct_module, "localhost", NULL));
+    q = ask("alice@localhost", INFO_GET, INFO_NS);
+    ck_assert(has_identity(q, "account", "registered"));
+    ck_assert(has_identity(q, "pubsub", "pep"));
+    ck_assert_int_eq(count_feature(q, "urn:example:acct"), 1);
+    ck_assert_int_eq(count_feature(q, INFO_NS), 1);
+    ck_assert_int_eq(count_feature(q, ITEMS_NS), 0); /* a host feature */
+    q = ask("localhost", INFO_GET, INFO_NS);
+    ck_assert_int_eq(count_feature(q, "urn:example:acct"), 0);
+    ck_assert(!has_identity(q, "pubsub", "pep"));
+
+    ck_assert_int_eq(harness_unload(harness_mod("acct")), 0);
+    q = ask("alice@localhost", INFO_GET, INFO_NS);
+    ck_assert_int_eq(count_feature(q, "urn:example:acct"), 0);
+    ck_assert(!has_identity(q, "pubsub", "pep"));
+    ck_assert_int_eq(count_feature(q, INFO_NS), 1);
+}
+END_TEST
+
+/* An admin of the vhost is account/admin (XEP-0030 registry), to
+ * themselves and to subscribers. */
+START_TEST(test_account_admin)
+{
+    roost_stanza_t *q, *r;
+
+    harness_admin_add("alice@localhost");
+    q = ask("alice@localhost", INFO_GET, INFO_NS);
+    ck_assert(has_identity(q, "account", "admin"));
+    ck_assert(!has_identity(q, "account", "registered"));
+    roster_item("romeo@example.net", ROOST_SUB_BOTH, 0, 0);
+    r = ask_alice("romeo@example.net/x", INFO_GET);
+    q = roost_stanza_child(r, INFO_NS, "query");
+    ck_assert_ptr_nonnull(q);
+    ck_assert(has_identity(q, "account", "admin"));
+    /* Being an admin opens nothing: bob is a stranger to alice. */
+    ck_assert_ptr_nonnull(harness_session_add("bob@localhost/pc", 1, 0));
+    harness_admin_add("bob@localhost");
+    ck_assert_pstr_eq(
+        ask_error("bob@localhost/pc", "alice@localhost", INFO_GET),
+        "service-unavailable");
+}
+END_TEST
+
 START_TEST(test_unload_clean)
 {
     ck_assert_int_eq(harness_unload(harness_mod("disco")), 0);
     ck_assert_int_eq(harness_feature_count(), 0);
+    ck_assert_int_eq(harness_account_feature_count(), 0);
     ck_assert_int_eq(harness_hook_count(ROOST_EV_IQ_BARE), 0);
     ck_assert_pstr_eq(ask_error(ALICE, "localhost", INFO_GET),
                       "service-unavailable");
@@ -290,6 +461,11 @@ disco_suite(void)
     tcase_add_test(tc, test_account_other_user);
     tcase_add_test(tc, test_account_node);
     tcase_add_test(tc, test_account_other_iq_passes);
+    tcase_add_loop_test(tc, test_account_by_subscription, 0,
+                        (int)(sizeof(subs) / sizeof(subs[0])));
+    tcase_add_test(tc, test_account_node_stranger);
+    tcase_add_test(tc, test_account_registry);
+    tcase_add_test(tc, test_account_admin);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("unload");

@@ -145,6 +145,11 @@ START_TEST(test_sample)
     ck_assert_int_eq(c->max_resources, 10);
     ck_assert_int_eq(c->sm_resume_timeout, 300000);
     ck_assert_int_eq(c->sm_max_queue, 1000);
+    ck_assert_int_eq(c->max_conn_per_ip, 100);
+    ck_assert_int_eq(c->auth_failures_per_ip, 10);
+    ck_assert_int_eq(c->auth_failure_window, 300000);
+    ck_assert_int_eq(c->c2s_rate, 262144);
+    ck_assert_int_eq(c->c2s_burst, 1048576);
     ck_assert_int_eq(c->nlisten, 2);
     ck_assert_str_eq(c->listen[0].address, "127.0.0.1");
     ck_assert_int_eq(c->listen[0].port, 5222);
@@ -215,6 +220,11 @@ START_TEST(test_minimal_equals_sample)
     SAME_INT(max_resources);
     SAME_INT(sm_resume_timeout);
     SAME_INT(sm_max_queue);
+    SAME_INT(max_conn_per_ip);
+    SAME_INT(auth_failures_per_ip);
+    SAME_INT(auth_failure_window);
+    SAME_INT(c2s_rate);
+    SAME_INT(c2s_burst);
     SAME_INT(nlisten);
     for (int i = 0; i < s->nlisten; i++) {
         SAME_STR(listen[i].address);
