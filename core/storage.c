@@ -322,7 +322,8 @@ roost_store_find(roost_store_t *s, const char *user,
 
     if (q == NULL)
         q = &all;
-    if (r < 0 || fn == NULL || q->limit < 0 || q->start < 0 || q->end < 0 ||
+    if (r < 0 || (fn == NULL && !q->count_only) || q->limit < 0 ||
+        q->start < 0 || q->end < 0 ||
         (q->with != NULL && !storage_str_ok(q->with, STORE_KEY_MAX, 1)))
         return -ROOST_EINVAL;
     /* An id too long to be ours cannot exist. */
@@ -331,6 +332,9 @@ roost_store_find(roost_store_t *s, const char *user,
         (q->before_id != NULL &&
          !storage_str_ok(q->before_id, ROOST_STORE_ID_LEN - 1, 0)))
         return -ROOST_ENOTFOUND;
+    /* Likewise an id filter matches nothing. */
+    if (q->id != NULL && !storage_str_ok(q->id, ROOST_STORE_ID_LEN - 1, 0))
+        return 0;
     return s->drv->find(s->db, s->host, s->name, user, q, fn, arg);
 }
 

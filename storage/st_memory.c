@@ -469,10 +469,14 @@ st_memory_find(void *db, const char *host, const char *store, const char *user,
     mem_db_t *m = db;
     const mem_arc_t *a;
     ssize_t lo = -1, hi, k;
-    int visited = 0, r = mem_lock(m);
+    int visited = 0, r;
+    int64_t only = 0;
     char id[ROOST_STORE_ID_LEN];
 
-    if (r < 0)
+    /* Not an id of ours: nothing matches. */
+    if (q->id != NULL && (only = roost_storage_parse_id(q->id)) < 0)
+        return 0;
+    if ((r = mem_lock(m)) < 0)
         return r;
     a = mem_arc_get(m, host, store, user);
     hi = a ? (ssize_t)a->n : 0;
@@ -484,10 +488,15 @@ st_memory_find(void *db, const char *host, const char *store, const char *user,
     for (k = 0; k < hi - lo - 1; k++) {
         const mem_item_t *it = &a->items[q->reverse ? hi - 1 - k : lo + 1 + k];
 
-        if (!mem_item_match(it, q))
+        if (!mem_item_match(it, q) || (q->id != NULL && it->id != only))
             continue;
-        snprintf(id, sizeof(id), "%" PRId64, it->id);
         visited++;
+        if (q->count_only) {
+            if (visited == INT_MAX)
+                break;
+            continue;
+        }
+        snprintf(id, sizeof(id), "%" PRId64, it->id);
         if (fn(arg, id, it->when, it->with, it->val, it->len) != 0 ||
             visited == q->limit || visited == INT_MAX)
             break;

@@ -95,7 +95,9 @@ enum {
     SQF_AFTER = 8,
     SQF_BEFORE = 16,
     SQF_REVERSE = 32,
-    SQF_N = 64
+    SQF_ID = 64,
+    SQF_COUNT = 128,
+    SQF_N = 256
 };
 
 typedef struct {
@@ -493,24 +495,30 @@ sq_item(sq_db_t *d, const char *host, const char *store, const char *user,
 
 /* The cached statement for a combination of filters, prepared on first
  * use.  Parameters: ?1-?3 as usual, ?4 with, ?5 start, ?6 end, ?7 after,
- * ?8 before, ?9 limit (-1 = none). */
+ * ?8 before, ?9 limit (-1 = none), ?10 id.  SQF_COUNT makes it a count
+ * of the matching rows (one row, one column). */
 static sqlite3_stmt *
 sq_find_stmt(sq_db_t *d, int mask)
 {
     char sql[512];
+    int count = mask & SQF_COUNT;
+    /* Parameters a statement does not use are bound to no effect. */
+    const char *tail = count                ? ""
+                       : mask & SQF_REVERSE ? " ORDER BY id DESC LIMIT ?9"
+                                            : " ORDER BY id ASC LIMIT ?9";
 
     if (d->find[mask] != NULL)
         return d->find[mask];
     snprintf(sql, sizeof(sql),
-             "SELECT id, when_us, with_jid, value FROM archive"
-             " WHERE host=?1 AND store=?2 AND user=?3%s%s%s%s%s"
-             " ORDER BY id %s LIMIT ?9",
+             "SELECT %s FROM archive"
+             " WHERE host=?1 AND store=?2 AND user=?3%s%s%s%s%s%s%s",
+             count ? "count(*)" : "id, when_us, with_jid, value",
              mask & SQF_WITH ? " AND with_jid=?4" : "",
              mask & SQF_START ? " AND when_us>=?5" : "",
              mask & SQF_END ? " AND when_us<=?6" : "",
              mask & SQF_AFTER ? " AND id>?7" : "",
              mask & SQF_BEFORE ? " AND id<?8" : "",
-             mask & SQF_REVERSE ? "DESC" : "ASC");
+             mask & SQF_ID ? " AND id=?10" : "", tail);
     if (sqlite3_prepare_v3(d->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
                            &d->find[mask], NULL) != SQLITE_OK)
         d->find[mask] = NULL;
@@ -523,14 +531,18 @@ st_sqlite_find(void *db, const char *host, const char *store, const char *user,
 {
     sq_db_t *d = db;
     sqlite3_stmt *s;
-    int64_t after = 0, before = 0;
-    int rc, visited = 0, r = sq_lock(d);
+    int64_t after = 0, before = 0, only = 0;
+    int rc, visited = 0, r;
     int mask = (q->with ? SQF_WITH : 0) | (q->start ? SQF_START : 0) |
                (q->end ? SQF_END : 0) | (q->after_id ? SQF_AFTER : 0) |
-               (q->before_id ? SQF_BEFORE : 0) | (q->reverse ? SQF_REVERSE : 0);
+               (q->before_id ? SQF_BEFORE : 0) | (q->id ? SQF_ID : 0) |
+               (q->count_only ? SQF_COUNT : (q->reverse ? SQF_REVERSE : 0));
     char id[ROOST_STORE_ID_LEN];
 
-    if (r < 0)
+    /* Not an id of ours: nothing matches. */
+    if (q->id != NULL && (only = roost_storage_parse_id(q->id)) < 0)
+        return 0;
+    if ((r = sq_lock(d)) < 0)
         return r;
     if ((q->after_id != NULL &&
          (r = sq_item(d, host, store, user, q->after_id, &after)) < 0) ||
@@ -550,6 +562,19 @@ st_sqlite_find(void *db, const char *host, const char *store, const char *user,
     sqlite3_bind_int64(s, 7, after);
     sqlite3_bind_int64(s, 8, before);
     sqlite3_bind_int(s, 9, q->limit > 0 ? q->limit : -1);
+    sqlite3_bind_int64(s, 10, only);
+    if (q->count_only) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            int64_t n = sqlite3_column_int64(s, 0);
+
+            r = n > INT_MAX ? INT_MAX : (int)n;
+        } else {
+            r = sq_fail(d, "count");
+        }
+        sq_reset(s);
+        goto out;
+    }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *v = (const char *)sqlite3_column_text(s, 3);
         int n = sqlite3_column_bytes(s, 3);

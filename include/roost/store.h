@@ -70,14 +70,21 @@ typedef struct {
     const char *before_id; /* items strictly before this id, or NULL */
     int limit;             /* at most this many (0 = no limit) */
     int reverse;           /* newest first (with limit: the last N) */
+    /* Added after the first release; zero keeps the old behaviour. */
+    const char *id; /* only the item with this id (an id that does
+                            * not exist matches nothing), or NULL */
+    int count_only; /* fn is not called (may be NULL) and limit is
+                            * ignored: the result is the number of items
+                            * matching the other fields */
 } roost_store_query_t;
 
 typedef int (*roost_store_item_fn)(void *arg, const char *id, int64_t when,
                                    const char *with, const char *val,
                                    size_t len);
 /* Calls fn for each matching item, oldest first unless q->reverse.  fn
- * returns non-zero to stop.  Returns the number of items visited or
- * -ROOST_E*. */
+ * returns non-zero to stop.  Returns the number of items visited (with
+ * q->count_only, of matching items) or -ROOST_E*; -ROOST_ENOTFOUND when
+ * after_id or before_id names no item of user. */
 ROOST_API int roost_store_find(roost_store_t *s, const char *user,
                                const roost_store_query_t *q,
                                roost_store_item_fn fn, void *arg);
