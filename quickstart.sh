@@ -92,10 +92,12 @@ test)
         cat build-asan/test-suite.log 2>/dev/null | tail -200 || true
     fi
     # The fuzz targets (HOUSE 26), a bounded and reproducible run: a fixed
-    # seed and number of inputs per target, from the corpora in the tree.
+    # seed and number of inputs per target (250,000: the slowest targets,
+    # stream and stanza round-trip, run about 7,000 inputs/s), from the
+    # corpora in the tree.
     build build-fuzz CC=clang --enable-fuzzing
     say "fuzz run (build-fuzz/)"
-    if ! make -s -C build-fuzz fuzz-run FUZZ_RUNS="${FUZZ_RUNS:-1000000}"; then
+    if ! make -s -C build-fuzz fuzz-run FUZZ_RUNS="${FUZZ_RUNS:-250000}"; then
         status=1
     fi
     [ $status -eq 0 ] && say "all tests passed" || say "TESTS FAILED"
