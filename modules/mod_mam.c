@@ -1581,10 +1581,10 @@ mam_load(roost_mod_t *m)
     /* Above ROOST_PRIO_DEFAULT: the stanza-id must be on the message
      * before mod_message delivers it or mod_offline stores it. */
     if (rc == 0)
-        rc = roost_hook(m, ROOST_EV_MESSAGE_BARE, ROOST_PRIO_DEFAULT + 1,
+        rc = roost_hook(m, ROOST_EV_MESSAGE_BARE, ROOST_PRIO_ARCHIVE,
                         mam_incoming, NULL);
     if (rc == 0)
-        rc = roost_hook(m, ROOST_EV_MESSAGE_FULL, ROOST_PRIO_DEFAULT + 1,
+        rc = roost_hook(m, ROOST_EV_MESSAGE_FULL, ROOST_PRIO_ARCHIVE,
                         mam_incoming, NULL);
     /* An observer that always PASSes: filters at ROOST_PRIO_FILTER have
      * decided whether the message goes out at all. */

@@ -27,9 +27,14 @@
  * messages stay stored.  Delivery is at least once: a crash between
  * delivery and the removal's commit delivers those messages again.
  *
+ * While that delivery runs, a new message for the receiving session (or
+ * the bare JID) is appended to the queue instead of overtaking it
+ * (ROOST_PRIO_QUEUE, before mod_message), and the delivery goes on until
+ * the queue is empty.  The sender's XEP-0198 ack waits for the append's
+ * commit (the core's ack holds).
+ *
  * Not here: deciding whether a message is deliverable (mod_message),
- * flexible retrieval (XEP-0013), archiving (MAM), or acknowledging the
- * sender once the write committed (XEP-0198, later). */
+ * flexible retrieval (XEP-0013), archiving (MAM). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -74,6 +79,8 @@ typedef struct {
     int64_t count;     /* items stored for the account */
     int count_unknown; /* the count failed: fetch anyway */
     uint64_t fetching; /* token of the fetch in flight, 0 when none */
+    char *fetch_full;  /* full JID being delivered to, while fetching */
+    int pending;       /* appends submitted, not yet committed */
 } offline_user_t;
 
 /* Per-session state (roost_session_slot), freed on SESSION_CLOSED. */
@@ -216,7 +223,10 @@ offline_user_load(roost_mod_t *m, const char *user)
 static void
 offline_user_free(roost_mod_t *m, void *state)
 {
-    roost_free(state);
+    offline_user_t *u = state;
+
+    roost_free(u->fetch_full);
+    roost_free(u);
 }
 
 /* --- storing --- */
@@ -227,6 +237,7 @@ typedef struct {
     char *user, *with, *xml;
     size_t len;
     int64_t when;
+    uint64_t fetch; /* the fetch running when it was submitted, or 0 */
 } offline_put_t;
 
 static int
@@ -243,16 +254,21 @@ static void
 offline_put_done(void *arg, int rc)
 {
     offline_put_t *p = arg;
+    offline_user_t *u = offline_user(p->m, p->user);
 
     if (rc < 0)
         roost_log(p->m, ROOST_LOG_ERROR,
                   "storing an offline message for %s failed: %s", p->user,
                   roost_strerror(rc));
+    if (u != NULL && p->fetch != 0 && u->fetching == p->fetch && u->pending > 0)
+        u->pending--;
     roost_free(p->user);
     roost_free(p->with);
     roost_free(p->xml);
     roost_free(p);
 }
+
+static void offline_store(const roost_ev_t *ev, offline_user_t *u);
 
 static roost_verdict_t
 offline_message(const roost_ev_t *ev, void *arg)
@@ -260,11 +276,7 @@ offline_message(const roost_ev_t *ev, void *arg)
     roost_mod_t *m = ev->mod;
     const struct offline_conf *conf = roost_mod_conf(m);
     const char *node = roost_jid_node(ev->to);
-    const char *host = roost_mod_host(m);
     offline_user_t *u = offline_user(m, node);
-    roost_stanza_t *cp, *delay, *c, *next;
-    offline_put_t *p;
-    char stamp[64];
 
     if (u == NULL || !offline_type_storable(ev->stanza))
         return ROOST_PASS;
@@ -287,6 +299,20 @@ offline_message(const roost_ev_t *ev, void *arg)
                             "Offline message storage of the recipient is "
                             "full");
     }
+    offline_store(ev, u);
+    return ROOST_HANDLED;
+}
+
+/* Appends a stamped copy of ev's message to the account's queue. */
+static void
+offline_store(const roost_ev_t *ev, offline_user_t *u)
+{
+    roost_mod_t *m = ev->mod;
+    const char *node = roost_jid_node(ev->to);
+    const char *host = roost_mod_host(m);
+    roost_stanza_t *cp, *delay, *c, *next;
+    offline_put_t *p;
+    char stamp[64];
 
     p = roost_xcalloc(1, sizeof(*p)); /* freed in offline_put_done */
     cp = roost_stanza_copy(ev->stanza);
@@ -314,9 +340,38 @@ offline_message(const roost_ev_t *ev, void *arg)
     p->xml = roost_stanza_serialize(cp, NULL, &p->len);
     roost_stanza_unref(cp);
     u->count++;
+    if (u->fetching != 0) {
+        p->fetch = u->fetching;
+        u->pending++;
+    }
     roost_store_async(m, offline_put_work, offline_put_done, p);
     roost_log(m, ROOST_LOG_DEBUG, "stored an offline message for %s (%lld)",
               node, (long long)u->count);
+}
+
+/* While the stored messages are being delivered, a new one for the
+ * session receiving them (or the bare JID) joins the end of the queue
+ * instead of overtaking the older ones (XEP-0160: in order).  Runs just
+ * before mod_message; the quota still applies (a full queue lets
+ * mod_message deliver it at once). */
+static roost_verdict_t
+offline_while_fetching(const roost_ev_t *ev, void *arg)
+{
+    roost_mod_t *m = ev->mod;
+    const struct offline_conf *conf = roost_mod_conf(m);
+    offline_user_t *u = offline_user(m, roost_jid_node(ev->to));
+
+    if (u == NULL || u->fetching == 0 || u->count >= conf->max_messages ||
+        !offline_type_storable(ev->stanza) ||
+        roost_stanza_child(ev->stanza, OFFLINE_NS_HINTS, "no-store") != NULL ||
+        (roost_stanza_child(ev->stanza, OFFLINE_NS_HINTS, "store") == NULL &&
+         !offline_has_content(ev->stanza)))
+        return ROOST_PASS;
+    if (roost_jid_resource(ev->to) != NULL &&
+        (u->fetch_full == NULL ||
+         strcmp(u->fetch_full, roost_jid_full(ev->to)) != 0))
+        return ROOST_PASS; /* another resource: not this queue's business */
+    offline_store(ev, u);
     return ROOST_HANDLED;
 }
 
@@ -450,6 +505,7 @@ offline_fetch_target(offline_fetch_t *f)
 {
     roost_session_t *s = roost_session_find(f->m, f->jid);
     offline_sess_t *os = s != NULL ? offline_sess(f->m, s, 0) : NULL;
+    offline_user_t *u = offline_user(f->m, f->user);
 
     if (os != NULL && os->token == f->token) {
         if (offline_eligible(s))
@@ -463,6 +519,10 @@ offline_fetch_target(offline_fetch_t *f)
         roost_jid_free(f->jid);
         f->jid = roost_jid_dup(roost_session_jid(s));
         f->token = offline_sess(f->m, s, 0)->token;
+        if (u != NULL) {
+            roost_free(u->fetch_full);
+            u->fetch_full = roost_xstrdup(roost_jid_full(f->jid));
+        }
     }
     return s;
 }
@@ -490,6 +550,12 @@ offline_fetch_done(void *arg, int rc)
         goto unlock;
     }
     if (f->n == 0) {
+        if (u->pending > 0) {
+            /* Appended meanwhile, committed after this read: read again
+             * (FIFO storage: that read comes after their commit). */
+            offline_fetch_submit(f);
+            return;
+        }
         u->count = 0; /* read from the start: the queue is empty */
         u->count_unknown = 0;
         goto unlock;
@@ -537,7 +603,9 @@ offline_fetch_done(void *arg, int rc)
     for (int i = 0; i < sent; i++)
         memcpy(r->ids[i], f->items[i].id, ROOST_STORE_ID_LEN);
     u->count = u->count > sent ? u->count - sent : 0;
-    if (sent == f->n && f->more) {
+    /* More batches, or messages that arrived during this one: go on
+     * (the lock stays) after the removal. */
+    if (sent == f->n && (f->more || u->pending > 0 || u->count > 0)) {
         /* The lock stays held until the last batch. */
         offline_fetch_clear(f);
         r->next = f;
@@ -557,8 +625,12 @@ offline_fetch_unlock(offline_fetch_t *f)
 {
     offline_user_t *u = offline_user(f->m, f->user);
 
-    if (u != NULL && u->fetching == f->lock)
+    if (u != NULL && u->fetching == f->lock) {
         u->fetching = 0;
+        u->pending = 0;
+        roost_free(u->fetch_full);
+        u->fetch_full = NULL;
+    }
     offline_fetch_free(f);
 }
 
@@ -599,6 +671,8 @@ offline_presence(const roost_ev_t *ev, void *arg)
     f->token = os->token;
     f->lock = ++offline_data(m)->serial;
     u->fetching = f->lock;
+    roost_free(u->fetch_full);
+    u->fetch_full = roost_xstrdup(roost_jid_full(roost_session_jid(s)));
     offline_fetch_submit(f);
     return ROOST_PASS;
 }
@@ -640,6 +714,12 @@ offline_load(roost_mod_t *m)
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_MESSAGE_FULL, ROOST_PRIO_FALLBACK,
                         offline_message, NULL);
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_MESSAGE_BARE, ROOST_PRIO_QUEUE,
+                        offline_while_fetching, NULL);
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_MESSAGE_FULL, ROOST_PRIO_QUEUE,
+                        offline_while_fetching, NULL);
     /* An observer that always PASSes and only queues a read (mod_presence
      * passes the broadcast on as well). */
     if (rc == 0)

@@ -25,10 +25,9 @@
  * while offline, with a XEP-0203 delay, and XEP-0012).
  *
  * Inbound presence: to a full JID it reaches that session (directed
- * presence, §4.6); to the bare JID it reaches the available resources,
- * but available presence only from a contact the user is subscribed to
- * (RFC 2779 5.3.2: a broadcast goes to bare JIDs; directed presence from
- * others is expected at a full JID).
+ * presence, §4.6); to the bare JID it reaches the available resources
+ * (§8.5.2.1.2), from contacts and from others (directed presence;
+ * privacy lists can refuse it).
  *
  * Not here: the jabber:iq:roster protocol (mod_roster), privacy lists and
  * blocking (filters at ROOST_PRIO_FILTER), federation, and resending our
@@ -573,8 +572,6 @@ pres_in(const roost_ev_t *ev, void *arg)
     roost_mod_t *m = ev->mod;
     const char *type = roost_stanza_attr(ev->stanza, "type");
     const char *user = roost_jid_node(ev->to);
-    const roost_roster_item_t *it;
-    int subscribed;
 
     if (user == NULL)
         return ROOST_PASS;
@@ -586,9 +583,6 @@ pres_in(const roost_ev_t *ev, void *arg)
         return ROOST_PASS; /* the core delivers it to its full JID */
     if (type != NULL && !type_is(type, "unavailable"))
         return roost_bounce(ev, ROOST_SE_BAD_REQUEST, "unknown presence type");
-    it = roost_roster_item(m, user, roost_jid_bare(ev->from));
-    subscribed =
-        roost_jid_bare_eq(ev->from, ev->to) || (it != NULL && sub_to(it->sub));
     if (roost_jid_resource(ev->to) != NULL) {
         /* §4.6 directed presence, and §8.5.3.1. */
         roost_session_t *s = roost_session_find(m, ev->to);
@@ -597,11 +591,12 @@ pres_in(const roost_ev_t *ev, void *arg)
             roost_session_deliver(s, ev->stanza);
         return ROOST_HANDLED;
     }
-    /* RFC 2779 5.3.2: available presence only from contacts the user is
-     * subscribed to.  Unavailable always: it reveals nothing, and RFC 6121
-     * §3.2.2 and §3.3.3 send it right after the subscription ended. */
-    if (subscribed || type != NULL)
-        pres_deliver_user(m, user, ev->stanza, 0);
+    /* RFC 6121 §8.5.2.1.2: to every available resource.  From a contact
+     * it is a broadcast; from anyone else it can only be directed
+     * presence (§4.6), which RFC 2779 5.3.2 (REQUIREMENTS.md) excepts; a
+     * user who wants none of it says so with a presence-in privacy rule
+     * (subscription none: deny), as with Prosody. */
+    pres_deliver_user(m, user, ev->stanza, 0);
     return ROOST_HANDLED;
 }
 

@@ -26,6 +26,13 @@ typedef enum { ROOST_PASS = 0, ROOST_HANDLED = 1 } roost_verdict_t;
  * subtracting small offsets only when two hooks of one module need order. */
 enum {
     ROOST_PRIO_FILTER = 1000,
+    /* Between the filters and delivery, for messages to a local user:
+     * archiving first (MAM adds the stanza-id every later copy must
+     * carry), then copies to other resources (carbons), then holding for
+     * order (offline delivery in progress), then delivery (DEFAULT). */
+    ROOST_PRIO_ARCHIVE = 300,
+    ROOST_PRIO_COPY = 200,
+    ROOST_PRIO_QUEUE = 100,
     ROOST_PRIO_DEFAULT = 0,
     ROOST_PRIO_FALLBACK = -1000
 };

@@ -37,6 +37,7 @@ USERS = {'alice@localhost': 'alice-Secret-4711',
          'ivan@localhost': 'ivan-Secret-8',
          'judy@localhost': 'judy-Secret-9',
          'mallory@localhost': 'mallory-Secret-10',
+         'niaj@localhost': 'niaj-Secret-11',
          'dave@example.test': 'dave-Secret-1',
          'erin@example.test': 'erin-Secret-2'}
 NS_DELAY = 'urn:xmpp:delay'
@@ -324,6 +325,33 @@ def negative_priority(srv):
         frank.close()
 
 
+def order_during_delivery(srv):
+    """XEP-0160 order while the queue is being delivered: 250 stored
+    messages go out in batches; messages sent right after the recipient's
+    initial presence arrive after all of them, in sending order, each
+    once."""
+    n, extra = 250, 40
+    alice = login(srv, 'alice@localhost')
+    try:
+        for i in range(n):
+            alice.send("<message to='niaj@localhost' id='s%d' type='chat'><body>%d</body>"
+                       "</message>" % (i, i))
+        sync(alice)
+        niaj = login(srv, 'niaj@localhost')
+        niaj.send('<presence/>')
+        for i in range(extra):
+            alice.send("<message to='niaj@localhost' id='e%d' type='chat'><body>%d</body>"
+                       "</message>" % (i, i))
+        got = [m.get('id') for m in messages(niaj, n + extra, timeout=20)]
+        want = ['s%d' % i for i in range(n)] + ['e%d' % i for i in range(extra)]
+        diff = next(((i, a, b) for i, (a, b) in enumerate(zip(got, want)) if a != b), None)
+        check(got == want, 'order: first difference at %r' % (diff,))
+        no_messages(niaj, 1.0)
+        niaj.close()
+    finally:
+        alice.close()
+
+
 def two_resources_once(srv):
     """Two resources sending initial presence at once: each stored message
     reaches exactly one of them, in order."""
@@ -458,6 +486,7 @@ def kill9_after_commit(srv):
 PORTABLE = [order_delay_once, disco_feature, unknown_account, two_resources_once]
 GROUPS = [(OfflineRoost, [order_delay_once, disco_feature, quota_bounce, not_stored,
                           unknown_account, negative_priority, two_resources_once,
+                          order_during_delivery,
                           clean_restart, kill9_after_commit])]
 
 

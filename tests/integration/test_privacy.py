@@ -33,7 +33,7 @@ from roosttest import check, Client, TestFailure  # noqa: E402
 
 NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi',
          'ivan', 'judy', 'mallory', 'oscar', 'peggy', 'trent', 'victor',
-         'walter', 'sybil', 'rupert', 'uma', 'wendy']
+         'walter', 'sybil', 'rupert', 'uma', 'wendy', 'yara', 'zoe', 'quinn']
 USERS = dict(('%s@localhost' % n, '%s-Secret-%d' % (n, i)) for i, n in enumerate(NAMES))
 USERS['xena@example.test'] = 'xena-Secret-x'
 NS_PRIV = 'jabber:iq:privacy'
@@ -512,6 +512,31 @@ def rules_presence(srv):
         v.close()
 
 
+def presence_in_strangers(srv):
+    """RFC 2779 5.3.2 by access control: presence from an entity with no
+    subscription (directed presence, delivered by default, RFC 6121
+    §8.5.2.1.2) is refused by a presence-in rule on subscription none,
+    while a contact's broadcast still arrives."""
+    y = login(srv, 'yara', presence='<presence/>')
+    z = login(srv, 'zoe', presence='<presence/>')
+    q = login(srv, 'quinn', presence='<presence/>')
+    try:
+        subscribe_both(y, z)
+        q.send("<presence to='yara@localhost'><status>stranger</status></presence>")
+        wait_for(y, is_presence(q.full_jid), 'directed presence from a stranger, no rule')
+        set_list_ok(y, 'nostrangers', "<item type='subscription' value='none' action='deny' "
+                    "order='1'><presence-in/></item>")
+        check(priv_set(y, 'default', 'nostrangers').get('type') == 'result', 'default')
+        stanzas(y, 0.3)
+        q.send("<presence to='yara@localhost'><status>again</status></presence>")
+        none_of(y, is_presence(q.full_jid), 'stranger presence past presence-in')
+        z.send('<presence><show>away</show></presence>')
+        wait_for(y, is_presence(z.full_jid), "a contact's broadcast")
+    finally:
+        for c in (y, z, q):
+            c.close()
+
+
 def presence_out_other_vhost(srv):
     """Polite blocking (RFC 2779 5.1.15) towards a watcher on another
     vhost of this server: the presence-out rule of the user (on
@@ -709,7 +734,7 @@ def survives_restart(srv):
 
 PORTABLE = [block_basic, block_errors_unblock_all, block_offline, block_presence]
 ALL = PORTABLE + [mapping_both_ways, rules_message, rules_presence,
-                  presence_out_other_vhost, rules_iq_and_all,
+                  presence_in_strangers, presence_out_other_vhost, rules_iq_and_all,
                   active_vs_default, per_resource_bare, errors_0016, survives_restart]
 
 
