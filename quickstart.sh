@@ -16,9 +16,10 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 BUILD_DEPS=(build-essential autoconf automake libtool pkg-config
     libexpat1-dev libevent-dev libssl-dev libsasl2-dev libsasl2-modules
-    libsqlite3-dev check libconfig-dev libidn-dev libidn2-dev uthash-dev)
+    libsqlite3-dev check libconfig-dev libidn-dev libidn2-dev uthash-dev
+    libc-ares-dev)
 TEST_DEPS=(python3 python3-slixmpp go-sendxmpp profanity tmux openssl clang-format
-    clang libclang-rt-dev)
+    clang libclang-rt-dev dnsmasq-base)
 
 say() { printf '==> %s\n' "$*" >&2; }
 

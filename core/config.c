@@ -50,6 +50,17 @@ typedef struct {
 } conf_storage_t;
 
 typedef struct {
+    int require_encryption;
+    const char *dialback_secret;
+    int64_t connect_timeout, idle_timeout;
+} conf_s2s_t;
+
+typedef struct {
+    const char *domain, *host;
+    int64_t port;
+} conf_route_t;
+
+typedef struct {
     const char *address, *type, *tls;
     int64_t port;
 } conf_listen_t;
@@ -116,6 +127,23 @@ static const roost_opt_t conf_storage_opts[] = {
     {"path", ROOST_OPT_STR, CONF_OFF(conf_storage_t, path), "roost.db", 0, 0},
     {NULL, 0, 0, NULL, 0, 0}};
 
+static const roost_opt_t conf_s2s_opts[] = {
+    {"require_encryption", ROOST_OPT_BOOL,
+     CONF_OFF(conf_s2s_t, require_encryption), "true", 0, 0},
+    {"dialback_secret", ROOST_OPT_STR, CONF_OFF(conf_s2s_t, dialback_secret),
+     NULL, 0, 0},
+    {"connect_timeout", ROOST_OPT_MSEC, CONF_OFF(conf_s2s_t, connect_timeout),
+     "30", 100, CONF_DAY_MS},
+    {"idle_timeout", ROOST_OPT_MSEC, CONF_OFF(conf_s2s_t, idle_timeout), "300",
+     1000, CONF_DAY_MS},
+    {NULL, 0, 0, NULL, 0, 0}};
+
+static const roost_opt_t conf_route_opts[] = {
+    {"domain", ROOST_OPT_STR, CONF_OFF(conf_route_t, domain), NULL, 0, 0},
+    {"host", ROOST_OPT_STR, CONF_OFF(conf_route_t, host), NULL, 0, 0},
+    {"port", ROOST_OPT_INT, CONF_OFF(conf_route_t, port), "5269", 1, 65535},
+    {NULL, 0, 0, NULL, 0, 0}};
+
 static const roost_opt_t conf_listen_opts[] = {
     {"address", ROOST_OPT_STR, CONF_OFF(conf_listen_t, address), NULL, 0, 0},
     {"port", ROOST_OPT_INT, CONF_OFF(conf_listen_t, port), NULL, 1, 65535},
@@ -137,7 +165,7 @@ static const roost_opt_t conf_host_opts[] = {
 
 /* Top-level keys handled outside conf_top_opts. */
 static const char *const conf_sections[] = {"limits", "storage", "listen",
-                                            "hosts", NULL};
+                                            "hosts",  "s2s",     NULL};
 
 /* Used when the file has no listen list (the sample's two entries). */
 static const roost_listen_conf_t conf_default_listen[] = {
@@ -668,10 +696,60 @@ conf_load_limits(roost_config_t *c, const config_setting_t *root, char **err)
                          err);
 }
 
+/* s2s = { require_encryption; dialback_secret; connect_timeout;
+ * idle_timeout; routes = ( { domain; host; port; }, ... ); } */
+static int
+conf_load_s2s(roost_config_t *c, const config_setting_t *root, char **err)
+{
+    static const char *const skip[] = {"routes", NULL};
+    const config_setting_t *s, *routes;
+    conf_s2s_t raw;
+    int rc, n;
+
+    memset(&raw, 0, sizeof(raw));
+    if ((rc = conf_section(c, root, "s2s", false, &s, err)) != 0 ||
+        (rc = conf_fill(c, s, conf_s2s_opts, &raw, skip, true, err)) != 0)
+        return rc;
+    c->s2s_require_encryption = raw.require_encryption;
+    c->s2s_connect_timeout = raw.connect_timeout;
+    c->s2s_idle_timeout = raw.idle_timeout;
+    if (raw.dialback_secret != NULL && *raw.dialback_secret != '\0')
+        c->s2s_secret = roost_xstrdup(raw.dialback_secret);
+    routes = s != NULL ? config_setting_get_member(s, "routes") : NULL;
+    if (routes == NULL)
+        return 0;
+    if (!config_setting_is_list(routes))
+        return conf_fail(c, routes, err, "'routes' must be a list of groups");
+    n = config_setting_length(routes);
+    c->s2s_routes =
+        roost_xcalloc((size_t)(n > 0 ? n : 1), sizeof(*c->s2s_routes));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(routes, i);
+        conf_route_t r;
+        char *d;
+
+        memset(&r, 0, sizeof(r));
+        if (!config_setting_is_group(e))
+            return conf_fail(c, e, err, "routes entries must be groups");
+        if ((rc = conf_fill(c, e, conf_route_opts, &r, NULL, false, err)) != 0)
+            return rc;
+        if (r.domain == NULL || r.host == NULL)
+            return conf_fail(c, e, err, "a route needs '%s'",
+                             r.domain == NULL ? "domain" : "host");
+        if ((d = roost_jid_prep_domain(r.domain)) == NULL)
+            return conf_fail(c, e, err, "'%s' is not a valid domain", r.domain);
+        c->s2s_routes[c->ns2s_routes].domain = d;
+        c->s2s_routes[c->ns2s_routes].host = roost_xstrdup(r.host);
+        c->s2s_routes[c->ns2s_routes].port = (int)r.port;
+        c->ns2s_routes++;
+    }
+    return 0;
+}
+
 static int
 conf_load_listen(roost_config_t *c, const config_setting_t *root, char **err)
 {
-    static const char *const types[] = {"c2s", NULL};
+    static const char *const types[] = {"c2s", "s2s", NULL};
     static const char *const tls[] = {"starttls", "direct", "none", NULL};
     const config_setting_t *s;
     int rc, n;
@@ -887,6 +965,7 @@ conf_load(const char *abs, const char *text, char **err)
     root = config_root_setting(lc);
     if (conf_load_top(c, root, confdir, text == NULL, err) != 0 ||
         conf_load_limits(c, root, err) != 0 ||
+        conf_load_s2s(c, root, err) != 0 ||
         conf_load_listen(c, root, err) != 0 ||
         conf_load_hosts(c, root, confdir, err) != 0)
         goto fail;
@@ -963,6 +1042,12 @@ roost_config_free(roost_config_t *c)
     for (int i = 0; i < c->nlisten; i++)
         roost_free(c->listen[i].address);
     roost_free(c->listen);
+    for (int i = 0; i < c->ns2s_routes; i++) {
+        roost_free(c->s2s_routes[i].domain);
+        roost_free(c->s2s_routes[i].host);
+    }
+    roost_free(c->s2s_routes);
+    roost_free(c->s2s_secret);
     if (c->lc) {
         config_destroy(c->lc);
         roost_free(c->lc);

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <roost/module.h>
 
-typedef enum { ROOST_LISTEN_C2S = 0 } roost_listen_type_t;
+typedef enum { ROOST_LISTEN_C2S = 0, ROOST_LISTEN_S2S = 1 } roost_listen_type_t;
 
 typedef enum {
     ROOST_TLS_STARTTLS = 0, /* plain connect, STARTTLS offered */
@@ -27,6 +27,13 @@ typedef struct {
     roost_listen_type_t type;
     roost_tls_mode_t tls;
 } roost_listen_conf_t;
+
+/* A static s2s route (s2s.routes): domain -> host:port, before DNS. */
+typedef struct {
+    char *domain; /* prepared */
+    char *host;   /* name or numeric address */
+    int port;
+} roost_s2s_route_t;
 
 typedef struct {
     char *domain;           /* prepared domain */
@@ -72,6 +79,13 @@ typedef struct {
     int64_t c2s_burst; /* bucket size, bytes: 1 MiB */
     roost_listen_conf_t *listen;
     int nlisten;
+    /* s2s = { ... } */
+    int s2s_require_encryption;  /* STARTTLS required both ways: true */
+    char *s2s_secret;            /* dialback secret; NULL = random */
+    int64_t s2s_connect_timeout; /* ms to connect and authenticate: 30 s */
+    int64_t s2s_idle_timeout;    /* ms an unused stream stays: 300 s */
+    roost_s2s_route_t *s2s_routes;
+    int ns2s_routes;
     roost_host_conf_t *hosts;
     int nhosts;
     void *lc; /* the libconfig config_t */

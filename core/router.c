@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "s2s.h"
 #include "server.h"
 #include "sm.h"
 
@@ -338,6 +339,12 @@ route_jids(roost_host_t *h, roost_session_t *origin, roost_stanza_t *st,
 {
     roost_host_t *th = roost_server_host(roost_jid_domain(to));
 
+    if (th == NULL && roost_s2s_enabled() &&
+        roost_server_host(roost_jid_domain(from)) != NULL) {
+        /* RFC 6120 §10.4: another domain, over server-to-server. */
+        roost_s2s_route(st, from, to);
+        return;
+    }
     if (th == NULL) {
         roost_rt_action_t act = roost_router_default(
             roost_stanza_kind(st), roost_stanza_attr(st, "type"),

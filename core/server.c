@@ -15,6 +15,7 @@
 #include <event2/listener.h>
 
 #include "log.h"
+#include "s2s.h"
 #include "server.h"
 #include "sm.h"
 #include "storage.h"
@@ -234,9 +235,15 @@ roost_server_init(roost_config_t *cfg, struct event_base *base, char **err)
         if ((rc = roost_modules_load_host(h, err)) != 0)
             return rc;
     }
-    for (int i = 0; i < cfg->nlisten; i++)
-        if ((rc = roost_conn_listen(&cfg->listen[i], err)) != 0)
+    if ((rc = roost_s2s_init(err)) != 0)
+        return rc;
+    for (int i = 0; i < cfg->nlisten; i++) {
+        rc = cfg->listen[i].type == ROOST_LISTEN_S2S
+                 ? roost_s2s_listen(&cfg->listen[i], err)
+                 : roost_conn_listen(&cfg->listen[i], err);
+        if (rc != 0)
             return rc;
+    }
     return 0;
 }
 
@@ -262,6 +269,7 @@ roost_server_shutdown(void)
         event_base_loopexit(roost_srv->base, &tv);
         event_base_dispatch(roost_srv->base);
     }
+    roost_s2s_shutdown();
     roost_worker_drain();
     roost_conn_free_all();
     HASH_ITER (hh, roost_srv->hosts, h, tmp) {

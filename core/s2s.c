@@ -1,0 +1,1294 @@
+/* core/s2s.c: server-to-server streams with STARTTLS and Server Dialback.
+ * See core/s2s.h for what it does and does not do.
+ *
+ * One roost_s2s_t is one TCP connection, outgoing (we initiate: we send
+ * stanzas on it, and dialback verify requests) or incoming (the peer
+ * sends stanzas, dialback results to verify, and verify requests for its
+ * own keys).  The 2012 dialback advisory is kept in mind throughout: a
+ * verify answer is accepted only for a request sent on that very stream,
+ * a result only names pairs whose 'to' we host, and every inbound
+ * stanza's domains must be a pair verified on its stream. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/ssl.h>
+
+#include "log.h"
+#include "s2s.h"
+#include "server.h"
+#include "xml.h"
+
+#define NS_SERVER    "jabber:server"
+#define NS_DB        "jabber:server:dialback"
+#define NS_DB_FEAT   "urn:xmpp:features:dialback"
+#define S2S_GRACE_MS 2000
+
+typedef enum { S2S_OUT = 0, S2S_IN = 1 } s2s_dir_t;
+
+typedef enum {
+    OUT_CONNECTING = 0, /* TCP connect (and name resolution) */
+    OUT_OPEN,           /* header sent, waiting for the peer's features */
+    OUT_TLS,            /* <starttls/> sent, waiting for <proceed/> */
+    OUT_READY,          /* features after TLS seen: dialback can run */
+    IN_OPEN,            /* waiting for the peer's header */
+    IN_READY            /* header answered */
+} s2s_state_t;
+
+/* A dialback verification we asked an authoritative server for, on an
+ * outgoing stream, for an incoming stream (in_id). */
+typedef struct s2s_verify {
+    char *id;  /* the incoming stream's id */
+    char *key; /* the key the peer gave there */
+    uint64_t in_id;
+    int sent;
+    struct s2s_verify *next;
+} s2s_verify_t;
+
+/* A (remote, local) domain pair on an incoming stream. */
+typedef struct s2s_pair {
+    char *remote, *local;
+    int valid; /* 0 pending, 1 verified */
+    struct s2s_pair *next;
+} s2s_pair_t;
+
+typedef struct roost_s2s roost_s2s_t;
+
+struct roost_s2s {
+    uint64_t id;
+    s2s_dir_t dir;
+    s2s_state_t state;
+    int refs, closing, freeing;
+    struct bufferevent *bev;
+    roost_xml_t *xml;
+    char stream_id[40]; /* IN: ours; OUT: the peer's */
+    int tls;
+    char addr[64];
+    char *local, *remote; /* OUT: from/to; IN: our host once named */
+    char *key;            /* OUT: "local remote" (table key) */
+    /* OUT */
+    roost_stanza_t **q;
+    int qn, qcap;
+    int authed, db_sent;
+    int connect_failed; /* the connect call itself failed */
+    s2s_verify_t *verifies;
+    /* IN */
+    s2s_pair_t *pairs;
+    struct event *timer; /* connect/auth deadline, then idle, then flush */
+    UT_hash_handle hh;   /* OUT: s2s_out by key */
+    roost_s2s_t *all_next, *all_prev;
+};
+
+static roost_s2s_t *s2s_out_table;
+static roost_s2s_t *s2s_all;
+static uint64_t s2s_next_id;
+static char s2s_secret[65];
+static SSL_CTX *s2s_client_ctx;
+static struct evdns_base *s2s_dns;
+static struct evconnlistener **s2s_listeners;
+static int s2s_nlisteners;
+
+static void s2s_read_cb(struct bufferevent *bev, void *arg);
+static void s2s_event_cb(struct bufferevent *bev, short what, void *arg);
+static void s2s_close(roost_s2s_t *c, const char *cond, const char *text);
+static void s2s_out_fail(roost_s2s_t *c, roost_stanza_err_t cond);
+static const roost_xml_cb_t s2s_xml_cb;
+
+static void s2s_log(const roost_s2s_t *c, int level, const char *fmt, ...)
+    ROOST_PRINTF(3, 4);
+
+static void
+s2s_log(const roost_s2s_t *c, int level, const char *fmt, ...)
+{
+    char tag[600], msg[1024];
+    va_list ap;
+
+    if (level > roost_log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(tag, sizeof(tag), "s2s%s:%012" PRIx64 " %s%s%s",
+             c->dir == S2S_OUT ? "out" : "in", c->id, c->local ? c->local : "?",
+             c->dir == S2S_OUT ? "->" : "<-", c->remote ? c->remote : c->addr);
+    roost_log_write(level, tag, "%s", msg);
+}
+
+static void
+timeval_ms(struct timeval *tv, int64_t ms)
+{
+    tv->tv_sec = (time_t)(ms / 1000);
+    tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+/* --- dialback keys (XEP-0185) --- */
+
+static void
+hex(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", in[i]);
+}
+
+void
+roost_s2s_dialback_key(const char *secret, const char *receiving,
+                       const char *originating, const char *id, char out[65])
+{
+    unsigned char d[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0, mlen = 0;
+    char hkey[65], *msg;
+    size_t len = strlen(receiving) + strlen(originating) + strlen(id) + 3;
+
+    EVP_Digest(secret, strlen(secret), d, &dlen, EVP_sha256(), NULL);
+    hex(d, dlen, hkey);
+    msg = roost_xmalloc(len);
+    snprintf(msg, len, "%s %s %s", receiving, originating, id);
+    HMAC(EVP_sha256(), hkey, (int)strlen(hkey), (const unsigned char *)msg,
+         strlen(msg), mac, &mlen);
+    roost_free(msg);
+    hex(mac, mlen, out);
+}
+
+/* Constant time, for keys. */
+static int
+s2s_key_eq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char r = la != lb;
+
+    for (size_t i = 0; i < la && i < lb; i++)
+        r |= (unsigned char)(a[i] ^ b[i]);
+    return r == 0;
+}
+
+/* --- lifetime --- */
+
+static roost_s2s_t *
+s2s_new(s2s_dir_t dir)
+{
+    roost_s2s_t *c = roost_xcalloc(1, sizeof(*c)); /* s2s_free_now */
+
+    c->id = ++s2s_next_id;
+    c->dir = dir;
+    c->refs = 1;
+    c->all_next = s2s_all;
+    if (s2s_all != NULL)
+        s2s_all->all_prev = c;
+    s2s_all = c;
+    return c;
+}
+
+static void
+s2s_free_now(roost_s2s_t *c)
+{
+    if (c->dir == S2S_OUT && c->key != NULL)
+        HASH_DEL(s2s_out_table, c);
+    if (c->bev != NULL)
+        bufferevent_free(c->bev);
+    if (c->timer != NULL)
+        event_free(c->timer);
+    roost_xml_free(c->xml);
+    for (int i = 0; i < c->qn; i++)
+        roost_stanza_unref(c->q[i]);
+    roost_free(c->q);
+    while (c->verifies != NULL) {
+        s2s_verify_t *v = c->verifies;
+
+        c->verifies = v->next;
+        roost_free(v->id);
+        roost_free(v->key);
+        roost_free(v);
+    }
+    while (c->pairs != NULL) {
+        s2s_pair_t *p = c->pairs;
+
+        c->pairs = p->next;
+        roost_free(p->remote);
+        roost_free(p->local);
+        roost_free(p);
+    }
+    roost_free(c->local);
+    roost_free(c->remote);
+    roost_free(c->key);
+    if (c->all_prev != NULL)
+        c->all_prev->all_next = c->all_next;
+    else
+        s2s_all = c->all_next;
+    if (c->all_next != NULL)
+        c->all_next->all_prev = c->all_prev;
+    roost_free(c);
+}
+
+static void
+s2s_release(roost_s2s_t *c)
+{
+    if (--c->refs == 0)
+        s2s_free_now(c);
+}
+
+static void
+s2s_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+    s2s_release(arg);
+}
+
+/* Frees c at the end of this loop turn (no callback of it is running
+ * then); it leaves the table at once. */
+static void
+s2s_schedule_free(roost_s2s_t *c)
+{
+    struct timeval zero = {0, 0};
+
+    if (c->freeing)
+        return;
+    c->freeing = c->closing = 1;
+    if (c->dir == S2S_OUT && c->key != NULL) {
+        HASH_DEL(s2s_out_table, c);
+        roost_free(c->key);
+        c->key = NULL;
+    }
+    if (c->bev != NULL)
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    event_base_once(roost_srv->base, -1, EV_TIMEOUT, s2s_free_cb, c, &zero);
+}
+
+static roost_s2s_t *
+s2s_find_id(uint64_t id)
+{
+    for (roost_s2s_t *c = s2s_all; c != NULL; c = c->all_next)
+        if (c->id == id && !c->closing)
+            return c;
+    return NULL;
+}
+
+/* --- output --- */
+
+static void
+s2s_write(roost_s2s_t *c, const char *buf, size_t len)
+{
+    struct bufferevent *under;
+    size_t queued;
+
+    if (c->bev == NULL || c->freeing)
+        return;
+    evbuffer_add(bufferevent_get_output(c->bev), buf, len);
+    queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+    under = bufferevent_get_underlying(c->bev);
+    if (under != NULL)
+        queued += evbuffer_get_length(bufferevent_get_output(under));
+    if ((int64_t)queued > 4 * roost_srv->cfg->output_hwm) {
+        s2s_log(c, ROOST_LOG_WARN, "closing: %zu bytes queued to a slow peer",
+                queued);
+        if (c->dir == S2S_OUT)
+            s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_TIMEOUT);
+        else
+            s2s_schedule_free(c);
+    }
+}
+
+static void
+s2s_puts(roost_s2s_t *c, const char *s)
+{
+    s2s_write(c, s, strlen(s));
+}
+
+static void
+s2s_send_stanza(roost_s2s_t *c, const roost_stanza_t *st)
+{
+    size_t len;
+    /* Serialised with jabber:client as the implied namespace: the
+     * stream's default (jabber:server) is then what the peer reads. */
+    char *xml = roost_stanza_serialize(st, ROOST_NS_CLIENT, &len);
+
+    s2s_write(c, xml, len);
+    roost_free(xml);
+}
+
+/* Appends ' name="value"' with XML escaping. */
+static void
+s2s_attr(char *buf, size_t size, const char *name, const char *value)
+{
+    size_t n = strlen(buf);
+
+    n += (size_t)snprintf(buf + n, n < size ? size - n : 0, " %s='", name);
+    for (const char *p = value; *p != '\0' && n + 8 < size; p++) {
+        const char *rep = NULL;
+
+        switch (*p) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '\'': rep = "&apos;"; break;
+        case '"': rep = "&quot;"; break;
+        }
+        if (rep != NULL) {
+            memcpy(buf + n, rep, strlen(rep));
+            n += strlen(rep);
+        } else {
+            buf[n++] = *p;
+        }
+    }
+    if (n + 2 < size) {
+        buf[n++] = '\'';
+        buf[n] = '\0';
+    }
+}
+
+static void
+s2s_header(roost_s2s_t *c)
+{
+    char buf[2400];
+
+    snprintf(buf, sizeof(buf),
+             "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER
+             "' xmlns:stream='" ROOST_NS_STREAM "' xmlns:db='" NS_DB
+             "' version='1.0'");
+    if (c->dir == S2S_IN)
+        s2s_attr(buf, sizeof(buf), "id", c->stream_id);
+    if (c->local != NULL)
+        s2s_attr(buf, sizeof(buf), "from", c->local);
+    if (c->remote != NULL)
+        s2s_attr(buf, sizeof(buf), "to", c->remote);
+    strcat(buf, ">");
+    s2s_puts(c, buf);
+}
+
+/* A stream error, </stream:stream>, then the connection goes once the
+ * bytes are out (or after a grace period). */
+static void
+s2s_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    roost_s2s_t *c = arg;
+
+    s2s_schedule_free(c);
+}
+
+static void
+s2s_close(roost_s2s_t *c, const char *cond, const char *text)
+{
+    struct timeval tv;
+    char buf[600];
+
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->dir == S2S_OUT && c->key != NULL) {
+        /* New stanzas for that domain make a new stream. */
+        HASH_DEL(s2s_out_table, c);
+        roost_free(c->key);
+        c->key = NULL;
+    }
+    if (c->bev == NULL || c->state == OUT_CONNECTING) {
+        s2s_schedule_free(c);
+        return;
+    }
+    if (cond != NULL) {
+        s2s_log(c, ROOST_LOG_INFO, "stream error %s%s%s", cond,
+                text ? ": " : "", text ? text : "");
+        snprintf(buf, sizeof(buf),
+                 "<stream:error><%s xmlns='" ROOST_NS_STREAMS "'/>", cond);
+        if (text != NULL) {
+            size_t n = strlen(buf);
+
+            snprintf(buf + n, sizeof(buf) - n,
+                     "<text xmlns='" ROOST_NS_STREAMS "'>%.300s</text>", text);
+        }
+        strcat(buf, "</stream:error>");
+        s2s_puts(c, buf);
+    }
+    s2s_puts(c, "</stream:stream>");
+    bufferevent_disable(c->bev, EV_READ);
+    if (c->timer == NULL)
+        c->timer = evtimer_new(roost_srv->base, s2s_flush_cb, c);
+    event_del(c->timer);
+    event_assign(c->timer, roost_srv->base, -1, 0, s2s_flush_cb, c);
+    timeval_ms(&tv, S2S_GRACE_MS);
+    evtimer_add(c->timer, &tv);
+}
+
+/* --- outgoing streams --- */
+
+static roost_host_t *
+s2s_local_host(const roost_s2s_t *c)
+{
+    return c->local != NULL ? roost_server_host(c->local) : NULL;
+}
+
+/* Bounces every queued stanza (RFC 6120 §10.4.3) and ends the stream;
+ * verify requests riding on it are answered as failed. */
+static void
+s2s_out_fail(roost_s2s_t *c, roost_stanza_err_t cond)
+{
+    roost_host_t *h = s2s_local_host(c);
+    roost_stanza_t **q = c->q;
+    int qn = c->qn;
+
+    c->q = NULL;
+    c->qn = c->qcap = 0;
+    s2s_log(c, ROOST_LOG_INFO, "failed (%s): %d queued stanzas bounced",
+            roost_stanza_err_name(cond), qn);
+    while (c->verifies != NULL) {
+        s2s_verify_t *v = c->verifies;
+        roost_s2s_t *in = s2s_find_id(v->in_id);
+
+        c->verifies = v->next;
+        if (in != NULL) {
+            char buf[600];
+
+            /* XEP-0220 §2.4: the receiving server could not verify. */
+            snprintf(buf, sizeof(buf), "<db:result type='error'");
+            s2s_attr(buf, sizeof(buf), "from", c->local);
+            s2s_attr(buf, sizeof(buf), "to", c->remote);
+            strcat(buf, "><error type='cancel'><remote-server-not-found "
+                        "xmlns='" ROOST_NS_STANZAS "'/></error></db:result>");
+            s2s_puts(in, buf);
+        }
+        roost_free(v->id);
+        roost_free(v->key);
+        roost_free(v);
+    }
+    s2s_close(c, NULL, NULL);
+    for (int i = 0; i < qn; i++) {
+        if (h != NULL)
+            roost_router_bounce(h, q[i], cond, NULL);
+        roost_stanza_unref(q[i]);
+    }
+    roost_free(q);
+}
+
+static void
+s2s_out_flush(roost_s2s_t *c)
+{
+    struct timeval tv;
+
+    for (int i = 0; i < c->qn; i++) {
+        s2s_send_stanza(c, c->q[i]);
+        roost_stanza_unref(c->q[i]);
+    }
+    c->qn = 0;
+    /* Idle from now on unless used again. */
+    timeval_ms(&tv, roost_srv->cfg->s2s_idle_timeout);
+    evtimer_add(c->timer, &tv);
+}
+
+static void
+s2s_out_send_verifies(roost_s2s_t *c)
+{
+    for (s2s_verify_t *v = c->verifies; v != NULL; v = v->next) {
+        char buf[1200];
+
+        if (v->sent)
+            continue;
+        v->sent = 1;
+        snprintf(buf, sizeof(buf), "<db:verify");
+        s2s_attr(buf, sizeof(buf), "from", c->local);
+        s2s_attr(buf, sizeof(buf), "to", c->remote);
+        s2s_attr(buf, sizeof(buf), "id", v->id);
+        strcat(buf, ">");
+        s2s_puts(c, buf);
+        s2s_puts(c, v->key);
+        s2s_puts(c, "</db:verify>");
+    }
+}
+
+/* TLS is up (or not required) and the features are in: ask to be let in
+ * (our key) if we have something to send, and send verify requests. */
+static void
+s2s_out_ready(roost_s2s_t *c)
+{
+    c->state = OUT_READY;
+    s2s_out_send_verifies(c);
+    if (!c->authed && !c->db_sent && c->qn > 0) {
+        char key[65], buf[800];
+
+        roost_s2s_dialback_key(s2s_secret, c->remote, c->local, c->stream_id,
+                               key);
+        c->db_sent = 1;
+        snprintf(buf, sizeof(buf), "<db:result");
+        s2s_attr(buf, sizeof(buf), "from", c->local);
+        s2s_attr(buf, sizeof(buf), "to", c->remote);
+        strcat(buf, ">");
+        s2s_puts(c, buf);
+        s2s_puts(c, key);
+        s2s_puts(c, "</db:result>");
+    }
+}
+
+static void
+s2s_out_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    roost_s2s_t *c = arg;
+
+    if (c->closing)
+        return;
+    if (!c->authed && (c->qn > 0 || c->verifies != NULL)) {
+        s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_TIMEOUT);
+        return;
+    }
+    /* Idle (or never used for our own stanzas). */
+    s2s_log(c, ROOST_LOG_DEBUG, "idle: closing");
+    s2s_close(c, NULL, NULL);
+}
+
+static void
+s2s_start_tls_out(roost_s2s_t *c)
+{
+    SSL *ssl = SSL_new(s2s_client_ctx);
+    struct bufferevent *tb;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    /* <proceed/> and anything after it (injection) must not reach the
+     * TLS layer as if it were a record. */
+    evbuffer_drain(in, evbuffer_get_length(in));
+    SSL_set_tlsext_host_name(ssl, c->remote);
+    tb = bufferevent_openssl_filter_new(roost_srv->base, c->bev, ssl,
+                                        BUFFEREVENT_SSL_CONNECTING,
+                                        BEV_OPT_CLOSE_ON_FREE);
+    if (tb == NULL) {
+        SSL_free(ssl);
+        s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+        return;
+    }
+    c->bev = tb;
+    c->tls = 1;
+    bufferevent_setcb(tb, s2s_read_cb, NULL, s2s_event_cb, c);
+    bufferevent_enable(tb, EV_READ | EV_WRITE);
+    roost_xml_reset(c->xml);
+    c->state = OUT_OPEN;
+    s2s_header(c);
+}
+
+static int
+s2s_type_is(const roost_stanza_t *el, const char *v)
+{
+    const char *t = roost_stanza_attr(el, "type");
+
+    return t != NULL && strcmp(t, v) == 0;
+}
+
+static int
+s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
+{
+    const char *ns = roost_stanza_ns(el), *name = roost_stanza_name(el);
+
+    if (ns == NULL)
+        ns = "";
+    if (strcmp(ns, ROOST_NS_STREAM) == 0 && strcmp(name, "features") == 0) {
+        roost_stanza_t *tls = roost_stanza_child(el, ROOST_NS_TLS, "starttls");
+
+        if (!c->tls && tls != NULL) {
+            c->state = OUT_TLS;
+            s2s_puts(c, "<starttls xmlns='" ROOST_NS_TLS "'/>");
+            return 0;
+        }
+        if (!c->tls && roost_srv->cfg->s2s_require_encryption) {
+            s2s_log(c, ROOST_LOG_INFO, "peer offers no TLS: giving up");
+            s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+            return 1;
+        }
+        s2s_out_ready(c);
+        return 0;
+    }
+    if (strcmp(ns, ROOST_NS_TLS) == 0 && strcmp(name, "proceed") == 0 &&
+        c->state == OUT_TLS) {
+        s2s_start_tls_out(c);
+        return 1; /* the parser was reset */
+    }
+    if (strcmp(ns, ROOST_NS_TLS) == 0) {
+        s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+        return 1;
+    }
+    if (strcmp(ns, NS_DB) == 0 && strcmp(name, "result") == 0) {
+        const char *from = roost_stanza_attr(el, "from");
+        const char *to = roost_stanza_attr(el, "to");
+
+        if (!c->db_sent || from == NULL || to == NULL ||
+            strcmp(from, c->remote) != 0 || strcmp(to, c->local) != 0)
+            return 0; /* not an answer to our request: ignore */
+        if (s2s_type_is(el, "valid")) {
+            c->authed = 1;
+            s2s_log(c, ROOST_LOG_INFO, "authenticated (dialback)");
+            s2s_out_flush(c);
+        } else {
+            s2s_log(c, ROOST_LOG_INFO, "dialback refused");
+            s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+            return 1;
+        }
+        return 0;
+    }
+    if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0) {
+        const char *id = roost_stanza_attr(el, "id");
+        const char *from = roost_stanza_attr(el, "from");
+        s2s_verify_t **pp, *v = NULL;
+        roost_s2s_t *in;
+        char buf[800];
+
+        /* Only an answer to a request we sent on this stream counts. */
+        for (pp = &c->verifies; id != NULL && *pp != NULL; pp = &(*pp)->next)
+            if ((*pp)->sent && strcmp((*pp)->id, id) == 0) {
+                v = *pp;
+                *pp = v->next;
+                break;
+            }
+        if (v == NULL || from == NULL || strcmp(from, c->remote) != 0) {
+            s2s_log(c, ROOST_LOG_INFO, "unsolicited dialback verify ignored");
+            if (v != NULL) {
+                roost_free(v->id);
+                roost_free(v->key);
+                roost_free(v);
+            }
+            return 0;
+        }
+        in = s2s_find_id(v->in_id);
+        if (in != NULL) {
+            int ok = s2s_type_is(el, "valid");
+
+            for (s2s_pair_t *p = in->pairs; p != NULL; p = p->next)
+                if (strcmp(p->remote, c->remote) == 0 &&
+                    strcmp(p->local, c->local) == 0)
+                    p->valid = ok;
+            snprintf(buf, sizeof(buf), "<db:result");
+            s2s_attr(buf, sizeof(buf), "from", c->local);
+            s2s_attr(buf, sizeof(buf), "to", c->remote);
+            s2s_attr(buf, sizeof(buf), "type", ok ? "valid" : "invalid");
+            strcat(buf, "/>");
+            s2s_puts(in, buf);
+            s2s_log(in, ROOST_LOG_INFO, "%s %s by dialback",
+                    ok ? "verified" : "refused", c->remote);
+            if (!ok)
+                s2s_close(in, "not-authorized", "dialback key is invalid");
+        }
+        roost_free(v->id);
+        roost_free(v->key);
+        roost_free(v);
+        return 0;
+    }
+    if (strcmp(ns, ROOST_NS_STREAM) == 0 && strcmp(name, "error") == 0) {
+        s2s_log(c, ROOST_LOG_INFO, "peer sent a stream error");
+        s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+        return 1;
+    }
+    /* Stanzas on our outgoing stream: no bidi negotiated (XEP-0288). */
+    s2s_close(c, "unsupported-stanza-type", NULL);
+    return 1;
+}
+
+static void
+s2s_out_connected(roost_s2s_t *c)
+{
+    c->state = OUT_OPEN;
+    s2s_log(c, ROOST_LOG_DEBUG, "connected");
+    s2s_header(c);
+}
+
+/* The stream for local -> remote, made (connecting) if needed. */
+static roost_s2s_t *
+s2s_out_get(const char *local, const char *remote)
+{
+    roost_config_t *cfg = roost_srv->cfg;
+    size_t klen = strlen(local) + strlen(remote) + 2;
+    char *key = roost_xmalloc(klen);
+    const char *host = remote;
+    int port = 5269, rc;
+    roost_s2s_t *c;
+    struct timeval tv;
+
+    snprintf(key, klen, "%s %s", local, remote);
+    HASH_FIND_STR(s2s_out_table, key, c);
+    if (c != NULL) {
+        roost_free(key);
+        return c;
+    }
+    c = s2s_new(S2S_OUT);
+    c->key = key;
+    c->local = roost_xstrdup(local);
+    c->remote = roost_xstrdup(remote);
+    HASH_ADD_KEYPTR(hh, s2s_out_table, c->key, strlen(c->key), c);
+    c->timer = evtimer_new(roost_srv->base, s2s_out_timer_cb, c);
+    timeval_ms(&tv, cfg->s2s_connect_timeout);
+    evtimer_add(c->timer, &tv);
+    for (int i = 0; i < cfg->ns2s_routes; i++)
+        if (strcmp(cfg->s2s_routes[i].domain, remote) == 0) {
+            host = cfg->s2s_routes[i].host;
+            port = cfg->s2s_routes[i].port;
+        }
+    snprintf(c->addr, sizeof(c->addr), "%.50s:%d", host, port);
+    c->xml = roost_xml_new(&(roost_xml_limits_t){(size_t)cfg->max_stanza_size,
+                                                 (int)cfg->max_depth,
+                                                 (int)cfg->max_attrs},
+                           &s2s_xml_cb, c);
+    c->bev = bufferevent_socket_new(roost_srv->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, s2s_read_cb, NULL, s2s_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    s2s_log(c, ROOST_LOG_INFO, "connecting to %s port %d", host, port);
+    /* Asynchronous A/AAAA (and /etc/hosts) through evdns. */
+    rc = bufferevent_socket_connect_hostname(c->bev, s2s_dns, AF_UNSPEC, host,
+                                             port);
+    if (rc != 0) {
+        /* Failed at once (no address family, no socket): the caller
+         * queues its stanza first, then the stream fails. */
+        s2s_log(c, ROOST_LOG_INFO, "cannot connect to %s", host);
+        c->connect_failed = 1;
+    }
+    return c;
+}
+
+void
+roost_s2s_route(roost_stanza_t *st, const roost_jid_t *from,
+                const roost_jid_t *to)
+{
+    roost_host_t *h = roost_server_host(roost_jid_domain(from));
+    roost_s2s_t *c;
+
+    if (h == NULL)
+        return; /* not from one of ours: nothing to send it as */
+    c = s2s_out_get(roost_jid_domain(from), roost_jid_domain(to));
+    if (c->closing) {
+        roost_router_bounce(h, st, ROOST_SE_REMOTE_SERVER_NOT_FOUND, NULL);
+        return;
+    }
+    if (c->authed) {
+        struct timeval tv;
+
+        s2s_send_stanza(c, st);
+        timeval_ms(&tv, roost_srv->cfg->s2s_idle_timeout);
+        evtimer_add(c->timer, &tv);
+        return;
+    }
+    if (c->qn == c->qcap) {
+        c->qcap = c->qcap ? c->qcap * 2 : 8;
+        c->q = roost_xrealloc(c->q, (size_t)c->qcap * sizeof(*c->q));
+    }
+    c->q[c->qn++] = roost_stanza_ref(st);
+    if (c->connect_failed)
+        s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+    else if (c->state == OUT_READY)
+        s2s_out_ready(c); /* sends our key if not yet done */
+}
+
+/* --- incoming streams --- */
+
+static int
+s2s_in_pair_valid(const roost_s2s_t *c, const char *remote, const char *local)
+{
+    for (const s2s_pair_t *p = c->pairs; p != NULL; p = p->next)
+        if (p->valid && strcmp(p->remote, remote) == 0 &&
+            strcmp(p->local, local) == 0)
+            return 1;
+    return 0;
+}
+
+static void
+s2s_in_features(roost_s2s_t *c)
+{
+    if (!c->tls)
+        s2s_puts(c, roost_srv->cfg->s2s_require_encryption
+                        ? "<stream:features><starttls xmlns='" ROOST_NS_TLS
+                          "'><required/></starttls></stream:features>"
+                        : "<stream:features><starttls xmlns='" ROOST_NS_TLS
+                          "'/><dialback xmlns='" NS_DB_FEAT
+                          "'><errors/></dialback></stream:features>");
+    else
+        s2s_puts(c, "<stream:features><dialback xmlns='" NS_DB_FEAT
+                    "'><errors/></dialback></stream:features>");
+}
+
+/* db:result from the peer: verify its key with the authoritative server
+ * of the domain it claims, through our stream to that domain. */
+static void
+s2s_in_result(roost_s2s_t *c, roost_stanza_t *el)
+{
+    const char *from = roost_stanza_attr(el, "from");
+    const char *to = roost_stanza_attr(el, "to");
+    const char *key = roost_stanza_text(el);
+    char *remote = from != NULL ? roost_jid_prep_domain(from) : NULL;
+    roost_s2s_t *out;
+    s2s_verify_t *v;
+    s2s_pair_t *p;
+
+    if (remote == NULL || to == NULL || key == NULL || *key == '\0') {
+        roost_free(remote);
+        s2s_close(c, "improper-addressing",
+                  "dialback result without from, "
+                  "to or key");
+        return;
+    }
+    if (roost_server_host(to) == NULL) {
+        roost_free(remote);
+        s2s_close(c, "host-unknown", NULL);
+        return;
+    }
+    if (roost_server_host(remote) != NULL) {
+        /* A peer claiming one of our own domains. */
+        roost_free(remote);
+        s2s_close(c, "invalid-from", NULL);
+        return;
+    }
+    p = roost_xcalloc(1, sizeof(*p)); /* s2s_free_now */
+    p->remote = remote;
+    p->local = roost_xstrdup(to);
+    p->next = c->pairs;
+    c->pairs = p;
+    if (c->remote == NULL)
+        c->remote = roost_xstrdup(remote);
+    out = s2s_out_get(to, remote);
+    v = roost_xcalloc(1, sizeof(*v)); /* freed with the answer */
+    v->id = roost_xstrdup(c->stream_id);
+    v->key = roost_xstrndup(key, 256);
+    v->in_id = c->id;
+    v->next = out->verifies;
+    out->verifies = v;
+    s2s_log(c, ROOST_LOG_DEBUG, "verifying %s's key", remote);
+    if (out->state == OUT_READY)
+        s2s_out_send_verifies(out);
+}
+
+/* db:verify on an incoming stream: we are the authoritative server. */
+static void
+s2s_in_verify(roost_s2s_t *c, roost_stanza_t *el)
+{
+    const char *from = roost_stanza_attr(el, "from");
+    const char *to = roost_stanza_attr(el, "to");
+    const char *id = roost_stanza_attr(el, "id");
+    const char *key = roost_stanza_text(el);
+    char want[65], buf[900];
+    int ok;
+
+    if (from == NULL || to == NULL || id == NULL || key == NULL) {
+        s2s_close(c, "improper-addressing", NULL);
+        return;
+    }
+    if (roost_server_host(to) == NULL) {
+        s2s_close(c, "host-unknown", NULL);
+        return;
+    }
+    roost_s2s_dialback_key(s2s_secret, from, to, id, want);
+    ok = s2s_key_eq(want, key);
+    snprintf(buf, sizeof(buf), "<db:verify");
+    s2s_attr(buf, sizeof(buf), "from", to);
+    s2s_attr(buf, sizeof(buf), "to", from);
+    s2s_attr(buf, sizeof(buf), "id", id);
+    s2s_attr(buf, sizeof(buf), "type", ok ? "valid" : "invalid");
+    strcat(buf, "/>");
+    s2s_puts(c, buf);
+}
+
+static void
+s2s_in_stanza(roost_s2s_t *c, roost_stanza_t *st)
+{
+    const char *from_s = roost_stanza_attr(st, "from");
+    const char *to_s = roost_stanza_attr(st, "to");
+    roost_jid_t *from = from_s ? roost_jid_new(from_s) : NULL;
+    roost_jid_t *to = to_s ? roost_jid_new(to_s) : NULL;
+    roost_host_t *h;
+
+    if (from == NULL || to == NULL) {
+        /* RFC 6120 §8.1.1.1, §8.1.2.1: both required between servers. */
+        s2s_close(c, "improper-addressing", NULL);
+        goto out;
+    }
+    if (!s2s_in_pair_valid(c, roost_jid_domain(from), roost_jid_domain(to))) {
+        s2s_close(c, "invalid-from",
+                  "that domain pair is not verified "
+                  "on this stream");
+        goto out;
+    }
+    h = roost_server_host(roost_jid_domain(to));
+    roost_stanza_set_attr(st, "from", roost_jid_full(from));
+    roost_stanza_set_attr(st, "to", roost_jid_full(to));
+    roost_router_route(h, NULL, st);
+out:
+    roost_jid_free(from);
+    roost_jid_free(to);
+}
+
+static void
+s2s_start_tls_in(roost_s2s_t *c)
+{
+    roost_host_t *h = s2s_local_host(c);
+    SSL *ssl = SSL_new(h != NULL ? h->tls : roost_srv->default_tls);
+    struct bufferevent *tb;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    /* Nothing sent before the handshake is read as if it were inside. */
+    evbuffer_drain(in, evbuffer_get_length(in));
+    tb = bufferevent_openssl_filter_new(roost_srv->base, c->bev, ssl,
+                                        BUFFEREVENT_SSL_ACCEPTING,
+                                        BEV_OPT_CLOSE_ON_FREE);
+    if (tb == NULL) {
+        SSL_free(ssl);
+        s2s_schedule_free(c);
+        return;
+    }
+    c->bev = tb;
+    c->tls = 1;
+    bufferevent_setcb(tb, s2s_read_cb, NULL, s2s_event_cb, c);
+    bufferevent_enable(tb, EV_READ | EV_WRITE);
+    roost_xml_reset(c->xml);
+    c->state = IN_OPEN;
+}
+
+static int
+s2s_in_element(roost_s2s_t *c, roost_stanza_t *el)
+{
+    const char *ns = roost_stanza_ns(el), *name = roost_stanza_name(el);
+
+    if (ns == NULL)
+        ns = "";
+    if (strcmp(ns, ROOST_NS_TLS) == 0 && strcmp(name, "starttls") == 0) {
+        if (c->tls) {
+            s2s_puts(c, "<failure xmlns='" ROOST_NS_TLS "'/>");
+            s2s_close(c, NULL, NULL);
+            return 1;
+        }
+        s2s_puts(c, "<proceed xmlns='" ROOST_NS_TLS "'/>");
+        s2s_start_tls_in(c);
+        return 1;
+    }
+    if (!c->tls && roost_srv->cfg->s2s_require_encryption) {
+        /* RFC 6120 §5.3.1: TLS first. */
+        s2s_close(c, "policy-violation", "STARTTLS is required");
+        return 1;
+    }
+    if (strcmp(ns, NS_DB) == 0 && strcmp(name, "result") == 0) {
+        s2s_in_result(c, el);
+        return c->closing;
+    }
+    if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0) {
+        s2s_in_verify(c, el);
+        return c->closing;
+    }
+    if (roost_stanza_kind(el) != ROOST_STANZA_OTHER) {
+        s2s_in_stanza(c, el);
+        return c->closing;
+    }
+    if (strcmp(ns, ROOST_NS_STREAM) == 0 && strcmp(name, "error") == 0) {
+        s2s_close(c, NULL, NULL);
+        return 1;
+    }
+    s2s_close(c, "unsupported-stanza-type", NULL);
+    return 1;
+}
+
+static void
+s2s_in_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    roost_s2s_t *c = arg;
+
+    if (c->closing)
+        return;
+    for (s2s_pair_t *p = c->pairs; p != NULL; p = p->next)
+        if (p->valid)
+            return; /* authenticated: the peer decides when to close */
+    s2s_close(c, "connection-timeout", "no domain verified in time");
+}
+
+/* --- parser callbacks (both directions) --- */
+
+static const char *
+s2s_attr_get(const char *const *attrs, const char *name)
+{
+    for (; attrs != NULL && attrs[0] != NULL; attrs += 2)
+        if (strcmp(attrs[0], name) == 0)
+            return attrs[1];
+    return NULL;
+}
+
+static int
+s2s_xml_open(void *ud, const char *ns, const char *name,
+             const char *const *attrs, const char *default_ns)
+{
+    roost_s2s_t *c = ud;
+    const char *to = s2s_attr_get(attrs, "to");
+    const char *id = s2s_attr_get(attrs, "id");
+
+    if (ns == NULL || strcmp(ns, ROOST_NS_STREAM) != 0 ||
+        strcmp(name, "stream") != 0 || default_ns == NULL ||
+        strcmp(default_ns, NS_SERVER) != 0) {
+        if (c->dir == S2S_IN && c->state == IN_OPEN)
+            s2s_header(c);
+        s2s_close(c, "invalid-namespace", NULL);
+        return 1;
+    }
+    if (c->dir == S2S_OUT) {
+        if (id == NULL) {
+            s2s_close(c, "invalid-xml", "no stream id");
+            return 1;
+        }
+        snprintf(c->stream_id, sizeof(c->stream_id), "%.39s", id);
+        return 0;
+    }
+    /* Incoming: a header names the host (the first one fixes it). */
+    {
+        unsigned char r[16];
+        char *host = to != NULL ? roost_jid_prep_domain(to) : NULL;
+
+        if (host == NULL || roost_server_host(host) == NULL ||
+            (c->local != NULL && strcmp(c->local, host) != 0)) {
+            roost_free(host);
+            s2s_header(c);
+            s2s_close(c, "host-unknown", NULL);
+            return 1;
+        }
+        if (c->local == NULL)
+            c->local = host;
+        else
+            roost_free(host);
+        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            memset(r, (int)(c->id & 0xff), sizeof(r));
+        hex(r, sizeof(r), c->stream_id);
+        s2s_header(c);
+        s2s_in_features(c);
+        c->state = IN_READY;
+    }
+    return 0;
+}
+
+static int
+s2s_xml_stanza(void *ud, roost_stanza_t *el)
+{
+    roost_s2s_t *c = ud;
+    int stop;
+
+    c->refs++;
+    stop = c->closing          ? 1
+           : c->dir == S2S_OUT ? s2s_out_element(c, el)
+                               : s2s_in_element(c, el);
+    roost_stanza_unref(el);
+    if (c->closing)
+        stop = 1;
+    s2s_release(c);
+    return stop;
+}
+
+static void
+s2s_xml_close(void *ud)
+{
+    roost_s2s_t *c = ud;
+
+    if (c->dir == S2S_OUT && c->qn > 0)
+        s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+    else
+        s2s_close(c, NULL, NULL);
+}
+
+static void
+s2s_xml_error(void *ud, const char *cond, const char *text)
+{
+    roost_s2s_t *c = ud;
+
+    if (c->dir == S2S_IN && c->state == IN_OPEN)
+        s2s_header(c);
+    if (c->dir == S2S_OUT)
+        s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+    else
+        s2s_close(c, cond, text);
+}
+
+static const roost_xml_cb_t s2s_xml_cb = {
+    .stream_open = s2s_xml_open,
+    .stanza = s2s_xml_stanza,
+    .stream_close = s2s_xml_close,
+    .error = s2s_xml_error,
+};
+
+/* --- I/O --- */
+
+static void
+s2s_read_cb(struct bufferevent *bev, void *arg)
+{
+    roost_s2s_t *c = arg;
+    struct evbuffer *in;
+
+    c->refs++;
+    while (!c->closing && c->bev == bev &&
+           evbuffer_get_length(in = bufferevent_get_input(bev)) > 0) {
+        struct evbuffer_iovec v;
+        size_t used = 0;
+        int rc;
+
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        rc = roost_xml_feed(c->xml, v.iov_base, v.iov_len, &used);
+        if (rc < 0)
+            break;
+        evbuffer_drain(in, rc == 0 ? v.iov_len : used);
+    }
+    s2s_release(c);
+}
+
+static void
+s2s_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    roost_s2s_t *c = arg;
+
+    if (what & BEV_EVENT_CONNECTED) {
+        if (c->dir == S2S_OUT && c->state == OUT_CONNECTING)
+            s2s_out_connected(c);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        unsigned long e = bufferevent_get_openssl_error(bev);
+
+        s2s_log(c, ROOST_LOG_INFO, "connection %s%s%s",
+                (what & BEV_EVENT_EOF) ? "closed" : "failed",
+                e != 0 ? ": TLS: " : "",
+                e != 0 ? ERR_reason_error_string(e) : "");
+        if (c->dir == S2S_OUT && !c->closing)
+            s2s_out_fail(c, c->state == OUT_CONNECTING
+                                ? ROOST_SE_REMOTE_SERVER_NOT_FOUND
+                                : ROOST_SE_REMOTE_SERVER_TIMEOUT);
+        else
+            s2s_schedule_free(c);
+    }
+}
+
+static void
+s2s_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
+              struct sockaddr *sa, int socklen, void *arg)
+{
+    roost_config_t *cfg = roost_srv->cfg;
+    roost_s2s_t *c = s2s_new(S2S_IN);
+    struct timeval tv;
+    char ip[64] = "?";
+
+    if (sa->sa_family == AF_INET)
+        evutil_inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip,
+                         sizeof(ip));
+    else if (sa->sa_family == AF_INET6)
+        evutil_inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip,
+                         sizeof(ip));
+    snprintf(c->addr, sizeof(c->addr), "%s", ip);
+    c->state = IN_OPEN;
+    c->xml = roost_xml_new(&(roost_xml_limits_t){(size_t)cfg->max_stanza_size,
+                                                 (int)cfg->max_depth,
+                                                 (int)cfg->max_attrs},
+                           &s2s_xml_cb, c);
+    c->bev = bufferevent_socket_new(roost_srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        evutil_closesocket(fd);
+        s2s_schedule_free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, s2s_read_cb, NULL, s2s_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->timer = evtimer_new(roost_srv->base, s2s_in_timer_cb, c);
+    timeval_ms(&tv, cfg->s2s_connect_timeout);
+    evtimer_add(c->timer, &tv);
+    s2s_log(c, ROOST_LOG_DEBUG, "connected");
+}
+
+/* --- setup --- */
+
+int
+roost_s2s_enabled(void)
+{
+    return s2s_nlisteners > 0;
+}
+
+int
+roost_s2s_listen(const roost_listen_conf_t *l, char **err)
+{
+    struct evutil_addrinfo hints, *ai = NULL;
+    struct evconnlistener *lis;
+    char port[16];
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST;
+    snprintf(port, sizeof(port), "%d", l->port);
+    rc = evutil_getaddrinfo(l->address, port, &hints, &ai);
+    if (rc != 0 || ai == NULL) {
+        *err = roost_xstrdup("bad s2s listen address");
+        return -ROOST_ECONFIG;
+    }
+    lis = evconnlistener_new_bind(roost_srv->base, s2s_accept_cb, NULL,
+                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                      LEV_OPT_CLOSE_ON_EXEC,
+                                  128, ai->ai_addr, (int)ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
+    if (lis == NULL) {
+        *err = roost_xmalloc(256);
+        snprintf(*err, 256, "cannot listen on %s port %d (s2s)", l->address,
+                 l->port);
+        return -ROOST_EIO;
+    }
+    s2s_listeners = roost_xrealloc(s2s_listeners, (size_t)(s2s_nlisteners + 1) *
+                                                      sizeof(*s2s_listeners));
+    s2s_listeners[s2s_nlisteners++] = lis;
+    ROOST_LOG(ROOST_LOG_INFO, "core", "listening on %s port %d (s2s, %s)",
+              l->address, l->port,
+              roost_srv->cfg->s2s_require_encryption ? "STARTTLS required"
+                                                     : "STARTTLS offered");
+    return 0;
+}
+
+int
+roost_s2s_init(char **err)
+{
+    const char *secret = roost_srv->cfg->s2s_secret;
+    unsigned char r[32];
+
+    if (secret != NULL) {
+        snprintf(s2s_secret, sizeof(s2s_secret), "%.64s", secret);
+    } else {
+        /* Keys only need to outlive the verifications in flight. */
+        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+            *err = roost_xstrdup("no randomness for the dialback secret");
+            return -ROOST_EIO;
+        }
+        hex(r, sizeof(r), s2s_secret);
+    }
+    s2s_client_ctx = SSL_CTX_new(TLS_client_method());
+    if (s2s_client_ctx == NULL) {
+        *err = roost_xstrdup("cannot create the s2s TLS context");
+        return -ROOST_ETLS;
+    }
+    SSL_CTX_set_min_proto_version(s2s_client_ctx, TLS1_2_VERSION);
+    /* Authentication is dialback's (XEP-0220 over TLS); PKIX and SASL
+     * EXTERNAL come with XEP-0178. */
+    SSL_CTX_set_verify(s2s_client_ctx, SSL_VERIFY_NONE, NULL);
+    s2s_dns =
+        evdns_base_new(roost_srv->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                            EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (s2s_dns == NULL)
+        s2s_dns = evdns_base_new(roost_srv->base, 0);
+    return 0;
+}
+
+void
+roost_s2s_shutdown(void)
+{
+    for (int i = 0; i < s2s_nlisteners; i++)
+        evconnlistener_free(s2s_listeners[i]);
+    roost_free(s2s_listeners);
+    s2s_listeners = NULL;
+    s2s_nlisteners = 0;
+    while (s2s_all != NULL) {
+        roost_s2s_t *c = s2s_all;
+
+        if (c->bev != NULL && !c->closing)
+            s2s_puts(c, "</stream:stream>");
+        c->refs = 1;
+        s2s_free_now(c);
+    }
+    if (s2s_dns != NULL)
+        evdns_base_free(s2s_dns, 0);
+    s2s_dns = NULL;
+    if (s2s_client_ctx != NULL)
+        SSL_CTX_free(s2s_client_ctx);
+    s2s_client_ctx = NULL;
+}
