@@ -51,7 +51,7 @@ typedef struct {
 
 typedef struct {
     int require_encryption;
-    const char *dialback_secret;
+    const char *dialback_secret, *dns_servers;
     int64_t connect_timeout, idle_timeout;
 } conf_s2s_t;
 
@@ -136,6 +136,8 @@ static const roost_opt_t conf_s2s_opts[] = {
      "30", 100, CONF_DAY_MS},
     {"idle_timeout", ROOST_OPT_MSEC, CONF_OFF(conf_s2s_t, idle_timeout), "300",
      1000, CONF_DAY_MS},
+    {"dns_servers", ROOST_OPT_STR, CONF_OFF(conf_s2s_t, dns_servers), NULL, 0,
+     0},
     {NULL, 0, 0, NULL, 0, 0}};
 
 static const roost_opt_t conf_route_opts[] = {
@@ -715,6 +717,8 @@ conf_load_s2s(roost_config_t *c, const config_setting_t *root, char **err)
     c->s2s_idle_timeout = raw.idle_timeout;
     if (raw.dialback_secret != NULL && *raw.dialback_secret != '\0')
         c->s2s_secret = roost_xstrdup(raw.dialback_secret);
+    if (raw.dns_servers != NULL && *raw.dns_servers != '\0')
+        c->s2s_dns_servers = roost_xstrdup(raw.dns_servers);
     routes = s != NULL ? config_setting_get_member(s, "routes") : NULL;
     if (routes == NULL)
         return 0;
@@ -1048,6 +1052,7 @@ roost_config_free(roost_config_t *c)
     }
     roost_free(c->s2s_routes);
     roost_free(c->s2s_secret);
+    roost_free(c->s2s_dns_servers);
     if (c->lc) {
         config_destroy(c->lc);
         roost_free(c->lc);

@@ -82,6 +82,8 @@ typedef struct {
     /* s2s = { ... } */
     int s2s_require_encryption;  /* STARTTLS required both ways: true */
     char *s2s_secret;            /* dialback secret; NULL = random */
+    char *s2s_dns_servers;       /* "ip:port,..." for SRV/A lookups; NULL =
+                                  * /etc/resolv.conf */
     int64_t s2s_connect_timeout; /* ms to connect and authenticate: 30 s */
     int64_t s2s_idle_timeout;    /* ms an unused stream stays: 300 s */
     roost_s2s_route_t *s2s_routes;

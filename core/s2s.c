@@ -17,7 +17,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/err.h>
@@ -26,6 +25,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "resolve.h"
 #include "s2s.h"
 #include "server.h"
 #include "xml.h"
@@ -81,7 +81,11 @@ struct roost_s2s {
     roost_stanza_t **q;
     int qn, qcap;
     int authed, db_sent;
-    int connect_failed; /* the connect call itself failed */
+    int connect_failed;      /* no target could even be tried */
+    roost_resolve_t *lookup; /* in flight */
+    roost_target_t *targets; /* where the peer may be, in order */
+    int ntargets, ti;        /* the target being tried */
+    size_t ai;               /* its address being tried */
     s2s_verify_t *verifies;
     /* IN */
     s2s_pair_t *pairs;
@@ -95,7 +99,8 @@ static roost_s2s_t *s2s_all;
 static uint64_t s2s_next_id;
 static char s2s_secret[65];
 static SSL_CTX *s2s_client_ctx;
-static struct evdns_base *s2s_dns;
+static roost_resolver_t *s2s_resolver;
+static roost_resolve_route_t *s2s_routes;
 static struct evconnlistener **s2s_listeners;
 static int s2s_nlisteners;
 
@@ -194,6 +199,9 @@ s2s_free_now(roost_s2s_t *c)
 {
     if (c->dir == S2S_OUT && c->key != NULL)
         HASH_DEL(s2s_out_table, c);
+    if (c->lookup != NULL)
+        roost_resolve_cancel(c->lookup);
+    roost_resolve_targets_free(c->targets, c->ntargets);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     if (c->timer != NULL)
@@ -692,6 +700,90 @@ s2s_out_connected(roost_s2s_t *c)
     s2s_header(c);
 }
 
+/* Connects to the next address of the targets (RFC 6120 §3.2.1 step 6:
+ * each in turn until one answers); none left: the domain is not
+ * reachable. */
+static void
+s2s_try_connect(roost_s2s_t *c)
+{
+    while (c->ti < c->ntargets) {
+        const roost_target_t *t = &c->targets[c->ti];
+        const roost_target_addr_t *a;
+
+        if (c->ai >= t->naddrs) {
+            c->ti++;
+            c->ai = 0;
+            continue;
+        }
+        a = &t->addrs[c->ai++];
+        if (t->direct_tls) {
+            /* XEP-0368: TLS from the first byte, ALPN xmpp-server, SNI
+             * the domain (not the target host). */
+            static const unsigned char alpn[] = "\x0bxmpp-server";
+            SSL *ssl = SSL_new(s2s_client_ctx);
+
+            SSL_set_tlsext_host_name(ssl, c->remote);
+            SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1);
+            c->bev = bufferevent_openssl_socket_new(roost_srv->base, -1, ssl,
+                                                    BUFFEREVENT_SSL_CONNECTING,
+                                                    BEV_OPT_CLOSE_ON_FREE);
+            c->tls = 1;
+        } else {
+            c->bev = bufferevent_socket_new(roost_srv->base, -1,
+                                            BEV_OPT_CLOSE_ON_FREE);
+            c->tls = 0;
+        }
+        if (c->bev == NULL)
+            continue;
+        snprintf(c->addr, sizeof(c->addr), "%.50s:%u", t->host,
+                 (unsigned)t->port);
+        bufferevent_setcb(c->bev, s2s_read_cb, NULL, s2s_event_cb, c);
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        s2s_log(c, ROOST_LOG_INFO, "connecting to %s port %u%s", t->host,
+                (unsigned)t->port, t->direct_tls ? " (direct TLS)" : "");
+        if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&a->sa,
+                                       (int)a->len) == 0)
+            return;
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+}
+
+/* The connection attempt failed before the stream began: the next
+ * address, if any. */
+static void
+s2s_connect_next(roost_s2s_t *c)
+{
+    if (c->bev != NULL)
+        bufferevent_free(c->bev);
+    c->bev = NULL;
+    c->state = OUT_CONNECTING;
+    s2s_try_connect(c);
+}
+
+static void
+s2s_resolved(void *arg, const roost_target_t *targets, int n, int err)
+{
+    roost_s2s_t *c = arg;
+
+    c->lookup = NULL;
+    if (c->closing)
+        return;
+    if (err != 0 || n <= 0) {
+        s2s_log(c, ROOST_LOG_INFO, "cannot resolve: %s", roost_strerror(err));
+        s2s_out_fail(c, err == -ROOST_EAGAIN
+                            ? ROOST_SE_REMOTE_SERVER_TIMEOUT
+                            : ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+        return;
+    }
+    c->targets = roost_resolve_targets_copy(targets, n);
+    c->ntargets = n;
+    c->ti = 0;
+    c->ai = 0;
+    s2s_try_connect(c);
+}
+
 /* The stream for local -> remote, made (connecting) if needed. */
 static roost_s2s_t *
 s2s_out_get(const char *local, const char *remote)
@@ -699,8 +791,7 @@ s2s_out_get(const char *local, const char *remote)
     roost_config_t *cfg = roost_srv->cfg;
     size_t klen = strlen(local) + strlen(remote) + 2;
     char *key = roost_xmalloc(klen);
-    const char *host = remote;
-    int port = 5269, rc;
+    roost_resolve_opts_t opts;
     roost_s2s_t *c;
     struct timeval tv;
 
@@ -718,29 +809,20 @@ s2s_out_get(const char *local, const char *remote)
     c->timer = evtimer_new(roost_srv->base, s2s_out_timer_cb, c);
     timeval_ms(&tv, cfg->s2s_connect_timeout);
     evtimer_add(c->timer, &tv);
-    for (int i = 0; i < cfg->ns2s_routes; i++)
-        if (strcmp(cfg->s2s_routes[i].domain, remote) == 0) {
-            host = cfg->s2s_routes[i].host;
-            port = cfg->s2s_routes[i].port;
-        }
-    snprintf(c->addr, sizeof(c->addr), "%.50s:%d", host, port);
+    snprintf(c->addr, sizeof(c->addr), "%.60s", remote);
     c->xml = roost_xml_new(&(roost_xml_limits_t){(size_t)cfg->max_stanza_size,
                                                  (int)cfg->max_depth,
                                                  (int)cfg->max_attrs},
                            &s2s_xml_cb, c);
-    c->bev = bufferevent_socket_new(roost_srv->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    bufferevent_setcb(c->bev, s2s_read_cb, NULL, s2s_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    s2s_log(c, ROOST_LOG_INFO, "connecting to %s port %d", host, port);
-    /* Asynchronous A/AAAA (and /etc/hosts) through evdns. */
-    rc = bufferevent_socket_connect_hostname(c->bev, s2s_dns, AF_UNSPEC, host,
-                                             port);
-    if (rc != 0) {
-        /* Failed at once (no address family, no socket): the caller
-         * queues its stanza first, then the stream fails. */
-        s2s_log(c, ROOST_LOG_INFO, "cannot connect to %s", host);
+    /* RFC 6120 §3.2: static route, SRV (xmpps and xmpp), then the domain
+     * on 5269; asynchronous (core/resolve.c). */
+    opts.routes = s2s_routes;
+    opts.nroutes = (size_t)cfg->ns2s_routes;
+    opts.timeout_ms = (uint32_t)(cfg->s2s_connect_timeout / 2);
+    if (s2s_resolver == NULL ||
+        roost_resolve_server(s2s_resolver, remote, &opts, s2s_resolved, c,
+                             &c->lookup) != 0)
         c->connect_failed = 1;
-    }
     return c;
 }
 
@@ -1145,10 +1227,10 @@ s2s_event_cb(struct bufferevent *bev, short what, void *arg)
                 (what & BEV_EVENT_EOF) ? "closed" : "failed",
                 e != 0 ? ": TLS: " : "",
                 e != 0 ? ERR_reason_error_string(e) : "");
-        if (c->dir == S2S_OUT && !c->closing)
-            s2s_out_fail(c, c->state == OUT_CONNECTING
-                                ? ROOST_SE_REMOTE_SERVER_NOT_FOUND
-                                : ROOST_SE_REMOTE_SERVER_TIMEOUT);
+        if (c->dir == S2S_OUT && !c->closing && c->state == OUT_CONNECTING)
+            s2s_connect_next(c);
+        else if (c->dir == S2S_OUT && !c->closing)
+            s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_TIMEOUT);
         else
             s2s_schedule_free(c);
     }
@@ -1240,6 +1322,7 @@ int
 roost_s2s_init(char **err)
 {
     const char *secret = roost_srv->cfg->s2s_secret;
+    roost_resolver_conf_t rc = {0};
     unsigned char r[32];
 
     if (secret != NULL) {
@@ -1261,11 +1344,18 @@ roost_s2s_init(char **err)
     /* Authentication is dialback's (XEP-0220 over TLS); PKIX and SASL
      * EXTERNAL come with XEP-0178. */
     SSL_CTX_set_verify(s2s_client_ctx, SSL_VERIFY_NONE, NULL);
-    s2s_dns =
-        evdns_base_new(roost_srv->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                            EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (s2s_dns == NULL)
-        s2s_dns = evdns_base_new(roost_srv->base, 0);
+    rc.servers = roost_srv->cfg->s2s_dns_servers;
+    if (roost_resolver_new(roost_srv->base, &rc, &s2s_resolver) != 0) {
+        *err = roost_xstrdup("cannot start the DNS resolver (c-ares)");
+        return -ROOST_EIO;
+    }
+    s2s_routes = roost_xcalloc((size_t)roost_srv->cfg->ns2s_routes + 1,
+                               sizeof(*s2s_routes)); /* shutdown */
+    for (int i = 0; i < roost_srv->cfg->ns2s_routes; i++) {
+        s2s_routes[i].domain = roost_srv->cfg->s2s_routes[i].domain;
+        s2s_routes[i].host = roost_srv->cfg->s2s_routes[i].host;
+        s2s_routes[i].port = (uint16_t)roost_srv->cfg->s2s_routes[i].port;
+    }
     return 0;
 }
 
@@ -1285,9 +1375,10 @@ roost_s2s_shutdown(void)
         c->refs = 1;
         s2s_free_now(c);
     }
-    if (s2s_dns != NULL)
-        evdns_base_free(s2s_dns, 0);
-    s2s_dns = NULL;
+    roost_resolver_free(s2s_resolver);
+    s2s_resolver = NULL;
+    roost_free(s2s_routes);
+    s2s_routes = NULL;
     if (s2s_client_ctx != NULL)
         SSL_CTX_free(s2s_client_ctx);
     s2s_client_ctx = NULL;

@@ -28,6 +28,7 @@ USERS_A = {'alice@a.test': 'alice-Secret-1', 'anne@a.test': 'anne-Secret-2',
            'amy@a.test': 'amy-Secret-3'}
 USERS_B = {'bob@b.test': 'bob-Secret-1', 'bea@b.test': 'bea-Secret-2',
            'bill@b.test': 'bill-Secret-3'}
+USERS_C = {'carl@c.test': 'carl-Secret-1'}
 NS_ROSTER = 'jabber:iq:roster'
 NS_PRIV = 'jabber:iq:privacy'
 
@@ -42,6 +43,7 @@ class FedRoost(rt.Roost):
         self.s2s_port = rt.free_ports(1)[0]
         self.routes = routes or {}      # domain -> port on 127.0.0.1
         self.dead_port = rt.free_ports(1)[0]
+        self.dns = None                 # "127.0.0.1:port" of a test DNS server
 
     def write_config(self):
         mods = ', '.join('"%s"' % m for m in
@@ -54,7 +56,8 @@ class FedRoost(rt.Roost):
                     'modules_dir = "%s";\n' % self.modules +
                     'storage = { driver = "sqlite"; path = "roost.db"; };\n'
                     'limits = { auth_fail_delay = 0.2; };\n'
-                    's2s = { connect_timeout = 5; routes = (\n' +
+                    's2s = { connect_timeout = 5; %sroutes = (\n' % (
+                        'dns_servers = "%s"; ' % self.dns if self.dns else '') +
                     ',\n'.join('  { domain = "%s"; host = "127.0.0.1"; port = %d; }'
                                % (d, p) for d, p in routes) +
                     ' ); };\n'
@@ -67,7 +70,7 @@ class FedRoost(rt.Roost):
         os.makedirs(os.path.join(self.dir, 'data'), exist_ok=True)
 
 
-USERS = dict(USERS_A, **USERS_B)
+USERS = dict(USERS_A, **USERS_B, **USERS_C)
 
 
 def login(srv, jid, presence=True):
@@ -130,7 +133,7 @@ def msg(c, to, mid, body='hi'):
 def message_both_ways(servers):
     """A message from a.test reaches b.test and the reply comes back, with
     from stamped by the sender's server and the body intact."""
-    a, b = servers
+    a, b = servers[:2]
     alice = login(a, 'alice@a.test')
     bob = login(b, 'bob@b.test')
     try:
@@ -150,7 +153,7 @@ def subscription_and_presence(servers):
     """Subscription both ways across the boundary (RFC 6121 §3), presence
     broadcast, a probe answered at the next login, and unavailable when
     the remote user goes."""
-    a, b = servers
+    a, b = servers[:2]
     anne = login(a, 'anne@a.test')
     bea = login(b, 'bea@b.test')
     try:
@@ -180,7 +183,7 @@ def subscription_and_presence(servers):
 def privacy_across(servers):
     """A block on a.test (XEP-0191) refuses a b.test sender: the message
     bounces with service-unavailable, across the boundary."""
-    a, b = servers
+    a, b = servers[:2]
     amy = login(a, 'amy@a.test')
     bill = login(b, 'bill@b.test')
     try:
@@ -201,7 +204,7 @@ def unreachable_bounces(servers):
     """A domain whose server does not answer: the message comes back with
     <remote-server-not-found/> (RFC 6120 §10.4.3); a domain with no route
     and no DNS: the same."""
-    a, _ = servers
+    a = servers[0]
     alice = login(a, 'alice@a.test')
     try:
         for i, dom in enumerate(('unreachable.test', 'no-such-domain.invalid')):
@@ -245,7 +248,7 @@ servers_global = []
 def attack_unverified_from(servers):
     """A peer that never completed dialback sends a stanza: <invalid-from/>
     and nothing is delivered (HOUSE 16, REQUIREMENTS 5.1.1)."""
-    a, _ = servers
+    a = servers[0]
     alice = login(a, 'alice@a.test')
     try:
         c, feats = _raw_s2s(a.s2s_port, 'evil.test', 'a.test')
@@ -261,7 +264,7 @@ def attack_unverified_from(servers):
 def attack_unsolicited_verify(servers):
     """An unsolicited <db:verify type='valid'/> answer (the 2012 dialback
     advisory) verifies nothing: a stanza after it is still refused."""
-    a, _ = servers
+    a = servers[0]
     c, _ = _raw_s2s(a.s2s_port, 'evil.test', 'a.test')
     c.send("<db:verify from='evil.test' to='a.test' id='whatever' type='valid'/>")
     c.send("<message from='m@evil.test' to='alice@a.test' id='f2'><body>x</body></message>")
@@ -273,7 +276,7 @@ def attack_unsolicited_verify(servers):
 
 def attack_plaintext(servers):
     """Dialback in plaintext when TLS is required: <policy-violation/>."""
-    a, _ = servers
+    a = servers[0]
     c, feats = _raw_s2s(a.s2s_port, 'evil.test', 'a.test', tls=False)
     check(feats.find('{urn:ietf:params:xml:ns:xmpp-tls}starttls/'
                      '{urn:ietf:params:xml:ns:xmpp-tls}required') is not None,
@@ -286,7 +289,7 @@ def attack_plaintext(servers):
 def forged_dialback_key(servers):
     """A peer claiming b.test with a key b.test did not make: b.test (the
     authoritative server) says invalid, so the stream is refused."""
-    a, _ = servers
+    a = servers[0]
     c, _ = _raw_s2s(a.s2s_port, 'b.test', 'a.test')
     c.send("<db:result from='b.test' to='a.test'>%s</db:result>" % ('0' * 64))
     while True:
@@ -302,20 +305,64 @@ def forged_dialback_key(servers):
     check(cond in ('not-authorized', 'invalid-from', 'closed'), 'after invalid: %s' % cond)
 
 
+def srv_lookup(servers):
+    """RFC 6120 §3.2.1: a domain without a static route is found through
+    its _xmpp-server._tcp SRV record (served by a dnsmasq the test runs):
+    a.test reaches c.test, whose SRV record points at c's s2s port under
+    another host name, and c.test answers back through its route."""
+    a = servers[0]
+    c_srv = servers_global[2]
+    alice = login(a, 'alice@a.test')
+    carl = login(c_srv, 'carl@c.test')
+    try:
+        msg(alice, 'carl@c.test', 'srv1', 'via SRV')
+        m = wait_for(carl, is_msg('srv1'), 'message over an SRV-found stream', timeout=15)
+        check(m.get('from') == alice.full_jid, 'from %s' % m.get('from'))
+        msg(carl, alice.full_jid, 'srv2', 'back')
+        wait_for(alice, is_msg('srv2'), 'reply from c.test')
+    finally:
+        alice.close()
+        carl.close()
+    log = open(a.logfile).read()
+    check('a.test->c.test] connecting to c-xmpp.test port %d' % c_srv.s2s_port in log,
+          'a.test did not use the SRV target (log)')
+
+
+def start_dnsmasq(port, c_port):
+    """dnsmasq on 127.0.0.1:port serving the SRV record of c.test."""
+    import shutil
+    import subprocess
+    exe = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
+    if not os.path.exists(exe):
+        raise TestFailure('dnsmasq is not installed (quickstart.sh TEST_DEPS has dnsmasq-base)')
+    return subprocess.Popen([exe, '--no-daemon', '--port=%d' % port, '--listen-address=127.0.0.1',
+                             '--bind-interfaces', '--no-resolv', '--no-hosts',
+                             '--local=/test/', '--log-facility=-',
+                             '--srv-host=_xmpp-server._tcp.c.test,c-xmpp.test,%d' % c_port,
+                             '--host-record=c-xmpp.test,127.0.0.1'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 TESTS = [message_both_ways, subscription_and_presence, privacy_across,
          unreachable_bounces, attack_unverified_from, attack_unsolicited_verify,
-         attack_plaintext, forged_dialback_key]
+         attack_plaintext, forged_dialback_key, srv_lookup]
 
 
 def main():
     a = FedRoost(USERS_A, 'a.test')
     b = FedRoost(USERS_B, 'b.test')
+    c = FedRoost(USERS_C, 'c.test')
     a.routes = {'b.test': b.s2s_port}
     b.routes = {'a.test': a.s2s_port}
-    servers = (a, b)
-    servers_global[:] = [a, b]
+    c.routes = {'a.test': a.s2s_port}
+    dns_port = rt.free_ports(1)[0]
+    a.dns = '127.0.0.1:%d' % dns_port       # c.test only through SRV
+    servers = (a, b, c)
+    servers_global[:] = [a, b, c]
     passed = failed = 0
+    dns = None
     try:
+        dns = start_dnsmasq(dns_port, c.s2s_port)
         for s in servers:
             s.start()
         for t in TESTS:
@@ -345,6 +392,9 @@ def main():
         print('FAIL s2s:start: %s' % e)
         failed += 1
     finally:
+        if dns is not None:
+            dns.kill()
+            dns.wait()
         for s in servers:
             if s.proc and s.proc.poll() is None:
                 s.proc.kill()

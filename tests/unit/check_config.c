@@ -150,6 +150,12 @@ START_TEST(test_sample)
     ck_assert_int_eq(c->auth_failure_window, 300000);
     ck_assert_int_eq(c->c2s_rate, 262144);
     ck_assert_int_eq(c->c2s_burst, 1048576);
+    ck_assert_int_eq(c->s2s_require_encryption, 1);
+    ck_assert_int_eq(c->s2s_connect_timeout, 30000);
+    ck_assert_int_eq(c->s2s_idle_timeout, 300000);
+    ck_assert_ptr_null(c->s2s_secret);
+    ck_assert_ptr_null(c->s2s_dns_servers);
+    ck_assert_int_eq(c->ns2s_routes, 0);
     ck_assert_int_eq(c->nlisten, 2);
     ck_assert_str_eq(c->listen[0].address, "127.0.0.1");
     ck_assert_int_eq(c->listen[0].port, 5222);
@@ -311,6 +317,18 @@ static const err_case_t errors[] = {
     {HOST "limits = { output_high_water = 1023; };\n", 2, "output_high_water"},
     {HOST "limits = { max_resources = 0; };\n", 2, "between 1 and 1000"},
     {HOST "limits = { max_resources = 1001; };\n", 2, "between 1 and 1000"},
+    {HOST "s2s = { routes = ( { host = \"h\"; } ); };\n", 2, "needs 'domain'"},
+    {HOST "s2s = { routes = ( { domain = \"d.example\"; } ); };\n", 2,
+     "needs 'host'"},
+    {HOST "s2s = { routes = ( { domain = \"d.example\"; host = \"h\"; "
+          "port = 0; } ); };\n",
+     2, "between 1 and 65535"},
+    {HOST "s2s = { routes = 5; };\n", 2, "must be a list"},
+    {HOST "s2s = { connect_timeout = 0.01; };\n", 2, "connect_timeout"},
+    {HOST "s2s = { nonsense = 1; };\n", 2, "nonsense"},
+    {HOST "listen = ( { address = \"127.0.0.1\"; port = 5269; "
+          "type = \"x2s\"; } );\n",
+     2, "x2s"},
     {HOST "scram_iterations = 4095;\n", 2, "between 4096 and 1000000"},
     {HOST "scram_iterations = 1000001;\n", 2, "between 4096 and 1000000"},
     {HOST "worker_threads = 0;\n", 2, "between 1 and 64"},
@@ -318,8 +336,8 @@ static const err_case_t errors[] = {
     /* enums */
     {HOST "log_level = \"verbose\";\n", 2, "bad log_level 'verbose'"},
     {HOST "storage = { driver = \"mysql\"; };\n", 2, "bad driver 'mysql'"},
-    {HOST "listen = ({ address = \"::1\"; port = 1;\n type = \"s2s\"; });\n", 3,
-     "bad type 's2s'"},
+    {HOST "listen = ({ address = \"::1\"; port = 1;\n type = \"s3s\"; });\n", 3,
+     "bad type 's3s'"},
     {HOST "listen = ({ address = \"::1\"; port = 1;\n\n tls = \"yes\"; });\n",
      4, "bad tls 'yes'"},
     /* listen entries */
