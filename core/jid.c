@@ -180,8 +180,66 @@ jid_decode_alabels(const char *s, size_t len, char *out)
     return true;
 }
 
+/* Domain preparation (nameprep, IDNA2008 checks through libidn2) is
+ * the costly part of routing a stanza (doc/profiling.md: a third of the
+ * CPU), and a server sees few distinct domains: a small direct-mapped
+ * cache per thread remembers results (valid or not) of domains up to
+ * JID_CACHE_LEN bytes.  The result depends on the input alone. */
+#define JID_CACHE_SLOTS 64
+#define JID_CACHE_LEN   128
+
+typedef struct {
+    unsigned char used, ok;
+    unsigned char inlen, outlen;
+    char in[JID_CACHE_LEN], out[JID_CACHE_LEN];
+} jid_cache_slot_t;
+
+static __thread jid_cache_slot_t jid_cache[JID_CACHE_SLOTS];
+
+static unsigned
+jid_cache_hash(const char *s, size_t len)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h % JID_CACHE_SLOTS;
+}
+
+static bool jid_prep_domain_slow(const char *s, size_t len, char *out);
+
 static bool
 jid_prep_domain_into(const char *s, size_t len, char *out)
+{
+    jid_cache_slot_t *c;
+    bool ok;
+
+    if (len >= JID_CACHE_LEN)
+        return jid_prep_domain_slow(s, len, out);
+    c = &jid_cache[jid_cache_hash(s, len)];
+    if (c->used && c->inlen == len && memcmp(c->in, s, len) == 0) {
+        if (c->ok) {
+            memcpy(out, c->out, c->outlen);
+            out[c->outlen] = '\0';
+        }
+        return c->ok;
+    }
+    ok = jid_prep_domain_slow(s, len, out);
+    if (!ok || strlen(out) < JID_CACHE_LEN) {
+        c->used = 1;
+        c->ok = ok;
+        c->inlen = (unsigned char)len;
+        memcpy(c->in, s, len);
+        if (ok) {
+            c->outlen = (unsigned char)strlen(out);
+            memcpy(c->out, out, c->outlen);
+        }
+    }
+    return ok;
+}
+
+static bool
+jid_prep_domain_slow(const char *s, size_t len, char *out)
 {
     const char *label;
 
@@ -208,6 +266,30 @@ jid_prep_domain_into(const char *s, size_t len, char *out)
     return true;
 }
 
+/* The ASCII fast path of nodeprep/resourceprep on out (len bytes, NUL
+ * terminated): returns true when out is printable ASCII and now holds the
+ * prepared form; false (out untouched or only lowercased) to take the
+ * full path, which also reports the errors. */
+static bool
+jid_ascii_prep(jid_part_t part, char *out, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)out[i];
+
+        if (c > 0x7e || c < 0x20)
+            return false;
+        if (part == JID_NODE &&
+            (c == ' ' || c == '"' || c == '&' || c == '\'' || c == '/' ||
+             c == ':' || c == '<' || c == '>' || c == '@'))
+            return false;
+    }
+    if (part == JID_NODE)
+        for (size_t i = 0; i < len; i++)
+            if (out[i] >= 'A' && out[i] <= 'Z')
+                out[i] = (char)(out[i] - 'A' + 'a');
+    return true;
+}
+
 /* Prepares the len bytes at s as the given part into out (JID_BUF bytes).
  * Returns the prepared length or -1.  The input, not only the result, must
  * fit the 1023-byte limit: a part that only shrinks into it through
@@ -226,6 +308,12 @@ jid_prep_part(jid_part_t part, const char *s, size_t len, char *out)
         return jid_prep_domain_into(s, len, out) ? (int)strlen(out) : -1;
     memcpy(out, s, len);
     out[len] = '\0';
+    /* Printable ASCII: stringprep's mappings (B.1 has no ASCII; B.2 folds
+     * A-Z, for nodeprep only), NFKC (identity on ASCII) and prohibitions
+     * (controls, and for nodeprep space and "&'/:<>@) reduce to this,
+     * without the conversions to and from UCS-4. */
+    if (jid_ascii_prep(part, out, len))
+        return (int)len;
     if (part == JID_NODE)
         rc = stringprep_xmpp_nodeprep(out, JID_BUF);
     else

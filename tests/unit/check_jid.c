@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stringprep.h>
+
 #include <roost/jid.h>
 
 typedef struct {
@@ -467,6 +469,66 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* The ASCII fast path of core/jid.c gives what libidn's nodeprep and
+ * resourceprep give, for every ASCII byte inside, first and alone. */
+START_TEST(test_ascii_fast_path)
+{
+    for (int c = 1; c < 0x80; c++) {
+        char in[3][8], want[32];
+        int n = 0;
+
+        snprintf(in[n++], sizeof(in[0]), "a%cB", c);
+        snprintf(in[n++], sizeof(in[0]), "%cz", c);
+        snprintf(in[n++], sizeof(in[0]), "%c", c);
+        for (int i = 0; i < n; i++) {
+            for (int part = 0; part < 2; part++) {
+                char *got = part == 0 ? roost_jid_prep_node(in[i])
+                                      : roost_jid_prep_resource(in[i]);
+                int rc;
+
+                snprintf(want, sizeof(want), "%s", in[i]);
+                rc = part == 0
+                         ? stringprep_xmpp_nodeprep(want, sizeof(want))
+                         : stringprep_xmpp_resourceprep(want, sizeof(want));
+                if (rc != STRINGPREP_OK || want[0] == '\0')
+                    ck_assert_msg(got == NULL, "%s 0x%02x case %d: %s accepted",
+                                  part ? "resource" : "node", c, i, got);
+                else
+                    ck_assert_msg(got != NULL && strcmp(got, want) == 0,
+                                  "%s 0x%02x case %d: %s, want %s",
+                                  part ? "resource" : "node", c, i,
+                                  got ? got : "(null)", want);
+                roost_free(got);
+            }
+        }
+    }
+}
+END_TEST
+
+/* The domain cache answers as the first preparation did, also for
+ * invalid domains, and keeps distinct inputs apart. */
+START_TEST(test_domain_cache)
+{
+    static const char *const in[] = {"Example.COM", "example.com",
+                                     "b\xc3\xbc"
+                                     "cher.example",
+                                     "bad domain", "xn--bcher-kva.example"};
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 5; i++) {
+            char *d = roost_jid_prep_domain(in[i]);
+
+            if (i == 3)
+                ck_assert_ptr_null(d);
+            else if (i < 2)
+                ck_assert_str_eq(d, "example.com");
+            else
+                ck_assert_str_eq(d, "b\xc3\xbc"
+                                    "cher.example");
+            roost_free(d);
+        }
+}
+END_TEST
+
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *
@@ -497,6 +559,8 @@ jid_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("prep");
     tcase_add_loop_test(tc, test_prep, 0, NELEM(preps));
+    tcase_add_test(tc, test_ascii_fast_path);
+    tcase_add_test(tc, test_domain_cache);
     suite_add_tcase(s, tc);
     tc = tcase_create("threads");
     tcase_add_test(tc, test_threads);
