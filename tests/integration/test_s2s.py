@@ -37,12 +37,13 @@ class FedRoost(rt.Roost):
     """One roostd serving one domain, with an s2s listener and static
     routes to its peers."""
 
-    def __init__(self, users, domain, routes=None):
+    def __init__(self, users, domain, ports, routes=None):
         self.domain = domain
         super().__init__(users)
-        self.s2s_port = rt.free_ports(1)[0]
+        # From one free_ports() call: separate calls can hand out the same
+        # port twice (each releases its sockets before the next).
+        self.c2s_port, self.tls_port, self.s2s_port, self.dead_port = ports
         self.routes = routes or {}      # domain -> port on 127.0.0.1
-        self.dead_port = rt.free_ports(1)[0]
         self.dns = None                 # "127.0.0.1:port" of a test DNS server
 
     def write_config(self):
@@ -349,13 +350,14 @@ TESTS = [message_both_ways, subscription_and_presence, privacy_across,
 
 
 def main():
-    a = FedRoost(USERS_A, 'a.test')
-    b = FedRoost(USERS_B, 'b.test')
-    c = FedRoost(USERS_C, 'c.test')
+    ports = rt.free_ports(13)
+    a = FedRoost(USERS_A, 'a.test', ports[0:4])
+    b = FedRoost(USERS_B, 'b.test', ports[4:8])
+    c = FedRoost(USERS_C, 'c.test', ports[8:12])
     a.routes = {'b.test': b.s2s_port}
     b.routes = {'a.test': a.s2s_port}
     c.routes = {'a.test': a.s2s_port}
-    dns_port = rt.free_ports(1)[0]
+    dns_port = ports[12]
     a.dns = '127.0.0.1:%d' % dns_port       # c.test only through SRV
     servers = (a, b, c)
     servers_global[:] = [a, b, c]
