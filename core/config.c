@@ -51,7 +51,8 @@ typedef struct {
 
 typedef struct {
     int require_encryption;
-    const char *dialback_secret, *dns_servers;
+    const char *dialback_secret, *dns_servers, *ca_file;
+    int secure_auth;
     int64_t connect_timeout, idle_timeout;
 } conf_s2s_t;
 
@@ -138,6 +139,9 @@ static const roost_opt_t conf_s2s_opts[] = {
      1000, CONF_DAY_MS},
     {"dns_servers", ROOST_OPT_STR, CONF_OFF(conf_s2s_t, dns_servers), NULL, 0,
      0},
+    {"ca_file", ROOST_OPT_STR, CONF_OFF(conf_s2s_t, ca_file), NULL, 0, 0},
+    {"secure_auth", ROOST_OPT_BOOL, CONF_OFF(conf_s2s_t, secure_auth), "false",
+     0, 0},
     {NULL, 0, 0, NULL, 0, 0}};
 
 static const roost_opt_t conf_route_opts[] = {
@@ -719,6 +723,19 @@ conf_load_s2s(roost_config_t *c, const config_setting_t *root, char **err)
         c->s2s_secret = roost_xstrdup(raw.dialback_secret);
     if (raw.dns_servers != NULL && *raw.dns_servers != '\0')
         c->s2s_dns_servers = roost_xstrdup(raw.dns_servers);
+    c->s2s_secure_auth = raw.secure_auth;
+    if (raw.ca_file != NULL) {
+        /* Relative to the config file's directory, as every path. */
+        char *dir = roost_xstrdup(c->path), *slash = strrchr(dir, '/');
+
+        if (slash != NULL)
+            slash[slash == dir ? 1 : 0] = '\0';
+        rc = conf_path_opt(c, s, "ca_file", dir, raw.ca_file, &c->s2s_ca_file,
+                           err);
+        roost_free(dir);
+        if (rc != 0)
+            return rc;
+    }
     routes = s != NULL ? config_setting_get_member(s, "routes") : NULL;
     if (routes == NULL)
         return 0;
@@ -1053,6 +1070,7 @@ roost_config_free(roost_config_t *c)
     roost_free(c->s2s_routes);
     roost_free(c->s2s_secret);
     roost_free(c->s2s_dns_servers);
+    roost_free(c->s2s_ca_file);
     if (c->lc) {
         config_destroy(c->lc);
         roost_free(c->lc);

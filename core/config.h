@@ -84,6 +84,9 @@ typedef struct {
     char *s2s_secret;            /* dialback secret; NULL = random */
     char *s2s_dns_servers;       /* "ip:port,..." for SRV/A lookups; NULL =
                                   * /etc/resolv.conf */
+    char *s2s_ca_file;           /* CA certificates for PKIX; NULL = the
+                                  * system's */
+    int s2s_secure_auth;         /* PKIX (SASL EXTERNAL) only, no dialback */
     int64_t s2s_connect_timeout; /* ms to connect and authenticate: 30 s */
     int64_t s2s_idle_timeout;    /* ms an unused stream stays: 300 s */
     roost_s2s_route_t *s2s_routes;

@@ -23,6 +23,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "log.h"
 #include "resolve.h"
@@ -41,6 +43,7 @@ typedef enum {
     OUT_CONNECTING = 0, /* TCP connect (and name resolution) */
     OUT_OPEN,           /* header sent, waiting for the peer's features */
     OUT_TLS,            /* <starttls/> sent, waiting for <proceed/> */
+    OUT_SASL,           /* <auth mechanism='EXTERNAL'/> sent */
     OUT_READY,          /* features after TLS seen: dialback can run */
     IN_OPEN,            /* waiting for the peer's header */
     IN_READY            /* header answered */
@@ -82,6 +85,7 @@ struct roost_s2s {
     int qn, qcap;
     int authed, db_sent;
     int connect_failed;      /* no target could even be tried */
+    int sasl_failed;         /* EXTERNAL was refused: dialback, if allowed */
     roost_resolve_t *lookup; /* in flight */
     roost_target_t *targets; /* where the peer may be, in order */
     int ntargets, ti;        /* the target being tried */
@@ -89,6 +93,8 @@ struct roost_s2s {
     s2s_verify_t *verifies;
     /* IN */
     s2s_pair_t *pairs;
+    char *hdr_from;      /* the 'from' of the peer's header, prepared */
+    int sasl_authed;     /* SASL EXTERNAL succeeded on this stream */
     struct event *timer; /* connect/auth deadline, then idle, then flush */
     UT_hash_handle hh;   /* OUT: s2s_out by key */
     roost_s2s_t *all_next, *all_prev;
@@ -99,6 +105,7 @@ static roost_s2s_t *s2s_all;
 static uint64_t s2s_next_id;
 static char s2s_secret[65];
 static SSL_CTX *s2s_client_ctx;
+static X509_STORE *s2s_store; /* trust anchors for PKIX (XEP-0178) */
 static roost_resolver_t *s2s_resolver;
 static roost_resolve_route_t *s2s_routes;
 static struct evconnlistener **s2s_listeners;
@@ -229,6 +236,7 @@ s2s_free_now(roost_s2s_t *c)
     roost_free(c->local);
     roost_free(c->remote);
     roost_free(c->key);
+    roost_free(c->hdr_from);
     if (c->all_prev != NULL)
         c->all_prev->all_next = c->all_next;
     else
@@ -425,6 +433,62 @@ s2s_close(roost_s2s_t *c, const char *cond, const char *text)
     evtimer_add(c->timer, &tv);
 }
 
+/* --- PKIX (XEP-0178, RFC 6125) --- */
+
+/* Accept any certificate during the handshake: whether it authenticates
+ * the peer is decided afterwards, against s2s_store and the domain. */
+static int
+s2s_verify_any(int ok, X509_STORE_CTX *ctx)
+{
+    return 1;
+}
+
+/* Whether the peer of ssl presented a certificate that chains to a trust
+ * anchor (name NULL) and, with name, is for that domain (a DNS-ID,
+ * RFC 6125 §6.4; the CN only when there is no subjectAltName). */
+static int
+s2s_cert_ok(SSL *ssl, const char *name)
+{
+    X509 *cert = ssl != NULL ? SSL_get1_peer_certificate(ssl) : NULL;
+    STACK_OF(X509) *chain = ssl != NULL ? SSL_get_peer_cert_chain(ssl) : NULL;
+    X509_STORE_CTX *ctx;
+    int ok = 0;
+
+    if (cert == NULL || s2s_store == NULL) {
+        X509_free(cert);
+        return 0;
+    }
+    ctx = X509_STORE_CTX_new();
+    if (ctx != NULL && X509_STORE_CTX_init(ctx, s2s_store, cert, chain) == 1)
+        ok = X509_verify_cert(ctx) == 1;
+    X509_STORE_CTX_free(ctx);
+    if (ok && name != NULL)
+        ok = X509_check_host(cert, name, 0, 0, NULL) == 1;
+    X509_free(cert);
+    return ok;
+}
+
+static SSL *
+s2s_ssl(const roost_s2s_t *c)
+{
+    return c->tls && c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev)
+                                    : NULL;
+}
+
+/* Our certificate, for peers that authenticate us with SASL EXTERNAL. */
+static void
+s2s_use_host_cert(roost_s2s_t *c, SSL *ssl)
+{
+    roost_host_t *h = c->local != NULL ? roost_server_host(c->local) : NULL;
+    X509 *cert = h != NULL ? SSL_CTX_get0_certificate(h->tls) : NULL;
+    EVP_PKEY *key = h != NULL ? SSL_CTX_get0_privatekey(h->tls) : NULL;
+
+    if (cert != NULL && key != NULL) {
+        SSL_use_certificate(ssl, cert);
+        SSL_use_PrivateKey(ssl, key);
+    }
+}
+
 /* --- outgoing streams --- */
 
 static roost_host_t *
@@ -517,6 +581,10 @@ s2s_out_ready(roost_s2s_t *c)
 {
     c->state = OUT_READY;
     s2s_out_send_verifies(c);
+    if (c->authed && c->qn > 0) {
+        s2s_out_flush(c);
+        return;
+    }
     if (!c->authed && !c->db_sent && c->qn > 0) {
         char key[65], buf[800];
 
@@ -560,6 +628,7 @@ s2s_start_tls_out(roost_s2s_t *c)
      * TLS layer as if it were a record. */
     evbuffer_drain(in, evbuffer_get_length(in));
     SSL_set_tlsext_host_name(ssl, c->remote);
+    s2s_use_host_cert(c, ssl);
     tb = bufferevent_openssl_filter_new(roost_srv->base, c->bev, ssl,
                                         BUFFEREVENT_SSL_CONNECTING,
                                         BEV_OPT_CLOSE_ON_FREE);
@@ -585,6 +654,37 @@ s2s_type_is(const roost_stanza_t *el, const char *v)
     return t != NULL && strcmp(t, v) == 0;
 }
 
+/* XEP-0178: when the peer offers EXTERNAL and its certificate is valid
+ * for its domain, authenticate with ours (the receiving server checks
+ * it).  Returns non-zero when <auth/> went out. */
+static int
+s2s_out_try_external(roost_s2s_t *c, roost_stanza_t *features)
+{
+    roost_stanza_t *mechs =
+        roost_stanza_child(features, ROOST_NS_SASL, "mechanisms");
+    int offered = 0;
+    unsigned char b64[4 * ((ROOST_JID_PART_MAX + 2) / 3) + 4];
+    char buf[sizeof(b64) + 128];
+
+    for (roost_stanza_t *m = mechs ? roost_stanza_first_child(mechs) : NULL;
+         m != NULL; m = roost_stanza_next_sibling(m)) {
+        const char *t = roost_stanza_name(m) ? roost_stanza_text(m) : NULL;
+
+        if (t != NULL && strcmp(t, "EXTERNAL") == 0)
+            offered = 1;
+    }
+    if (!offered || !c->tls || !s2s_cert_ok(s2s_ssl(c), c->remote))
+        return 0;
+    EVP_EncodeBlock(b64, (const unsigned char *)c->local,
+                    (int)strlen(c->local));
+    snprintf(buf, sizeof(buf),
+             "<auth xmlns='" ROOST_NS_SASL "' mechanism='EXTERNAL'>%s</auth>",
+             (const char *)b64);
+    s2s_puts(c, buf);
+    c->state = OUT_SASL;
+    return 1;
+}
+
 static int
 s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
 {
@@ -605,7 +705,35 @@ s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
             s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
             return 1;
         }
+        if (!c->authed && !c->sasl_failed && s2s_out_try_external(c, el))
+            return 0;
+        if (!c->authed && roost_srv->cfg->s2s_secure_auth) {
+            /* s2s.secure_auth: no dialback. */
+            s2s_log(c, ROOST_LOG_INFO,
+                    "cannot authenticate with certificates: giving up");
+            s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+            return 1;
+        }
         s2s_out_ready(c);
+        return 0;
+    }
+    if (strcmp(ns, ROOST_NS_SASL) == 0 && c->state == OUT_SASL) {
+        if (strcmp(name, "success") == 0) {
+            /* RFC 6120 §6.4.6: a new stream, authenticated. */
+            c->authed = 1;
+            s2s_log(c, ROOST_LOG_INFO, "authenticated (SASL EXTERNAL)");
+            roost_xml_reset(c->xml);
+            c->state = OUT_OPEN;
+            s2s_header(c);
+            return 1;
+        }
+        s2s_log(c, ROOST_LOG_INFO, "SASL EXTERNAL refused");
+        c->sasl_failed = 1;
+        if (roost_srv->cfg->s2s_secure_auth) {
+            s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
+            return 1;
+        }
+        s2s_out_ready(c); /* dialback instead */
         return 0;
     }
     if (strcmp(ns, ROOST_NS_TLS) == 0 && strcmp(name, "proceed") == 0 &&
@@ -724,6 +852,7 @@ s2s_try_connect(roost_s2s_t *c)
 
             SSL_set_tlsext_host_name(ssl, c->remote);
             SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1);
+            s2s_use_host_cert(c, ssl);
             c->bev = bufferevent_openssl_socket_new(roost_srv->base, -1, ssl,
                                                     BUFFEREVENT_SSL_CONNECTING,
                                                     BEV_OPT_CLOSE_ON_FREE);
@@ -874,16 +1003,90 @@ s2s_in_pair_valid(const roost_s2s_t *c, const char *remote, const char *local)
 static void
 s2s_in_features(roost_s2s_t *c)
 {
-    if (!c->tls)
+    int secure = roost_srv->cfg->s2s_secure_auth;
+
+    s2s_puts(c, "<stream:features>");
+    if (!c->tls) {
         s2s_puts(c, roost_srv->cfg->s2s_require_encryption
-                        ? "<stream:features><starttls xmlns='" ROOST_NS_TLS
-                          "'><required/></starttls></stream:features>"
-                        : "<stream:features><starttls xmlns='" ROOST_NS_TLS
-                          "'/><dialback xmlns='" NS_DB_FEAT
-                          "'><errors/></dialback></stream:features>");
-    else
-        s2s_puts(c, "<stream:features><dialback xmlns='" NS_DB_FEAT
-                    "'><errors/></dialback></stream:features>");
+                        ? "<starttls xmlns='" ROOST_NS_TLS
+                          "'><required/></starttls>"
+                        : "<starttls xmlns='" ROOST_NS_TLS "'/>");
+        if (roost_srv->cfg->s2s_require_encryption) {
+            s2s_puts(c, "</stream:features>");
+            return;
+        }
+    }
+    /* EXTERNAL while not authenticated that way, and only when the
+     * peer's certificate chains to a trust anchor (the name is checked
+     * against the authzid). */
+    if (!c->sasl_authed && s2s_cert_ok(s2s_ssl(c), NULL))
+        s2s_puts(c, "<mechanisms xmlns='" ROOST_NS_SASL
+                    "'><mechanism>EXTERNAL</mechanism></mechanisms>");
+    if (!secure)
+        s2s_puts(c, "<dialback xmlns='" NS_DB_FEAT "'><errors/></dialback>");
+    s2s_puts(c, "</stream:features>");
+}
+
+/* <auth mechanism='EXTERNAL'/> (XEP-0178 §3): the authzid (or the
+ * stream's from) names the peer's domain; its certificate must be valid
+ * for it.  Then the stream restarts, that domain verified for ours. */
+static int
+s2s_in_auth(roost_s2s_t *c, roost_stanza_t *el)
+{
+    const char *mech = roost_stanza_attr(el, "mechanism");
+    const char *text = roost_stanza_text(el);
+    unsigned char dec[ROOST_JID_PART_MAX + 4];
+    char *domain = NULL;
+    s2s_pair_t *p;
+
+    if (mech == NULL || strcmp(mech, "EXTERNAL") != 0 || !c->tls ||
+        c->sasl_authed) {
+        s2s_puts(c, "<failure xmlns='" ROOST_NS_SASL
+                    "'><invalid-mechanism/></failure>");
+        return 0;
+    }
+    if (text != NULL && *text != '\0' && strcmp(text, "=") != 0) {
+        size_t len = strlen(text);
+        int n;
+
+        if (len > 4 * ((ROOST_JID_PART_MAX + 2) / 3) ||
+            (n = EVP_DecodeBlock(dec, (const unsigned char *)text, (int)len)) <
+                0) {
+            s2s_puts(c, "<failure xmlns='" ROOST_NS_SASL
+                        "'><incorrect-encoding/></failure>");
+            return 0;
+        }
+        /* EVP_DecodeBlock counts the padding as zero bytes. */
+        while (n > 0 && dec[n - 1] == '\0')
+            n--;
+        dec[n] = '\0';
+        domain = roost_jid_prep_domain((const char *)dec);
+    } else if (c->hdr_from != NULL) {
+        domain = roost_xstrdup(c->hdr_from);
+    }
+    if (domain == NULL || c->local == NULL ||
+        roost_server_host(domain) != NULL || !s2s_cert_ok(s2s_ssl(c), domain)) {
+        s2s_log(c, ROOST_LOG_INFO, "SASL EXTERNAL refused for %s",
+                domain ? domain : "(no domain)");
+        roost_free(domain);
+        s2s_puts(c, "<failure xmlns='" ROOST_NS_SASL
+                    "'><not-authorized/></failure>");
+        return 0;
+    }
+    p = roost_xcalloc(1, sizeof(*p)); /* s2s_free_now */
+    p->remote = domain;
+    p->local = roost_xstrdup(c->local);
+    p->valid = 1;
+    p->next = c->pairs;
+    c->pairs = p;
+    if (c->remote == NULL)
+        c->remote = roost_xstrdup(domain);
+    c->sasl_authed = 1;
+    s2s_log(c, ROOST_LOG_INFO, "authenticated %s (SASL EXTERNAL)", domain);
+    s2s_puts(c, "<success xmlns='" ROOST_NS_SASL "'/>");
+    roost_xml_reset(c->xml);
+    c->state = IN_OPEN;
+    return 1;
 }
 
 /* db:result from the peer: verify its key with the authoritative server
@@ -1003,6 +1206,9 @@ s2s_start_tls_in(roost_s2s_t *c)
     struct bufferevent *tb;
     struct evbuffer *in = bufferevent_get_input(c->bev);
 
+    /* Ask for the peer's certificate (SASL EXTERNAL, XEP-0178); one
+     * that does not verify only means dialback. */
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, s2s_verify_any);
     /* Nothing sent before the handshake is read as if it were inside. */
     evbuffer_drain(in, evbuffer_get_length(in));
     tb = bufferevent_openssl_filter_new(roost_srv->base, c->bev, ssl,
@@ -1043,7 +1249,14 @@ s2s_in_element(roost_s2s_t *c, roost_stanza_t *el)
         s2s_close(c, "policy-violation", "STARTTLS is required");
         return 1;
     }
+    if (strcmp(ns, ROOST_NS_SASL) == 0 && strcmp(name, "auth") == 0)
+        return s2s_in_auth(c, el);
     if (strcmp(ns, NS_DB) == 0 && strcmp(name, "result") == 0) {
+        if (roost_srv->cfg->s2s_secure_auth) {
+            s2s_close(c, "not-authorized",
+                      "dialback is not accepted here (certificates only)");
+            return 1;
+        }
         s2s_in_result(c, el);
         return c->closing;
     }
@@ -1127,6 +1340,12 @@ s2s_xml_open(void *ud, const char *ns, const char *name,
             c->local = host;
         else
             roost_free(host);
+        {
+            const char *from = s2s_attr_get(attrs, "from");
+
+            roost_free(c->hdr_from);
+            c->hdr_from = from != NULL ? roost_jid_prep_domain(from) : NULL;
+        }
         if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
             memset(r, (int)(c->id & 0xff), sizeof(r));
         hex(r, sizeof(r), c->stream_id);
@@ -1344,6 +1563,18 @@ roost_s2s_init(char **err)
     /* Authentication is dialback's (XEP-0220 over TLS); PKIX and SASL
      * EXTERNAL come with XEP-0178. */
     SSL_CTX_set_verify(s2s_client_ctx, SSL_VERIFY_NONE, NULL);
+    /* Trust anchors for XEP-0178: the system's, or s2s.ca_file. */
+    s2s_store = X509_STORE_new();
+    if (roost_srv->cfg->s2s_ca_file != NULL) {
+        if (X509_STORE_load_file(s2s_store, roost_srv->cfg->s2s_ca_file) != 1) {
+            *err = roost_xmalloc(600);
+            snprintf(*err, 600, "cannot read s2s.ca_file %.500s",
+                     roost_srv->cfg->s2s_ca_file);
+            return -ROOST_ETLS;
+        }
+    } else {
+        X509_STORE_set_default_paths(s2s_store);
+    }
     rc.servers = roost_srv->cfg->s2s_dns_servers;
     if (roost_resolver_new(roost_srv->base, &rc, &s2s_resolver) != 0) {
         *err = roost_xstrdup("cannot start the DNS resolver (c-ares)");
@@ -1382,4 +1613,6 @@ roost_s2s_shutdown(void)
     if (s2s_client_ctx != NULL)
         SSL_CTX_free(s2s_client_ctx);
     s2s_client_ctx = NULL;
+    X509_STORE_free(s2s_store);
+    s2s_store = NULL;
 }

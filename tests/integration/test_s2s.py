@@ -44,6 +44,8 @@ class FedRoost(rt.Roost):
         # port twice (each releases its sockets before the next).
         self.c2s_port, self.tls_port, self.s2s_port, self.dead_port = ports
         self.routes = routes or {}      # domain -> port on 127.0.0.1
+        self.s2s_extra = ''             # more s2s options
+        self.host_extra = ''            # more options of the host
         self.dns = None                 # "127.0.0.1:port" of a test DNS server
 
     def write_config(self):
@@ -57,8 +59,9 @@ class FedRoost(rt.Roost):
                     'modules_dir = "%s";\n' % self.modules +
                     'storage = { driver = "sqlite"; path = "roost.db"; };\n'
                     'limits = { auth_fail_delay = 0.2; };\n'
-                    's2s = { connect_timeout = 5; %sroutes = (\n' % (
-                        'dns_servers = "%s"; ' % self.dns if self.dns else '') +
+                    's2s = { connect_timeout = 5; %s%sroutes = (\n' % (
+                        'dns_servers = "%s"; ' % self.dns if self.dns else '',
+                        self.s2s_extra) +
                     ',\n'.join('  { domain = "%s"; host = "127.0.0.1"; port = %d; }'
                                % (d, p) for d, p in routes) +
                     ' ); };\n'
@@ -66,8 +69,9 @@ class FedRoost(rt.Roost):
                     '  { address = "127.0.0.1"; port = %d; type = "c2s"; tls = "starttls"; },\n'
                     '  { address = "127.0.0.1"; port = %d; type = "c2s"; tls = "direct"; },\n'
                     '  { address = "127.0.0.1"; port = %d; type = "s2s"; }\n'
-                    ');\nhosts = (\n  { domain = "%s"; modules = [ %s ]; }\n);\n'
-                    % (self.c2s_port, self.tls_port, self.s2s_port, self.domain, mods))
+                    ');\nhosts = (\n  { domain = "%s"; modules = [ %s ]; %s}\n);\n'
+                    % (self.c2s_port, self.tls_port, self.s2s_port, self.domain, mods,
+                       self.host_extra))
         os.makedirs(os.path.join(self.dir, 'data'), exist_ok=True)
 
 

@@ -156,6 +156,8 @@ START_TEST(test_sample)
     ck_assert_ptr_null(c->s2s_secret);
     ck_assert_ptr_null(c->s2s_dns_servers);
     ck_assert_int_eq(c->ns2s_routes, 0);
+    ck_assert_int_eq(c->s2s_secure_auth, 0);
+    ck_assert_ptr_null(c->s2s_ca_file);
     ck_assert_int_eq(c->nlisten, 2);
     ck_assert_str_eq(c->listen[0].address, "127.0.0.1");
     ck_assert_int_eq(c->listen[0].port, 5222);

@@ -1,0 +1,177 @@
+"""Federation with certificates (XEP-0178: SASL EXTERNAL, RFC 6125 name
+checks) between roostd processes, with a test CA made here by openssl.
+
+- a.test and b.test have CA-signed certificates for their names and
+  s2s.secure_auth = true (no dialback): messages flow both ways, both
+  directions authenticated with SASL EXTERNAL (their logs say so);
+- c.test presents a CA-signed certificate for another name (wrong.test):
+  a.test refuses it (no EXTERNAL for that name, no dialback under
+  secure_auth), so c's message bounces and nothing reaches a;
+- b.test trusts no CA (s2s.ca_file of an unrelated CA) and has
+  secure_auth off: it falls back to dialback with a.test... which a.test
+  refuses (secure_auth): the message to a.test bounces.
+
+    python3 test_s2s_pkix.py
+
+Prints 'N passed, N failed'.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import roosttest as rt                        # noqa: E402
+from roosttest import check, TestFailure      # noqa: E402
+import test_s2s as S                          # noqa: E402
+
+USERS_A = {'alice@a.test': 'alice-Secret-1'}
+USERS_B = {'bob@b.test': 'bob-Secret-1'}
+USERS_C = {'carl@c.test': 'carl-Secret-1'}
+USERS_D = {'dora@d.test': 'dora-Secret-1'}
+S.USERS.update(USERS_D)
+
+
+def openssl(*args):
+    subprocess.run(['openssl'] + list(args), check=True, capture_output=True, timeout=60)
+
+
+def make_ca(d, name):
+    key, crt = os.path.join(d, name + '.key'), os.path.join(d, name + '.crt')
+    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+            '-days', '2', '-subj', '/CN=' + name, '-addext', 'basicConstraints=critical,CA:TRUE',
+            '-addext', 'keyUsage=critical,keyCertSign', '-keyout', key, '-out', crt)
+    return key, crt
+
+
+def make_cert(d, ca, san, name):
+    key, csr, crt = (os.path.join(d, name + s) for s in ('.key', '.csr', '.crt'))
+    ext = os.path.join(d, name + '.ext')
+    with open(ext, 'w') as f:
+        f.write('subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' % san)
+    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+            '-subj', '/CN=' + san, '-keyout', key, '-out', csr)
+    openssl('x509', '-req', '-in', csr, '-CA', ca[1], '-CAkey', ca[0], '-CAcreateserial',
+            '-days', '2', '-out', crt, '-extfile', ext)
+    return key, crt
+
+
+def secure_both_ways(servers):
+    """a.test <-> b.test: both authenticate with SASL EXTERNAL (no
+    dialback: secure_auth), messages both ways."""
+    a, b = servers[:2]
+    alice = S.login(a, 'alice@a.test')
+    bob = S.login(b, 'bob@b.test')
+    try:
+        S.msg(alice, 'bob@b.test', 'pk1')
+        m = S.wait_for(bob, S.is_msg('pk1'), 'message a -> b')
+        check(m.get('from') == alice.full_jid, 'from %s' % m.get('from'))
+        S.msg(bob, alice.full_jid, 'pk2')
+        S.wait_for(alice, S.is_msg('pk2'), 'message b -> a')
+    finally:
+        alice.close()
+        bob.close()
+    la, lb = open(a.logfile).read(), open(b.logfile).read()
+    check('a.test->b.test] authenticated (SASL EXTERNAL)' in la, 'a -> b not EXTERNAL')
+    check('b.test->a.test] authenticated (SASL EXTERNAL)' in lb, 'b -> a not EXTERNAL')
+    check('authenticated b.test (SASL EXTERNAL)' in la, 'a did not check b by certificate')
+    check('dialback' not in la.replace('features:dialback', ''), 'a used dialback')
+
+
+def wrong_name_refused(servers):
+    """c.test presents a certificate for wrong.test: a.test refuses SASL
+    EXTERNAL for c.test and does not offer dialback: c's message bounces,
+    nothing reaches alice."""
+    a, c = servers[0], servers[2]
+    alice = S.login(a, 'alice@a.test')
+    carl = S.login(c, 'carl@c.test')
+    try:
+        S.msg(carl, 'alice@a.test', 'wr1')
+        e = S.wait_for(carl, S.is_msg('wr1'), 'bounce of the message', timeout=15)
+        check(e.get('type') == 'error', 'not bounced: %s' % rt.to_string(e))
+        S.none_of(alice, S.is_msg('wr1'), 'a message from a wrongly certified server')
+    finally:
+        alice.close()
+        carl.close()
+
+
+def untrusted_ca_refused(servers):
+    """d.test's certificate comes from a CA a.test does not trust; d.test
+    falls back to dialback, which a.test (secure_auth) refuses."""
+    a, d = servers[0], servers[3]
+    alice = S.login(a, 'alice@a.test')
+    dora = S.login(d, 'dora@d.test')
+    try:
+        S.msg(dora, 'alice@a.test', 'ut1')
+        e = S.wait_for(dora, S.is_msg('ut1'), 'bounce of the message', timeout=15)
+        check(e.get('type') == 'error', 'not bounced: %s' % rt.to_string(e))
+        S.none_of(alice, S.is_msg('ut1'), 'a message from an untrusted server')
+    finally:
+        alice.close()
+        dora.close()
+
+
+TESTS = [secure_both_ways, wrong_name_refused, untrusted_ca_refused]
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix='roosttest-pki-')
+    ca = make_ca(tmp, 'testca')
+    other_ca = make_ca(tmp, 'otherca')
+    certs = {'a.test': make_cert(tmp, ca, 'a.test', 'a'),
+             'b.test': make_cert(tmp, ca, 'b.test', 'b'),
+             'c.test': make_cert(tmp, ca, 'wrong.test', 'c'),
+             'd.test': make_cert(tmp, other_ca, 'd.test', 'd')}
+    ports = rt.free_ports(16)
+    a = S.FedRoost(USERS_A, 'a.test', ports[0:4])
+    b = S.FedRoost(USERS_B, 'b.test', ports[4:8])
+    c = S.FedRoost(USERS_C, 'c.test', ports[8:12])
+    d = S.FedRoost(USERS_D, 'd.test', ports[12:16])
+    servers = (a, b, c, d)
+    for s in servers:
+        s.routes = dict((o.domain, o.s2s_port) for o in servers if o is not s)
+        key, crt = certs[s.domain]
+        s.host_extra = 'cert = "%s"; key = "%s"; ' % (crt, key)
+        s.s2s_extra = 'ca_file = "%s"; ' % ca[1]
+    for s in (a, b):
+        s.s2s_extra += 'secure_auth = true; '
+    passed = failed = 0
+    try:
+        for s in servers:
+            s.start()
+        for t in TESTS:
+            try:
+                t(servers)
+                print('PASS s2s-pkix:%s' % t.__name__)
+                passed += 1
+            except (TestFailure, OSError) as e:
+                print('FAIL s2s-pkix:%s: %s' % (t.__name__, e))
+                failed += 1
+        for s in servers:
+            problems = s.stop()
+            if problems:
+                print('FAIL s2s-pkix:clean-shutdown(%s): %s' % (s.domain, '; '.join(problems)))
+                failed += 1
+            else:
+                passed += 1
+    except TestFailure as e:
+        print('FAIL s2s-pkix:start: %s' % e)
+        failed += 1
+    finally:
+        for s in servers:
+            if s.proc and s.proc.poll() is None:
+                s.proc.kill()
+            if not failed:
+                s.cleanup()
+            else:
+                print('    (server files kept in %s)' % s.dir)
+        if not failed:
+            subprocess.run(['rm', '-rf', tmp])
+    print('%d passed, %d failed' % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
