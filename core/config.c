@@ -62,6 +62,10 @@ typedef struct {
 } conf_route_t;
 
 typedef struct {
+    const char *domain, *secret;
+} conf_component_t;
+
+typedef struct {
     const char *address, *type, *tls;
     int64_t port;
 } conf_listen_t;
@@ -150,6 +154,11 @@ static const roost_opt_t conf_route_opts[] = {
     {"port", ROOST_OPT_INT, CONF_OFF(conf_route_t, port), "5269", 1, 65535},
     {NULL, 0, 0, NULL, 0, 0}};
 
+static const roost_opt_t conf_component_opts[] = {
+    {"domain", ROOST_OPT_STR, CONF_OFF(conf_component_t, domain), NULL, 0, 0},
+    {"secret", ROOST_OPT_STR, CONF_OFF(conf_component_t, secret), NULL, 0, 0},
+    {NULL, 0, 0, NULL, 0, 0}};
+
 static const roost_opt_t conf_listen_opts[] = {
     {"address", ROOST_OPT_STR, CONF_OFF(conf_listen_t, address), NULL, 0, 0},
     {"port", ROOST_OPT_INT, CONF_OFF(conf_listen_t, port), NULL, 1, 65535},
@@ -170,8 +179,8 @@ static const roost_opt_t conf_host_opts[] = {
     {NULL, 0, 0, NULL, 0, 0}};
 
 /* Top-level keys handled outside conf_top_opts. */
-static const char *const conf_sections[] = {"limits", "storage", "listen",
-                                            "hosts",  "s2s",     NULL};
+static const char *const conf_sections[] = {
+    "limits", "storage", "listen", "hosts", "s2s", "components", NULL};
 
 /* Used when the file has no listen list (the sample's two entries). */
 static const roost_listen_conf_t conf_default_listen[] = {
@@ -767,10 +776,55 @@ conf_load_s2s(roost_config_t *c, const config_setting_t *root, char **err)
     return 0;
 }
 
+/* components = ( { domain = "gw.example"; secret = "..."; }, ... ) */
+static int
+conf_load_components(roost_config_t *c, const config_setting_t *root,
+                     char **err)
+{
+    const config_setting_t *s;
+    int rc, n;
+
+    if ((rc = conf_section(c, root, "components", true, &s, err)) != 0)
+        return rc;
+    if (s == NULL)
+        return 0;
+    n = config_setting_length(s);
+    c->components =
+        roost_xcalloc((size_t)(n > 0 ? n : 1), sizeof(*c->components));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, i);
+        conf_component_t raw;
+        char *d;
+
+        memset(&raw, 0, sizeof(raw));
+        if (!config_setting_is_group(e))
+            return conf_fail(c, e, err, "components entries must be groups");
+        if ((rc = conf_fill(c, e, conf_component_opts, &raw, NULL, false,
+                            err)) != 0)
+            return rc;
+        if (raw.domain == NULL || raw.secret == NULL || *raw.secret == '\0')
+            return conf_fail(c, e, err, "a component needs '%s'",
+                             raw.domain == NULL ? "domain" : "secret");
+        if ((d = roost_jid_prep_domain(raw.domain)) == NULL)
+            return conf_fail(c, e, err, "'%s' is not a valid domain",
+                             raw.domain);
+        for (int j = 0; j < c->ncomponents; j++)
+            if (strcmp(c->components[j].domain, d) == 0) {
+                roost_free(d);
+                return conf_fail(c, e, err, "component '%s' is listed twice",
+                                 raw.domain);
+            }
+        c->components[c->ncomponents].domain = d;
+        c->components[c->ncomponents].secret = roost_xstrdup(raw.secret);
+        c->ncomponents++;
+    }
+    return 0;
+}
+
 static int
 conf_load_listen(roost_config_t *c, const config_setting_t *root, char **err)
 {
-    static const char *const types[] = {"c2s", "s2s", NULL};
+    static const char *const types[] = {"c2s", "s2s", "component", NULL};
     static const char *const tls[] = {"starttls", "direct", "none", NULL};
     const config_setting_t *s;
     int rc, n;
@@ -987,6 +1041,7 @@ conf_load(const char *abs, const char *text, char **err)
     if (conf_load_top(c, root, confdir, text == NULL, err) != 0 ||
         conf_load_limits(c, root, err) != 0 ||
         conf_load_s2s(c, root, err) != 0 ||
+        conf_load_components(c, root, err) != 0 ||
         conf_load_listen(c, root, err) != 0 ||
         conf_load_hosts(c, root, confdir, err) != 0)
         goto fail;
@@ -1071,6 +1126,11 @@ roost_config_free(roost_config_t *c)
     roost_free(c->s2s_secret);
     roost_free(c->s2s_dns_servers);
     roost_free(c->s2s_ca_file);
+    for (int i = 0; i < c->ncomponents; i++) {
+        roost_free(c->components[i].domain);
+        roost_free(c->components[i].secret);
+    }
+    roost_free(c->components);
     if (c->lc) {
         config_destroy(c->lc);
         roost_free(c->lc);

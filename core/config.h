@@ -13,7 +13,11 @@
 #include <stdint.h>
 #include <roost/module.h>
 
-typedef enum { ROOST_LISTEN_C2S = 0, ROOST_LISTEN_S2S = 1 } roost_listen_type_t;
+typedef enum {
+    ROOST_LISTEN_C2S = 0,
+    ROOST_LISTEN_S2S = 1,
+    ROOST_LISTEN_COMPONENT = 2 /* XEP-0114 */
+} roost_listen_type_t;
 
 typedef enum {
     ROOST_TLS_STARTTLS = 0, /* plain connect, STARTTLS offered */
@@ -27,6 +31,12 @@ typedef struct {
     roost_listen_type_t type;
     roost_tls_mode_t tls;
 } roost_listen_conf_t;
+
+/* An external component (XEP-0114): its domain and shared secret. */
+typedef struct {
+    char *domain; /* prepared */
+    char *secret;
+} roost_component_conf_t;
 
 /* A static s2s route (s2s.routes): domain -> host:port, before DNS. */
 typedef struct {
@@ -91,6 +101,8 @@ typedef struct {
     int64_t s2s_idle_timeout;    /* ms an unused stream stays: 300 s */
     roost_s2s_route_t *s2s_routes;
     int ns2s_routes;
+    roost_component_conf_t *components; /* components = ( ... ) */
+    int ncomponents;
     roost_host_conf_t *hosts;
     int nhosts;
     void *lc; /* the libconfig config_t */

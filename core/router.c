@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "component.h"
 #include "s2s.h"
 #include "server.h"
 #include "sm.h"
@@ -339,6 +340,15 @@ route_jids(roost_host_t *h, roost_session_t *origin, roost_stanza_t *st,
 {
     roost_host_t *th = roost_server_host(roost_jid_domain(to));
 
+    if (th == NULL && roost_component_serves(roost_jid_domain(to))) {
+        /* XEP-0114: a component of this server. */
+        if (roost_component_route(st, to) != 0 &&
+            roost_router_default(roost_stanza_kind(st),
+                                 roost_stanza_attr(st, "type"), ROOST_RT_REMOTE,
+                                 0) == ROOST_RA_BOUNCE_REMOTE)
+            roost_router_bounce(h, st, ROOST_SE_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
     if (th == NULL && roost_s2s_enabled() &&
         roost_server_host(roost_jid_domain(from)) != NULL) {
         /* RFC 6120 §10.4: another domain, over server-to-server. */

@@ -15,6 +15,7 @@
 #include <event2/listener.h>
 
 #include "log.h"
+#include "component.h"
 #include "s2s.h"
 #include "server.h"
 #include "sm.h"
@@ -237,9 +238,18 @@ roost_server_init(roost_config_t *cfg, struct event_base *base, char **err)
     }
     if ((rc = roost_s2s_init(err)) != 0)
         return rc;
+    for (int i = 0; i < cfg->ncomponents; i++)
+        if (roost_server_host(cfg->components[i].domain) != NULL) {
+            *err = roost_xmalloc(512);
+            snprintf(*err, 512, "component %.400s is also a host",
+                     cfg->components[i].domain);
+            return -ROOST_ECONFIG;
+        }
     for (int i = 0; i < cfg->nlisten; i++) {
         rc = cfg->listen[i].type == ROOST_LISTEN_S2S
                  ? roost_s2s_listen(&cfg->listen[i], err)
+             : cfg->listen[i].type == ROOST_LISTEN_COMPONENT
+                 ? roost_component_listen(&cfg->listen[i], err)
                  : roost_conn_listen(&cfg->listen[i], err);
         if (rc != 0)
             return rc;
@@ -270,6 +280,7 @@ roost_server_shutdown(void)
         event_base_dispatch(roost_srv->base);
     }
     roost_s2s_shutdown();
+    roost_component_shutdown();
     roost_worker_drain();
     roost_conn_free_all();
     HASH_ITER (hh, roost_srv->hosts, h, tmp) {

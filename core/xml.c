@@ -83,7 +83,8 @@ struct roost_xml {
     size_t tree;         /* estimated arena bytes of cur's stanza */
     size_t tree_cap;
     char *default_ns; /* xmlns of the stream root (heap) */
-    int server;       /* ... which is jabber:server */
+    int server;       /* ... which is jabber:server (1) or
+                       * jabber:component:accept (2, XEP-0114) */
     int ndecl;        /* namespace declarations on the next tag */
     int decl_default; /* ... one of which is xmlns="..." */
     const char *decl_default_uri;
@@ -405,15 +406,18 @@ xml_on_start(void *ud, const XML_Char *name, const XML_Char **atts)
         x->default_ns = NULL;
         if (x->decl_default && !undeclared)
             x->default_ns = roost_xstrdup(x->decl_default_uri);
-        x->server = x->default_ns != NULL &&
-                    strcmp(x->default_ns, ROOST_NS_SERVER) == 0;
+        x->server = x->default_ns == NULL                            ? 0
+                    : strcmp(x->default_ns, ROOST_NS_SERVER) == 0    ? 1
+                    : strcmp(x->default_ns, ROOST_NS_COMPONENT) == 0 ? 2
+                                                                     : 0;
     }
     x->ndecl = 0;
     x->decl_default = 0;
     x->decl_default_uri = NULL;
 
     local = xml_split(x, name, &ns);
-    if (ns != NULL && x->server && strcmp(ns, ROOST_NS_SERVER) == 0)
+    if (ns != NULL && x->server &&
+        strcmp(ns, x->server == 1 ? ROOST_NS_SERVER : ROOST_NS_COMPONENT) == 0)
         ns = ROOST_NS_CLIENT;
     if (x->depth == 2) {
         x->stanza_start = here;

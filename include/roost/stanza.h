@@ -22,6 +22,7 @@
 
 #define ROOST_NS_CLIENT      "jabber:client"
 #define ROOST_NS_SERVER      "jabber:server"
+#define ROOST_NS_COMPONENT   "jabber:component:accept"
 #define ROOST_NS_STREAM      "http://etherx.jabber.org/streams"
 #define ROOST_NS_STANZAS     "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define ROOST_NS_STREAMS     "urn:ietf:params:xml:ns:xmpp-streams"

@@ -328,6 +328,12 @@ static const err_case_t errors[] = {
     {HOST "s2s = { routes = 5; };\n", 2, "must be a list"},
     {HOST "s2s = { connect_timeout = 0.01; };\n", 2, "connect_timeout"},
     {HOST "s2s = { nonsense = 1; };\n", 2, "nonsense"},
+    {HOST "components = ( { domain = \"gw.example\"; } );\n", 2,
+     "needs 'secret'"},
+    {HOST "components = ( { secret = \"s\"; } );\n", 2, "needs 'domain'"},
+    {HOST "components = ( { domain = \"gw.example\"; secret = \"s\"; },\n"
+          "  { domain = \"GW.example\"; secret = \"t\"; } );\n",
+     3, "listed twice"},
     {HOST "listen = ( { address = \"127.0.0.1\"; port = 5269; "
           "type = \"x2s\"; } );\n",
      2, "x2s"},
