@@ -13,6 +13,9 @@
 #include "stream.h"
 
 #define NS_CLIENT ROOST_NS_CLIENT
+#define NS_SASL2  "urn:xmpp:sasl:2"
+#define NS_BIND2  "urn:xmpp:bind:0"
+#define NS_SM     "urn:xmpp:sm:3"
 
 struct roost_stream {
     roost_stream_conf_t conf;
@@ -20,9 +23,12 @@ struct roost_stream {
     void *ud;
     roost_xml_t *xml;
     roost_stream_state_t state;
-    int header_sent;   /* our <stream:stream> is out */
-    int authenticated; /* SASL succeeded */
-    int sasl_active;   /* an exchange is in progress (after <auth/>) */
+    int header_sent;       /* our <stream:stream> is out */
+    int authenticated;     /* SASL succeeded */
+    int sasl_active;       /* an exchange is in progress (after <auth/>) */
+    int sasl2;             /* ... and it is XEP-0388's <authenticate/> */
+    roost_stanza_t *bind2; /* its XEP-0386 <bind/> request, or NULL */
+    char *agent_id;        /* its <user-agent id=''/>, or NULL */
     int auth_failures;
     int stop; /* a callback asked the parser to stop */
     int closed_called;
@@ -220,11 +226,24 @@ stream_send_features(roost_stream_t *st)
             roost_stanza_t *mechs =
                 roost_stanza_add_child(f, ROOST_NS_SASL, "mechanisms");
 
+            roost_stanza_t *auth2 =
+                roost_stanza_add_child(f, NS_SASL2, "authentication");
+            roost_stanza_t *inl, *b2, *b2i;
+
             for (; m != NULL && *m != NULL; m++) {
                 roost_stanza_t *e =
                     roost_stanza_add_child(mechs, ROOST_NS_SASL, "mechanism");
                 roost_stanza_add_text(e, *m, strlen(*m));
+                /* XEP-0388: the same mechanisms, without a restart. */
+                e = roost_stanza_add_child(auth2, NS_SASL2, "mechanism");
+                roost_stanza_add_text(e, *m, strlen(*m));
             }
+            /* XEP-0386: bind inline, with XEP-0198 enabled inline. */
+            inl = roost_stanza_add_child(auth2, NS_SASL2, "inline");
+            b2 = roost_stanza_add_child(inl, NS_BIND2, "bind");
+            b2i = roost_stanza_add_child(b2, NS_BIND2, "inline");
+            roost_stanza_set_attr(
+                roost_stanza_add_child(b2i, NS_BIND2, "feature"), "var", NS_SM);
             if (st->ops->sasl_features != NULL)
                 st->ops->sasl_features(st->ud, f);
         }
@@ -347,6 +366,68 @@ sasl_failure(roost_stream_t *st, const char *cond)
     stream_puts(st, buf);
 }
 
+static void
+sasl2_failure(roost_stream_t *st, const char *cond, const char *text)
+{
+    char buf[512];
+
+    snprintf(buf, sizeof(buf),
+             "<failure xmlns='" NS_SASL2 "'><%s xmlns='" ROOST_NS_SASL
+             "'/>%s%s%s</failure>",
+             cond, text ? "<text>" : "", text ? text : "",
+             text ? "</text>" : "");
+    stream_puts(st, buf);
+}
+
+/* XEP-0388: <authenticate/> (with an optional XEP-0386 <bind/>),
+ * <response/>, <abort/>. */
+static int
+handle_sasl2(roost_stream_t *st, roost_stanza_t *el)
+{
+    const char *name = roost_stanza_name(el);
+
+    if (strcmp(name, "authenticate") == 0) {
+        const char *mech = roost_stanza_attr(el, "mechanism");
+        roost_stanza_t *ir =
+            roost_stanza_child(el, NS_SASL2, "initial-response");
+        roost_stanza_t *ua = roost_stanza_child(el, NS_SASL2, "user-agent");
+        roost_stanza_t *b = roost_stanza_child(el, NS_BIND2, "bind");
+
+        if (!st->conf.tls_active && st->conf.require_encryption) {
+            sasl2_failure(st, "encryption-required", NULL);
+            return 0;
+        }
+        if (st->sasl_active || mech == NULL || *mech == '\0') {
+            sasl2_failure(st, "invalid-mechanism", NULL);
+            return 0;
+        }
+        st->sasl_active = 1;
+        st->sasl2 = 1;
+        roost_stanza_unref(st->bind2);
+        st->bind2 = b != NULL ? roost_stanza_copy(b) : NULL;
+        roost_free(st->agent_id);
+        st->agent_id = NULL;
+        if (ua != NULL && roost_stanza_attr(ua, "id") != NULL)
+            st->agent_id = roost_xstrndup(roost_stanza_attr(ua, "id"), 64);
+        st->state = ROOST_SS_SASL_WAIT;
+        st->ops->sasl_step(st->ud, mech,
+                           ir != NULL ? roost_stanza_text(ir) : NULL);
+        return 1;
+    }
+    if (strcmp(name, "response") == 0 && st->sasl_active && st->sasl2) {
+        st->state = ROOST_SS_SASL_WAIT;
+        st->ops->sasl_step(st->ud, NULL, roost_stanza_text(el));
+        return 1;
+    }
+    if (strcmp(name, "abort") == 0 && st->sasl_active && st->sasl2) {
+        st->sasl_active = 0;
+        sasl2_failure(st, "aborted", NULL);
+        return 0;
+    }
+    sasl2_failure(st, "malformed-request", NULL);
+    return 0;
+}
+
 static int
 handle_preauth(roost_stream_t *st, roost_stanza_t *el)
 {
@@ -380,6 +461,7 @@ handle_preauth(roost_stream_t *st, roost_stanza_t *el)
                 return 0;
             }
             st->sasl_active = 1;
+            st->sasl2 = 0;
             st->state = ROOST_SS_SASL_WAIT;
             st->ops->sasl_step(st->ud, mech, text);
             return 1;
@@ -399,6 +481,8 @@ handle_preauth(roost_stream_t *st, roost_stanza_t *el)
             return 0;
         }
     }
+    if (ns != NULL && strcmp(ns, NS_SASL2) == 0)
+        return handle_sasl2(st, el);
     if (roost_stanza_kind(el) == ROOST_STANZA_IQ &&
         (st->conf.tls_active || !st->conf.require_encryption) &&
         st->ops->preauth_iq != NULL && !st->sasl_active &&
@@ -593,6 +677,8 @@ roost_stream_free(roost_stream_t *st)
     roost_free(st->host);
     roost_free(st->peer);
     roost_free(st->user);
+    roost_free(st->agent_id);
+    roost_stanza_unref(st->bind2);
     roost_free(st);
 }
 
@@ -667,6 +753,115 @@ roost_stream_tls_done(roost_stream_t *st, int ok)
     st->state = ROOST_SS_HEADER;
 }
 
+/* XEP-0386 §4: the resource is the client's tag plus a part the server
+ * chooses: stable for one user agent (its id), random otherwise. */
+static void
+bind2_resource(roost_stream_t *st, char *out, size_t size)
+{
+    roost_stanza_t *tag = roost_stanza_child(st->bind2, NS_BIND2, "tag");
+    const char *t = tag != NULL ? roost_stanza_text(tag) : NULL;
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 */
+    unsigned char r[8];
+
+    if (st->agent_id != NULL) {
+        for (const char *p = st->user; *p != '\0'; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ '/') * 1099511628211ULL;
+        for (const char *p = st->agent_id; *p != '\0'; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    } else if (getrandom(r, sizeof(r), 0) == (ssize_t)sizeof(r)) {
+        memcpy(&h, r, sizeof(h));
+    }
+    snprintf(out, size, "%.64s%s%016llx", t != NULL && *t != '\0' ? t : "",
+             t != NULL && *t != '\0' ? "." : "", (unsigned long long)h);
+}
+
+/* Features of a stream authenticated by XEP-0388 (no restart): what an
+ * authenticated stream offers, without bind when Bind2 bound already. */
+static void
+stream_send_features_now(roost_stream_t *st, int bound)
+{
+    roost_stanza_t *f = roost_stanza_new(ROOST_NS_STREAM, "features");
+    char *inner;
+    size_t len;
+
+    if (!bound) {
+        roost_stanza_t *sess;
+
+        roost_stanza_add_child(f, ROOST_NS_BIND, "bind");
+        sess = roost_stanza_add_child(f, ROOST_NS_SESSION, "session");
+        roost_stanza_add_child(sess, ROOST_NS_SESSION, "optional");
+    }
+    if (st->ops->features != NULL)
+        st->ops->features(st->ud, f);
+    stream_puts(st, "<stream:features>");
+    for (roost_stanza_t *c = roost_stanza_first_child(f); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        inner = roost_stanza_serialize(c, NS_CLIENT, &len);
+        stream_write(st, inner, len);
+        roost_free(inner);
+    }
+    stream_puts(st, "</stream:features>");
+    roost_stanza_unref(f);
+}
+
+/* XEP-0388 §3.7.1 success: additional data, the authorization identity
+ * (the full JID when Bind2 bound a resource), <bound/> with what was
+ * enabled inline, then the features; no stream restart. */
+static void
+sasl2_success(roost_stream_t *st, const char *data, const char *user)
+{
+    const char *full = NULL;
+    roost_stanza_err_t err = ROOST_SE_INTERNAL_SERVER_ERROR;
+    roost_stanza_t *aid;
+    char res[128], *xml;
+    size_t len;
+
+    st->sasl_active = 0;
+    st->authenticated = 1;
+    roost_free(st->user);
+    st->user = roost_xstrdup(user != NULL ? user : "");
+    st->state = ROOST_SS_AUTHED;
+    if (st->bind2 != NULL) {
+        bind2_resource(st, res, sizeof(res));
+        full = st->ops->bind(st->ud, res, &err);
+    }
+    stream_puts(st, "<success xmlns='" NS_SASL2 "'>");
+    if (data != NULL && *data != '\0') {
+        stream_puts(st, "<additional-data>");
+        stream_puts(st, data);
+        stream_puts(st, "</additional-data>");
+    }
+    aid = roost_stanza_new(NS_SASL2, "authorization-identifier");
+    if (full != NULL) {
+        roost_stanza_add_text(aid, full, strlen(full));
+    } else {
+        char bare[2100];
+
+        snprintf(bare, sizeof(bare), "%s@%s", st->user,
+                 st->host != NULL ? st->host : "");
+        roost_stanza_add_text(aid, bare, strlen(bare));
+    }
+    xml = roost_stanza_serialize(aid, NS_CLIENT, &len);
+    stream_write(st, xml, len);
+    roost_free(xml);
+    roost_stanza_unref(aid);
+    if (full != NULL) {
+        roost_stanza_t *en = roost_stanza_child(st->bind2, NS_SM, "enable");
+
+        st->state = ROOST_SS_BOUND;
+        stream_puts(st, "<bound xmlns='" NS_BIND2 "'>");
+        /* XEP-0198 enabled inline: its answer lands inside <bound/>. */
+        if (en != NULL && st->ops->sm != NULL)
+            st->ops->sm(st->ud, en, 1);
+        stream_puts(st, "</bound>");
+    }
+    stream_puts(st, "</success>");
+    roost_stanza_unref(st->bind2);
+    st->bind2 = NULL;
+    stream_send_features_now(st, full != NULL);
+}
+
 void
 roost_stream_sasl_result(roost_stream_t *st, int status, const char *data,
                          const char *cond, const char *user)
@@ -677,11 +872,21 @@ roost_stream_sasl_result(roost_stream_t *st, int status, const char *data,
     switch (status) {
     case 1: /* continue */
         st->state = ROOST_SS_PREAUTH;
+        if (st->sasl2) {
+            stream_puts(st, "<challenge xmlns='" NS_SASL2 "'>");
+            stream_puts(st, data != NULL ? data : "");
+            stream_puts(st, "</challenge>");
+            break;
+        }
         stream_puts(st, "<challenge xmlns='" ROOST_NS_SASL "'>");
         stream_puts(st, data != NULL ? data : "");
         stream_puts(st, "</challenge>");
         break;
     case 2: /* success */
+        if (st->sasl2) {
+            sasl2_success(st, data, user);
+            break;
+        }
         if (data != NULL && *data != '\0') {
             stream_puts(st, "<success xmlns='" ROOST_NS_SASL "'>");
             stream_puts(st, data);
@@ -701,7 +906,10 @@ roost_stream_sasl_result(roost_stream_t *st, int status, const char *data,
     default:
         st->sasl_active = 0;
         st->state = ROOST_SS_PREAUTH;
-        sasl_failure(st, cond != NULL ? cond : "not-authorized");
+        if (st->sasl2)
+            sasl2_failure(st, cond != NULL ? cond : "not-authorized", NULL);
+        else
+            sasl_failure(st, cond != NULL ? cond : "not-authorized");
         if (++st->auth_failures >= st->conf.max_auth_attempts)
             roost_stream_error(st, "policy-violation",
                                "too many authentication failures");

@@ -1,0 +1,176 @@
+"""SASL2 (XEP-0388) and Bind2 (XEP-0386) over real sockets: the
+<authentication/> feature mirrors the SASL mechanisms and offers Bind2
+with XEP-0198 inline; authentication without a stream restart (PLAIN and
+SCRAM-SHA-256, the server signature checked in <additional-data/>),
+<authorization-identifier/>, the features right after <success/>; Bind2
+binds a resource made of the client's tag and a part that is stable for
+one user agent, and enables stream management inline; failures in the
+urn:xmpp:sasl:2 namespace.  Roost only (Prosody 0.12 has no SASL2).
+
+    python3 test_sasl2.py
+
+Prints 'N passed, N failed'.
+"""
+import base64
+import hashlib
+import hmac
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import roosttest as rt                        # noqa: E402
+from roosttest import check, Client, TestFailure  # noqa: E402
+
+USERS = {'alice@localhost': 'alice-Secret-4711', 'bob@localhost': 'bob-Secret-0815'}
+NS2 = 'urn:xmpp:sasl:2'
+NS_BIND2 = 'urn:xmpp:bind:0'
+NS_SM = 'urn:xmpp:sm:3'
+NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl'
+
+
+def preauth(srv, jid):
+    c = Client(srv, jid, USERS.get(jid, 'x'), name=jid.split('@')[0])
+    c.connect()
+    c.open_stream()
+    c.starttls()
+    return c
+
+
+def auth2_plain(c, password, extra=''):
+    ir = base64.b64encode(('\0%s\0%s' % (c.jid.split('@')[0], password)).encode()).decode()
+    c.send("<authenticate xmlns='%s' mechanism='PLAIN'><initial-response>%s"
+           "</initial-response>%s</authenticate>" % (NS2, ir, extra))
+    return c.recv()
+
+
+def auth2_scram(c, password, extra=''):
+    """SCRAM-SHA-256 in SASL2 framing; returns (final element, expected
+    server signature)."""
+    user = c.jid.split('@')[0]
+    cnonce = base64.b64encode(os.urandom(18)).decode()
+    first_bare = 'n=%s,r=%s' % (user, cnonce)
+    c.send("<authenticate xmlns='%s' mechanism='SCRAM-SHA-256'><initial-response>%s"
+           "</initial-response>%s</authenticate>"
+           % (NS2, base64.b64encode(('n,,' + first_bare).encode()).decode(), extra))
+    el = c.recv()
+    check(el.tag == '{%s}challenge' % NS2, 'SCRAM challenge: %s' % rt.to_string(el))
+    server_first = base64.b64decode(el.text).decode()
+    a = dict(kv.split('=', 1) for kv in server_first.split(','))
+    salted = hashlib.pbkdf2_hmac('sha256', password.encode(), base64.b64decode(a['s']),
+                                 int(a['i']))
+    without = 'c=biws,r=%s' % a['r']
+    msg = ('%s,%s,%s' % (first_bare, server_first, without)).encode()
+    ck = hmac.new(salted, b'Client Key', 'sha256').digest()
+    sig = hmac.new(hashlib.sha256(ck).digest(), msg, 'sha256').digest()
+    proof = bytes(x ^ y for x, y in zip(ck, sig))
+    c.send("<response xmlns='%s'>%s</response>" % (NS2, base64.b64encode(
+        ('%s,p=%s' % (without, base64.b64encode(proof).decode())).encode()).decode()))
+    expect = 'v=' + base64.b64encode(hmac.new(hmac.new(salted, b'Server Key', 'sha256').digest(),
+                                              msg, 'sha256').digest()).decode()
+    return c.recv(), expect
+
+
+def feature(srv):
+    """XEP-0388 §2.1: <authentication/> lists the SASL mechanisms; XEP-0386
+    §3: <inline><bind/> with XEP-0198 among its inline features."""
+    c = preauth(srv, 'alice@localhost')
+    try:
+        a = c.features.find('{%s}authentication' % NS2)
+        check(a is not None, 'no <authentication/>: %s' % rt.to_string(c.features))
+        mechs2 = sorted(m.text for m in a.findall('{%s}mechanism' % NS2))
+        mechs = sorted(c.mechanisms())
+        check(mechs2 == mechs, 'SASL2 %s vs SASL %s' % (mechs2, mechs))
+        b = a.find('{%s}inline/{%s}bind' % (NS2, NS_BIND2))
+        check(b is not None, 'no inline bind')
+        feats = [f.get('var') for f in b.findall('{%s}inline/{%s}feature' % (NS_BIND2, NS_BIND2))]
+        check(NS_SM in feats, 'inline features %s' % feats)
+    finally:
+        c.close()
+
+
+def plain_no_bind(srv):
+    """PLAIN through SASL2: <success/> with the bare JID, then features at
+    once (no restart) offering classic bind, which works."""
+    c = preauth(srv, 'alice@localhost')
+    try:
+        s = auth2_plain(c, USERS['alice@localhost'])
+        check(s.tag == '{%s}success' % NS2, 'success: %s' % rt.to_string(s))
+        check(s.findtext('{%s}authorization-identifier' % NS2) == 'alice@localhost',
+              'identity: %s' % rt.to_string(s))
+        f = c.recv()
+        check(f.tag == '{http://etherx.jabber.org/streams}features', 'features: %s' % rt.to_string(f))
+        check(f.find('{urn:ietf:params:xml:ns:xmpp-bind}bind') is not None, 'no bind feature')
+        c.features = f
+        c.bind('classic')
+        r = c.iq("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        check(r.get('type') == 'result', 'ping: %s' % rt.to_string(r))
+    finally:
+        c.close()
+
+
+def scram_bind2_sm(srv):
+    """SCRAM-SHA-256 through SASL2 with Bind2 (tag, user agent) and
+    XEP-0198 enabled inline: the server signature is right, the identity is
+    the full JID <tag>.<suffix>, <bound/> holds <enabled/>, the features
+    follow without bind, the session works, and the same user agent gets
+    the same resource next time."""
+    agent = "<user-agent id='d4565fa7-4d72-4749-b3d3-740edbf87770'><software>T</software></user-agent>"
+    bind = ("<bind xmlns='%s'><tag>Roostie</tag><enable xmlns='%s' resume='true'/></bind>"
+            % (NS_BIND2, NS_SM))
+    fulls = []
+    for _ in range(2):
+        c = preauth(srv, 'bob@localhost')
+        try:
+            s, expect = auth2_scram(c, USERS['bob@localhost'], agent + bind)
+            check(s.tag == '{%s}success' % NS2, 'success: %s' % rt.to_string(s))
+            ad = base64.b64decode(s.findtext('{%s}additional-data' % NS2) or '').decode()
+            check(ad == expect, 'server signature %r, want %r' % (ad, expect))
+            full = s.findtext('{%s}authorization-identifier' % NS2)
+            check(full and full.startswith('bob@localhost/Roostie.'), 'identity %r' % full)
+            en = s.find('{%s}bound/{%s}enabled' % (NS_BIND2, NS_SM))
+            check(en is not None and en.get('resume') == 'true', 'inline SM: %s' % rt.to_string(s))
+            f = c.recv()
+            check(f.tag == '{http://etherx.jabber.org/streams}features' and
+                  f.find('{urn:ietf:params:xml:ns:xmpp-bind}bind') is None,
+                  'features after Bind2: %s' % rt.to_string(f))
+            c.send("<message to='bob@localhost' id='self1'><body>me</body></message>"
+                   "<r xmlns='%s'/>" % NS_SM)
+            got = []
+            while len(got) < 2:
+                got.append(c.recv())
+            a = [e for e in got if e.tag == '{%s}a' % NS_SM]
+            check(a and a[0].get('h') == '1', 'ack after one stanza: %s'
+                  % [rt.to_string(e) for e in got])
+            fulls.append(full)
+        finally:
+            c.close()
+    check(fulls[0] == fulls[1], 'resource not stable for one user agent: %s' % fulls)
+
+
+def failures(srv):
+    """A wrong password: <failure/> in urn:xmpp:sasl:2 with
+    <not-authorized/>; an unknown mechanism: <invalid-mechanism/>."""
+    c = preauth(srv, 'alice@localhost')
+    try:
+        f = auth2_plain(c, 'wrong-password')
+        check(f.tag == '{%s}failure' % NS2 and f.find('{%s}not-authorized' % NS_SASL) is not None,
+              'wrong password: %s' % rt.to_string(f))
+        c.send("<authenticate xmlns='%s' mechanism='X-NOPE'/>" % NS2)
+        f = c.recv()
+        check(f.tag == '{%s}failure' % NS2, 'unknown mechanism: %s' % rt.to_string(f))
+    finally:
+        c.close()
+
+
+TESTS = [feature, plain_no_bind, scram_bind2_sm, failures]
+
+
+def main():
+    p, f = rt.run_group(rt.Roost, USERS, TESTS, 'sasl2')
+    print('%d passed, %d failed' % (p, f))
+    return 1 if f else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
