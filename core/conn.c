@@ -88,6 +88,19 @@ timeval_ms(struct timeval *tv, int64_t ms)
     tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
 }
 
+/* An SSL object for a client connection.  Idle sessions are most of a
+ * server's sessions: OpenSSL's read and write buffers (about 34 KiB) are
+ * released while empty and allocated again when data moves. */
+static SSL *
+conn_ssl_new(SSL_CTX *ctx)
+{
+    SSL *ssl = SSL_new(ctx);
+
+    if (ssl != NULL)
+        SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+    return ssl;
+}
+
 /* --- per-address limits --- */
 
 static conn_ip_t *
@@ -519,7 +532,7 @@ static void
 op_starttls(void *ud)
 {
     roost_session_t *s = ud;
-    SSL *ssl = SSL_new(s->host->tls);
+    SSL *ssl = conn_ssl_new(s->host->tls);
     struct bufferevent *tb;
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
@@ -551,10 +564,20 @@ conn_sasl_deliver(roost_session_t *s)
     s->input_paused = 0;
     roost_stream_sasl_result(s->stream, s->sasl_status, s->sasl_out,
                              s->sasl_cond, s->sasl_user);
-    if (s->sasl_status == ROOST_SASL_SUCCESS)
+    if (s->sasl_status == ROOST_SASL_SUCCESS) {
         roost_session_log(s, ROOST_LOG_INFO, "authenticated as %s@%s (%s)",
                           s->sasl_user, s->host->name,
                           roost_sasl_mech_used(s->sasl));
+        /* Never needed again on this stream: idle sessions are most
+         * sessions, so they carry no SASL state (issue 7, RSS). */
+        roost_sasl_free(s->sasl);
+        s->sasl = NULL;
+        roost_free(s->sasl_out);
+        roost_free(s->sasl_in);
+        roost_free(s->sasl_mech);
+        roost_free(s->sasl_cond);
+        s->sasl_out = s->sasl_in = s->sasl_mech = s->sasl_cond = NULL;
+    }
     if (!s->closing && s->bev != NULL) {
         if (!s->reads_paused)
             bufferevent_enable(s->bev, EV_READ);
@@ -1092,7 +1115,7 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     s->stream = roost_stream_new(&sc, &conn_stream_ops, s);
 
     if (l->tls == ROOST_TLS_DIRECT) {
-        SSL *ssl = SSL_new(roost_srv->default_tls);
+        SSL *ssl = conn_ssl_new(roost_srv->default_tls);
 
         s->bev = bufferevent_openssl_socket_new(
             roost_srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
