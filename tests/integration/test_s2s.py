@@ -156,8 +156,8 @@ def message_both_ways(servers):
 
 def subscription_and_presence(servers):
     """Subscription both ways across the boundary (RFC 6121 §3), presence
-    broadcast, a probe answered at the next login, and unavailable when
-    the remote user goes."""
+    broadcast, unavailable when the remote user goes (cleanly, and when
+    its client is killed), a probe answered at the next login."""
     a, b = servers[:2]
     anne = login(a, 'anne@a.test')
     bea = login(b, 'bea@b.test')
@@ -176,6 +176,16 @@ def subscription_and_presence(servers):
         check(p.findtext('{jabber:client}show') == 'away', 'show: %s' % rt.to_string(p))
         bea.close()
         wait_for(anne, is_presence(bea.full_jid, 'unavailable'), 'unavailable from b.test')
+        # Loss of contact across the boundary (RFC 2779 3.2.4): bea's
+        # client vanishes without </stream:stream>.
+        bea = login(b, 'bea@b.test')
+        wait_for(anne, is_presence(bea.full_jid), "bea's presence again")
+        bea.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            b'\x01\x00\x00\x00\x00\x00\x00\x00')
+        bea.sock.close()
+        bea.sock = None
+        wait_for(anne, is_presence(bea.full_jid, 'unavailable'),
+                 'unavailable after a killed client on b.test')
         bea = login(b, 'bea@b.test')
         wait_for(bea, lambda e: rt.tag(e) == 'presence' and
                  (e.get('from') or '').startswith('anne@a.test/'),
