@@ -740,6 +740,12 @@ roost_session_available(const roost_session_t *s)
 }
 
 int
+roost_session_hibernating(const roost_session_t *s)
+{
+    return s->hibernating;
+}
+
+int
 roost_session_priority(const roost_session_t *s)
 {
     return s->priority;

@@ -253,6 +253,10 @@ ROOST_API roost_session_t *roost_session_find(roost_mod_t *m,
 ROOST_API const roost_jid_t *roost_session_jid(const roost_session_t *s);
 /* Has sent available presence and not unavailable since. */
 ROOST_API int roost_session_available(const roost_session_t *s);
+/* The client's connection is gone and XEP-0198 keeps the session for a
+ * resumption: stanzas delivered to it wait in its queue (push
+ * notifications, XEP-0357, are for this case). */
+ROOST_API int roost_session_hibernating(const roost_session_t *s);
 ROOST_API int roost_session_priority(const roost_session_t *s);
 ROOST_API void roost_session_set_presence(roost_session_t *s, int available,
                                           int priority);

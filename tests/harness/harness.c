@@ -60,6 +60,7 @@ struct roost_session {
     int roster_requested; /* an "interested resource" (RFC 6121 §2.1.6) */
     char *addr;           /* roost_session_addr(); NULL: 127.0.0.1 */
     int holds;            /* roost_session_hold() (pre-auth sessions) */
+    int hibernating;      /* harness_session_hibernate() */
     struct outlist out;
 };
 
@@ -1402,6 +1403,13 @@ route_local(roost_session_t *origin, roost_stanza_t *st,
     /* Nobody took it: the core's defaults. */
     switch (kind) {
     case ROOST_STANZA_MESSAGE:
+        /* doc/stanza_routing.md rows 3, 5, 6 and 8: to a full JID with a
+         * session, any type is delivered (PEP notifications are headlines
+         * to full JIDs); otherwise errors and headlines are dropped. */
+        if (full != NULL) {
+            outlist_add(&full->out, st);
+            return ROOST_HANDLED;
+        }
         if (err || type_is(st, "headline"))
             return ROOST_PASS;
         if (full != NULL) {
@@ -1986,6 +1994,21 @@ int
 roost_session_available(const roost_session_t *s)
 {
     return s->available;
+}
+
+int
+roost_session_hibernating(const roost_session_t *s)
+{
+    return s->hibernating;
+}
+
+void
+harness_session_hibernate(const char *full, int on)
+{
+    roost_session_t *s = harness_session(full);
+
+    if (s != NULL)
+        s->hibernating = on;
 }
 
 int

@@ -87,6 +87,9 @@ roost_session_t *harness_session_add(const char *jid, int available,
 int harness_session_remove(const char *jid);
 /* The session with that full JID, or NULL. */
 roost_session_t *harness_session(const char *jid);
+/* Marks the session of full as hibernating (XEP-0198: connection lost,
+ * session kept) or not: roost_session_hibernating() answers that. */
+void harness_session_hibernate(const char *full, int on);
 /* Condition passed to roost_session_close() for the last session a module
  * closed ("" for a plain close), or NULL if none was closed. */
 const char *harness_last_close(void);
