@@ -123,6 +123,9 @@ static const roost_opt_t conf_limits_opts[] = {
      CONF_OFF(roost_config_t, auth_failure_window), "300", 1, CONF_DAY_MS},
     {"c2s_rate", ROOST_OPT_SIZE, CONF_OFF(roost_config_t, c2s_rate), "262144",
      0, INT64_C(1) << 30},
+    {"fast_token_lifetime", ROOST_OPT_MSEC,
+     CONF_OFF(roost_config_t, fast_token_lifetime), "1209600", 0,
+     INT64_C(366) * CONF_DAY_MS},
     {"c2s_burst", ROOST_OPT_SIZE, CONF_OFF(roost_config_t, c2s_burst),
      "1048576", 1024, INT64_C(1) << 30},
     {NULL, 0, 0, NULL, 0, 0}};

@@ -87,6 +87,8 @@ typedef struct {
     int64_t c2s_rate;  /* bytes/s read per connection (token bucket), 256 KiB;
                         * 0 = no limit */
     int64_t c2s_burst; /* bucket size, bytes: 1 MiB */
+    int64_t fast_token_lifetime; /* ms a XEP-0484 token is valid: 14 days;
+                                  * 0 = no FAST */
     roost_listen_conf_t *listen;
     int nlisten;
     /* s2s = { ... } */

@@ -25,6 +25,7 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 
+#include "fast.h"
 #include "log.h"
 #include "sasl.h"
 #include "server.h"
@@ -202,6 +203,7 @@ conn_free_now(roost_session_t *s)
     roost_free(s->sasl_user);
     roost_free(s->sasl_mech);
     roost_free(s->sasl_in);
+    roost_free(s->sasl_in2);
     roost_free(s->slots);
     roost_jid_free(s->jid);
     if (s->all_prev != NULL)
@@ -567,7 +569,9 @@ conn_sasl_deliver(roost_session_t *s)
     if (s->sasl_status == ROOST_SASL_SUCCESS) {
         roost_session_log(s, ROOST_LOG_INFO, "authenticated as %s@%s (%s)",
                           s->sasl_user, s->host->name,
-                          roost_sasl_mech_used(s->sasl));
+                          s->sasl != NULL && roost_sasl_mech_used(s->sasl)
+                              ? roost_sasl_mech_used(s->sasl)
+                              : (s->sasl_mech ? s->sasl_mech : "?"));
         /* Never needed again on this stream: idle sessions are most
          * sessions, so they carry no SASL state (issue 7, RSS). */
         roost_sasl_free(s->sasl);
@@ -576,7 +580,9 @@ conn_sasl_deliver(roost_session_t *s)
         roost_free(s->sasl_in);
         roost_free(s->sasl_mech);
         roost_free(s->sasl_cond);
+        roost_free(s->sasl_in2);
         s->sasl_out = s->sasl_in = s->sasl_mech = s->sasl_cond = NULL;
+        s->sasl_in2 = NULL;
     }
     if (!s->closing && s->bev != NULL) {
         if (!s->reads_paused)
@@ -658,6 +664,93 @@ conn_sasl_done(void *arg, int rc)
     roost_conn_release(s);
 }
 
+/* XEP-0484: the HT-SHA-256-NONE check runs on the storage worker (it
+ * reads and may update the account's tokens). */
+static int
+conn_fast_work(void *arg)
+{
+    roost_session_t *s = arg;
+    char *user = NULL, *add = NULL;
+    int rc = roost_fast_verify(s->host->name, s->sasl_in2, s->sasl_mech,
+                               s->sasl_in, s->fast_invalidate, &user, &add);
+
+    if (rc == 0) {
+        s->sasl_status = ROOST_SASL_SUCCESS;
+        s->sasl_user = user;
+        s->sasl_out = add;
+    } else {
+        s->sasl_status = ROOST_SASL_FAILURE;
+        s->sasl_cond = roost_xstrdup(
+            rc == -ROOST_EAUTH ? "not-authorized" : "temporary-auth-failure");
+    }
+    return 0;
+}
+
+typedef struct {
+    char *host, *user, *agent, *mech, *token;
+    int64_t expiry;
+} conn_fast_put_t;
+
+static int
+conn_fast_put_work(void *arg)
+{
+    conn_fast_put_t *p = arg;
+
+    return roost_fast_store_new(p->host, p->user, p->agent, p->mech, p->token,
+                                p->expiry);
+}
+
+static void
+conn_fast_put_done(void *arg, int rc)
+{
+    conn_fast_put_t *p = arg;
+
+    if (rc < 0)
+        ROOST_LOG(ROOST_LOG_WARN, p->host, "storing a FAST token of %s: %s",
+                  p->user, roost_strerror(rc));
+    roost_free(p->host);
+    roost_free(p->user);
+    roost_free(p->agent);
+    roost_free(p->mech);
+    roost_free(p->token);
+    roost_free(p);
+}
+
+/* XEP-0484 §3.3: a token for this user and user agent, stored as the
+ * account's 'new' token (written behind: a token lost to a crash only
+ * means one password login). */
+static int
+op_fast_token(void *ud, const char *mech, char *token, char *expiry)
+{
+    roost_session_t *s = ud;
+    const char *agent = roost_stream_sasl2_agent(s->stream);
+    const char *user = roost_stream_user(s->stream);
+    conn_fast_put_t *p;
+    char tok[ROOST_FAST_TOKEN_LEN];
+    int64_t exp;
+    time_t t;
+    struct tm tm;
+
+    if (agent == NULL || user == NULL || !roost_fast_is_mech(mech) ||
+        roost_srv->cfg->fast_token_lifetime <= 0)
+        return -1;
+    roost_fast_new_token(tok, roost_srv->cfg->fast_token_lifetime, &exp);
+    t = (time_t)(exp / 1000);
+    gmtime_r(&t, &tm);
+    strftime(expiry, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(token, 64, "%s", tok);
+    p = roost_xcalloc(1, sizeof(*p)); /* conn_fast_put_done */
+    p->host = roost_xstrdup(s->host->name);
+    p->user = roost_xstrdup(user);
+    p->agent = roost_xstrdup(agent);
+    p->mech = roost_xstrdup(mech);
+    p->token = roost_xstrdup(tok);
+    p->expiry = exp;
+    roost_worker_submit(ROOST_WQ_STORAGE, conn_fast_put_work,
+                        conn_fast_put_done, p);
+    return 0;
+}
+
 static void
 op_sasl_step(void *ud, const char *mech, const char *data)
 {
@@ -671,6 +764,27 @@ op_sasl_step(void *ud, const char *mech, const char *data)
     s->sasl_out = s->sasl_cond = s->sasl_user = NULL;
     s->sasl_mech = mech != NULL ? roost_xstrdup(mech) : NULL;
     s->sasl_in = roost_xstrdup(data != NULL ? data : "");
+    if (mech != NULL && roost_fast_is_mech(mech)) {
+        const char *agent = roost_stream_sasl2_agent(s->stream);
+
+        s->input_paused = 1;
+        roost_free(s->sasl_in2);
+        s->sasl_in2 = agent != NULL ? roost_xstrdup(agent) : NULL;
+        s->fast_invalidate = roost_stream_fast_invalidate(s->stream);
+        roost_conn_hold(s);
+        if (agent == NULL || !roost_stream_tls_active(s->stream) ||
+            roost_srv->cfg->fast_token_lifetime <= 0 || conn_auth_blocked(s)) {
+            /* XEP-0484 §4.1: the client names its user agent; §7: TLS. */
+            s->sasl_status = ROOST_SASL_FAILURE;
+            s->sasl_cond = roost_xstrdup(agent == NULL ? "malformed-request"
+                                                       : "not-authorized");
+            conn_sasl_done(s, 0);
+            return;
+        }
+        roost_worker_submit(ROOST_WQ_STORAGE, conn_fast_work, conn_sasl_done,
+                            s);
+        return;
+    }
     if (mech != NULL)
         conn_new_sasl(s);
     s->input_paused = 1;
@@ -836,6 +950,7 @@ static const roost_stream_ops_t conn_stream_ops = {
     .inbound = op_inbound,
     .reply = op_reply,
     .nonza = op_nonza,
+    .fast_token = op_fast_token,
 };
 
 /* --- XEP-0198: hibernation and resumption --- */
@@ -1112,6 +1227,7 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
      * which case the config explicitly said plaintext (tests). */
     sc.require_encryption = l->tls != ROOST_TLS_NONE;
     sc.max_auth_attempts = CONN_MAX_AUTH_ATTEMPTS;
+    sc.fast = cfg->fast_token_lifetime > 0;
     s->stream = roost_stream_new(&sc, &conn_stream_ops, s);
 
     if (l->tls == ROOST_TLS_DIRECT) {

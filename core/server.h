@@ -125,8 +125,10 @@ struct roost_session {
     int sasl_status;
     char *sasl_out, *sasl_cond, *sasl_user;
     char *sasl_mech, *sasl_in;
-    char addr[64];    /* peer address for logs */
-    roost_jid_t *jid; /* full JID once bound */
+    char *sasl_in2;      /* FAST: the SASL2 user agent id */
+    int fast_invalidate; /* FAST: retire the token used */
+    char addr[64];       /* peer address for logs */
+    roost_jid_t *jid;    /* full JID once bound */
     int available, priority;
     void **slots; /* per module instance */
     int nslots;

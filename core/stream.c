@@ -16,6 +16,7 @@
 #define NS_SASL2  "urn:xmpp:sasl:2"
 #define NS_BIND2  "urn:xmpp:bind:0"
 #define NS_SM     "urn:xmpp:sm:3"
+#define NS_FAST   "urn:xmpp:fast:0"
 
 struct roost_stream {
     roost_stream_conf_t conf;
@@ -29,6 +30,8 @@ struct roost_stream {
     int sasl2;             /* ... and it is XEP-0388's <authenticate/> */
     roost_stanza_t *bind2; /* its XEP-0386 <bind/> request, or NULL */
     char *agent_id;        /* its <user-agent id=''/>, or NULL */
+    char *fast_req;        /* XEP-0484 <request-token mechanism=''/> */
+    int fast_invalidate;   /* <fast invalidate='true'/> */
     int auth_failures;
     int stop; /* a callback asked the parser to stop */
     int closed_called;
@@ -244,6 +247,16 @@ stream_send_features(roost_stream_t *st)
             b2i = roost_stanza_add_child(b2, NS_BIND2, "inline");
             roost_stanza_set_attr(
                 roost_stanza_add_child(b2i, NS_BIND2, "feature"), "var", NS_SM);
+            /* XEP-0484 §3.1 (over TLS only, its §7). */
+            if (st->conf.fast && st->conf.tls_active &&
+                st->ops->fast_token != NULL) {
+                roost_stanza_t *fa =
+                    roost_stanza_add_child(inl, NS_FAST, "fast");
+
+                roost_stanza_add_text(
+                    roost_stanza_add_child(fa, NS_FAST, "mechanism"),
+                    "HT-SHA-256-NONE", 15);
+            }
             if (st->ops->sasl_features != NULL)
                 st->ops->sasl_features(st->ud, f);
         }
@@ -409,6 +422,20 @@ handle_sasl2(roost_stream_t *st, roost_stanza_t *el)
         st->agent_id = NULL;
         if (ua != NULL && roost_stanza_attr(ua, "id") != NULL)
             st->agent_id = roost_xstrndup(roost_stanza_attr(ua, "id"), 64);
+        {
+            roost_stanza_t *rt =
+                roost_stanza_child(el, NS_FAST, "request-token");
+            roost_stanza_t *fe = roost_stanza_child(el, NS_FAST, "fast");
+            const char *inv = fe ? roost_stanza_attr(fe, "invalidate") : NULL;
+
+            roost_free(st->fast_req);
+            st->fast_req =
+                rt != NULL && roost_stanza_attr(rt, "mechanism") != NULL
+                    ? roost_xstrndup(roost_stanza_attr(rt, "mechanism"), 31)
+                    : NULL;
+            st->fast_invalidate = inv != NULL && (strcmp(inv, "true") == 0 ||
+                                                  strcmp(inv, "1") == 0);
+        }
         st->state = ROOST_SS_SASL_WAIT;
         st->ops->sasl_step(st->ud, mech,
                            ir != NULL ? roost_stanza_text(ir) : NULL);
@@ -678,6 +705,7 @@ roost_stream_free(roost_stream_t *st)
     roost_free(st->peer);
     roost_free(st->user);
     roost_free(st->agent_id);
+    roost_free(st->fast_req);
     roost_stanza_unref(st->bind2);
     roost_free(st);
 }
@@ -856,6 +884,18 @@ sasl2_success(roost_stream_t *st, const char *data, const char *user)
             st->ops->sm(st->ud, en, 1);
         stream_puts(st, "</bound>");
     }
+    if (st->fast_req != NULL && st->conf.fast && st->ops->fast_token != NULL &&
+        strcmp(st->fast_req, "HT-SHA-256-NONE") == 0) {
+        char token[64], expiry[32], buf[200];
+
+        /* XEP-0484 §3.3: a token for the requested mechanism. */
+        if (st->ops->fast_token(st->ud, st->fast_req, token, expiry) == 0) {
+            snprintf(buf, sizeof(buf),
+                     "<token xmlns='" NS_FAST "' expiry='%s' token='%s'/>",
+                     expiry, token);
+            stream_puts(st, buf);
+        }
+    }
     stream_puts(st, "</success>");
     roost_stanza_unref(st->bind2);
     st->bind2 = NULL;
@@ -952,6 +992,18 @@ const char *
 roost_stream_user(const roost_stream_t *st)
 {
     return st->user;
+}
+
+const char *
+roost_stream_sasl2_agent(const roost_stream_t *st)
+{
+    return st->sasl2 ? st->agent_id : NULL;
+}
+
+int
+roost_stream_fast_invalidate(const roost_stream_t *st)
+{
+    return st->fast_invalidate;
 }
 
 const char *

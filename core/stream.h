@@ -85,6 +85,11 @@ typedef struct {
      * jabber:client, not SM).  Returns non-zero if it was taken; else the
      * stream closes with <unsupported-stanza-type/>.  May be NULL. */
     int (*nonza)(void *ud, roost_stanza_t *el);
+    /* XEP-0484: a new token for mechanism mech, for the authenticated
+     * user and the SASL2 user agent, written to token (NUL-terminated,
+     * < 64 bytes) with its XEP-0082 expiry in expiry (< 32 bytes).
+     * Returns 0, or non-zero when no token can be issued.  May be NULL. */
+    int (*fast_token)(void *ud, const char *mech, char *token, char *expiry);
 } roost_stream_ops_t;
 
 typedef struct {
@@ -93,6 +98,7 @@ typedef struct {
     int tls_active;         /* the transport is already TLS (direct TLS) */
     int require_encryption; /* no SASL before TLS */
     int max_auth_attempts;  /* failures before the stream is closed (>=1) */
+    int fast;               /* offer XEP-0484 FAST inline in SASL2 */
 } roost_stream_conf_t;
 
 roost_stream_t *roost_stream_new(const roost_stream_conf_t *conf,
@@ -145,6 +151,10 @@ roost_stream_state_t roost_stream_state(const roost_stream_t *st);
 const char *roost_stream_host(const roost_stream_t *st);
 /* The authenticated localpart, or NULL. */
 const char *roost_stream_user(const roost_stream_t *st);
+/* XEP-0388 <user-agent id=''/> of the running SASL2 exchange, or NULL;
+ * whether its XEP-0484 <fast/> asked to invalidate the token. */
+const char *roost_stream_sasl2_agent(const roost_stream_t *st);
+int roost_stream_fast_invalidate(const roost_stream_t *st);
 /* The id we gave the stream. */
 const char *roost_stream_id(const roost_stream_t *st);
 int roost_stream_tls_active(const roost_stream_t *st);

@@ -163,7 +163,66 @@ def failures(srv):
         c.close()
 
 
-TESTS = [feature, plain_no_bind, scram_bind2_sm, failures]
+NS_FAST = 'urn:xmpp:fast:0'
+
+
+def fast_auth(srv, jid, token, agent, extra=''):
+    c = preauth(srv, jid)
+    mac = hmac.new(token.encode(), b'Initiator', 'sha256').digest()
+    ir = base64.b64encode(jid.split('@')[0].encode() + b'\0' + mac).decode()
+    c.send("<authenticate xmlns='%s' mechanism='HT-SHA-256-NONE'><initial-response>%s"
+           "</initial-response><user-agent id='%s'/><fast xmlns='%s'%s/></authenticate>"
+           % (NS2, ir, agent, NS_FAST, extra))
+    return c, c.recv()
+
+
+def fast_tokens(srv):
+    """XEP-0484: FAST is offered inline; a password login with
+    <request-token/> gets a token; the token then logs in with one round
+    trip (HT-SHA-256-NONE, the server's HMAC in <additional-data/>); a
+    wrong token fails; invalidate='true' retires it; a token is bound to
+    its user agent."""
+    agent = 'a8f1e2c4-0000-4000-8000-000000000001'
+    c = preauth(srv, 'alice@localhost')
+    try:
+        fa = c.features.find('{%s}authentication/{%s}inline/{%s}fast' % (NS2, NS2, NS_FAST))
+        check(fa is not None and [m.text for m in fa] == ['HT-SHA-256-NONE'],
+              'FAST feature: %s' % rt.to_string(c.features))
+        s, _ = auth2_scram(c, USERS['alice@localhost'],
+                           "<user-agent id='%s'/><request-token xmlns='%s' "
+                           "mechanism='HT-SHA-256-NONE'/>" % (agent, NS_FAST))
+        tok = s.find('{%s}token' % NS_FAST)
+        check(tok is not None and len(tok.get('token', '')) >= 40 and tok.get('expiry'),
+              'token: %s' % rt.to_string(s))
+        token = tok.get('token')
+    finally:
+        c.close()
+    import time
+    time.sleep(0.3)                  # the token is written behind
+    c, s = fast_auth(srv, 'alice@localhost', token, agent)
+    try:
+        check(s.tag == '{%s}success' % NS2, 'FAST login: %s' % rt.to_string(s))
+        want = base64.b64encode(hmac.new(token.encode(), b'Responder', 'sha256').digest()).decode()
+        check(s.findtext('{%s}additional-data' % NS2) == want, 'server HMAC: %s' % rt.to_string(s))
+        check(s.findtext('{%s}authorization-identifier' % NS2) == 'alice@localhost', 'identity')
+    finally:
+        c.close()
+    c, s = fast_auth(srv, 'alice@localhost', token + 'x', agent)
+    c.close()
+    check(s.tag == '{%s}failure' % NS2, 'wrong token accepted: %s' % rt.to_string(s))
+    c, s = fast_auth(srv, 'alice@localhost', token, 'another-agent')
+    c.close()
+    check(s.tag == '{%s}failure' % NS2, 'token of another user agent accepted')
+    c, s = fast_auth(srv, 'alice@localhost', token, agent, " invalidate='true'")
+    c.close()
+    check(s.tag == '{%s}success' % NS2, 'invalidating login: %s' % rt.to_string(s))
+    time.sleep(0.3)
+    c, s = fast_auth(srv, 'alice@localhost', token, agent)
+    c.close()
+    check(s.tag == '{%s}failure' % NS2, 'an invalidated token was accepted')
+
+
+TESTS = [feature, plain_no_bind, scram_bind2_sm, failures, fast_tokens]
 
 
 def main():

@@ -150,6 +150,7 @@ START_TEST(test_sample)
     ck_assert_int_eq(c->auth_failure_window, 300000);
     ck_assert_int_eq(c->c2s_rate, 262144);
     ck_assert_int_eq(c->c2s_burst, 1048576);
+    ck_assert_int_eq(c->fast_token_lifetime, INT64_C(1209600000));
     ck_assert_int_eq(c->s2s_require_encryption, 1);
     ck_assert_int_eq(c->s2s_connect_timeout, 30000);
     ck_assert_int_eq(c->s2s_idle_timeout, 300000);
@@ -233,6 +234,7 @@ START_TEST(test_minimal_equals_sample)
     SAME_INT(auth_failure_window);
     SAME_INT(c2s_rate);
     SAME_INT(c2s_burst);
+    SAME_INT(fast_token_lifetime);
     SAME_INT(nlisten);
     for (int i = 0; i < s->nlisten; i++) {
         SAME_STR(listen[i].address);

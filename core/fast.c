@@ -1,0 +1,218 @@
+/* core/fast.c: FAST tokens (XEP-0484) and the HT-SHA-256-NONE SASL
+ * mechanism (draft-schmaus-kitten-sasl-ht) they are used with.
+ *
+ * A client that authenticated over SASL2 and asked with <request-token/>
+ * gets a random token (256 bits) valid for fast.token_lifetime; it then
+ * authenticates in one round trip: its initial response is
+ * "user NUL HMAC-SHA-256(token, 'Initiator')", ours in <additional-data/>
+ * HMAC-SHA-256(token, 'Responder').  Tokens are kept per account and user
+ * agent (the SASL2 <user-agent id=''/>) in the "fast" MAP store, in the
+ * two slots of XEP-0484 §6.1 ('new' and 'current'), with their expiry and
+ * mechanism; using the 'new' one retires the 'current' one.  The storage
+ * calls block: they run on the storage worker (core/conn.c).
+ *
+ * Not here: the channel-binding variants (HT-SHA-256-ENDP/-UNIQ/-EXPR),
+ * TLS 0-RTT (not offered, so the replay counter is not needed). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <roost/jid.h>
+
+#include "fast.h"
+#include "storage.h"
+
+#define FAST_STORE "fast"
+
+int
+roost_fast_is_mech(const char *mech)
+{
+    return mech != NULL && strcmp(mech, ROOST_FAST_MECH) == 0;
+}
+
+static int64_t
+fast_now_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* One agent's record: "mech\ncur\ncur_exp\nnew\nnew_exp" ("" for an
+ * empty slot). */
+typedef struct {
+    char mech[32];
+    char cur[64], neu[64];
+    int64_t cur_exp, new_exp;
+} fast_rec_t;
+
+static void
+fast_parse(const char *v, fast_rec_t *r)
+{
+    char cur[64] = "", neu[64] = "";
+    long long ce = 0, ne = 0;
+
+    memset(r, 0, sizeof(*r));
+    if (sscanf(v, "%31[^\n]\n%63[^\n]\n%lld\n%63[^\n]\n%lld", r->mech, cur, &ce,
+               neu, &ne) < 1)
+        return;
+    if (strcmp(cur, "-") != 0)
+        snprintf(r->cur, sizeof(r->cur), "%s", cur);
+    if (strcmp(neu, "-") != 0)
+        snprintf(r->neu, sizeof(r->neu), "%s", neu);
+    r->cur_exp = ce;
+    r->new_exp = ne;
+}
+
+static int
+fast_save(roost_store_t *s, const char *user, const char *agent,
+          const fast_rec_t *r)
+{
+    char v[256];
+    int n;
+
+    if (r->cur[0] == '\0' && r->neu[0] == '\0')
+        return roost_store_delete(s, user, agent);
+    n = snprintf(v, sizeof(v), "%s\n%s\n%lld\n%s\n%lld", r->mech,
+                 r->cur[0] ? r->cur : "-", (long long)r->cur_exp,
+                 r->neu[0] ? r->neu : "-", (long long)r->new_exp);
+    return roost_store_set(s, user, agent, v, (size_t)n);
+}
+
+void
+roost_fast_new_token(char token[ROOST_FAST_TOKEN_LEN], int64_t lifetime_ms,
+                     int64_t *expiry_ms)
+{
+    unsigned char r[32];
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        abort(); /* no randomness: nothing safe to hand out */
+    EVP_EncodeBlock((unsigned char *)token, r, (int)sizeof(r));
+    *expiry_ms = fast_now_ms() + lifetime_ms;
+}
+
+int
+roost_fast_store_new(const char *host, const char *user, const char *agent,
+                     const char *mech, const char *token, int64_t expiry_ms)
+{
+    roost_store_t *s = roost_storage_store(host, FAST_STORE, ROOST_STORE_MAP);
+    fast_rec_t r;
+    char *v = NULL;
+    size_t len;
+    int rc;
+
+    if (s == NULL)
+        return -ROOST_ESTORAGE;
+    rc = roost_store_get(s, user, agent, &v, &len);
+    if (rc == 0)
+        fast_parse(v, &r);
+    else
+        memset(&r, 0, sizeof(r));
+    roost_free(v);
+    if (rc < 0 && rc != -ROOST_ENOTFOUND)
+        return rc;
+    /* XEP-0484 §3.4: an unused earlier 'new' token is replaced. */
+    snprintf(r.mech, sizeof(r.mech), "%s", mech);
+    snprintf(r.neu, sizeof(r.neu), "%s", token);
+    r.new_exp = expiry_ms;
+    return fast_save(s, user, agent, &r);
+}
+
+static void
+fast_hmac(const char *token, const char *label, unsigned char out[32])
+{
+    unsigned int len = 32;
+
+    HMAC(EVP_sha256(), token, (int)strlen(token), (const unsigned char *)label,
+         strlen(label), out, &len);
+}
+
+int
+roost_fast_verify(const char *host, const char *agent, const char *mech,
+                  const char *b64, int invalidate, char **user_out,
+                  char **additional_out)
+{
+    unsigned char raw[1100], mac[32], resp[32];
+    char *user, *v = NULL;
+    const unsigned char *given;
+    roost_store_t *s;
+    fast_rec_t r;
+    size_t len, b64len = b64 != NULL ? strlen(b64) : 0, ulen;
+    int n, rc, which = 0;
+    int64_t now = fast_now_ms();
+
+    *user_out = *additional_out = NULL;
+    if (agent == NULL || b64len == 0 || b64len > 4 * ((sizeof(raw) - 4) / 3))
+        return -ROOST_EAUTH;
+    n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)b64len);
+    if (n < 0)
+        return -ROOST_EAUTH;
+    if (b64len >= 1 && b64[b64len - 1] == '=')
+        n--;
+    if (b64len >= 2 && b64[b64len - 2] == '=')
+        n--;
+    /* "authcid NUL mac" */
+    for (ulen = 0; ulen < (size_t)n && raw[ulen] != '\0'; ulen++)
+        ;
+    if (ulen == 0 || ulen >= (size_t)n || (size_t)n - ulen - 1 != 32)
+        return -ROOST_EAUTH;
+    given = raw + ulen + 1;
+    raw[ulen] = '\0';
+    user = roost_jid_prep_node((const char *)raw);
+    if (user == NULL)
+        return -ROOST_EAUTH;
+    s = roost_storage_store(host, FAST_STORE, ROOST_STORE_MAP);
+    rc =
+        s != NULL ? roost_store_get(s, user, agent, &v, &len) : -ROOST_ESTORAGE;
+    if (rc != 0) {
+        roost_free(user);
+        return rc == -ROOST_ENOTFOUND ? -ROOST_EAUTH : rc;
+    }
+    fast_parse(v, &r);
+    roost_free(v);
+    if (strcmp(r.mech, mech) != 0) {
+        roost_free(user);
+        return -ROOST_EAUTH; /* §3.3: tokens are bound to a mechanism */
+    }
+    /* §6.1: the 'new' slot first, then 'current'; constant time. */
+    if (r.neu[0] != '\0' && r.new_exp > now) {
+        fast_hmac(r.neu, "Initiator", mac);
+        if (CRYPTO_memcmp(mac, given, 32) == 0)
+            which = 2;
+    }
+    if (which == 0 && r.cur[0] != '\0' && r.cur_exp > now) {
+        fast_hmac(r.cur, "Initiator", mac);
+        if (CRYPTO_memcmp(mac, given, 32) == 0)
+            which = 1;
+    }
+    if (which == 0) {
+        roost_free(user);
+        return -ROOST_EAUTH;
+    }
+    fast_hmac(which == 2 ? r.neu : r.cur, "Responder", resp);
+    *additional_out = roost_xmalloc(64);
+    EVP_EncodeBlock((unsigned char *)*additional_out, resp, 32);
+    if (invalidate) {
+        /* §3.6: this token is gone (and the older one with it). */
+        if (which == 2)
+            r.neu[0] = '\0';
+        r.cur[0] = '\0';
+    } else if (which == 2) {
+        /* The new token is in use: it becomes current, the old goes. */
+        snprintf(r.cur, sizeof(r.cur), "%s", r.neu);
+        r.cur_exp = r.new_exp;
+        r.neu[0] = '\0';
+        r.new_exp = 0;
+    }
+    if (invalidate || which == 2)
+        fast_save(s, user, agent, &r);
+    *user_out = user;
+    return 0;
+}
