@@ -257,6 +257,45 @@ roost_server_init(roost_config_t *cfg, struct event_base *base, char **err)
     return 0;
 }
 
+int
+roost_server_reload_tls(const roost_config_t *cfg)
+{
+    roost_host_t *h, *tmp;
+    int failed = 0;
+
+    HASH_ITER (hh, roost_srv->hosts, h, tmp) {
+        const roost_host_conf_t *hc = roost_config_host(cfg, h->name);
+        char *err = NULL, was[96], now[96];
+        SSL_CTX *ctx;
+
+        if (hc == NULL)
+            hc = h->conf;
+        if (hc->cert_generated &&
+            roost_tls_selfsigned(hc->domain, hc->cert, hc->key, &err) != 0)
+            ctx = NULL;
+        else
+            ctx = roost_tls_ctx_reload(h->tls, hc->cert, hc->key, &err);
+        if (ctx == NULL) {
+            ROOST_LOG(ROOST_LOG_ERROR, h->name,
+                      "reload: %s; keeping the certificate in use", err);
+            roost_free(err);
+            failed++;
+            continue;
+        }
+        roost_tls_ctx_fingerprint(h->tls, was, sizeof(was));
+        roost_tls_ctx_fingerprint(ctx, now, sizeof(now));
+        if (roost_srv->default_tls == h->tls)
+            roost_srv->default_tls = ctx;
+        /* Open connections hold their own reference to the old one. */
+        SSL_CTX_free(h->tls);
+        h->tls = ctx;
+        ROOST_LOG(ROOST_LOG_INFO, h->name,
+                  "reload: certificate %s %s (SHA-256 %s)", hc->cert,
+                  strcmp(was, now) == 0 ? "unchanged" : "replaced", now);
+    }
+    return failed;
+}
+
 void
 roost_server_shutdown(void)
 {

@@ -169,6 +169,11 @@ roost_session_t *roost_server_find_session(roost_host_t *h, const char *full);
 roost_user_t *roost_server_find_user(roost_host_t *h, const char *node);
 int roost_server_init(roost_config_t *cfg, struct event_base *base, char **err);
 void roost_server_shutdown(void);
+/* SIGHUP: new TLS contexts for every host from the cert/key paths in cfg
+ * (a host cfg lacks keeps its running paths); connections keep theirs.
+ * A host whose files fail to load keeps its old context.  Returns the
+ * number of hosts that failed. */
+int roost_server_reload_tls(const roost_config_t *cfg);
 
 /* conn.c */
 int roost_conn_listen(const roost_listen_conf_t *l, char **err);

@@ -147,6 +147,26 @@ fail:
     return NULL;
 }
 
+void
+roost_tls_ctx_fingerprint(SSL_CTX *ctx, char *out, size_t size)
+{
+    X509 *x = ctx != NULL ? SSL_CTX_get0_certificate(ctx) : NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    size_t pos = 0;
+
+    if (size == 0)
+        return;
+    if (x == NULL || X509_digest(x, EVP_sha256(), md, &n) != 1 ||
+        size < (size_t)n * 3) {
+        snprintf(out, size, "none");
+        return;
+    }
+    for (unsigned int i = 0; i < n; i++)
+        pos += (size_t)snprintf(out + pos, size - pos, "%s%02X",
+                                i > 0 ? ":" : "", md[i]);
+}
+
 /* A name we are willing to put into a certificate: LDH labels and dots. */
 static int
 tls_domain_ok(const char *d)
@@ -463,6 +483,32 @@ roost_tls_set_alpn(SSL_CTX *ctx, const char *proto)
     memcpy(d->alpn, proto, n);
     d->alpn_len = n;
     SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, d);
+}
+
+SSL_CTX *
+roost_tls_ctx_reload(SSL_CTX *old, const char *cert_path, const char *key_path,
+                     char **err)
+{
+    SSL_CTX *ctx = roost_tls_ctx_new(cert_path, key_path, err);
+    const tls_ctx_data_t *od;
+    tls_ctx_data_t *nd;
+
+    if (ctx == NULL || old == NULL)
+        return ctx;
+    od = SSL_CTX_get_ex_data(old, tls_ex_index);
+    if (od == NULL)
+        return ctx;
+    if (od->lookup != NULL)
+        roost_tls_set_sni(ctx, od->lookup, od->lookup_arg);
+    if (od->alpn_len > 0 && (nd = tls_ctx_data(ctx)) != NULL) {
+        memcpy(nd->alpn, od->alpn, od->alpn_len);
+        nd->alpn_len = od->alpn_len;
+        SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, nd);
+    }
+    /* Session ticket keys are not carried over: tickets issued under the
+     * old certificate stop resuming, so a replaced (perhaps compromised)
+     * key is not kept alive through resumption. */
+    return ctx;
 }
 
 /* tls-unique is only safe with the extended master secret (RFC 7627

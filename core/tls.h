@@ -17,6 +17,18 @@ int roost_tls_init(void);
 SSL_CTX *roost_tls_ctx_new(const char *cert_path, const char *key_path,
                            char **err);
 
+/* A new context like roost_tls_ctx_new() from cert_path and key_path,
+ * carrying over the SNI and ALPN settings of old (which stays untouched:
+ * connections hold their own reference to it).  For SIGHUP: the caller
+ * swaps it in for new connections and drops its reference to old.  NULL
+ * with *err set (roost_free) on failure, and old remains valid. */
+SSL_CTX *roost_tls_ctx_reload(SSL_CTX *old, const char *cert_path,
+                              const char *key_path, char **err);
+
+/* The SHA-256 fingerprint of ctx's certificate as "AB:CD:..." (95
+ * characters and a NUL; size >= 96), or "none".  For logs. */
+void roost_tls_ctx_fingerprint(SSL_CTX *ctx, char *out, size_t size);
+
 /* Creates an ECDSA P-256 self-signed certificate for domain (CN and
  * subjectAltName dNSName) valid 10 years, unless both files already exist.
  * The key file is written mode 0600.  0 or -ROOST_E* with *err set. */
