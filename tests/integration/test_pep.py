@@ -1,0 +1,293 @@
+"""PEP (XEP-0163 on XEP-0060, mod_pep) and private XML storage (XEP-0049)
+over real sockets.
+
+Romeo and Juliet share presence both ways; Tybalt is a stranger.
+Covered: the account's disco#info (pubsub/pep identity and features), an
+OMEMO-shaped exchange (XEP-0384: Romeo publishes his
+eu.siacs.conversations.axolotl.devicelist, and a bundle node with
+publish-options access_model=open; Juliet, whose caps (XEP-0115) say
+devicelist+notify, answers the server's disco#info query, gets the last
+devicelist on her presence and the next one as it is published, and
+fetches the bundle; Tybalt may fetch the open bundle but not the
+presence-only devicelist), publish-options preconditions (§7.1.5),
+XEP-0049 private storage, and items surviving a restart of the server.
+
+    python3 test_pep.py                   # roostd with mod_pep
+    python3 test_pep.py --server prosody  # the same against Prosody 0.12
+
+Prints 'N passed, N failed'.
+"""
+import argparse
+import base64
+import hashlib
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import roosttest as rt                        # noqa: E402
+from roosttest import check, Client           # noqa: E402
+from test_privacy import stanzas, subscribe_both  # noqa: E402
+
+PS = 'http://jabber.org/protocol/pubsub'
+PSE = PS + '#event'
+PSERR = PS + '#errors'
+DINFO = 'http://jabber.org/protocol/disco#info'
+CAPS = 'http://jabber.org/protocol/caps'
+DEVLIST = 'eu.siacs.conversations.axolotl.devicelist'
+AXO = 'eu.siacs.conversations.axolotl'
+BUNDLE = AXO + '.bundles:31415'
+STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas'
+NAMES = ['romeo', 'juliet', 'tybalt']
+USERS = dict(('%s@localhost' % n, '%s-Secret-%d' % (n, i)) for i, n in enumerate(NAMES))
+
+FEATURES = [DINFO, DEVLIST + '+notify']
+IDENT = ('client', 'pc', '', 'pep-test')
+
+
+def caps_ver(features, ident=IDENT):
+    """XEP-0115 §5.1 with one identity and no forms."""
+    s = '%s/%s/%s/%s<' % ident + ''.join(f + '<' for f in sorted(features))
+    return base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
+
+
+class PepRoost(rt.Roost):
+    extra_modules = ('pep',)
+
+
+class PepProsody(rt.Prosody):
+    extra_modules = ('pep', 'private')
+
+
+def login(srv, name, resource):
+    jid = '%s@localhost' % name
+    return Client(srv, jid, USERS[jid], name='%s/%s' % (name, resource)).login(resource)
+
+
+def iq_ok(c, xml):
+    r = c.iq(xml)
+    check(r.get('type') == 'result', '%s: %s' % (c.name, rt.to_string(r)))
+    return r
+
+
+def iq_err(c, xml, cond, app=None):
+    r = c.iq(xml)
+    check(r.get('type') == 'error', 'expected an error: %s' % rt.to_string(r))
+    e = r.find('{jabber:client}error')
+    check(e is not None and e.find('{%s}%s' % (STANZAS, cond)) is not None,
+          'expected %s: %s' % (cond, rt.to_string(r)))
+    if app:
+        check(e.find('{%s}%s' % (PSERR, app)) is not None,
+              'expected %s: %s' % (app, rt.to_string(r)))
+    return r
+
+
+def devicelist(ids):
+    return ("<list xmlns='%s'>%s</list>" % (AXO, ''.join("<device id='%d'/>" % i for i in ids)))
+
+
+def publish(c, node, item_id, payload, options=''):
+    return ("<iq type='set' id='pub%d'><pubsub xmlns='%s'><publish node='%s'>"
+            "<item id='%s'>%s</item></publish>%s</pubsub></iq>"
+            % (int(time.monotonic() * 1e6), PS, node, item_id, payload, options))
+
+
+def pubopts(**fields):
+    f = ''.join("<field var='pubsub#%s'><value>%s</value></field>" % kv for kv in fields.items())
+    return ("<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' "
+            "type='hidden'><value>%s#publish-options</value></field>%s</x></publish-options>"
+            % (PS, f))
+
+
+def caps_presence(c, features=FEATURES):
+    """Available presence with caps; answers the server's disco#info query
+    for node#ver (XEP-0115 §6.2) and returns what else arrived."""
+    ver = caps_ver(features)
+    c.send("<presence><c xmlns='%s' hash='sha-1' node='urn:pep-test' ver='%s'/></presence>"
+           % (CAPS, ver))
+    others = []
+    deadline = time.monotonic() + 2.5      # answer every query (own and contacts')
+    while time.monotonic() < deadline:
+        try:
+            el = c.recv(timeout=max(0.1, deadline - time.monotonic()))
+        except rt.TestFailure:
+            break
+        q = el.find('{%s}query' % DINFO)
+        if rt.tag(el) == 'iq' and el.get('type') == 'get' and q is not None:
+            check(q.get('node') == 'urn:pep-test#' + ver, 'query node %s' % q.get('node'))
+            body = "<identity category='%s' type='%s' name='%s'/>" % (IDENT[0], IDENT[1], IDENT[3])
+            body += ''.join("<feature var='%s'/>" % f for f in features)
+            c.send("<iq type='result' id='%s' to='%s'><query xmlns='%s' node='%s'>%s</query></iq>"
+                   % (el.get('id'), el.get('from'), DINFO, q.get('node'), body))
+            continue
+        others.append(el)
+    return others
+
+
+def events(els, node):
+    out = []
+    for el in els:
+        ev = el.find('{%s}event' % PSE)
+        if rt.tag(el) == 'message' and ev is not None:
+            items = ev.find('{%s}items' % PSE)
+            if items is not None and items.get('node') == node:
+                out.append(el)
+    return out
+
+
+# ------------------------------------------------------------------ tests
+
+def account_disco(srv):
+    """XEP-0163 §8.1: the account's disco#info has pubsub/pep and the
+    features the service supports."""
+    r = login(srv, 'romeo', 'disco')
+    try:
+        q = iq_ok(r, "<iq type='get' id='d1' to='romeo@localhost'><query xmlns='%s'/></iq>"
+                  % DINFO).find('{%s}query' % DINFO)
+        ids = [(i.get('category'), i.get('type')) for i in q.findall('{%s}identity' % DINFO)]
+        feats = [f.get('var') for f in q.findall('{%s}feature' % DINFO)]
+        check(('pubsub', 'pep') in ids, 'identities %s' % ids)
+        for f in ('publish', 'auto-create', 'publish-options', 'access-presence',
+                  'filtered-notifications', 'retrieve-items'):
+            check(PS + '#' + f in feats, 'missing %s in %s' % (f, feats))
+    finally:
+        r.close()
+
+
+def omemo_exchange(srv):
+    """OMEMO-shaped: devicelist (presence access) and an open bundle."""
+    r = login(srv, 'romeo', 'orchard')
+    j = login(srv, 'juliet', 'balcony')
+    t = login(srv, 'tybalt', 'street')
+    try:
+        # available without caps first (subscription requests are
+        # delivered to available resources), then with caps below
+        for c in (r, j):
+            c.send('<presence/>')
+        stanzas(r, 0.3)
+        stanzas(j, 0.3)
+        subscribe_both(r, j)
+        iq_ok(r, publish(r, DEVLIST, 'current', devicelist([31415])))
+        iq_ok(r, publish(r, BUNDLE, 'current',
+                         "<bundle xmlns='%s'><signedPreKeyPublic signedPreKeyId='1'>AAAA"
+                         "</signedPreKeyPublic></bundle>" % AXO,
+                         pubopts(access_model='open')))
+        # Juliet comes online with devicelist+notify: the last devicelist
+        got = events(caps_presence(j), DEVLIST)
+        # XEP-0163 §4.3.4: one notification with the last item.  COMPAT:
+        # Prosody 0.12 sends it twice to a local contact (once when the
+        # contact's own caps resolve, once for the contact's presence).
+        if isinstance(srv, rt.Prosody):
+            check(len(got) >= 1, 'juliet: no devicelist event on presence')
+        else:
+            check(len(got) == 1, 'juliet: %d devicelist events on presence' % len(got))
+        check(got[0].get('from') == 'romeo@localhost' and got[0].get('type') == 'headline',
+              rt.to_string(got[0]))
+        # a new devicelist is notified
+        iq_ok(r, publish(r, DEVLIST, 'current', devicelist([31415, 2718])))
+        got = events(stanzas(j, 1.5), DEVLIST)
+        # COMPAT: Prosody 0.12 sends a local contact one notification to
+        # the bare JID and one to the full JID (XEP-0163 §4.3.2: one per
+        # full JID when the service has presence).
+        check(len(got) == 1 or (isinstance(srv, rt.Prosody) and len(got) >= 1),
+              'juliet: %d devicelist events on publish' % len(got))
+        devs = got[0].findall('.//{%s}device' % AXO)
+        check(sorted(d.get('id') for d in devs) == ['2718', '31415'], rt.to_string(got[0]))
+        # Juliet fetches the bundle
+        res = iq_ok(j, "<iq type='get' id='b1' to='romeo@localhost'><pubsub xmlns='%s'>"
+                    "<items node='%s' max_items='1'/></pubsub></iq>" % (PS, BUNDLE))
+        check(res.find('.//{%s}bundle' % AXO) is not None, rt.to_string(res))
+        # Tybalt, a stranger: the open bundle yes, the devicelist no
+        res = iq_ok(t, "<iq type='get' id='b2' to='romeo@localhost'><pubsub xmlns='%s'>"
+                    "<items node='%s'/></pubsub></iq>" % (PS, BUNDLE))
+        check(res.find('.//{%s}bundle' % AXO) is not None, rt.to_string(res))
+        # XEP-0060 §6.5.9.2.  COMPAT: Prosody 0.12 answers <forbidden/>.
+        if isinstance(srv, rt.Prosody):
+            iq_err(t, "<iq type='get' id='b3' to='romeo@localhost'><pubsub xmlns='%s'>"
+                   "<items node='%s'/></pubsub></iq>" % (PS, DEVLIST), 'forbidden')
+        else:
+            iq_err(t, "<iq type='get' id='b3' to='romeo@localhost'><pubsub xmlns='%s'>"
+                   "<items node='%s'/></pubsub></iq>" % (PS, DEVLIST),
+                   'not-authorized', 'presence-subscription-required')
+        # and Tybalt got no notification
+        check(events(stanzas(t, 0.3), DEVLIST) == [], 'tybalt notified')
+    finally:
+        for c in (r, j, t):
+            c.close()
+
+
+def publish_options_precondition(srv):
+    """XEP-0060 §7.1.5: options that do not match the node."""
+    r = login(srv, 'romeo', 'po')
+    try:
+        iq_ok(r, publish(r, 'urn:xmpp:test:po', 'a', "<x xmlns='urn:t'/>",
+                         pubopts(access_model='open')))
+        iq_ok(r, publish(r, 'urn:xmpp:test:po', 'a', "<x xmlns='urn:t'/>",
+                         pubopts(access_model='open')))
+        iq_err(r, publish(r, 'urn:xmpp:test:po', 'a', "<x xmlns='urn:t'/>",
+                          pubopts(access_model='whitelist')),
+               'conflict', 'precondition-not-met')
+    finally:
+        r.close()
+
+
+def private_storage(srv):
+    """XEP-0049: set, get, and the empty element for nothing stored."""
+    r = login(srv, 'romeo', 'priv')
+    try:
+        res = iq_ok(r, "<iq type='get' id='g0'><query xmlns='jabber:iq:private'>"
+                    "<prefs xmlns='urn:test:empty'/></query></iq>")
+        check(res.find('.//{urn:test:empty}prefs') is not None, rt.to_string(res))
+        iq_ok(r, "<iq type='set' id='s1'><query xmlns='jabber:iq:private'>"
+              "<storage xmlns='storage:bookmarks'><conference jid='c@muc.localhost' "
+              "autojoin='true'/></storage></query></iq>")
+        res = iq_ok(r, "<iq type='get' id='g1'><query xmlns='jabber:iq:private'>"
+                    "<storage xmlns='storage:bookmarks'/></query></iq>")
+        check(res.find('.//{storage:bookmarks}conference') is not None, rt.to_string(res))
+    finally:
+        r.close()
+
+
+def survives_restart(srv):
+    """Items and private XML are read back after the server restarts."""
+    if not isinstance(srv, rt.Roost):
+        return
+    r = login(srv, 'romeo', 'before')
+    iq_ok(r, publish(r, 'urn:xmpp:test:keep', 'k1', "<x xmlns='urn:t'>kept</x>"))
+    iq_ok(r, "<iq type='set' id='s2'><query xmlns='jabber:iq:private'>"
+          "<p xmlns='urn:test:keep'>kept</p></query></iq>")
+    r.close()
+    srv.stop()
+    srv.restart()
+    rt.wait_port(srv.c2s_port, srv.proc)
+    r = login(srv, 'romeo', 'after')
+    try:
+        res = iq_ok(r, "<iq type='get' id='g'><pubsub xmlns='%s'><items node='urn:xmpp:test:keep'/>"
+                    "</pubsub></iq>" % PS)
+        x = res.find('.//{urn:t}x')
+        check(x is not None and x.text == 'kept', rt.to_string(res))
+        res = iq_ok(r, "<iq type='get' id='g2'><query xmlns='jabber:iq:private'>"
+                    "<p xmlns='urn:test:keep'/></query></iq>")
+        p = res.find('.//{urn:test:keep}p')
+        check(p is not None and p.text == 'kept', rt.to_string(res))
+    finally:
+        r.close()
+
+
+TESTS = [account_disco, omemo_exchange, publish_options_precondition, private_storage,
+         survives_restart]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--server', choices=('roost', 'prosody'), default='roost')
+    args = ap.parse_args()
+    cls = PepRoost if args.server == 'roost' else PepProsody
+    passed, failed = rt.run_group(cls, USERS, TESTS, 'pep-%s' % args.server)
+    print('%d passed, %d failed' % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
