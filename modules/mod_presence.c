@@ -468,6 +468,11 @@ pres_in_subscription(const roost_ev_t *ev, const char *type)
             pres_send_resources(m, user, contact, 0);
             return ROOST_HANDLED;
         }
+        /* A.3.1: None + Pending In, None + Pending Out+In, To + Pending
+         * In: a request already pending is not delivered again and
+         * changes nothing (it reaches each initial presence anyway). */
+        if (it.pending_in)
+            return ROOST_HANDLED;
         /* A.3.1: Pending In, kept until answered (§3.1.3), delivered to
          * the available resources now and at each initial presence. */
         it.pending_in = 1;
