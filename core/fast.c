@@ -116,13 +116,17 @@ roost_fast_store_new(const char *host, const char *user, const char *agent,
     else
         memset(&r, 0, sizeof(r));
     roost_free(v);
-    if (rc < 0 && rc != -ROOST_ENOTFOUND)
+    if (rc < 0 && rc != -ROOST_ENOTFOUND) {
+        roost_store_close(s);
         return rc;
+    }
     /* XEP-0484 §3.4: an unused earlier 'new' token is replaced. */
     snprintf(r.mech, sizeof(r.mech), "%s", mech);
     snprintf(r.neu, sizeof(r.neu), "%s", token);
     r.new_exp = expiry_ms;
-    return fast_save(s, user, agent, &r);
+    rc = fast_save(s, user, agent, &r);
+    roost_store_close(s);
+    return rc;
 }
 
 static void
@@ -173,12 +177,14 @@ roost_fast_verify(const char *host, const char *agent, const char *mech,
         s != NULL ? roost_store_get(s, user, agent, &v, &len) : -ROOST_ESTORAGE;
     if (rc != 0) {
         roost_free(user);
+        roost_store_close(s);
         return rc == -ROOST_ENOTFOUND ? -ROOST_EAUTH : rc;
     }
     fast_parse(v, &r);
     roost_free(v);
     if (strcmp(r.mech, mech) != 0) {
         roost_free(user);
+        roost_store_close(s);
         return -ROOST_EAUTH; /* §3.3: tokens are bound to a mechanism */
     }
     /* §6.1: the 'new' slot first, then 'current'; constant time. */
@@ -194,6 +200,7 @@ roost_fast_verify(const char *host, const char *agent, const char *mech,
     }
     if (which == 0) {
         roost_free(user);
+        roost_store_close(s);
         return -ROOST_EAUTH;
     }
     fast_hmac(which == 2 ? r.neu : r.cur, "Responder", resp);
@@ -213,6 +220,7 @@ roost_fast_verify(const char *host, const char *agent, const char *mech,
     }
     if (invalidate || which == 2)
         fast_save(s, user, agent, &r);
+    roost_store_close(s);
     *user_out = user;
     return 0;
 }
