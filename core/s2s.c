@@ -331,36 +331,6 @@ s2s_send_stanza(roost_s2s_t *c, const roost_stanza_t *st)
     roost_free(xml);
 }
 
-/* Appends ' name="value"' with XML escaping. */
-static void
-s2s_attr(char *buf, size_t size, const char *name, const char *value)
-{
-    size_t n = strlen(buf);
-
-    n += (size_t)snprintf(buf + n, n < size ? size - n : 0, " %s='", name);
-    for (const char *p = value; *p != '\0' && n + 8 < size; p++) {
-        const char *rep = NULL;
-
-        switch (*p) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '\'': rep = "&apos;"; break;
-        case '"': rep = "&quot;"; break;
-        }
-        if (rep != NULL) {
-            memcpy(buf + n, rep, strlen(rep));
-            n += strlen(rep);
-        } else {
-            buf[n++] = *p;
-        }
-    }
-    if (n + 2 < size) {
-        buf[n++] = '\'';
-        buf[n] = '\0';
-    }
-}
-
 static void
 s2s_header(roost_s2s_t *c)
 {
@@ -371,11 +341,11 @@ s2s_header(roost_s2s_t *c)
              "' xmlns:stream='" ROOST_NS_STREAM "' xmlns:db='" NS_DB
              "' version='1.0'");
     if (c->dir == S2S_IN)
-        s2s_attr(buf, sizeof(buf), "id", c->stream_id);
+        roost_xml_append_attr(buf, sizeof(buf), "id", c->stream_id);
     if (c->local != NULL)
-        s2s_attr(buf, sizeof(buf), "from", c->local);
+        roost_xml_append_attr(buf, sizeof(buf), "from", c->local);
     if (c->remote != NULL)
-        s2s_attr(buf, sizeof(buf), "to", c->remote);
+        roost_xml_append_attr(buf, sizeof(buf), "to", c->remote);
     strcat(buf, ">");
     s2s_puts(c, buf);
 }
@@ -520,8 +490,8 @@ s2s_out_fail(roost_s2s_t *c, roost_stanza_err_t cond)
 
             /* XEP-0220 §2.4: the receiving server could not verify. */
             snprintf(buf, sizeof(buf), "<db:result type='error'");
-            s2s_attr(buf, sizeof(buf), "from", c->local);
-            s2s_attr(buf, sizeof(buf), "to", c->remote);
+            roost_xml_append_attr(buf, sizeof(buf), "from", c->local);
+            roost_xml_append_attr(buf, sizeof(buf), "to", c->remote);
             strcat(buf, "><error type='cancel'><remote-server-not-found "
                         "xmlns='" ROOST_NS_STANZAS "'/></error></db:result>");
             s2s_puts(in, buf);
@@ -564,9 +534,9 @@ s2s_out_send_verifies(roost_s2s_t *c)
             continue;
         v->sent = 1;
         snprintf(buf, sizeof(buf), "<db:verify");
-        s2s_attr(buf, sizeof(buf), "from", c->local);
-        s2s_attr(buf, sizeof(buf), "to", c->remote);
-        s2s_attr(buf, sizeof(buf), "id", v->id);
+        roost_xml_append_attr(buf, sizeof(buf), "from", c->local);
+        roost_xml_append_attr(buf, sizeof(buf), "to", c->remote);
+        roost_xml_append_attr(buf, sizeof(buf), "id", v->id);
         strcat(buf, ">");
         s2s_puts(c, buf);
         s2s_puts(c, v->key);
@@ -592,8 +562,8 @@ s2s_out_ready(roost_s2s_t *c)
                                key);
         c->db_sent = 1;
         snprintf(buf, sizeof(buf), "<db:result");
-        s2s_attr(buf, sizeof(buf), "from", c->local);
-        s2s_attr(buf, sizeof(buf), "to", c->remote);
+        roost_xml_append_attr(buf, sizeof(buf), "from", c->local);
+        roost_xml_append_attr(buf, sizeof(buf), "to", c->remote);
         strcat(buf, ">");
         s2s_puts(c, buf);
         s2s_puts(c, key);
@@ -795,9 +765,10 @@ s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
                     strcmp(p->local, c->local) == 0)
                     p->valid = ok;
             snprintf(buf, sizeof(buf), "<db:result");
-            s2s_attr(buf, sizeof(buf), "from", c->local);
-            s2s_attr(buf, sizeof(buf), "to", c->remote);
-            s2s_attr(buf, sizeof(buf), "type", ok ? "valid" : "invalid");
+            roost_xml_append_attr(buf, sizeof(buf), "from", c->local);
+            roost_xml_append_attr(buf, sizeof(buf), "to", c->remote);
+            roost_xml_append_attr(buf, sizeof(buf), "type",
+                                  ok ? "valid" : "invalid");
             strcat(buf, "/>");
             s2s_puts(in, buf);
             s2s_log(in, ROOST_LOG_INFO, "%s %s by dialback",
@@ -1161,10 +1132,10 @@ s2s_in_verify(roost_s2s_t *c, roost_stanza_t *el)
     roost_s2s_dialback_key(s2s_secret, from, to, id, want);
     ok = s2s_key_eq(want, key);
     snprintf(buf, sizeof(buf), "<db:verify");
-    s2s_attr(buf, sizeof(buf), "from", to);
-    s2s_attr(buf, sizeof(buf), "to", from);
-    s2s_attr(buf, sizeof(buf), "id", id);
-    s2s_attr(buf, sizeof(buf), "type", ok ? "valid" : "invalid");
+    roost_xml_append_attr(buf, sizeof(buf), "from", to);
+    roost_xml_append_attr(buf, sizeof(buf), "to", from);
+    roost_xml_append_attr(buf, sizeof(buf), "id", id);
+    roost_xml_append_attr(buf, sizeof(buf), "type", ok ? "valid" : "invalid");
     strcat(buf, "/>");
     s2s_puts(c, buf);
 }

@@ -142,37 +142,6 @@ roost_stream_send(roost_stream_t *st, const roost_stanza_t *s)
     roost_free(xml);
 }
 
-/* Appends an attribute with escaping (the values we echo come from the
- * peer). */
-static void
-stream_attr(char *buf, size_t size, const char *name, const char *value)
-{
-    size_t n = strlen(buf);
-
-    n += (size_t)snprintf(buf + n, n < size ? size - n : 0, " %s='", name);
-    for (const char *p = value; *p != '\0' && n + 7 < size; p++) {
-        const char *rep = NULL;
-
-        switch (*p) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '\'': rep = "&apos;"; break;
-        case '"': rep = "&quot;"; break;
-        }
-        if (rep != NULL) {
-            memcpy(buf + n, rep, strlen(rep));
-            n += strlen(rep);
-        } else {
-            buf[n++] = *p;
-        }
-    }
-    if (n + 2 < size) {
-        buf[n++] = '\'';
-        buf[n] = '\0';
-    }
-}
-
 static void
 stream_send_header(roost_stream_t *st)
 {
@@ -182,11 +151,11 @@ stream_send_header(roost_stream_t *st)
              "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
              "xmlns:stream='http://etherx.jabber.org/streams' "
              "version='1.0' xml:lang='en'");
-    stream_attr(buf, sizeof(buf), "id", st->id);
+    roost_xml_append_attr(buf, sizeof(buf), "id", st->id);
     if (st->host != NULL)
-        stream_attr(buf, sizeof(buf), "from", st->host);
+        roost_xml_append_attr(buf, sizeof(buf), "from", st->host);
     if (st->peer != NULL && strlen(st->peer) < 3072)
-        stream_attr(buf, sizeof(buf), "to", st->peer);
+        roost_xml_append_attr(buf, sizeof(buf), "to", st->peer);
     strcat(buf, ">");
     stream_puts(st, buf);
     st->header_sent = 1;

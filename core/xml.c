@@ -25,6 +25,7 @@
  *
  * Not for stream semantics (names, versions, features): core/stream.c. */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -949,4 +950,35 @@ roost_stanza_parse(const char *xml, size_t len)
         return NULL;
     }
     return d.st;
+}
+
+/* See core/xml.h. */
+void
+roost_xml_append_attr(char *buf, size_t size, const char *name,
+                      const char *value)
+{
+    size_t n = strlen(buf);
+
+    n += (size_t)snprintf(buf + n, n < size ? size - n : 0, " %s='", name);
+    for (const char *p = value; *p != '\0' && n + 7 < size; p++) {
+        const char *rep = NULL;
+
+        switch (*p) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '\'': rep = "&apos;"; break;
+        case '"': rep = "&quot;"; break;
+        }
+        if (rep != NULL) {
+            memcpy(buf + n, rep, strlen(rep));
+            n += strlen(rep);
+        } else {
+            buf[n++] = *p;
+        }
+    }
+    if (n + 2 < size) {
+        buf[n++] = '\'';
+        buf[n] = '\0';
+    }
 }

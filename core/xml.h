@@ -64,6 +64,11 @@ int roost_xml_feed(roost_xml_t *x, const char *buf, size_t len,
  * to the stream header too (its namespace declarations count as
  * attributes). */
 void roost_xml_reset(roost_xml_t *x);
+/* Appends " name='value'" to the NUL-terminated buf (size bytes), value
+ * escaped for an attribute; what does not fit is cut (stream headers and
+ * dialback elements we write by hand echo peer values). */
+void roost_xml_append_attr(char *buf, size_t size, const char *name,
+                           const char *value);
 /* Approximate heap bytes held by the parser (for memory limits). */
 size_t roost_xml_memory(const roost_xml_t *x);
 
