@@ -19,7 +19,7 @@ BUILD_DEPS=(build-essential autoconf automake libtool pkg-config
     libsqlite3-dev check libconfig-dev libidn-dev libidn2-dev uthash-dev
     libc-ares-dev)
 TEST_DEPS=(python3 python3-slixmpp go-sendxmpp profanity tmux openssl clang-format
-    clang libclang-rt-dev dnsmasq-base)
+    clang libclang-rt-dev dnsmasq-base prosody ejabberd)
 
 say() { printf '==> %s\n' "$*" >&2; }
 

@@ -30,6 +30,7 @@
 #include "resolve.h"
 #include "s2s.h"
 #include "server.h"
+#include "tls.h"
 #include "xml.h"
 
 #define NS_SERVER    "jabber:server"
@@ -344,8 +345,11 @@ s2s_header(roost_s2s_t *c)
         roost_xml_append_attr(buf, sizeof(buf), "id", c->stream_id);
     if (c->local != NULL)
         roost_xml_append_attr(buf, sizeof(buf), "from", c->local);
-    if (c->remote != NULL)
+    if (c->dir == S2S_OUT && c->remote != NULL)
         roost_xml_append_attr(buf, sizeof(buf), "to", c->remote);
+    else if (c->dir == S2S_IN && c->hdr_from != NULL)
+        /* RFC 6120 §4.7.2: the initiator's from, as to. */
+        roost_xml_append_attr(buf, sizeof(buf), "to", c->hdr_from);
     strcat(buf, ">");
     s2s_puts(c, buf);
 }
@@ -1180,6 +1184,9 @@ s2s_start_tls_in(roost_s2s_t *c)
     /* Ask for the peer's certificate (SASL EXTERNAL, XEP-0178); one
      * that does not verify only means dialback. */
     SSL_set_verify(ssl, SSL_VERIFY_PEER, s2s_verify_any);
+    /* Prosody and ejabberd offer ALPN xmpp-server on s2s STARTTLS; the
+     * host context is set up for xmpp-client. */
+    roost_tls_set_conn_alpn(ssl, "xmpp-server");
     /* Nothing sent before the handshake is read as if it were inside. */
     evbuffer_drain(in, evbuffer_get_length(in));
     tb = bufferevent_openssl_filter_new(roost_srv->base, c->bev, ssl,

@@ -41,6 +41,8 @@ typedef struct tls_ctx_data {
 } tls_ctx_data_t;
 
 static int tls_ex_index = -1;
+static int tls_ssl_alpn_index =
+    -1; /* per connection: roost_tls_set_conn_alpn */
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static const char *const tls_cb_exporter[] = {"tls-exporter", "tls-unique",
@@ -61,6 +63,7 @@ tls_once_init(void)
     OPENSSL_init_ssl(
         OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
     tls_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_ex_free);
+    tls_ssl_alpn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 int
@@ -454,6 +457,14 @@ tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
             const unsigned char *in, unsigned int inlen, void *arg)
 {
     const tls_ctx_data_t *d = arg;
+    /* A connection may name its own protocol (s2s STARTTLS on a host
+     * context made for c2s): it survives the SNI switch of context. */
+    const char *own = tls_ssl_alpn_index >= 0
+                          ? SSL_get_ex_data(ssl, tls_ssl_alpn_index)
+                          : NULL;
+    const unsigned char *want =
+        own != NULL ? (const unsigned char *)own : d->alpn;
+    size_t want_len = own != NULL ? strlen(own) : d->alpn_len;
     unsigned int i = 0;
 
     while (i < inlen) {
@@ -461,7 +472,7 @@ tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
         if (n == 0 || n > inlen - i - 1)
             break; /* malformed list */
-        if (n == d->alpn_len && memcmp(in + i + 1, d->alpn, n) == 0) {
+        if (n == want_len && memcmp(in + i + 1, want, n) == 0) {
             *out = in + i + 1;
             *outlen = (unsigned char)n;
             return SSL_TLSEXT_ERR_OK;
@@ -470,6 +481,14 @@ tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     }
     /* RFC 7301 §3.2: no_application_protocol. */
     return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+void
+roost_tls_set_conn_alpn(SSL *ssl, const char *proto)
+{
+    /* proto must outlive ssl: a string literal. */
+    if (tls_ssl_alpn_index >= 0)
+        SSL_set_ex_data(ssl, tls_ssl_alpn_index, (void *)proto);
 }
 
 void

@@ -46,6 +46,10 @@ void roost_tls_set_sni(SSL_CTX *ctx,
  * it is refused (RFC 7301 no_application_protocol), one offering none is
  * accepted. */
 void roost_tls_set_alpn(SSL_CTX *ctx, const char *proto);
+/* The ALPN protocol this one connection accepts instead of its context's
+ * (proto: a string literal, e.g. "xmpp-server" for s2s STARTTLS on a host
+ * context set up for c2s); kept across the SNI switch of context. */
+void roost_tls_set_conn_alpn(SSL *ssl, const char *proto);
 
 /* Channel-binding data of an established connection for type
  * "tls-exporter" (RFC 9266; TLS 1.3 only) or "tls-unique" (RFC 5929; TLS

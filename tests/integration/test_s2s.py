@@ -250,7 +250,12 @@ def _raw_s2s(port, from_dom, to_dom, tls=True):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        # As Prosody and ejabberd do on s2s STARTTLS: an s2s port must
+        # accept it (it once answered no_application_protocol).
+        ctx.set_alpn_protocols(['xmpp-server'])
         c.sock = ctx.wrap_socket(c.sock, server_hostname=to_dom)
+        check(c.sock.selected_alpn_protocol() == 'xmpp-server',
+              'ALPN on s2s: %r' % c.sock.selected_alpn_protocol())
         c.parser = rt.StreamParser()
         c.send(hdr)
         feats = c.recv()
