@@ -1437,6 +1437,7 @@ static void
 s2s_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
               struct sockaddr *sa, int socklen, void *arg)
 {
+    const roost_listen_conf_t *l = arg;
     roost_config_t *cfg = roost_srv->cfg;
     roost_s2s_t *c = s2s_new(S2S_IN);
     struct timeval tv;
@@ -1454,7 +1455,21 @@ s2s_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
                                                  (int)cfg->max_depth,
                                                  (int)cfg->max_attrs},
                            &s2s_xml_cb, c);
-    c->bev = bufferevent_socket_new(roost_srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (l != NULL && l->tls == ROOST_TLS_DIRECT) {
+        /* XEP-0368: TLS from the first byte (an _xmpps-server target);
+         * SNI picks the host's certificate, ALPN is xmpp-server. */
+        SSL *ssl = SSL_new(roost_srv->default_tls);
+
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, s2s_verify_any);
+        roost_tls_set_conn_alpn(ssl, "xmpp-server");
+        c->bev = bufferevent_openssl_socket_new(roost_srv->base, fd, ssl,
+                                                BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        c->tls = 1;
+    } else {
+        c->bev =
+            bufferevent_socket_new(roost_srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (c->bev == NULL) {
         evutil_closesocket(fd);
         s2s_schedule_free(c);
@@ -1494,7 +1509,7 @@ roost_s2s_listen(const roost_listen_conf_t *l, char **err)
         *err = roost_xstrdup("bad s2s listen address");
         return -ROOST_ECONFIG;
     }
-    lis = evconnlistener_new_bind(roost_srv->base, s2s_accept_cb, NULL,
+    lis = evconnlistener_new_bind(roost_srv->base, s2s_accept_cb, (void *)l,
                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                       LEV_OPT_CLOSE_ON_EXEC,
                                   128, ai->ai_addr, (int)ai->ai_addrlen);
@@ -1510,8 +1525,9 @@ roost_s2s_listen(const roost_listen_conf_t *l, char **err)
     s2s_listeners[s2s_nlisteners++] = lis;
     ROOST_LOG(ROOST_LOG_INFO, "core", "listening on %s port %d (s2s, %s)",
               l->address, l->port,
-              roost_srv->cfg->s2s_require_encryption ? "STARTTLS required"
-                                                     : "STARTTLS offered");
+              l->tls == ROOST_TLS_DIRECT               ? "direct TLS"
+              : roost_srv->cfg->s2s_require_encryption ? "STARTTLS required"
+                                                       : "STARTTLS offered");
     return 0;
 }
 

@@ -45,6 +45,7 @@ class FedRoost(rt.Roost):
         self.c2s_port, self.tls_port, self.s2s_port, self.dead_port = ports
         self.routes = routes or {}      # domain -> port on 127.0.0.1
         self.s2s_extra = ''             # more s2s options
+        self.s2s_tls = 'starttls'       # the s2s listener's tls mode
         self.host_extra = ''            # more options of the host
         self.dns = None                 # "127.0.0.1:port" of a test DNS server
 
@@ -68,10 +69,10 @@ class FedRoost(rt.Roost):
                     'listen = (\n'
                     '  { address = "127.0.0.1"; port = %d; type = "c2s"; tls = "starttls"; },\n'
                     '  { address = "127.0.0.1"; port = %d; type = "c2s"; tls = "direct"; },\n'
-                    '  { address = "127.0.0.1"; port = %d; type = "s2s"; }\n'
+                    '  { address = "127.0.0.1"; port = %d; type = "s2s"; tls = "%s"; }\n'
                     ');\nhosts = (\n  { domain = "%s"; modules = [ %s ]; %s}\n);\n'
-                    % (self.c2s_port, self.tls_port, self.s2s_port, self.domain, mods,
-                       self.host_extra))
+                    % (self.c2s_port, self.tls_port, self.s2s_port, self.s2s_tls,
+                       self.domain, mods, self.host_extra))
         os.makedirs(os.path.join(self.dir, 'data'), exist_ok=True)
 
 
@@ -326,10 +327,12 @@ def forged_dialback_key(servers):
 
 
 def srv_lookup(servers):
-    """RFC 6120 §3.2.1: a domain without a static route is found through
-    its _xmpp-server._tcp SRV record (served by a dnsmasq the test runs):
-    a.test reaches c.test, whose SRV record points at c's s2s port under
-    another host name, and c.test answers back through its route."""
+    """RFC 6120 §3.2.1 and XEP-0368: a domain without a static route is
+    found through its SRV record (served by a dnsmasq the test runs):
+    c.test publishes only _xmpps-server, pointing at its direct-TLS s2s
+    listener under another host name; a.test connects with TLS from the
+    first byte (ALPN xmpp-server) and c.test answers back through its
+    route."""
     a = servers[0]
     c_srv = servers_global[2]
     alice = login(a, 'alice@a.test')
@@ -344,8 +347,8 @@ def srv_lookup(servers):
         alice.close()
         carl.close()
     log = open(a.logfile).read()
-    check('a.test->c.test] connecting to c-xmpp.test port %d' % c_srv.s2s_port in log,
-          'a.test did not use the SRV target (log)')
+    check('a.test->c.test] connecting to c-xmpp.test port %d (direct TLS)' % c_srv.s2s_port
+          in log, 'a.test did not use the _xmpps-server SRV target with direct TLS (log)')
 
 
 def start_dnsmasq(port, c_port):
@@ -358,7 +361,7 @@ def start_dnsmasq(port, c_port):
     return subprocess.Popen([exe, '--no-daemon', '--port=%d' % port, '--listen-address=127.0.0.1',
                              '--bind-interfaces', '--no-resolv', '--no-hosts',
                              '--local=/test/', '--log-facility=-',
-                             '--srv-host=_xmpp-server._tcp.c.test,c-xmpp.test,%d' % c_port,
+                             '--srv-host=_xmpps-server._tcp.c.test,c-xmpp.test,%d' % c_port,
                              '--host-record=c-xmpp.test,127.0.0.1'],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -376,6 +379,7 @@ def main():
     a.routes = {'b.test': b.s2s_port}
     b.routes = {'a.test': a.s2s_port}
     c.routes = {'a.test': a.s2s_port}
+    c.s2s_tls = 'direct'                     # XEP-0368 on the listening side
     dns_port = ports[12]
     a.dns = '127.0.0.1:%d' % dns_port       # c.test only through SRV
     servers = (a, b, c)
