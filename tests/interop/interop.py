@@ -122,6 +122,37 @@ async def slixmpp_chat(alice, bob):
     expect(r['from'].full == bob.boundjid.full, 'alice got from=%s, expected %s' % (r['from'], bob.boundjid))
 
 
+async def slixmpp_stream_management(srv, bob):
+    """XEP-0198 with slixmpp's own xep_0198 plugin: enabled with
+    resumption (an SM-ID), the server answers its ack requests with the
+    number of stanzas it handled, and asks for acks itself."""
+    sm = Bot('alice@localhost', USERS['alice@localhost'])
+    sm.register_plugin('xep_0198')
+    enabled = asyncio.Event()
+    sm.add_event_handler('sm_enabled', lambda _: enabled.set())
+    sm.connect(address=('127.0.0.1', srv.c2s_port), force_starttls=True)
+    try:
+        await asyncio.wait_for(sm.ready.wait(), WAIT)
+        await asyncio.wait_for(enabled.wait(), WAIT)
+        plugin = sm.plugin['xep_0198']
+        expect(plugin.sm_id, 'no SM-ID: resumption not offered')
+        for i in range(3):
+            sm.send_message(mto='bob@localhost', mbody='sm %d' % i, mtype='chat')
+        for i in range(3):
+            m = await bob.next_message()
+            expect(m['body'] == 'sm %d' % i, 'bob got %r' % m['body'])
+        plugin.request_ack()
+        await poll(lambda: plugin.last_ack >= plugin.seq and plugin.seq >= 4,
+                   lambda: 'server ack of every stanza sent (last_ack %d, sent %d)'
+                   % (plugin.last_ack, plugin.seq))
+        bob.send_message(mto=sm.boundjid.full, mbody='to the SM session', mtype='chat')
+        await poll(lambda: plugin.handled >= 1,
+                   lambda: 'the SM session counted nothing it got (%d)' % plugin.handled)
+    finally:
+        sm.disconnect()
+        await asyncio.sleep(0.3)
+
+
 async def poll(cond, what, timeout=WAIT):
     deadline = time.monotonic() + timeout
     while not cond():
@@ -256,6 +287,7 @@ async def main(srv):
         report('FAIL', 'slixmpp-login', str(e))
         return
     await step('slixmpp-chat-both-ways', slixmpp_chat(alice, bob))
+    await step('slixmpp-stream-management', slixmpp_stream_management(srv, bob))
     tag = '%d-%d' % (os.getpid(), int(time.time()))
     await step('slixmpp-mutual-subscription', mutual_subscription(alice, bob))
     await step('slixmpp-status-broadcast', status_broadcast(alice, bob, tag))
