@@ -471,34 +471,11 @@ comp_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 int
 roost_component_listen(const roost_listen_conf_t *l, char **err)
 {
-    struct evutil_addrinfo hints, *ai = NULL;
-    struct evconnlistener *lis;
-    char port[16];
+    int rc = roost_listen_bind(l, comp_accept_cb, NULL, 64, "component",
+                               &comp_listeners, &comp_nlisteners, err);
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST;
-    snprintf(port, sizeof(port), "%d", l->port);
-    if (evutil_getaddrinfo(l->address, port, &hints, &ai) != 0 || ai == NULL) {
-        *err = roost_xstrdup("bad component listen address");
-        return -ROOST_ECONFIG;
-    }
-    lis = evconnlistener_new_bind(roost_srv->base, comp_accept_cb, NULL,
-                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                      LEV_OPT_CLOSE_ON_EXEC,
-                                  64, ai->ai_addr, (int)ai->ai_addrlen);
-    evutil_freeaddrinfo(ai);
-    if (lis == NULL) {
-        *err = roost_xmalloc(256);
-        snprintf(*err, 256, "cannot listen on %s port %d (component)",
-                 l->address, l->port);
-        return -ROOST_EIO;
-    }
-    comp_listeners =
-        roost_xrealloc(comp_listeners,
-                       (size_t)(comp_nlisteners + 1) * sizeof(*comp_listeners));
-    comp_listeners[comp_nlisteners++] = lis;
+    if (rc < 0)
+        return rc;
     ROOST_LOG(ROOST_LOG_INFO, "core", "listening on %s port %d (components)",
               l->address, l->port);
     return 0;

@@ -1270,7 +1270,9 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 }
 
 int
-roost_conn_listen(const roost_listen_conf_t *l, char **err)
+roost_listen_bind(const roost_listen_conf_t *l, evconnlistener_cb cb,
+                  void *arg, int backlog, const char *kind,
+                  struct evconnlistener ***arr, int *n, char **err)
 {
     struct evutil_addrinfo hints, *ai = NULL;
     struct evconnlistener *lis;
@@ -1285,25 +1287,35 @@ roost_conn_listen(const roost_listen_conf_t *l, char **err)
     rc = evutil_getaddrinfo(l->address, port, &hints, &ai);
     if (rc != 0 || ai == NULL) {
         *err = roost_xmalloc(256);
-        snprintf(*err, 256, "bad listen address %s: %s", l->address,
-                 evutil_gai_strerror(rc));
+        snprintf(*err, 256, "bad %s listen address %s: %s", kind, l->address,
+                 rc != 0 ? evutil_gai_strerror(rc) : "no address");
         return -ROOST_ECONFIG;
     }
-    lis = evconnlistener_new_bind(roost_srv->base, conn_accept_cb, (void *)l,
+    lis = evconnlistener_new_bind(roost_srv->base, cb, arg,
                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                       LEV_OPT_CLOSE_ON_EXEC,
-                                  512, ai->ai_addr, (int)ai->ai_addrlen);
+                                  backlog, ai->ai_addr, (int)ai->ai_addrlen);
     evutil_freeaddrinfo(ai);
     if (lis == NULL) {
         *err = roost_xmalloc(256);
-        snprintf(*err, 256, "cannot listen on %s port %d: %s", l->address,
-                 l->port, strerror(errno));
+        snprintf(*err, 256, "cannot listen on %s port %d (%s): %s", l->address,
+                 l->port, kind, strerror(errno));
         return -ROOST_EIO;
     }
-    roost_srv->listeners = roost_xrealloc(roost_srv->listeners,
-                                          (size_t)(roost_srv->nlisteners + 1) *
-                                              sizeof(*roost_srv->listeners));
-    roost_srv->listeners[roost_srv->nlisteners++] = lis;
+    *arr = roost_xrealloc(*arr, (size_t)(*n + 1) * sizeof(**arr));
+    (*arr)[(*n)++] = lis;
+    return 0;
+}
+
+int
+roost_conn_listen(const roost_listen_conf_t *l, char **err)
+{
+    int rc = roost_listen_bind(l, conn_accept_cb, (void *)l, 512, "c2s",
+                               &roost_srv->listeners, &roost_srv->nlisteners,
+                               err);
+
+    if (rc < 0)
+        return rc;
     ROOST_LOG(ROOST_LOG_INFO, "core", "listening on %s port %d (c2s, %s)",
               l->address, l->port,
               l->tls == ROOST_TLS_DIRECT     ? "direct TLS"

@@ -1494,35 +1494,11 @@ roost_s2s_enabled(void)
 int
 roost_s2s_listen(const roost_listen_conf_t *l, char **err)
 {
-    struct evutil_addrinfo hints, *ai = NULL;
-    struct evconnlistener *lis;
-    char port[16];
-    int rc;
+    int rc = roost_listen_bind(l, s2s_accept_cb, (void *)l, 128, "s2s",
+                               &s2s_listeners, &s2s_nlisteners, err);
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST;
-    snprintf(port, sizeof(port), "%d", l->port);
-    rc = evutil_getaddrinfo(l->address, port, &hints, &ai);
-    if (rc != 0 || ai == NULL) {
-        *err = roost_xstrdup("bad s2s listen address");
-        return -ROOST_ECONFIG;
-    }
-    lis = evconnlistener_new_bind(roost_srv->base, s2s_accept_cb, (void *)l,
-                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                      LEV_OPT_CLOSE_ON_EXEC,
-                                  128, ai->ai_addr, (int)ai->ai_addrlen);
-    evutil_freeaddrinfo(ai);
-    if (lis == NULL) {
-        *err = roost_xmalloc(256);
-        snprintf(*err, 256, "cannot listen on %s port %d (s2s)", l->address,
-                 l->port);
-        return -ROOST_EIO;
-    }
-    s2s_listeners = roost_xrealloc(s2s_listeners, (size_t)(s2s_nlisteners + 1) *
-                                                      sizeof(*s2s_listeners));
-    s2s_listeners[s2s_nlisteners++] = lis;
+    if (rc < 0)
+        return rc;
     ROOST_LOG(ROOST_LOG_INFO, "core", "listening on %s port %d (s2s, %s)",
               l->address, l->port,
               l->tls == ROOST_TLS_DIRECT               ? "direct TLS"

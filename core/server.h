@@ -6,6 +6,7 @@
 #define ROOST_CORE_SERVER_H
 
 #include <stdint.h>
+#include <event2/listener.h>
 #include <openssl/ssl.h>
 #include <uthash.h>
 
@@ -176,6 +177,12 @@ void roost_server_shutdown(void);
 int roost_server_reload_tls(const roost_config_t *cfg);
 
 /* conn.c */
+/* Binds a listener for l (numeric address), calling cb(arg) on accept, and
+ * appends it to *arr / *n.  kind names the listener in errors ("c2s").
+ * Returns 0, or -ROOST_ECONFIG / -ROOST_EIO with *err set (caller frees). */
+int roost_listen_bind(const roost_listen_conf_t *l, evconnlistener_cb cb,
+                      void *arg, int backlog, const char *kind,
+                      struct evconnlistener ***arr, int *n, char **err);
 int roost_conn_listen(const roost_listen_conf_t *l, char **err);
 void roost_conn_hold(roost_session_t *s);
 void roost_conn_release(roost_session_t *s);

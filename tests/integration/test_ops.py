@@ -208,9 +208,10 @@ def serves_and_stores(srv):
         bob.close()
 
 
-def run_failing(conf_extra, prefix_argv=(), data_owner=None):
+def run_failing(conf_extra, prefix_argv=(), data_owner=None, listen=None):
     """roostd on a fresh config with conf_extra on top; must exit on its
-    own.  Returns (exit status, output)."""
+    own.  listen replaces the single c2s listener (a libconfig list body,
+    %(port)d for a free port).  Returns (exit status, output)."""
     d = tempfile.mkdtemp(prefix='roosttest-ops-fail-')
     try:
         os.chmod(d, 0o755)
@@ -223,12 +224,14 @@ def run_failing(conf_extra, prefix_argv=(), data_owner=None):
         if data_owner is not None:
             os.chown(os.path.join(d, 'data'), *data_owner)
         conf = os.path.join(d, 'roost.conf')
+        if listen is None:
+            listen = '{ address = "127.0.0.1"; port = %(port)d; type = "c2s"; }'
         with open(conf, 'w') as f:
             f.write(conf_extra + '\nlog_level = "debug";\ndata_dir = "data";\n'
                     'modules_dir = "%s";\n'
-                    'listen = ( { address = "127.0.0.1"; port = %d; type = "c2s"; } );\n'
+                    'listen = ( %s );\n'
                     'hosts = ( { domain = "localhost"; modules = [ "ping" ]; } );\n'
-                    % (mods, port))
+                    % (mods, listen % {'port': port}))
         try:
             r = subprocess.run(list(prefix_argv) + [roostd, '-c', conf],
                                stdin=subprocess.DEVNULL, capture_output=True,
@@ -267,6 +270,38 @@ def drop_refused_fatal(_=None):
     check(rc != 0, 'exit status %d' % rc)
     check('cannot drop privileges to daemon' in out, 'no drop error in: %s' % out)
     check('ready' not in out, 'it served anyway:\n%s' % out)
+
+
+def listen_failures(_=None):
+    """A listener that cannot bind (port taken by another socket, for each
+    kind c2s / s2s / component) or whose address is not numeric (the
+    config check refuses it): roostd exits non-zero naming the address
+    (and port and kind), never 'ready'."""
+    for kind in ('c2s', 's2s', 'component'):
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            taken.bind(('127.0.0.1', 0))
+            taken.listen(1)
+            busy = taken.getsockname()[1]
+            extra = ('components = ( { domain = "gw.localhost"; secret = "s"; } );'
+                     if kind == 'component' else '')
+            rc, out = run_failing(
+                extra,
+                listen='{ address = "127.0.0.1"; port = %%(port)d; type = "c2s"; },'
+                       ' { address = "127.0.0.1"; port = %d; type = "%s"; }'
+                       % (busy, kind))
+        finally:
+            taken.close()
+        check(rc != 0, '%s: exit status %d' % (kind, rc))
+        want = 'cannot listen on 127.0.0.1 port %d (%s)' % (busy, kind)
+        check(want in out, '%s: no "%s" in:\n%s' % (kind, want, out))
+        check(' ready (' not in out, '%s: it served anyway:\n%s' % (kind, out))
+    rc, out = run_failing('', listen='{ address = "not-an-address"; port = %(port)d;'
+                                     ' type = "c2s"; }')
+    check(rc != 0, 'bad address: exit status %d' % rc)
+    check("must be a numeric IPv4 or IPv6 address, not 'not-an-address'" in out,
+          'bad address not named:\n%s' % out)
+    check(' ready (' not in out, 'bad address: it served anyway:\n%s' % out)
 
 
 # ------------------------------------------------------------- SIGHUP
@@ -520,18 +555,19 @@ def main():
         p, f = rt.run_group(cls, USERS, tests, 'ops')
         passed += p
         failed += f
+    singles = [listen_failures]
     if IS_ROOT:
-        singles = [unknown_user_fatal, unknown_group_fatal]
+        singles += [unknown_user_fatal, unknown_group_fatal]
         if shutil.which('setpriv'):
             singles.append(drop_refused_fatal)
-        for t in singles:
-            try:
-                t()
-                print('PASS ops:%s' % t.__name__)
-                passed += 1
-            except (TestFailure, OSError) as e:
-                print('FAIL ops:%s: %s' % (t.__name__, e))
-                failed += 1
+    for t in singles:
+        try:
+            t()
+            print('PASS ops:%s' % t.__name__)
+            passed += 1
+        except (TestFailure, OSError) as e:
+            print('FAIL ops:%s: %s' % (t.__name__, e))
+            failed += 1
     print('%d passed, %d failed' % (passed, failed))
     return 1 if failed else 0
 
