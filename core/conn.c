@@ -1270,9 +1270,9 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 }
 
 int
-roost_listen_bind(const roost_listen_conf_t *l, evconnlistener_cb cb,
-                  void *arg, int backlog, const char *kind,
-                  struct evconnlistener ***arr, int *n, char **err)
+roost_listen_bind(const roost_listen_conf_t *l, evconnlistener_cb cb, void *arg,
+                  int backlog, const char *kind, struct evconnlistener ***arr,
+                  int *n, char **err)
 {
     struct evutil_addrinfo hints, *ai = NULL;
     struct evconnlistener *lis;
@@ -1310,9 +1310,9 @@ roost_listen_bind(const roost_listen_conf_t *l, evconnlistener_cb cb,
 int
 roost_conn_listen(const roost_listen_conf_t *l, char **err)
 {
-    int rc = roost_listen_bind(l, conn_accept_cb, (void *)l, 512, "c2s",
-                               &roost_srv->listeners, &roost_srv->nlisteners,
-                               err);
+    int rc =
+        roost_listen_bind(l, conn_accept_cb, (void *)l, 512, "c2s",
+                          &roost_srv->listeners, &roost_srv->nlisteners, err);
 
     if (rc < 0)
         return rc;
