@@ -167,7 +167,12 @@ def log_has_no_secrets(srv):
 
 
 class PatientRoost(TightRoost):
+    """No idle timeouts and no read rate limit: slow_reader_is_cut_off
+    floods 16 MB, which the default 256 KiB/s would stretch over a minute
+    and whose kernel-buffered tail would delay the sender's ping past its
+    timeout on a slower machine."""
     idle = False
+    extra_limits = 'c2s_rate = 0; '
 
 
 def i18n_jid_and_ids(srv):
