@@ -5,7 +5,9 @@
  * the config), proves it knows the shared secret (<handshake/> with
  * SHA-1 of stream id + secret, compared in constant time), and from then
  * on the router hands it every stanza for its domain (and subdomains of
- * it), and routes what it sends, whose 'from' must be in its domain
+ * it), local or arriving over s2s, and routes what it sends (to local
+ * users, or to remote domains over s2s, core/s2s.c answering dialback for
+ * the component's domain), whose 'from' must be in its domain
  * (<invalid-from/> otherwise).  One connection per component domain; a
  * second one is refused with <conflict/>.  Stanzas for a component that is
  * not connected are bounced (service-unavailable) by the router's rules.

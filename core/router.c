@@ -5,8 +5,10 @@
  * the stanza once (kind x target: host, bare, full, remote), dispatches IQs
  * to registered handlers and fires the typed events; when no module
  * handles a stanza, roost_router_default() decides, from the table in
- * doc/stanza_routing.md.  Not here: presence semantics (mod_presence),
- * message delivery to bare JIDs (mod_message), s2s (later). */
+ * doc/stanza_routing.md; other domains go to a component (XEP-0114) or
+ * over s2s (from a host or a component's domain).  Not here: presence
+ * semantics (mod_presence), message delivery to bare JIDs (mod_message),
+ * the s2s streams themselves (core/s2s.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -350,8 +352,11 @@ route_jids(roost_host_t *h, roost_session_t *origin, roost_stanza_t *st,
         return;
     }
     if (th == NULL && roost_s2s_enabled() &&
-        roost_server_host(roost_jid_domain(from)) != NULL) {
-        /* RFC 6120 §10.4: another domain, over server-to-server. */
+        (roost_server_host(roost_jid_domain(from)) != NULL ||
+         roost_component_serves(roost_jid_domain(from)))) {
+        /* RFC 6120 §10.4: another domain, over server-to-server, from a
+         * host or from a component (XEP-0114; core/component.c checked
+         * that its from is in the component's domain). */
         roost_s2s_route(st, from, to);
         return;
     }

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -19,6 +20,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <idn2.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -26,6 +28,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "component.h"
 #include "log.h"
 #include "resolve.h"
 #include "s2s.h"
@@ -36,6 +39,8 @@
 #define NS_SERVER    "jabber:server"
 #define NS_DB        "jabber:server:dialback"
 #define NS_DB_FEAT   "urn:xmpp:features:dialback"
+#define NS_BIDI      "urn:xmpp:bidi"
+#define NS_BIDI_FEAT "urn:xmpp:features:bidi"
 #define S2S_GRACE_MS 2000
 
 typedef enum { S2S_OUT = 0, S2S_IN = 1 } s2s_dir_t;
@@ -60,14 +65,19 @@ typedef struct s2s_verify {
     struct s2s_verify *next;
 } s2s_verify_t;
 
-/* A (remote, local) domain pair on an incoming stream. */
+typedef struct roost_s2s roost_s2s_t;
+
+/* A (remote, local) domain pair on an incoming stream.  Verified pairs of
+ * a bidi stream (XEP-0288) are also in s2s_bidi_table, keyed like
+ * s2s_out_table ("local remote"), so that routing finds them in O(1). */
 typedef struct s2s_pair {
     char *remote, *local;
     int valid; /* 0 pending, 1 verified */
     struct s2s_pair *next;
+    char *key;         /* while in s2s_bidi_table */
+    roost_s2s_t *conn; /* the stream holding the pair */
+    UT_hash_handle hh; /* s2s_bidi_table */
 } s2s_pair_t;
-
-typedef struct roost_s2s roost_s2s_t;
 
 struct roost_s2s {
     uint64_t id;
@@ -78,6 +88,8 @@ struct roost_s2s {
     roost_xml_t *xml;
     char stream_id[40]; /* IN: ours; OUT: the peer's */
     int tls;
+    int bidi;      /* XEP-0288: OUT we sent <bidi/>, IN the peer did */
+    int bidi_used; /* the reverse direction carried a stanza (logged) */
     char addr[64];
     char *local, *remote; /* OUT: from/to; IN: our host once named */
     char *key;            /* OUT: "local remote" (table key) */
@@ -102,6 +114,7 @@ struct roost_s2s {
 };
 
 static roost_s2s_t *s2s_out_table;
+static s2s_pair_t *s2s_bidi_table;
 static roost_s2s_t *s2s_all;
 static uint64_t s2s_next_id;
 static char s2s_secret[65];
@@ -116,6 +129,8 @@ static void s2s_read_cb(struct bufferevent *bev, void *arg);
 static void s2s_event_cb(struct bufferevent *bev, short what, void *arg);
 static void s2s_close(roost_s2s_t *c, const char *cond, const char *text);
 static void s2s_out_fail(roost_s2s_t *c, roost_stanza_err_t cond);
+static void s2s_out_bidi_stanza(roost_s2s_t *c, roost_stanza_t *st);
+static void s2s_in_verify(roost_s2s_t *c, roost_stanza_t *el);
 static const roost_xml_cb_t s2s_xml_cb;
 
 static void s2s_log(const roost_s2s_t *c, int level, const char *fmt, ...)
@@ -202,6 +217,50 @@ s2s_new(s2s_dir_t dir)
     return c;
 }
 
+/* "local remote", the key of s2s_out_table and s2s_bidi_table, into buf
+ * (S2S_KEY_MAX): no allocation per routed stanza. */
+#define S2S_KEY_MAX (2 * (ROOST_JID_PART_MAX + 1) + 1)
+
+static void
+s2s_key(char buf[S2S_KEY_MAX], const char *local, const char *remote)
+{
+    snprintf(buf, S2S_KEY_MAX, "%s %s", local, remote);
+}
+
+/* Index p for routing when it is a verified pair of an incoming stream
+ * on which the peer asked for bidi (XEP-0288); unindex it otherwise.  A
+ * pair verified on two such streams is indexed for the first only. */
+static void
+s2s_bidi_unindex(s2s_pair_t *p)
+{
+    if (p->key == NULL)
+        return;
+    HASH_DEL(s2s_bidi_table, p);
+    roost_free(p->key);
+    p->key = NULL;
+}
+
+static void
+s2s_bidi_update(roost_s2s_t *c, s2s_pair_t *p)
+{
+    char key[S2S_KEY_MAX];
+    s2s_pair_t *other;
+
+    if (!(c->dir == S2S_IN && c->bidi && p->valid && !c->closing)) {
+        s2s_bidi_unindex(p);
+        return;
+    }
+    if (p->key != NULL)
+        return;
+    s2s_key(key, p->local, p->remote);
+    HASH_FIND_STR(s2s_bidi_table, key, other);
+    if (other != NULL)
+        return;
+    p->key = roost_xstrdup(key);
+    p->conn = c;
+    HASH_ADD_KEYPTR(hh, s2s_bidi_table, p->key, strlen(p->key), p);
+}
+
 static void
 s2s_free_now(roost_s2s_t *c)
 {
@@ -230,6 +289,7 @@ s2s_free_now(roost_s2s_t *c)
         s2s_pair_t *p = c->pairs;
 
         c->pairs = p->next;
+        s2s_bidi_unindex(p);
         roost_free(p->remote);
         roost_free(p->local);
         roost_free(p);
@@ -417,9 +477,151 @@ s2s_verify_any(int ok, X509_STORE_CTX *ctx)
     return 1;
 }
 
+/* A DNS name from a certificate (pattern: len bytes, no NUL inside)
+ * against host (A-labels), case-insensitively (RFC 6125 §6.4.1).  A
+ * wildcard is accepted only as the whole left-most label, matches
+ * exactly one label, and needs two more labels after it (RFC 6125
+ * §6.4.3, as X509_check_host and Prosody's util.x509 do): "*.example.org"
+ * matches "a.example.org", never "example.org", "a.b.example.org",
+ * nor does "f*.example.org" or "*.org" match anything. */
+static int
+s2s_dns_match(const char *pattern, size_t len, const char *host)
+{
+    size_t hl = strlen(host);
+    const char *dot;
+
+    if (len > 0 && pattern[len - 1] == '.')
+        len--; /* an absolute name */
+    if (hl > 0 && host[hl - 1] == '.')
+        hl--;
+    if (len == 0 || hl == 0)
+        return 0;
+    if (len > 2 && pattern[0] == '*' && pattern[1] == '.') {
+        const char *rest = pattern + 2;
+        size_t rl = len - 2;
+
+        if (memchr(rest, '*', rl) != NULL || memchr(rest, '.', rl) == NULL)
+            return 0;
+        dot = memchr(host, '.', hl);
+        if (dot == NULL || dot == host)
+            return 0;
+        return (size_t)(host + hl - dot - 1) == rl &&
+               strncasecmp(dot + 1, rest, rl) == 0;
+    }
+    if (memchr(pattern, '*', len) != NULL)
+        return 0; /* partial wildcards are not accepted */
+    return hl == len && strncasecmp(pattern, host, len) == 0;
+}
+
+/* The string of an otherName's value when it is of the given ASN.1 type
+ * and holds no NUL (an embedded NUL is an attack on C string compares),
+ * else NULL; *len gets its length. */
+static const char *
+s2s_othername_str(const GENERAL_NAME *gn, int nid, int type, size_t *len)
+{
+    const OTHERNAME *on = gn->d.otherName;
+    const ASN1_STRING *v;
+
+    if (on == NULL || OBJ_obj2nid(on->type_id) != nid || on->value == NULL ||
+        on->value->type != type)
+        return NULL;
+    v = on->value->value.asn1_string;
+    if (v == NULL || v->length <= 0 ||
+        memchr(v->data, '\0', (size_t)v->length) != NULL)
+        return NULL;
+    *len = (size_t)v->length;
+    return (const char *)v->data;
+}
+
+int
+roost_s2s_cert_name_ok(X509 *cert, const char *domain)
+{
+    GENERAL_NAMES *sans;
+    char *ace = NULL;
+    const char *host;
+    int found = 0, ok = 0;
+
+    if (cert == NULL || domain == NULL || *domain == '\0')
+        return 0;
+    /* DNS-IDs are A-labels; domains here are prepared U-labels. */
+    if (idn2_to_ascii_8z(domain, &ace, IDN2_NONTRANSITIONAL) != IDN2_OK)
+        ace = NULL;
+    host = ace != NULL ? ace : domain;
+    sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; !ok && i < sk_GENERAL_NAME_num(sans); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+        const char *v;
+        size_t len;
+
+        if (gn->type == GEN_DNS) {
+            const ASN1_IA5STRING *d = gn->d.dNSName;
+
+            found = 1;
+            ok = d != NULL && d->length > 0 &&
+                 memchr(d->data, '\0', (size_t)d->length) == NULL &&
+                 s2s_dns_match((const char *)d->data, (size_t)d->length, host);
+        } else if (gn->type == GEN_URI) {
+            found = 1; /* a URI-ID counts as present (RFC 6125 §6.4.4) */
+        } else if (gn->type == GEN_OTHERNAME &&
+                   (v = s2s_othername_str(gn, NID_XmppAddr, V_ASN1_UTF8STRING,
+                                          &len)) != NULL) {
+            /* XmppAddr (RFC 6120 §13.7.1.4): a bare domain JID, compared
+             * prepared; no wildcards, no localpart or resource. */
+            char *s = roost_xstrndup(v, len);
+            char *d =
+                strpbrk(s, "@/") == NULL ? roost_jid_prep_domain(s) : NULL;
+
+            found = 1;
+            ok = d != NULL && strcmp(d, domain) == 0;
+            roost_free(d);
+            roost_free(s);
+        } else if (gn->type == GEN_OTHERNAME &&
+                   (v = s2s_othername_str(gn, NID_SRVName, V_ASN1_IA5STRING,
+                                          &len)) != NULL) {
+            /* SRV-ID (RFC 4985, RFC 6125 §6.5.1): the service must be
+             * _xmpp-server, then the domain by the DNS-ID rules. */
+            static const char svc[] = "_xmpp-server.";
+
+            found = 1;
+            ok = len > sizeof(svc) - 1 &&
+                 strncasecmp(v, svc, sizeof(svc) - 1) == 0 &&
+                 s2s_dns_match(v + sizeof(svc) - 1, len - (sizeof(svc) - 1),
+                               host);
+        } else if (gn->type == GEN_OTHERNAME) {
+            int nid = OBJ_obj2nid(gn->d.otherName->type_id);
+
+            /* Of a kind we read, but malformed: still an identifier. */
+            if (nid == NID_XmppAddr || nid == NID_SRVName)
+                found = 1;
+        }
+    }
+    GENERAL_NAMES_free(sans);
+    if (!ok && !found) {
+        /* RFC 6125 §6.4.4: the CN only when the certificate has no
+         * identifier of a kind we support (as Prosody does). */
+        const X509_NAME *subj = X509_get_subject_name(cert);
+        int i = -1;
+
+        while (!ok &&
+               (i = X509_NAME_get_index_by_NID(subj, NID_commonName, i)) >= 0) {
+            const ASN1_STRING *cn =
+                X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
+            unsigned char *u = NULL;
+            int n = ASN1_STRING_to_UTF8(&u, cn);
+
+            ok = n > 0 && memchr(u, '\0', (size_t)n) == NULL &&
+                 s2s_dns_match((const char *)u, (size_t)n, host);
+            OPENSSL_free(u);
+        }
+    }
+    if (ace != NULL)
+        idn2_free(ace);
+    return ok;
+}
+
 /* Whether the peer of ssl presented a certificate that chains to a trust
- * anchor (name NULL) and, with name, is for that domain (a DNS-ID,
- * RFC 6125 §6.4; the CN only when there is no subjectAltName). */
+ * anchor (name NULL) and, with name, is for that domain (DNS-ID, SRV-ID
+ * or XmppAddr: roost_s2s_cert_name_ok). */
 static int
 s2s_cert_ok(SSL *ssl, const char *name)
 {
@@ -437,7 +639,7 @@ s2s_cert_ok(SSL *ssl, const char *name)
         ok = X509_verify_cert(ctx) == 1;
     X509_STORE_CTX_free(ctx);
     if (ok && name != NULL)
-        ok = X509_check_host(cert, name, 0, 0, NULL) == 1;
+        ok = roost_s2s_cert_name_ok(cert, name);
     X509_free(cert);
     return ok;
 }
@@ -453,7 +655,7 @@ s2s_ssl(const roost_s2s_t *c)
 static void
 s2s_use_host_cert(roost_s2s_t *c, SSL *ssl)
 {
-    roost_host_t *h = c->local != NULL ? roost_server_host(c->local) : NULL;
+    roost_host_t *h = roost_server_host(c->local != NULL ? c->local : "");
     X509 *cert = h != NULL ? SSL_CTX_get0_certificate(h->tls) : NULL;
     EVP_PKEY *key = h != NULL ? SSL_CTX_get0_privatekey(h->tls) : NULL;
 
@@ -463,12 +665,40 @@ s2s_use_host_cert(roost_s2s_t *c, SSL *ssl)
     }
 }
 
+/* --- local domains: hosts and components --- */
+
+/* Whether domain is ours for federation: a host, or a component's
+ * (XEP-0114) domain, for which this server is the authoritative server
+ * in dialback and which remote servers reach through our s2s port. */
+static int
+s2s_is_local(const char *domain)
+{
+    return domain != NULL && (roost_server_host(domain) != NULL ||
+                              roost_component_serves(domain));
+}
+
+/* The host that speaks for domain (bounces, TLS context): the host
+ * itself; for a component's domain, the host it is a subdomain of, or
+ * the first host (as core/component.c does); NULL if not ours. */
+static roost_host_t *
+s2s_host_for(const char *domain)
+{
+    roost_host_t *h = roost_server_host(domain);
+
+    if (h != NULL || domain == NULL || !roost_component_serves(domain))
+        return h;
+    for (const char *d = strchr(domain, '.'); d != NULL && h == NULL;
+         d = strchr(d + 1, '.'))
+        h = roost_server_host(d + 1);
+    return h != NULL ? h : roost_srv->hosts;
+}
+
 /* --- outgoing streams --- */
 
 static roost_host_t *
 s2s_local_host(const roost_s2s_t *c)
 {
-    return c->local != NULL ? roost_server_host(c->local) : NULL;
+    return s2s_host_for(c->local);
 }
 
 /* Bounces every queued stanza (RFC 6120 §10.4.3) and ends the stream;
@@ -679,6 +909,13 @@ s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
             s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
             return 1;
         }
+        if (!c->bidi && !c->authed &&
+            roost_stanza_child(el, NS_BIDI_FEAT, "bidi") != NULL) {
+            /* XEP-0288 §2: before authenticating; the peer may then send
+             * its stanzas for us on this stream (s2s_out_bidi_stanza). */
+            s2s_puts(c, "<bidi xmlns='" NS_BIDI "'/>");
+            c->bidi = 1;
+        }
         if (!c->authed && !c->sasl_failed && s2s_out_try_external(c, el))
             return 0;
         if (!c->authed && roost_srv->cfg->s2s_secure_auth) {
@@ -737,6 +974,13 @@ s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
         }
         return 0;
     }
+    if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0 && c->bidi &&
+        roost_stanza_attr(el, "type") == NULL) {
+        /* XEP-0288: the peer's outgoing direction is this stream, so a
+         * verify request for our keys can come here. */
+        s2s_in_verify(c, el);
+        return c->closing;
+    }
     if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0) {
         const char *id = roost_stanza_attr(el, "id");
         const char *from = roost_stanza_attr(el, "from");
@@ -766,8 +1010,10 @@ s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
 
             for (s2s_pair_t *p = in->pairs; p != NULL; p = p->next)
                 if (strcmp(p->remote, c->remote) == 0 &&
-                    strcmp(p->local, c->local) == 0)
+                    strcmp(p->local, c->local) == 0) {
                     p->valid = ok;
+                    s2s_bidi_update(in, p);
+                }
             snprintf(buf, sizeof(buf), "<db:result");
             roost_xml_append_attr(buf, sizeof(buf), "from", c->local);
             roost_xml_append_attr(buf, sizeof(buf), "to", c->remote);
@@ -790,7 +1036,11 @@ s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
         s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
         return 1;
     }
-    /* Stanzas on our outgoing stream: no bidi negotiated (XEP-0288). */
+    if (c->bidi && roost_stanza_kind(el) != ROOST_STANZA_OTHER) {
+        s2s_out_bidi_stanza(c, el);
+        return c->closing;
+    }
+    /* Stanzas on our outgoing stream without bidi (XEP-0288). */
     s2s_close(c, "unsupported-stanza-type", NULL);
     return 1;
 }
@@ -893,20 +1143,17 @@ static roost_s2s_t *
 s2s_out_get(const char *local, const char *remote)
 {
     roost_config_t *cfg = roost_srv->cfg;
-    size_t klen = strlen(local) + strlen(remote) + 2;
-    char *key = roost_xmalloc(klen);
+    char key[S2S_KEY_MAX];
     roost_resolve_opts_t opts;
     roost_s2s_t *c;
     struct timeval tv;
 
-    snprintf(key, klen, "%s %s", local, remote);
+    s2s_key(key, local, remote);
     HASH_FIND_STR(s2s_out_table, key, c);
-    if (c != NULL) {
-        roost_free(key);
+    if (c != NULL)
         return c;
-    }
     c = s2s_new(S2S_OUT);
-    c->key = key;
+    c->key = roost_xstrdup(key);
     c->local = roost_xstrdup(local);
     c->remote = roost_xstrdup(remote);
     HASH_ADD_KEYPTR(hh, s2s_out_table, c->key, strlen(c->key), c);
@@ -930,15 +1177,90 @@ s2s_out_get(const char *local, const char *remote)
     return c;
 }
 
+/* For local -> remote when no outgoing stream of ours is authenticated
+ * for it: an incoming stream on which the peer asked for bidi (XEP-0288)
+ * and verified remote for local (dialback or SASL EXTERNAL), or NULL. */
+static roost_s2s_t *
+s2s_bidi_find(const char *local, const char *remote)
+{
+    char key[S2S_KEY_MAX];
+    roost_s2s_t *c;
+    s2s_pair_t *p;
+
+    s2s_key(key, local, remote);
+    HASH_FIND_STR(s2s_out_table, key, c);
+    if (c != NULL && !c->closing && (c->authed || c->qn > 0))
+        return NULL; /* ours is up, or holds earlier stanzas: in order */
+    HASH_FIND_STR(s2s_bidi_table, key, p);
+    if (p == NULL || p->conn->closing || p->conn->state != IN_READY)
+        return NULL;
+    return p->conn;
+}
+
+/* A stanza from the peer on our outgoing stream (XEP-0288).  The
+ * direction peer -> us is authenticated for one pair only: from the
+ * domain we connected to (found by its DNS, as dialback trusts it; with
+ * s2s.secure_auth, its certificate must be valid for it) to the domain we
+ * authenticated as; anything else is <invalid-from/>. */
+static void
+s2s_out_bidi_stanza(roost_s2s_t *c, roost_stanza_t *st)
+{
+    const char *from_s = roost_stanza_attr(st, "from");
+    const char *to_s = roost_stanza_attr(st, "to");
+    roost_jid_t *from = from_s ? roost_jid_new(from_s) : NULL;
+    roost_jid_t *to = to_s ? roost_jid_new(to_s) : NULL;
+
+    if (from == NULL || to == NULL) {
+        s2s_close(c, "improper-addressing", NULL);
+    } else if (!c->authed || strcmp(roost_jid_domain(from), c->remote) != 0 ||
+               strcmp(roost_jid_domain(to), c->local) != 0 ||
+               (roost_srv->cfg->s2s_secure_auth &&
+                !s2s_cert_ok(s2s_ssl(c), c->remote))) {
+        s2s_close(c, "invalid-from",
+                  "that domain pair is not verified on this stream");
+    } else {
+        struct timeval tv;
+
+        if (!c->bidi_used)
+            s2s_log(c, ROOST_LOG_INFO,
+                    "bidirectional (XEP-0288): stanzas from %s arrive on "
+                    "this stream",
+                    c->remote);
+        c->bidi_used = 1;
+        /* In use: not idle. */
+        timeval_ms(&tv, roost_srv->cfg->s2s_idle_timeout);
+        evtimer_add(c->timer, &tv);
+        roost_stanza_set_attr(st, "from", roost_jid_full(from));
+        roost_stanza_set_attr(st, "to", roost_jid_full(to));
+        roost_router_route(s2s_local_host(c), NULL, st);
+    }
+    roost_jid_free(from);
+    roost_jid_free(to);
+}
+
 void
 roost_s2s_route(roost_stanza_t *st, const roost_jid_t *from,
                 const roost_jid_t *to)
 {
-    roost_host_t *h = roost_server_host(roost_jid_domain(from));
+    /* From a host, or from a component (its domain checked by
+     * core/component.c), which then is dialback's originating domain. */
+    roost_host_t *h = s2s_host_for(roost_jid_domain(from));
     roost_s2s_t *c;
 
     if (h == NULL)
         return; /* not from one of ours: nothing to send it as */
+    if ((c = s2s_bidi_find(roost_jid_domain(from), roost_jid_domain(to))) !=
+        NULL) {
+        /* XEP-0288: the peer's stream, verified for that pair. */
+        if (!c->bidi_used)
+            s2s_log(c, ROOST_LOG_INFO,
+                    "bidirectional (XEP-0288): stanzas to %s go on this "
+                    "stream",
+                    roost_jid_domain(to));
+        c->bidi_used = 1;
+        s2s_send_stanza(c, st);
+        return;
+    }
     c = s2s_out_get(roost_jid_domain(from), roost_jid_domain(to));
     if (c->closing) {
         roost_router_bounce(h, st, ROOST_SE_REMOTE_SERVER_NOT_FOUND, NULL);
@@ -999,6 +1321,8 @@ s2s_in_features(roost_s2s_t *c)
                     "'><mechanism>EXTERNAL</mechanism></mechanisms>");
     if (!secure)
         s2s_puts(c, "<dialback xmlns='" NS_DB_FEAT "'><errors/></dialback>");
+    if (!c->bidi)
+        s2s_puts(c, "<bidi xmlns='" NS_BIDI_FEAT "'/>");
     s2s_puts(c, "</stream:features>");
 }
 
@@ -1039,8 +1363,8 @@ s2s_in_auth(roost_s2s_t *c, roost_stanza_t *el)
     } else if (c->hdr_from != NULL) {
         domain = roost_xstrdup(c->hdr_from);
     }
-    if (domain == NULL || c->local == NULL ||
-        roost_server_host(domain) != NULL || !s2s_cert_ok(s2s_ssl(c), domain)) {
+    if (domain == NULL || c->local == NULL || s2s_is_local(domain) ||
+        !s2s_cert_ok(s2s_ssl(c), domain)) {
         s2s_log(c, ROOST_LOG_INFO, "SASL EXTERNAL refused for %s",
                 domain ? domain : "(no domain)");
         roost_free(domain);
@@ -1054,6 +1378,7 @@ s2s_in_auth(roost_s2s_t *c, roost_stanza_t *el)
     p->valid = 1;
     p->next = c->pairs;
     c->pairs = p;
+    s2s_bidi_update(c, p);
     if (c->remote == NULL)
         c->remote = roost_xstrdup(domain);
     c->sasl_authed = 1;
@@ -1084,12 +1409,12 @@ s2s_in_result(roost_s2s_t *c, roost_stanza_t *el)
                   "to or key");
         return;
     }
-    if (roost_server_host(to) == NULL) {
+    if (!s2s_is_local(to)) {
         roost_free(remote);
         s2s_close(c, "host-unknown", NULL);
         return;
     }
-    if (roost_server_host(remote) != NULL) {
+    if (s2s_is_local(remote)) {
         /* A peer claiming one of our own domains. */
         roost_free(remote);
         s2s_close(c, "invalid-from", NULL);
@@ -1129,10 +1454,11 @@ s2s_in_verify(roost_s2s_t *c, roost_stanza_t *el)
         s2s_close(c, "improper-addressing", NULL);
         return;
     }
-    if (roost_server_host(to) == NULL) {
+    if (!s2s_is_local(to)) {
         s2s_close(c, "host-unknown", NULL);
         return;
     }
+    /* Keys of a component's domain too: we made them (roost_s2s_route). */
     roost_s2s_dialback_key(s2s_secret, from, to, id, want);
     ok = s2s_key_eq(want, key);
     snprintf(buf, sizeof(buf), "<db:verify");
@@ -1164,7 +1490,8 @@ s2s_in_stanza(roost_s2s_t *c, roost_stanza_t *st)
                   "on this stream");
         goto out;
     }
-    h = roost_server_host(roost_jid_domain(to));
+    /* A host, or a component the router hands it to (XEP-0114). */
+    h = s2s_host_for(roost_jid_domain(to));
     roost_stanza_set_attr(st, "from", roost_jid_full(from));
     roost_stanza_set_attr(st, "to", roost_jid_full(to));
     roost_router_route(h, NULL, st);
@@ -1226,6 +1553,15 @@ s2s_in_element(roost_s2s_t *c, roost_stanza_t *el)
         /* RFC 6120 §5.3.1: TLS first. */
         s2s_close(c, "policy-violation", "STARTTLS is required");
         return 1;
+    }
+    if (strcmp(ns, NS_BIDI) == 0 && strcmp(name, "bidi") == 0) {
+        /* XEP-0288 §2: no answer; once a pair is verified here, our
+         * stanzas for the peer may use this stream (s2s_bidi_find). */
+        c->bidi = 1;
+        for (s2s_pair_t *p = c->pairs; p != NULL; p = p->next)
+            s2s_bidi_update(c, p);
+        s2s_log(c, ROOST_LOG_DEBUG, "peer asks for a bidirectional stream");
+        return 0;
     }
     if (strcmp(ns, ROOST_NS_SASL) == 0 && strcmp(name, "auth") == 0)
         return s2s_in_auth(c, el);
@@ -1307,7 +1643,7 @@ s2s_xml_open(void *ud, const char *ns, const char *name,
         unsigned char r[16];
         char *host = to != NULL ? roost_jid_prep_domain(to) : NULL;
 
-        if (host == NULL || roost_server_host(host) == NULL ||
+        if (host == NULL || !s2s_is_local(host) ||
             (c->local != NULL && strcmp(c->local, host) != 0)) {
             roost_free(host);
             s2s_header(c);

@@ -11,13 +11,24 @@
  * through a connection back to the remote domain's authoritative server);
  * anything else is <invalid-from/>.
  *
- * Where a remote server is: a static route (s2s.routes) or the domain
- * itself on port 5269 (libevent's asynchronous resolver; SRV comes with
- * core/resolve.c).  Not yet: SASL EXTERNAL with PKIX certificates
- * (XEP-0178), direct TLS (XEP-0368), bidirectional streams (XEP-0288). */
+ * Where a remote server is: a static route (s2s.routes), SRV records or
+ * the domain itself on port 5269 (core/resolve.c, c-ares).  Also SASL
+ * EXTERNAL with PKIX certificates (XEP-0178; names per RFC 6125: DNS-ID,
+ * SRV-ID, XmppAddr, the CN only without those), direct TLS (XEP-0368).
+ *
+ * Local domains are the hosts and the external components' domains
+ * (XEP-0114): a component sends to remote domains through here, and this
+ * server is the dialback authoritative server for its domain.
+ *
+ * Bidirectional streams (XEP-0288): offered on incoming streams and asked
+ * for on outgoing ones.  On a peer's bidi stream, our stanzas from L to R
+ * use it once R was verified for L there (instead of a stream of ours);
+ * on our bidi stream to R as L, the peer may send from R to L only.
+ * Dialback verify requests still use a connection of their own. */
 #ifndef ROOST_CORE_S2S_H
 #define ROOST_CORE_S2S_H
 
+#include <openssl/x509.h>
 #include <roost/jid.h>
 #include <roost/stanza.h>
 
@@ -42,5 +53,13 @@ void roost_s2s_route(roost_stanza_t *st, const roost_jid_t *from,
 void roost_s2s_dialback_key(const char *secret, const char *receiving,
                             const char *originating, const char *id,
                             char out[65]);
+
+/* Whether cert (borrowed) names domain (prepared) as an XMPP server
+ * (RFC 6120 §13.7.1.2, RFC 6125 §6, XEP-0178): a DNS-ID, an SRV-ID for
+ * _xmpp-server or an XmppAddr in subjectAltName; the CN only when the
+ * certificate has none of these.  Wildcards only in DNS-IDs and SRV-IDs,
+ * as the whole left-most label.  Checks names only, not the chain.
+ * 1 or 0. */
+int roost_s2s_cert_name_ok(X509 *cert, const char *domain);
 
 #endif /* ROOST_CORE_S2S_H */

@@ -4,10 +4,14 @@ static route to the other.
 
 Messages both ways, subscription both ways with presence and probes,
 unavailable when one side's user goes, privacy across the boundary,
-bounces when the remote server cannot be reached (remote-server-not-found)
-and attacks: stanzas with a from the stream did not verify
-(<invalid-from/>), an unsolicited dialback verify answer, plaintext
-dialback when TLS is required.
+bounces when the remote server cannot be reached (remote-server-not-found),
+one connection carrying stanzas both ways (XEP-0288 bidi), a peer
+using a bidi stream for a domain it did not verify (<invalid-from/>),
+an external component of a.test (XEP-0114) talking to b.test both ways
+(a.test answering dialback for the component's domain), and attacks:
+stanzas with a from the stream did not verify (<invalid-from/>), an
+unsolicited dialback verify answer, plaintext dialback when TLS is
+required.
 
     python3 test_s2s.py
 
@@ -48,6 +52,8 @@ class FedRoost(rt.Roost):
         self.s2s_tls = 'starttls'       # the s2s listener's tls mode
         self.host_extra = ''            # more options of the host
         self.dns = None                 # "127.0.0.1:port" of a test DNS server
+        self.components = {}            # XEP-0114 domain -> secret
+        self.comp_port = None           # its listener
 
     def write_config(self):
         mods = ', '.join('"%s"' % m for m in
@@ -70,9 +76,15 @@ class FedRoost(rt.Roost):
                     '  { address = "127.0.0.1"; port = %d; type = "c2s"; tls = "starttls"; },\n'
                     '  { address = "127.0.0.1"; port = %d; type = "c2s"; tls = "direct"; },\n'
                     '  { address = "127.0.0.1"; port = %d; type = "s2s"; tls = "%s"; }\n'
-                    ');\nhosts = (\n  { domain = "%s"; modules = [ %s ]; %s}\n);\n'
+                    '%s);\nhosts = (\n  { domain = "%s"; modules = [ %s ]; %s}\n);\n'
                     % (self.c2s_port, self.tls_port, self.s2s_port, self.s2s_tls,
+                       ',  { address = "127.0.0.1"; port = %d; type = "component"; }\n'
+                       % self.comp_port if self.comp_port else '',
                        self.domain, mods, self.host_extra))
+            if self.components:
+                f.write('components = ( %s );\n' % ', '.join(
+                    '{ domain = "%s"; secret = "%s"; }' % kv
+                    for kv in self.components.items()))
         os.makedirs(os.path.join(self.dir, 'data'), exist_ok=True)
 
 
@@ -135,6 +147,92 @@ def msg(c, to, mid, body='hi'):
 
 
 # --------------------------------------------------------------- tests
+
+def bidi_one_connection(servers):
+    """XEP-0288: a.test connects to b.test and asks for a bidirectional
+    stream (b.test offers it); b.test's reply then travels on that same
+    connection: b.test never authenticates a stream of its own to a.test
+    (its only connection to a.test carries the dialback verify request)."""
+    a, b = servers[:2]
+    amy = login(a, 'amy@a.test')
+    bill = login(b, 'bill@b.test')
+    try:
+        msg(amy, 'bill@b.test', 'bd1', 'one way')
+        wait_for(bill, is_msg('bd1'), 'message from a.test')
+        msg(bill, amy.full_jid, 'bd2', 'and back')
+        r = wait_for(amy, is_msg('bd2'), 'reply over the same stream')
+        check(r.get('from') == bill.full_jid, 'reply from %s' % r.get('from'))
+    finally:
+        amy.close()
+        bill.close()
+    alog, blog = open(a.logfile).read(), open(b.logfile).read()
+    check('a.test->b.test] bidirectional (XEP-0288): stanzas from b.test arrive' in alog,
+          "a.test did not receive b.test's stanza on its own stream (log)")
+    check('b.test<-a.test] bidirectional (XEP-0288): stanzas to a.test go' in blog,
+          "b.test did not send on a.test's stream (log)")
+    check('b.test->a.test] authenticated' not in blog and
+          'verified b.test by dialback' not in alog,
+          'b.test authenticated a second stream to a.test')
+
+
+def _fake_peer_accept(lsock, domain, cert):
+    """Accepts a.test's connection as the server of domain: STARTTLS,
+    features with dialback and bidi; returns (client, <bidi/> seen)."""
+    s, _ = lsock.accept()
+    s.settimeout(10)
+    c = Client(servers_global[0], None, None, name='fake-' + domain)
+    c.sock, c.parser = s, rt.StreamParser()
+    hdr = ("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+           "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' "
+           "from='%s' to='a.test' id='%s' version='1.0'>")
+    deadline = time.monotonic() + 10
+    while c.parser.header is None and c._fill(deadline):
+        pass
+    c.send(hdr % (domain, 'fake1') + "<stream:features><starttls "
+           "xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>")
+    check(c.recv().tag.endswith('starttls'), 'no starttls')
+    c.send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*cert)
+    c.sock = ctx.wrap_socket(s, server_side=True)
+    c.parser = rt.StreamParser()
+    while c.parser.header is None and c._fill(deadline):
+        pass
+    c.send(hdr % (domain, 'fake2') + "<stream:features><dialback xmlns='urn:xmpp:features:dialback'>"
+           "<errors/></dialback><bidi xmlns='urn:xmpp:features:bidi'/></stream:features>")
+    el = c.recv()
+    bidi = el.tag == '{urn:xmpp:bidi}bidi'
+    if bidi:
+        el = c.recv()
+    check(el.tag == '{jabber:server:dialback}result' and el.get('from') == 'a.test',
+          'dialback result expected: %s' % rt.to_string(el))
+    c.send("<db:result from='%s' to='a.test' type='valid'/>" % domain)
+    return c, bidi
+
+
+def bidi_unverified_from(servers):
+    """A peer that a.test connected to (bidi.test, a fake server here that
+    accepts a.test's dialback) may send on that stream as bidi.test to
+    a.test only: a stanza as bidi.test arrives, one claiming b.test (not
+    verified on that stream for that direction) is <invalid-from/>."""
+    a = servers[0]
+    lsock, cert = FAKE_PEER['sock'], FAKE_PEER['cert']
+    alice = login(a, 'alice@a.test')
+    try:
+        msg(alice, 'x@bidi.test', 'fb1')
+        c, bidi = _fake_peer_accept(lsock, 'bidi.test', cert)
+        check(bidi, 'a.test sent no <bidi/> although it was offered')
+        m = wait_for(c, is_msg('fb1'), "alice's message at the fake peer")
+        check(m.get('from') == alice.full_jid, 'from %s' % m.get('from'))
+        c.send("<message from='x@bidi.test' to='%s' id='fb2'><body>back</body></message>"
+               % alice.full_jid)
+        wait_for(alice, is_msg('fb2'), 'a stanza from bidi.test over the bidi stream')
+        c.send("<message from='bob@b.test' to='%s' id='fb3'><body>forged</body></message>"
+               % alice.full_jid)
+        check(c.expect_stream_error() == 'invalid-from', 'a forged from on a bidi stream')
+        none_of(alice, is_msg('fb3'), 'a forged stanza over a bidi stream')
+    finally:
+        alice.close()
 
 def message_both_ways(servers):
     """A message from a.test reaches b.test and the reply comes back, with
@@ -264,6 +362,16 @@ def _raw_s2s(port, from_dom, to_dom, tls=True):
 
 
 servers_global = []
+FAKE_PEER = {}
+
+
+def _fake_cert(d, name):
+    import subprocess
+    key, crt = os.path.join(d, name + '.key'), os.path.join(d, name + '.crt')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                    'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=' + name,
+                    '-keyout', key, '-out', crt], check=True, capture_output=True, timeout=60)
+    return crt, key
 
 
 def attack_unverified_from(servers):
@@ -326,6 +434,56 @@ def forged_dialback_key(servers):
     check(cond in ('not-authorized', 'invalid-from', 'closed'), 'after invalid: %s' % cond)
 
 
+COMP_SECRET = 'c0mp-s3cret'
+
+
+def component_over_s2s(servers):
+    """XEP-0114 across federation: a component of a.test (comp.a.test)
+    sends to bob@b.test, which verifies comp.a.test by dialback with
+    a.test (the authoritative server for its component's domain), and
+    bob's reply to the component's domain arrives at a.test over s2s and
+    reaches the component.  A stanza on a stream to comp.a.test from an
+    unverified domain is refused (<invalid-from/>); once the component is
+    gone, bob's message to it bounces back across the boundary."""
+    from test_component import raw_component
+    a, b = servers[:2]
+    comp, ans = raw_component(a, 'comp.a.test', COMP_SECRET)
+    bob = login(b, 'bob@b.test')
+    try:
+        check(ans.tag == '{jabber:component:accept}handshake', 'handshake: %s' % rt.to_string(ans))
+        comp.send("<message from='bot@comp.a.test' to='bob@b.test' id='cs1' type='chat'>"
+                  "<body>from a component</body></message>")
+        m = wait_for(bob, is_msg('cs1'), 'message from the component', timeout=15)
+        check(m.get('from') == 'bot@comp.a.test', 'from %s' % m.get('from'))
+        msg(bob, 'bot@comp.a.test', 'cs2', 'to the component')
+        r = wait_for(comp, is_msg('cs2'), 'message from b.test at the component', timeout=15)
+        check(r.get('from') == bob.full_jid, 'at the component, from %s' % r.get('from'))
+        # An iq to a subdomain of the component, and its answer back.
+        bob.send("<iq type='get' id='cs3' to='sub.comp.a.test'><ping xmlns='urn:xmpp:ping'/></iq>")
+        q = wait_for(comp, lambda e: rt.tag(e) == 'iq' and e.get('id') == 'cs3', 'iq', timeout=15)
+        comp.send("<iq type='result' id='cs3' from='sub.comp.a.test' to='%s'/>" % bob.full_jid)
+        wait_for(bob, lambda e: rt.tag(e) == 'iq' and e.get('id') == 'cs3' and
+                 e.get('type') == 'result', 'iq result from the component')
+        # Still no way for the component to speak for a.test.
+        comp.send("<message from='alice@a.test' to='bob@b.test' id='cs4'><body>x</body></message>")
+        check(comp.expect_stream_error() == 'invalid-from', 'component forging a.test')
+        none_of(bob, is_msg('cs4'), 'a forged message from the component')
+        msg(bob, 'bot@comp.a.test', 'cs5')
+        e = wait_for(bob, is_msg('cs5'), 'bounce from a component that is gone', timeout=15)
+        check(e.get('type') == 'error' and rt.error_condition(e) == 'service-unavailable' and
+              e.get('from') == 'bot@comp.a.test', 'bounce: %s' % rt.to_string(e))
+    finally:
+        bob.close()
+        comp.close()
+    log = open(a.logfile).read()
+    check('comp.a.test<-b.test]' in log,
+          'no incoming stream for comp.a.test in the log')
+    # A stream to the component's domain: stanzas need a verified pair.
+    c, _ = _raw_s2s(a.s2s_port, 'evil.test', 'comp.a.test')
+    c.send("<message from='m@evil.test' to='bot@comp.a.test' id='cs6'><body>x</body></message>")
+    check(c.expect_stream_error() == 'invalid-from', 'unverified stanza to the component')
+
+
 def srv_lookup(servers):
     """RFC 6120 §3.2.1 and XEP-0368: a domain without a static route is
     found through its SRV record (served by a dnsmasq the test runs):
@@ -366,18 +524,28 @@ def start_dnsmasq(port, c_port):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-TESTS = [message_both_ways, subscription_and_presence, privacy_across,
+TESTS = [bidi_one_connection, bidi_unverified_from, message_both_ways, subscription_and_presence, privacy_across,
          unreachable_bounces, attack_unverified_from, attack_unsolicited_verify,
-         attack_plaintext, forged_dialback_key, srv_lookup]
+         attack_plaintext, forged_dialback_key, component_over_s2s, srv_lookup]
 
 
 def main():
-    ports = rt.free_ports(13)
+    ports = rt.free_ports(15)
     a = FedRoost(USERS_A, 'a.test', ports[0:4])
     b = FedRoost(USERS_B, 'b.test', ports[4:8])
     c = FedRoost(USERS_C, 'c.test', ports[8:12])
     a.routes = {'b.test': b.s2s_port}
-    b.routes = {'a.test': a.s2s_port}
+    b.routes = {'a.test': a.s2s_port, 'comp.a.test': a.s2s_port,
+                'sub.comp.a.test': a.s2s_port}
+    a.components = {'comp.a.test': COMP_SECRET}
+    a.comp_port = ports[13]
+    a.routes['bidi.test'] = ports[14]
+    FAKE_PEER['sock'] = socket.socket()
+    FAKE_PEER['sock'].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    FAKE_PEER['sock'].bind(('127.0.0.1', ports[14]))
+    FAKE_PEER['sock'].listen(4)
+    FAKE_PEER['sock'].settimeout(15)
+    FAKE_PEER['cert'] = _fake_cert(a.dir, 'bidi.test')
     c.routes = {'a.test': a.s2s_port}
     c.s2s_tls = 'direct'                     # XEP-0368 on the listening side
     dns_port = ports[12]
@@ -420,6 +588,8 @@ def main():
         if dns is not None:
             dns.kill()
             dns.wait()
+        if FAKE_PEER.get('sock') is not None:
+            FAKE_PEER['sock'].close()
         for s in servers:
             if s.proc and s.proc.poll() is None:
                 s.proc.kill()

@@ -1,9 +1,11 @@
 """Federation with certificates (XEP-0178: SASL EXTERNAL, RFC 6125 name
 checks) between roostd processes, with a test CA made here by openssl.
 
-- a.test and b.test have CA-signed certificates for their names and
-  s2s.secure_auth = true (no dialback): messages flow both ways, both
-  directions authenticated with SASL EXTERNAL (their logs say so);
+- a.test and b.test have CA-signed certificates for their names (a.test
+  a DNS-ID, b.test only an XmppAddr identifier) and
+  s2s.secure_auth = true (no dialback): messages flow both ways on one
+  connection (XEP-0288 bidi), b.test authenticated with SASL EXTERNAL and
+  a.test by its certificate (their logs say so);
 - c.test presents a CA-signed certificate for another name (wrong.test):
   a.test refuses it (no EXTERNAL for that name, no dialback under
   secure_auth), so c's message bounces and nothing reaches a;
@@ -16,6 +18,7 @@ checks) between roostd processes, with a test CA made here by openssl.
 Prints 'N passed, N failed'.
 """
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,37 +49,47 @@ def make_ca(d, name):
     return key, crt
 
 
-def make_cert(d, ca, san, name):
+def make_cert(d, ca, san, name, cn=None):
+    """A certificate signed by ca; san is a DNS name, or a whole
+    subjectAltName value in openssl's syntax when it has a colon."""
     key, csr, crt = (os.path.join(d, name + s) for s in ('.key', '.csr', '.crt'))
     ext = os.path.join(d, name + '.ext')
     with open(ext, 'w') as f:
-        f.write('subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' % san)
+        f.write('subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n'
+                % (san if ':' in san else 'DNS:' + san))
     openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-            '-subj', '/CN=' + san, '-keyout', key, '-out', csr)
+            '-subj', '/CN=' + (cn or san), '-keyout', key, '-out', csr)
     openssl('x509', '-req', '-in', csr, '-CA', ca[1], '-CAkey', ca[0], '-CAcreateserial',
             '-days', '2', '-out', crt, '-extfile', ext)
     return key, crt
 
 
 def secure_both_ways(servers):
-    """a.test <-> b.test: both authenticate with SASL EXTERNAL (no
-    dialback: secure_auth), messages both ways."""
+    """a.test <-> b.test: SASL EXTERNAL (no dialback: secure_auth),
+    messages both ways.  b.test speaks first and authenticates with its
+    certificate; a.test's reply travels on b.test's stream (XEP-0288
+    bidi: b.test checked a.test's certificate for a.test when it
+    connected), so one TCP connection carries both directions."""
     a, b = servers[:2]
     alice = S.login(a, 'alice@a.test')
     bob = S.login(b, 'bob@b.test')
     try:
-        S.msg(alice, 'bob@b.test', 'pk1')
-        m = S.wait_for(bob, S.is_msg('pk1'), 'message a -> b')
-        check(m.get('from') == alice.full_jid, 'from %s' % m.get('from'))
-        S.msg(bob, alice.full_jid, 'pk2')
-        S.wait_for(alice, S.is_msg('pk2'), 'message b -> a')
+        S.msg(bob, 'alice@a.test', 'pk1')
+        m = S.wait_for(alice, S.is_msg('pk1'), 'message b -> a')
+        check(m.get('from') == bob.full_jid, 'from %s' % m.get('from'))
+        S.msg(alice, bob.full_jid, 'pk2')
+        S.wait_for(bob, S.is_msg('pk2'), 'message a -> b')
     finally:
         alice.close()
         bob.close()
     la, lb = open(a.logfile).read(), open(b.logfile).read()
-    check('a.test->b.test] authenticated (SASL EXTERNAL)' in la, 'a -> b not EXTERNAL')
     check('b.test->a.test] authenticated (SASL EXTERNAL)' in lb, 'b -> a not EXTERNAL')
     check('authenticated b.test (SASL EXTERNAL)' in la, 'a did not check b by certificate')
+    check('b.test->a.test] bidirectional (XEP-0288): stanzas from a.test arrive' in lb and
+          'a.test<-b.test] bidirectional (XEP-0288): stanzas to b.test go' in la,
+          'a -> b not on the bidirectional stream')
+    check('[s2sout:' not in la and not re.search(r'\[s2sin:\w+ b\.test<-', lb),
+          'a second connection between a.test and b.test')
     check('dialback' not in la.replace('features:dialback', ''), 'a used dialback')
 
 
@@ -121,7 +134,10 @@ def main():
     ca = make_ca(tmp, 'testca')
     other_ca = make_ca(tmp, 'otherca')
     certs = {'a.test': make_cert(tmp, ca, 'a.test', 'a'),
-             'b.test': make_cert(tmp, ca, 'b.test', 'b'),
+             # An XmppAddr only (RFC 6120 §13.7.1.4), no DNS-ID, and a CN
+             # that is no name of it (not looked at: there is a SAN).
+             'b.test': make_cert(tmp, ca, 'otherName:1.3.6.1.5.5.7.8.5;UTF8:b.test', 'b',
+                                 cn='b-server'),
              'c.test': make_cert(tmp, ca, 'wrong.test', 'c'),
              'd.test': make_cert(tmp, other_ca, 'd.test', 'd')}
     ports = rt.free_ports(16)

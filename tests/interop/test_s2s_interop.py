@@ -9,6 +9,8 @@ Each server listens on its own loopback address on port 5269:
     127.0.0.2  a.test  roostd   (static s2s routes to p.test and e.test)
     127.0.0.3  p.test  prosody  (finds a.test through /etc/hosts)
     127.0.0.4  e.test  ejabberd (finds a.test through /etc/hosts)
+    127.0.0.5  pb.test prosody with mod_s2s_bidi (XEP-0288): one
+                       connection carries both directions
 
 The three names are added to /etc/hosts for the run (atomically, each line
 marked with '# roost-s2s-interop pid=N'; the file is restored byte for byte
@@ -26,7 +28,7 @@ with a c2s client on each side (roosttest.Client, STARTTLS + SCRAM):
   - an XEP-0199 ping to the remote server (to='p.test' / to='a.test')
     answered with a result from that server.
 
-    python3 test_s2s_interop.py [--peer prosody|ejabberd] [--keep]
+    python3 test_s2s_interop.py [--peer prosody|prosody-bidi|ejabberd] [--keep]
 
 Env: ROOSTD, ROOSTCTL, ROOST_MODULES_DIR (defaults: the build tree), as for
 tests/integration.  Prints PASS/FAIL/SKIP lines and 'N passed, N failed,
@@ -57,7 +59,8 @@ MARK = '# roost-s2s-interop'
 LOCK = os.path.join(tempfile.gettempdir(), 'roost-s2s-interop.lock')
 S2S_PORT = 5269
 ROOST_ADDR, ROOST_DOMAIN = '127.0.0.2', 'a.test'
-PEERS = {'prosody': ('127.0.0.3', 'p.test'), 'ejabberd': ('127.0.0.4', 'e.test')}
+PEERS = {'prosody': ('127.0.0.3', 'p.test'), 'ejabberd': ('127.0.0.4', 'e.test'),
+         'prosody-bidi': ('127.0.0.5', 'pb.test')}
 EJABBERD_EBIN = '/usr/lib/x86_64-linux-gnu/ejabberd-23.01-1/ebin'
 WAIT = 20.0          # one exchange across s2s (the first one opens streams)
 NS_ROSTER = 'jabber:iq:roster'
@@ -74,6 +77,10 @@ USERS = {
                   'art@a.test': 'art-Secret-3'},
                  {'eve@e.test': 'eve-Secret-1', 'ema@e.test': 'ema-Secret-2',
                   'eli@e.test': 'eli-Secret-3'}),
+    'prosody-bidi': ({'abby@a.test': 'abby-Secret-1', 'ava@a.test': 'ava-Secret-2',
+                      'axel@a.test': 'axel-Secret-3'},
+                     {'pete@pb.test': 'pete-Secret-1', 'pola@pb.test': 'pola-Secret-2',
+                      'piet@pb.test': 'piet-Secret-3'}),
 }
 
 
@@ -305,6 +312,7 @@ class RoostFed(FedServer):
 
 class ProsodyFed(FedServer):
     name = 'prosody'
+    extra_modules = ''
 
     @staticmethod
     def available():
@@ -318,7 +326,7 @@ class ProsodyFed(FedServer):
         self.config = os.path.join(self.dir, 'prosody.cfg.lua')
         self.logfile = os.path.join(self.dir, 'server.log')
         subst('s2s-prosody.cfg.lua.in', self.config, DIR=self.dir, C2S_PORT=self.c2s_port,
-              S2S_ADDR=self.s2s_addr, DOMAIN=self.domain)
+              S2S_ADDR=self.s2s_addr, DOMAIN=self.domain, EXTRA_MODULES=self.extra_modules)
         for jid, pw in self.users.items():
             user, host = jid.split('@')
             r = subprocess.run(['prosodyctl', '--config', self.config, 'register', user, host, pw],
@@ -341,6 +349,12 @@ class ProsodyFed(FedServer):
         r = subprocess.run(['dpkg-query', '-W', '-f', '${Version}', 'prosody'],
                            capture_output=True, timeout=10)
         return 'Prosody (Debian package %s)' % r.stdout.decode()
+
+
+class ProsodyBidiFed(ProsodyFed):
+    """Prosody with mod_s2s_bidi (XEP-0288, in the Debian package)."""
+    name = 'prosody-bidi'
+    extra_modules = ', "s2s_bidi"'
 
 
 class EjabberdFed(FedServer):
@@ -475,6 +489,18 @@ def login(srv, jid, presence=True, status=None):
     check(r.get('type') == 'result', '%s: roster get: %s' % (c.name, rt.to_string(r)))
     if presence:
         c.send('<presence>%s</presence>' % ('<status>%s</status>' % status if status else ''))
+        # Wait for the echo of our initial presence: until the server has
+        # handled it, a message to the bare JID finds no available resource
+        # (Prosody, with mod_offline off, bounces it; a stream already up,
+        # as with XEP-0288 bidi, makes that race easy to lose).  Whatever
+        # else arrives meanwhile stays queued for the test.
+        others = []
+        while True:
+            el = c.recv(timeout=WAIT)
+            if rt.tag(el) == 'presence' and el.get('from') == c.full_jid:
+                break
+            others.append(el)
+        c.parser.items[0:0] = others
     return c
 
 
@@ -511,6 +537,27 @@ def message_peer_to_roost(roost, peer, ru, pu):
     finally:
         a.close()
         p.close()
+
+
+def bidi_one_connection(roost, peer, ru, pu):
+    """XEP-0288 (prosody-bidi only, run first): the peer opens the stream
+    and asks for bidi; Roost verifies it by dialback and sends its reply
+    on the peer's stream, never authenticating a stream of its own (its
+    connection to the peer carries only the dialback verify request)."""
+    a = login(roost, ru[1])
+    p = login(peer, pu[1])
+    try:
+        _message(p, a, ru[1], 'bidi-1', 'first, from %s' % peer.name)
+        _message(a, p, p.full_jid, 'bidi-2', 'back on the same stream')
+    finally:
+        a.close()
+        p.close()
+    log, dom = _log(roost), re.escape(peer.domain)
+    check(re.search(r'\[s2sin:\w+ a\.test<-%s\] bidirectional \(XEP-0288\): stanzas to %s go '
+                    r'on this stream' % (dom, dom), log),
+          "Roost did not send on the peer's bidirectional stream (log)")
+    check(not re.search(r'\[s2sout:\w+ a\.test->%s\] authenticated' % dom, log),
+          'Roost authenticated a stream of its own to %s' % peer.domain)
 
 
 def _subscribe_both(x, y):
@@ -640,6 +687,22 @@ EVIDENCE = {
                  r'info\tOutgoing s2s connection p\.test->a\.test complete'),
                 ('incoming stream from a.test authenticated',
                  r'info\tIncoming s2s connection a\.test->p\.test complete')],
+    # XEP-0288: Prosody opens the first stream (bidi_one_connection) and
+    # asks for bidi; Roost then sends on it and authenticates none of its
+    # own (checked there).
+    ('roost', 'prosody-bidi'): [
+        ('%(peer)s->a.test stream verified by dialback',
+         r'\[s2sin:\w+ a\.test<-%(peer)s\] verified %(peer)s by dialback'),
+        ('a.test sending on the bidirectional stream of %(peer)s',
+         r'\[s2sin:\w+ a\.test<-%(peer)s\] bidirectional \(XEP-0288\)')],
+    'prosody-bidi': [('incoming stream from a.test encrypted (dialback verify)',
+                      r'(s2sin\w+)\tinfo\tStream encrypted \(TLS'),
+                     ('outgoing stream to a.test encrypted',
+                      r'(s2sout\w+)\tinfo\tStream encrypted \(TLS'),
+                     ('bidi asked for on the outgoing stream to a.test',
+                      r'(s2sout\w+)\tdebug\tRequesting bidirectional stream'),
+                     ('outgoing stream to a.test authenticated',
+                      r'info\tOutgoing s2s connection pb\.test->a\.test complete')],
     'ejabberd': [('incoming stream from a.test authenticated by dialback over TLS',
                   r'\(tls\|[^)]*\) Accepted inbound s2s dialback authentication a\.test -> e\.test'),
                  ('outgoing stream to a.test (127.0.0.2, from /etc/hosts) authenticated by '
@@ -655,7 +718,7 @@ def streams_tls_dialback(roost, peer, ru, pu):
     missing = []
     for srv in (roost, peer):
         log = _log(srv)
-        for what, pattern in EVIDENCE[srv.name]:
+        for what, pattern in EVIDENCE.get((srv.name, peer.name), EVIDENCE[srv.name]):
             if not re.search(pattern % {'peer': re.escape(peer.domain)}, log):
                 missing.append('%s log: no sign of %s' % (srv.name, what % {'peer': peer.domain}))
     check(not missing, '; '.join(missing))
@@ -664,7 +727,8 @@ def streams_tls_dialback(roost, peer, ru, pu):
 TESTS = [message_roost_to_peer, message_peer_to_roost, subscription_roost_first,
          subscription_peer_first, ping_roost_to_peer, ping_peer_to_roost,
          streams_tls_dialback]
-PEER_CLASSES = {'prosody': ProsodyFed, 'ejabberd': EjabberdFed}
+PEER_CLASSES = {'prosody': ProsodyFed, 'ejabberd': EjabberdFed,
+                'prosody-bidi': ProsodyBidiFed}
 
 
 # ------------------------------------------------------------------ main
@@ -688,7 +752,7 @@ def s2s_lines(srv, n=40, width=700):
             entries.append(ln)
         else:
             entries[-1] += ' ' + ln.strip()
-    keys = ('s2s', 'dialback', 'a.test', 'p.test', 'e.test')
+    keys = ('s2s', 'dialback', 'a.test', 'p.test', 'e.test', 'pb.test')
     sel = [e if len(e) <= width else e[:width] + '...' for e in entries
            if any(k in e for k in keys)]
     return '\n'.join(sel[-n:]) + '\n'
@@ -711,7 +775,7 @@ def run_peer(name, roost, counts, args):
             return
         note('%s started in %.1f s' % (name, time.monotonic() - t0))
         ok = True
-        for t in TESTS:
+        for t in ([bidi_one_connection] if name == 'prosody-bidi' else []) + TESTS:
             if args.only and t.__name__ not in args.only:
                 continue
             t0 = time.monotonic()
@@ -759,7 +823,7 @@ def main():
     ap.add_argument('--only', action='append', help='run only this test (repeatable)')
     ap.add_argument('--keep', action='store_true', help='keep the servers\' files')
     args = ap.parse_args()
-    peers = args.peer or ['prosody', 'ejabberd']
+    peers = args.peer or ['prosody', 'ejabberd', 'prosody-bidi']
     counts = Counts()
 
     present = [p for p in peers if PEER_CLASSES[p].available()]
