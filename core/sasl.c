@@ -1,11 +1,18 @@
 /* core/sasl.c: the server side of SASL (RFC 6120 §6) on Cyrus libsasl2.
  *
- * Cyrus runs the mechanisms (its scram, plain and anonymous plugins);
- * this file feeds it: an in-process auxprop plugin "roost" hands the
- * stored RFC 5803 authPassword values of core/auth.h to the SCRAM plugin,
- * a checkpass callback verifies PLAIN against the same secrets, and a
- * proxy-policy callback refuses any authorization identity other than the
- * authenticated one.  Around Cyrus it enforces what a server must decide
+ * Cyrus runs the mechanisms: its plain and anonymous plugins, and for
+ * SCRAM-SHA-1/-256(-PLUS) an in-process mechanism plugin defined here
+ * (RFC 5802, RFC 7677) whose server-first-message carries XEP-0474's
+ * downgrade-protection hash "h" (Cyrus's own scram plugin cannot add it,
+ * and it must be inside the AuthMessage the proofs sign); a verifyfile
+ * callback keeps Cyrus from loading its libscram, so ours is the only
+ * provider of those names.  This file also feeds Cyrus: an in-process
+ * auxprop plugin "roost" hands the stored RFC 5803 authPassword values of
+ * core/auth.h to the SCRAM plugin, a checkpass callback verifies PLAIN
+ * against the same secrets, a proxy-policy callback refuses any
+ * authorization identity other than the authenticated one, and a
+ * per-connection getopt callback gives the SCRAM plugin what was
+ * advertised.  Around Cyrus it enforces what a server must decide
  * itself: which mechanisms are offered (PLAIN only over TLS, -PLUS only
  * with channel-binding data, ANONYMOUS only where enabled), the SCRAM gs2
  * channel-binding flag (RFC 5802 §6, downgrade protection), base64 and
@@ -15,6 +22,7 @@
  * machine) nor for account storage (core/auth.c). */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -67,10 +75,11 @@ struct roost_sasl {
     size_t ncb;
     sasl_channel_binding_t binding; /* Cyrus keeps this pointer */
     const char *mechs[8];
+    char *ssdp; /* XEP-0474 string of what was advertised */
     char *user;
     char *out;
     size_t outcap;
-    sasl_callback_t callbacks[3];
+    sasl_callback_t callbacks[4];
 };
 
 /* Offered mechanisms, strongest first. */
@@ -130,6 +139,20 @@ sasl_log_cb(void *context, int level, const char *message)
         return SASL_OK;
     ROOST_LOG(level == SASL_LOG_ERR ? ROOST_LOG_WARN : ROOST_LOG_DEBUG,
               SASL_TAG, "%s", message);
+    return SASL_OK;
+}
+
+/* Cyrus asks before loading each plugin file.  Its scram plugin would
+ * offer the same mechanism names as ours (scram_plugs), so it is not
+ * loaded: ours are then the only SCRAM mechanisms Cyrus can pick. */
+static int
+sasl_verifyfile_cb(void *context, const char *file, sasl_verify_type_t type)
+{
+    const char *base = strrchr(file, '/');
+
+    base = base != NULL ? base + 1 : file;
+    if (type == SASL_VRFY_PLUGIN && strncmp(base, "libscram.", 9) == 0)
+        return SASL_CONTINUE; /* skip this file */
     return SASL_OK;
 }
 
@@ -373,6 +396,530 @@ sasl_auxprop_init(const sasl_utils_t *utils, int max_version, int *out_version,
     return SASL_OK;
 }
 
+/* --- the SCRAM mechanism plugin (RFC 5802, RFC 7677, XEP-0474) --- */
+
+/* Cyrus's scram plugin has no way to add an attribute to its
+ * server-first-message, so these mechanisms are ours.  The secrets come
+ * through the auxprop plugin above (never PBKDF2 per login: the client
+ * proof is checked against StoredKey).  -PLUS is Cyrus's business up to
+ * the point of choosing this plugin (the name with "-PLUS" maps to the
+ * plugin's name when SASL_FEAT_CHANNEL_BINDING is set); the binding
+ * itself is checked here and reported in oparams->cbindingdisp, which
+ * Cyrus then checks against the connection's binding once more. */
+
+#define SCRAM_NONCE_RAW 18 /* random bytes behind our part of the nonce */
+#define SCRAM_ITER_MAX  10000000
+
+typedef struct scram_mech {
+    const char *name;
+    const EVP_MD *(*md)(void);
+} scram_mech_t;
+
+static const scram_mech_t scram_mechs[] = {{"SCRAM-SHA-256", EVP_sha256},
+                                           {"SCRAM-SHA-1", EVP_sha1}};
+
+/* roost_sasl_test_nonce(): borrowed, for the known-answer tests only. */
+static const char *scram_test_nonce;
+
+typedef struct scram_ctx {
+    const scram_mech_t *mech;
+    int step;  /* 0: expecting client-first, 1: client-final, 2: done */
+    char flag; /* gs2-cbind-flag: 'n', 'y' or 'p' */
+    char cbname[SASL_CB_NAME_MAX + 1];
+    char *gs2; /* the gs2-header as received */
+    size_t gs2len;
+    char *bare; /* client-first-message-bare */
+    size_t barelen;
+    char *sfirst; /* server-first-message */
+    size_t sfirstlen;
+    char *nonce; /* c-nonce s-nonce */
+    size_t noncelen;
+    unsigned char stored[EVP_MAX_MD_SIZE], server[EVP_MAX_MD_SIZE];
+    size_t klen;
+    char *out; /* what we sent last, owned here (Cyrus's serverout) */
+} scram_ctx_t;
+
+void
+roost_sasl_test_nonce(const char *nonce)
+{
+    scram_test_nonce = nonce;
+}
+
+static int
+scram_new(void *glob, sasl_server_params_t *sp, const char *challenge,
+          unsigned challen, void **conn_context)
+{
+    /* Freed by scram_dispose, which Cyrus calls for every context. */
+    scram_ctx_t *c = roost_xcalloc(1, sizeof(*c));
+
+    c->mech = glob;
+    *conn_context = c;
+    return SASL_OK;
+}
+
+static void
+scram_dispose(void *conn_context, const sasl_utils_t *utils)
+{
+    scram_ctx_t *c = conn_context;
+
+    if (c == NULL)
+        return;
+    OPENSSL_cleanse(c->stored, sizeof(c->stored));
+    OPENSSL_cleanse(c->server, sizeof(c->server));
+    roost_free(c->gs2);
+    roost_free(c->bare);
+    roost_free(c->sfirst);
+    roost_free(c->nonce);
+    roost_free(c->out);
+    roost_free(c);
+}
+
+/* RFC 5802 §7 printable: %x21-7E except ",". */
+static int
+scram_printable(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+
+        if (ch < 0x21 || ch > 0x7e || ch == ',')
+            return 0;
+    }
+    return n > 0;
+}
+
+/* Decodes a saslname (n bytes, "=2C" and "=3D" escapes) to a new string,
+ * or NULL when malformed or empty. */
+static char *
+scram_saslname(const char *p, size_t n)
+{
+    char *out = roost_xmalloc(n + 1);
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '=') {
+            if (i + 2 < n && p[i + 1] == '2' && p[i + 2] == 'C')
+                out[o++] = ',';
+            else if (i + 2 < n && p[i + 1] == '3' && p[i + 2] == 'D')
+                out[o++] = '=';
+            else
+                goto bad;
+            i += 2;
+        } else if (p[i] == ',' || p[i] == '\0') {
+            goto bad;
+        } else {
+            out[o++] = p[i];
+        }
+    }
+    if (o == 0)
+        goto bad;
+    out[o] = '\0';
+    return out;
+bad:
+    roost_free(out);
+    return NULL;
+}
+
+/* The field starting at p (up to the next "," or end). */
+static const char *
+scram_field_end(const char *p, const char *end)
+{
+    const char *q = memchr(p, ',', (size_t)(end - p));
+
+    return q != NULL ? q : end;
+}
+
+/* Finds the authPassword value for the mechanism in the property
+ * context and fills iter, salt (base64, borrowed into buf) and keys. */
+static int
+scram_secret(scram_ctx_t *c, sasl_server_params_t *sp, int *iter, char *salt,
+             size_t saltmax)
+{
+    const char *names[] = {SASL_AUTHPW, NULL};
+    struct propval pv[2];
+    size_t nl = strlen(c->mech->name), hl;
+
+    memset(pv, 0, sizeof(pv));
+    if (sp->utils->prop_getnames(sp->propctx, names, pv) <= 0 ||
+        pv[0].values == NULL)
+        return SASL_NOUSER;
+    hl = (size_t)EVP_MD_get_size(c->mech->md());
+    for (const char **v = pv[0].values; *v != NULL; v++) {
+        const char *p = *v, *s, *d, *k;
+        unsigned char tmp[EVP_MAX_MD_SIZE * 2];
+        char *e;
+        long it, n;
+
+        if (strncmp(p, c->mech->name, nl) != 0 || p[nl] != '$')
+            continue;
+        p += nl + 1;
+        it = strtol(p, &e, 10);
+        if (e == p || *e != ':' || it < 1 || it > SCRAM_ITER_MAX)
+            return SASL_FAIL;
+        s = e + 1;
+        d = strchr(s, '$');
+        if (d == NULL || (size_t)(d - s) >= saltmax || d == s)
+            return SASL_FAIL;
+        k = strchr(d + 1, ':');
+        if (k == NULL || (size_t)(k - d - 1) > sizeof(tmp) / 3 * 4 ||
+            strlen(k + 1) > sizeof(tmp) / 3 * 4)
+            return SASL_FAIL;
+        n = sasl_b64_decode(d + 1, (size_t)(k - d - 1), tmp);
+        if (n != (long)hl)
+            return SASL_FAIL;
+        memcpy(c->stored, tmp, hl);
+        n = sasl_b64_decode(k + 1, strlen(k + 1), tmp);
+        if (n != (long)hl)
+            return SASL_FAIL;
+        memcpy(c->server, tmp, hl);
+        OPENSSL_cleanse(tmp, sizeof(tmp));
+        c->klen = hl;
+        memcpy(salt, s, (size_t)(d - s));
+        salt[d - s] = '\0';
+        *iter = (int)it;
+        return SASL_OK;
+    }
+    return SASL_NOUSER;
+}
+
+/* XEP-0474 §3.1: base64 of H(S) for the S the application gave us for
+ * this connection, written to out; 0 if there is none. */
+static int
+scram_ssdp(const scram_ctx_t *c, sasl_server_params_t *sp, char *out)
+{
+    const char *v = NULL;
+    unsigned vlen = 0;
+    unsigned char h[EVP_MAX_MD_SIZE];
+    unsigned hlen;
+
+    if (sp->utils->getopt == NULL ||
+        sp->utils->getopt(sp->utils->getopt_context, c->mech->name,
+                          ROOST_SASL_OPT_SSDP, &v, &vlen) != SASL_OK ||
+        v == NULL || vlen == 0)
+        return 0;
+    if (EVP_Digest(v, vlen, h, &hlen, c->mech->md(), NULL) != 1)
+        return 0;
+    sasl_b64_enc(h, hlen, out);
+    return 1;
+}
+
+/* Parses the client-first-message, looks up the secret and answers with
+ * the server-first-message. */
+static int
+scram_first(scram_ctx_t *c, sasl_server_params_t *sp, const char *in,
+            unsigned inlen, const char **out, unsigned *outlen,
+            sasl_out_params_t *op)
+{
+    const char *p = in, *end = in + inlen, *q, *bare, *cn;
+    static const char *names[] = {SASL_AUTHPW, NULL};
+    char *authzid = NULL, *user = NULL;
+    char salt[128], snonce[64], h[EVP_MAX_MD_SIZE * 2] = "";
+    size_t cnlen, sn, need;
+    int rc = SASL_BADPROT, iter = 0, has_h;
+
+    if (inlen == 0 || memchr(in, '\0', inlen) != NULL)
+        return SASL_BADPROT;
+    /* gs2-cbind-flag */
+    if (inlen >= 2 && (p[0] == 'n' || p[0] == 'y') && p[1] == ',') {
+        c->flag = p[0];
+        p += 2;
+    } else if (inlen > 2 && p[0] == 'p' && p[1] == '=') {
+        q = scram_field_end(p, end);
+        if (q == end || q - p - 2 < 1 || q - p - 2 > SASL_CB_NAME_MAX)
+            return SASL_BADPROT;
+        for (const char *x = p + 2; x < q; x++) {
+            if (!((*x >= 'a' && *x <= 'z') || (*x >= 'A' && *x <= 'Z') ||
+                  (*x >= '0' && *x <= '9') || *x == '.' || *x == '-'))
+                return SASL_BADPROT;
+        }
+        memcpy(c->cbname, p + 2, (size_t)(q - p - 2));
+        c->cbname[q - p - 2] = '\0';
+        c->flag = 'p';
+        p = q + 1;
+    } else {
+        return SASL_BADPROT;
+    }
+    /* [ authzid ] "," */
+    if (p < end && *p == 'a') {
+        q = scram_field_end(p, end);
+        if (q == end || q - p < 3 || p[1] != '=' ||
+            (authzid = scram_saslname(p + 2, (size_t)(q - p - 2))) == NULL)
+            return SASL_BADPROT;
+        p = q + 1;
+    } else if (p < end && *p == ',') {
+        p++;
+    } else {
+        return SASL_BADPROT;
+    }
+    c->gs2len = (size_t)(p - in);
+    bare = p;
+    /* RFC 5802 §5.1: an "m" extension we do not know must fail. */
+    if (end - p < 2 || p[0] != 'n' || p[1] != '=')
+        goto done;
+    q = scram_field_end(p, end);
+    if (q == end || (user = scram_saslname(p + 2, (size_t)(q - p - 2))) == NULL)
+        goto done;
+    p = q + 1;
+    if (end - p < 2 || p[0] != 'r' || p[1] != '=')
+        goto done;
+    q = scram_field_end(p, end);
+    cn = p + 2;
+    cnlen = (size_t)(q - cn);
+    if (!scram_printable(cn, cnlen))
+        goto done;
+    /* optional extensions: attr-val, ignored */
+    for (p = q; p < end; p = q) {
+        p++;
+        q = scram_field_end(p, end);
+        if (q - p < 2 ||
+            !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) ||
+            p[1] != '=')
+            goto done;
+    }
+    /* Channel binding (RFC 5802 §6): "y" while we can bind means someone
+     * removed -PLUS from what the client saw. */
+    if (c->flag == 'p' &&
+        (!SASL_CB_PRESENT(sp) || strcmp(sp->cbinding->name, c->cbname) != 0)) {
+        rc = SASL_BADBINDING;
+        goto done;
+    }
+    if (c->flag == 'y' && SASL_CB_PRESENT(sp)) {
+        rc = SASL_BADAUTH;
+        goto done;
+    }
+    if (c->flag == 'n' && SASL_CB_CRITICAL(sp)) {
+        rc = SASL_BADBINDING;
+        goto done;
+    }
+    /* The identities; canon_user also runs the auxprop lookup that the
+     * request below asks for. */
+    if ((rc = sp->utils->prop_request(sp->propctx, names)) != SASL_OK)
+        goto done;
+    if (authzid != NULL &&
+        (rc = sp->canon_user(sp->utils->conn, authzid, 0, SASL_CU_AUTHZID,
+                             op)) != SASL_OK)
+        goto done;
+    rc = sp->canon_user(sp->utils->conn, user, 0,
+                        SASL_CU_AUTHID | (authzid ? 0 : SASL_CU_AUTHZID), op);
+    if (rc != SASL_OK)
+        goto done;
+    if ((rc = scram_secret(c, sp, &iter, salt, sizeof(salt))) != SASL_OK)
+        goto done;
+    /* Our part of the nonce. */
+    if (scram_test_nonce != NULL) {
+        snprintf(snonce, sizeof(snonce), "%s", scram_test_nonce);
+    } else {
+        unsigned char r[SCRAM_NONCE_RAW];
+
+        if (RAND_bytes(r, sizeof(r)) != 1) {
+            rc = SASL_FAIL;
+            goto done;
+        }
+        sasl_b64_enc(r, sizeof(r), snonce);
+    }
+    sn = strlen(snonce);
+    has_h = scram_ssdp(c, sp, h);
+    c->noncelen = cnlen + sn;
+    c->nonce = roost_xmalloc(c->noncelen + 1);
+    memcpy(c->nonce, cn, cnlen);
+    memcpy(c->nonce + cnlen, snonce, sn + 1);
+    need = c->noncelen + strlen(salt) + strlen(h) + 64;
+    c->sfirst = roost_xmalloc(need);
+    c->sfirstlen =
+        (size_t)snprintf(c->sfirst, need, "r=%s,s=%s,i=%d%s%s", c->nonce, salt,
+                         iter, has_h ? ",h=" : "", has_h ? h : "");
+    c->gs2 = roost_xstrndup(in, c->gs2len);
+    c->barelen = (size_t)(end - bare);
+    c->bare = roost_xstrndup(bare, c->barelen);
+    c->step = 1;
+    *out = c->sfirst;
+    *outlen = (unsigned)c->sfirstlen;
+    rc = SASL_CONTINUE;
+done:
+    roost_free(authzid);
+    roost_free(user);
+    return rc;
+}
+
+/* Checks the client-final-message and answers with the server's
+ * signature. */
+static int
+scram_final(scram_ctx_t *c, sasl_server_params_t *sp, const char *in,
+            unsigned inlen, const char **out, unsigned *outlen,
+            sasl_out_params_t *op)
+{
+    const EVP_MD *md = c->mech->md();
+    const char *p = in, *end = in + inlen, *q, *cb, *r, *proof = NULL;
+    size_t cblen, rlen, prooflen = 0, wplen = 0, amlen, cbdlen = 0;
+    unsigned char *cbin = NULL, *am = NULL;
+    unsigned char pr[EVP_MAX_MD_SIZE * 2], sig[EVP_MAX_MD_SIZE],
+        key[EVP_MAX_MD_SIZE];
+    char v[EVP_MAX_MD_SIZE * 2 + 3];
+    unsigned siglen, keylen;
+    long n;
+    int rc = SASL_BADPROT;
+
+    if (inlen == 0 || memchr(in, '\0', inlen) != NULL)
+        return SASL_BADPROT;
+    if (end - p < 2 || p[0] != 'c' || p[1] != '=')
+        return SASL_BADPROT;
+    q = scram_field_end(p, end);
+    cb = p + 2;
+    cblen = (size_t)(q - cb);
+    if (q == end)
+        return SASL_BADPROT;
+    p = q + 1;
+    if (end - p < 2 || p[0] != 'r' || p[1] != '=')
+        return SASL_BADPROT;
+    q = scram_field_end(p, end);
+    r = p + 2;
+    rlen = (size_t)(q - r);
+    /* extensions (ignored), then "p=" last */
+    for (p = q; p < end; p = q) {
+        p++;
+        q = scram_field_end(p, end);
+        if (q - p >= 2 && p[0] == 'p' && p[1] == '=') {
+            if (q != end)
+                return SASL_BADPROT;
+            proof = p + 2;
+            prooflen = (size_t)(q - proof);
+            wplen = (size_t)(p - 1 - in);
+            break;
+        }
+        if (q - p < 2 ||
+            !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) ||
+            p[1] != '=')
+            return SASL_BADPROT;
+    }
+    /* c= is the gs2-header plus, for "p", the binding data. */
+    if (c->flag == 'p')
+        cbdlen = sp->cbinding->len;
+    if (proof == NULL || prooflen == 0 || prooflen > sizeof(pr) / 3 * 4 ||
+        cblen != (c->gs2len + cbdlen + 2) / 3 * 4)
+        return SASL_BADPROT;
+    cbin = roost_xmalloc(cblen / 4 * 3 + 1);
+    n = sasl_b64_decode(cb, cblen, cbin);
+    if (n < 0)
+        goto done;
+    if ((size_t)n != c->gs2len + cbdlen ||
+        CRYPTO_memcmp(cbin, c->gs2, c->gs2len) != 0 ||
+        (cbdlen > 0 &&
+         CRYPTO_memcmp(cbin + c->gs2len, sp->cbinding->data, cbdlen) != 0)) {
+        rc = c->flag == 'p' ? SASL_BADBINDING : SASL_BADPROT;
+        goto done;
+    }
+    if (rlen != c->noncelen || CRYPTO_memcmp(r, c->nonce, rlen) != 0)
+        goto done;
+    n = sasl_b64_decode(proof, prooflen, pr);
+    if (n != (long)c->klen)
+        goto done;
+    /* AuthMessage = client-first-bare "," server-first ","
+     * client-final-without-proof */
+    amlen = c->barelen + 1 + c->sfirstlen + 1 + wplen;
+    am = roost_xmalloc(amlen);
+    memcpy(am, c->bare, c->barelen);
+    am[c->barelen] = ',';
+    memcpy(am + c->barelen + 1, c->sfirst, c->sfirstlen);
+    am[c->barelen + 1 + c->sfirstlen] = ',';
+    memcpy(am + c->barelen + 2 + c->sfirstlen, in, wplen);
+    rc = SASL_FAIL;
+    if (HMAC(md, c->stored, (int)c->klen, am, amlen, sig, &siglen) == NULL ||
+        siglen != c->klen)
+        goto done;
+    for (size_t i = 0; i < c->klen; i++)
+        pr[i] ^= sig[i]; /* ClientKey */
+    if (EVP_Digest(pr, c->klen, key, &keylen, md, NULL) != 1 ||
+        keylen != c->klen)
+        goto done;
+    if (CRYPTO_memcmp(key, c->stored, c->klen) != 0) {
+        sp->utils->seterror(sp->utils->conn, 0, "SCRAM proof mismatch");
+        rc = SASL_BADAUTH;
+        goto done;
+    }
+    if (HMAC(md, c->server, (int)c->klen, am, amlen, sig, &siglen) == NULL)
+        goto done;
+    v[0] = 'v';
+    v[1] = '=';
+    sasl_b64_enc(sig, siglen, v + 2);
+    roost_free(c->out);
+    c->out = roost_xstrdup(v);
+    *out = c->out;
+    *outlen = (unsigned)strlen(c->out);
+    op->doneflag = 1;
+    op->mech_ssf = 0;
+    op->maxoutbuf = 0;
+    op->encode_context = op->decode_context = NULL;
+    op->encode = NULL;
+    op->decode = NULL;
+    op->param_version = 0;
+    op->cbindingdisp = c->flag == 'p'   ? SASL_CB_DISP_USED
+                       : c->flag == 'y' ? SASL_CB_DISP_WANT
+                                        : SASL_CB_DISP_NONE;
+    op->cbindingname = c->flag == 'p' ? c->cbname : NULL;
+    c->step = 2;
+    rc = SASL_OK;
+done:
+    OPENSSL_cleanse(pr, sizeof(pr));
+    OPENSSL_cleanse(key, sizeof(key));
+    roost_free(cbin);
+    roost_free(am);
+    return rc;
+}
+
+static int
+scram_step(void *conn_context, sasl_server_params_t *sp, const char *in,
+           unsigned inlen, const char **out, unsigned *outlen,
+           sasl_out_params_t *op)
+{
+    scram_ctx_t *c = conn_context;
+
+    *out = NULL;
+    *outlen = 0;
+    if (in == NULL && inlen > 0)
+        return SASL_BADPARAM;
+    switch (c->step) {
+    case 0: return scram_first(c, sp, in, inlen, out, outlen, op);
+    case 1: return scram_final(c, sp, in, inlen, out, outlen, op);
+    default: return SASL_BADPROT;
+    }
+}
+
+static sasl_server_plug_t scram_plugs[] = {
+    {
+        .mech_name = "SCRAM-SHA-256",
+        .security_flags = SASL_SEC_NOPLAINTEXT | SASL_SEC_NOACTIVE |
+                          SASL_SEC_NOANONYMOUS | SASL_SEC_MUTUAL_AUTH,
+        .features = SASL_FEAT_WANT_CLIENT_FIRST | SASL_FEAT_ALLOWS_PROXY |
+                    SASL_FEAT_CHANNEL_BINDING,
+        .glob_context = (void *)&scram_mechs[0],
+        .mech_new = scram_new,
+        .mech_step = scram_step,
+        .mech_dispose = scram_dispose,
+    },
+    {
+        .mech_name = "SCRAM-SHA-1",
+        .security_flags = SASL_SEC_NOPLAINTEXT | SASL_SEC_NOACTIVE |
+                          SASL_SEC_NOANONYMOUS | SASL_SEC_MUTUAL_AUTH,
+        .features = SASL_FEAT_WANT_CLIENT_FIRST | SASL_FEAT_ALLOWS_PROXY |
+                    SASL_FEAT_CHANNEL_BINDING,
+        .glob_context = (void *)&scram_mechs[1],
+        .mech_new = scram_new,
+        .mech_step = scram_step,
+        .mech_dispose = scram_dispose,
+    },
+};
+
+static int
+scram_plug_init(const sasl_utils_t *utils, int max_version, int *out_version,
+                sasl_server_plug_t **pluglist, int *plugcount)
+{
+    if (max_version < SASL_SERVER_PLUG_VERSION)
+        return SASL_BADVERS;
+    *out_version = SASL_SERVER_PLUG_VERSION;
+    *pluglist = scram_plugs;
+    *plugcount = (int)(sizeof(scram_plugs) / sizeof(scram_plugs[0]));
+    return SASL_OK;
+}
+
 /* --- per-connection callbacks --- */
 
 static int
@@ -427,6 +974,22 @@ sasl_proxy_cb(sasl_conn_t *conn, void *context, const char *requested,
     return SASL_OK;
 }
 
+/* Answers the SCRAM plugin's question for the XEP-0474 input of this
+ * connection; every other option goes on to sasl_getopt_cb. */
+static int
+sasl_conn_getopt_cb(void *context, const char *plugin, const char *option,
+                    const char **result, unsigned *len)
+{
+    const roost_sasl_t *s = context;
+
+    if (strcmp(option, ROOST_SASL_OPT_SSDP) != 0 || s->ssdp == NULL)
+        return SASL_FAIL;
+    *result = s->ssdp;
+    if (len != NULL)
+        *len = (unsigned)strlen(s->ssdp);
+    return SASL_OK;
+}
+
 /* --- process lifetime --- */
 
 int
@@ -435,6 +998,7 @@ roost_sasl_init(char **err)
     static const sasl_callback_t cbs[] = {
         {SASL_CB_GETOPT, SASL_FN(sasl_getopt_cb), NULL},
         {SASL_CB_LOG, SASL_FN(sasl_log_cb), NULL},
+        {SASL_CB_VERIFYFILE, SASL_FN(sasl_verifyfile_cb), NULL},
         {SASL_CB_LIST_END, NULL, NULL}};
     int rc;
 
@@ -452,6 +1016,8 @@ roost_sasl_init(char **err)
     rc = sasl_server_init(cbs, "roost");
     if (rc == SASL_OK) {
         rc = sasl_auxprop_add_plugin("roost", sasl_auxprop_init);
+        if (rc == SASL_OK)
+            rc = sasl_server_add_plugin("roost-scram", scram_plug_init);
         if (rc != SASL_OK)
             sasl_server_done();
     }
@@ -564,6 +1130,56 @@ sasl_build_mechs(roost_sasl_t *s)
     s->mechs[k] = NULL;
 }
 
+static int
+sasl_cmp_str(const void *a, const void *b)
+{
+    /* strcmp compares as unsigned char: RFC 4790 i;octet */
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Appends the n strings of v, sorted, joined by 0x1E. */
+static size_t
+sasl_ssdp_join(char *out, const char **v, size_t n)
+{
+    size_t o = 0;
+
+    qsort(v, n, sizeof(*v), sasl_cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            out[o++] = '\x1e';
+        memcpy(out + o, v[i], strlen(v[i]));
+        o += strlen(v[i]);
+    }
+    return o;
+}
+
+/* XEP-0474 §3.1 step 1-4: the advertised mechanisms, then, if XEP-0440
+ * listed channel-binding types (core/conn.c lists exactly cb_types),
+ * 0x1F and those types.  Both SASL profiles advertise s->mechs (see
+ * stream_send_features), so one string serves SASL1 and SASL2. */
+static void
+sasl_build_ssdp(roost_sasl_t *s, const char *const *cb_types)
+{
+    size_t nm = 0, nc = 0, len = 1;
+    const char **v;
+
+    for (; s->mechs[nm] != NULL; nm++)
+        len += strlen(s->mechs[nm]) + 1;
+    for (; s->tls && cb_types != NULL && cb_types[nc] != NULL; nc++)
+        len += strlen(cb_types[nc]) + 1;
+    v = roost_xmalloc((nm + nc + 1) * sizeof(*v));
+    s->ssdp = roost_xmalloc(len + 1);
+    memcpy(v, s->mechs, nm * sizeof(*v));
+    len = sasl_ssdp_join(s->ssdp, v, nm);
+    if (nc > 0) {
+        s->ssdp[len++] = '\x1f';
+        memcpy(v, cb_types, nc * sizeof(*v));
+        len += sasl_ssdp_join(s->ssdp + len, v, nc);
+    }
+    s->ssdp[len] = '\0';
+    roost_free(v);
+}
+
 roost_sasl_t *
 roost_sasl_new(const char *host, int tls, const char *const *cb_types,
                roost_sasl_cb_fn cbf, void *cbarg, int anonymous)
@@ -597,7 +1213,9 @@ roost_sasl_new(const char *host, int tls, const char *const *cb_types,
         (sasl_callback_t){SASL_CB_PROXY_POLICY, SASL_FN(sasl_proxy_cb), s};
     s->callbacks[1] = (sasl_callback_t){SASL_CB_SERVER_USERDB_CHECKPASS,
                                         SASL_FN(sasl_checkpass_cb), s};
-    s->callbacks[2] = (sasl_callback_t){SASL_CB_LIST_END, NULL, NULL};
+    s->callbacks[2] =
+        (sasl_callback_t){SASL_CB_GETOPT, SASL_FN(sasl_conn_getopt_cb), s};
+    s->callbacks[3] = (sasl_callback_t){SASL_CB_LIST_END, NULL, NULL};
     rc = sasl_conn_open(s);
     if (rc != SASL_OK) {
         ROOST_LOG(ROOST_LOG_WARN, SASL_TAG, "sasl_server_new: %s",
@@ -606,6 +1224,7 @@ roost_sasl_new(const char *host, int tls, const char *const *cb_types,
         return NULL;
     }
     sasl_build_mechs(s);
+    sasl_build_ssdp(s, cb_types);
     return s;
 }
 
@@ -617,6 +1236,7 @@ roost_sasl_free(roost_sasl_t *s)
     if (s->conn != NULL)
         sasl_dispose(&s->conn);
     roost_free(s->host);
+    roost_free(s->ssdp);
     roost_free(s->user);
     roost_free(s->out);
     roost_free(s);
@@ -696,9 +1316,8 @@ sasl_condition(const roost_sasl_t *s, int rc)
     switch (rc) {
     case SASL_NOMECH: return "invalid-mechanism";
     case SASL_BADPROT:
-        /* Cyrus's SCRAM reports a wrong proof (and a channel-binding
-         * mismatch) as a protocol error; after its challenge that means
-         * the credentials did not verify. */
+        /* A client-final-message that does not parse (or names another
+         * nonce) after our challenge: the credentials did not verify. */
         if (s->scram && s->challenged)
             return "not-authorized";
         return "malformed-request";

@@ -2,6 +2,9 @@
  *
  * Offers SCRAM-SHA-1, SCRAM-SHA-256 and their -PLUS variants (when channel
  * binding data exist), PLAIN only over TLS, ANONYMOUS only where enabled.
+ * The SCRAM server-first-message carries XEP-0474's "h" attribute: the
+ * hash of the mechanisms of roost_sasl_mechs() and of cb_types (the
+ * XEP-0440 list), which both SASL profiles advertise alike.
  * Credentials come from an in-process auxprop plugin reading core/auth.h
  * (authPassword, RFC 5803); PLAIN is checked against the same secrets via
  * a checkpass callback.  Input and output are the base64 text carried in
@@ -33,8 +36,8 @@ void roost_sasl_shutdown(void);
 
 /* A SASL exchange for a client of vhost host.  tls: the stream is
  * encrypted; cb_types: channel-binding types available (NULL-terminated,
- * or NULL without TLS) and cbf/cbarg to fetch their data; anonymous: offer
- * ANONYMOUS. */
+ * or NULL without TLS), exactly those advertised with XEP-0440, and
+ * cbf/cbarg to fetch their data; anonymous: offer ANONYMOUS. */
 roost_sasl_t *roost_sasl_new(const char *host, int tls,
                              const char *const *cb_types, roost_sasl_cb_fn cbf,
                              void *cbarg, int anonymous);
@@ -61,5 +64,13 @@ roost_sasl_status_t roost_sasl_step(roost_sasl_t *s, const char *mech,
 const char *roost_sasl_user(roost_sasl_t *s);
 /* The mechanism used. */
 const char *roost_sasl_mech_used(roost_sasl_t *s);
+
+/* The Cyrus getopt option through which a connection's callback gives the
+ * SCRAM plugin its XEP-0474 input string (the hash input, unhashed). */
+#define ROOST_SASL_OPT_SSDP "roost_ssdp"
+
+/* Tests only: SCRAM uses nonce (borrowed; NULL: random again) as the
+ * server's part of the nonce, for known-answer exchanges. */
+void roost_sasl_test_nonce(const char *nonce);
 
 #endif /* ROOST_CORE_SASL_H */

@@ -7,12 +7,15 @@ with STARTTLS / direct TLS, SCRAM-SHA-1/-256(-PLUS), PLAIN and binding.
 Every socket operation has a timeout (<= 10 s): no test can hang.
 """
 import base64, hashlib, hmac, os, select, shutil, signal, socket, ssl
-import subprocess, tempfile, time, unicodedata
+import shlex, subprocess, tempfile, time, unicodedata
 import xml.etree.ElementTree as ET
 from xml.parsers import expat
 from xml.sax.saxutils import quoteattr
 
-TIMEOUT = 10.0
+# ROOSTTEST_TIMEOUT_SCALE multiplies every timeout (tests/valgrind.sh runs
+# roostd under valgrind, 20-50 times slower).
+TIMEOUT_SCALE = float(os.environ.get('ROOSTTEST_TIMEOUT_SCALE', '1') or 1)
+TIMEOUT = 10.0 * TIMEOUT_SCALE
 NS_STREAM = 'http://etherx.jabber.org/streams'
 NS_CLIENT = 'jabber:client'
 NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls'
@@ -22,6 +25,7 @@ NS_SESSION = 'urn:ietf:params:xml:ns:xmpp-session'
 NS_STREAM_ERR = 'urn:ietf:params:xml:ns:xmpp-streams'
 NS_STANZA_ERR = 'urn:ietf:params:xml:ns:xmpp-stanzas'
 NS_XML = 'http://www.w3.org/XML/1998/namespace'
+NS_SASL_CB = 'urn:xmpp:sasl-cb:0'
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 DOMAINS = ('localhost', 'example.test')
@@ -117,6 +121,11 @@ class ServerUnderTest:
             return '(no log)'
 
     def _spawn(self, argv, env=None):
+        # ROOSTD_WRAPPER: a command prefix for roostd (tests/valgrind.sh:
+        # "valgrind --error-exitcode=99 ..."); other servers run as they are.
+        wrapper = os.environ.get('ROOSTD_WRAPPER', '')
+        if wrapper and argv and argv[0] == getattr(self, 'roostd', None):
+            argv = shlex.split(wrapper) + list(argv)
         self._log = open(self.logfile, 'ab')
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.dir, env=env)
@@ -363,6 +372,16 @@ def _saslprep(pw):
     return unicodedata.normalize('NFKC', pw)   # enough for test passwords
 
 
+def ssdp_hash(hname, mechs, cb_types):
+    """XEP-0474 §3.1: base64 of H(sorted mechanisms joined by 0x1E, then,
+    if XEP-0440 listed channel-binding types, 0x1F and those, sorted and
+    joined by 0x1E); i;octet order is Python's order of bytes."""
+    s = b'\x1e'.join(sorted(m.encode() for m in mechs))
+    if cb_types is not None:
+        s += b'\x1f' + b'\x1e'.join(sorted(t.encode() for t in cb_types))
+    return base64.b64encode(hashlib.new(hname, s).digest()).decode()
+
+
 class Client:
     """One c2s connection.  Methods raise TestFailure on anything unexpected."""
 
@@ -496,6 +515,24 @@ class Client:
     def cb_data(self):
         return self.sock.get_channel_binding('tls-unique')
 
+    def cb_types(self):
+        """The XEP-0440 channel-binding types in the features, or None."""
+        cb = self.features.find('{%s}sasl-channel-binding' % NS_SASL_CB)
+        return None if cb is None else [x.get('type') for x in cb]
+
+    def check_ssdp(self, hname, server_first, mechs):
+        """XEP-0474 §3.2: the server-first-message's h is the hash of the
+        mechanisms (of the SASL profile in use) and channel-binding types
+        this client saw; Roost must send it, other servers may."""
+        attrs = dict(kv.split('=', 1) for kv in server_first.split(','))
+        if 'h' not in attrs:
+            check(not isinstance(self.server, Roost),
+                  '%s: no XEP-0474 h in %r' % (self.name, server_first))
+            return
+        want = ssdp_hash(hname, mechs, self.cb_types())
+        check(attrs['h'] == want, '%s: XEP-0474 h=%s, computed %s from %s %s'
+              % (self.name, attrs['h'], want, mechs, self.cb_types()))
+
     def auth(self, mech=None, username=None, password=None, authzid=None, gs2_flag=None, bad_cb=False):
         """SASL: returns None on success, raises AuthFailed(condition) on failure."""
         mechs = self.mechanisms()
@@ -533,6 +570,7 @@ class Client:
         server_first = base64.b64decode(el.text or '').decode()
         attrs = dict(kv.split('=', 1) for kv in server_first.split(','))
         check(attrs['r'].startswith(cnonce) and len(attrs['r']) > len(cnonce), 'SCRAM: bad server nonce')
+        self.check_ssdp(hname, server_first, self.mechanisms())
         salted = hashlib.pbkdf2_hmac(hname, _saslprep(password).encode(), base64.b64decode(attrs['s']),
                                      int(attrs['i']))
         cbind = gs2.encode()

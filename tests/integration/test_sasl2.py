@@ -2,6 +2,7 @@
 <authentication/> feature mirrors the SASL mechanisms and offers Bind2
 with XEP-0198 inline; authentication without a stream restart (PLAIN and
 SCRAM-SHA-256, the server signature checked in <additional-data/>),
+XEP-0474 downgrade protection (h in SCRAM, SASL1 and SASL2),
 <authorization-identifier/>, the features right after <success/>; Bind2
 binds a resource made of the client's tag and a part that is stable for
 one user agent, and enables stream management inline; failures in the
@@ -15,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import os
+import ssl
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -29,12 +31,17 @@ NS_SM = 'urn:xmpp:sm:3'
 NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl'
 
 
-def preauth(srv, jid):
+def preauth(srv, jid, tls_max=None):
     c = Client(srv, jid, USERS.get(jid, 'x'), name=jid.split('@')[0])
     c.connect()
     c.open_stream()
-    c.starttls()
+    c.starttls(tls_max=tls_max)
     return c
+
+
+def sasl2_mechs(c):
+    a = c.features.find('{%s}authentication' % NS2)
+    return [m.text.strip() for m in a.findall('{%s}mechanism' % NS2)] if a is not None else []
 
 
 def auth2_plain(c, password, extra=''):
@@ -44,30 +51,40 @@ def auth2_plain(c, password, extra=''):
     return c.recv()
 
 
-def auth2_scram(c, password, extra=''):
-    """SCRAM-SHA-256 in SASL2 framing; returns (final element, expected
-    server signature)."""
+def auth2_scram(c, password, extra='', mech='SCRAM-SHA-256', tamper=None):
+    """SCRAM in SASL2 framing (-PLUS over tls-unique); returns (final
+    element, expected server signature).  The XEP-0474 h is checked
+    against the SASL2 list; tamper(server_first) is what the client
+    believes it received (a MITM's edit)."""
+    hname = 'sha256' if 'SHA-256' in mech else 'sha1'
+    plus = mech.endswith('-PLUS')
+    gs2 = 'p=tls-unique,,' if plus else 'n,,'
     user = c.jid.split('@')[0]
     cnonce = base64.b64encode(os.urandom(18)).decode()
     first_bare = 'n=%s,r=%s' % (user, cnonce)
-    c.send("<authenticate xmlns='%s' mechanism='SCRAM-SHA-256'><initial-response>%s"
+    c.send("<authenticate xmlns='%s' mechanism='%s'><initial-response>%s"
            "</initial-response>%s</authenticate>"
-           % (NS2, base64.b64encode(('n,,' + first_bare).encode()).decode(), extra))
+           % (NS2, mech, base64.b64encode((gs2 + first_bare).encode()).decode(), extra))
     el = c.recv()
     check(el.tag == '{%s}challenge' % NS2, 'SCRAM challenge: %s' % rt.to_string(el))
     server_first = base64.b64decode(el.text).decode()
     a = dict(kv.split('=', 1) for kv in server_first.split(','))
-    salted = hashlib.pbkdf2_hmac('sha256', password.encode(), base64.b64decode(a['s']),
+    # XEP-0474: h covers the SASL2 <authentication/> list (and XEP-0440).
+    c.check_ssdp(hname, server_first, sasl2_mechs(c))
+    if tamper is not None:
+        server_first = tamper(server_first)
+    salted = hashlib.pbkdf2_hmac(hname, password.encode(), base64.b64decode(a['s']),
                                  int(a['i']))
-    without = 'c=biws,r=%s' % a['r']
+    cbind = gs2.encode() + (c.cb_data() if plus else b'')
+    without = 'c=%s,r=%s' % (base64.b64encode(cbind).decode(), a['r'])
     msg = ('%s,%s,%s' % (first_bare, server_first, without)).encode()
-    ck = hmac.new(salted, b'Client Key', 'sha256').digest()
-    sig = hmac.new(hashlib.sha256(ck).digest(), msg, 'sha256').digest()
+    ck = hmac.new(salted, b'Client Key', hname).digest()
+    sig = hmac.new(hashlib.new(hname, ck).digest(), msg, hname).digest()
     proof = bytes(x ^ y for x, y in zip(ck, sig))
     c.send("<response xmlns='%s'>%s</response>" % (NS2, base64.b64encode(
         ('%s,p=%s' % (without, base64.b64encode(proof).decode())).encode()).decode()))
-    expect = 'v=' + base64.b64encode(hmac.new(hmac.new(salted, b'Server Key', 'sha256').digest(),
-                                              msg, 'sha256').digest()).decode()
+    expect = 'v=' + base64.b64encode(hmac.new(hmac.new(salted, b'Server Key', hname).digest(),
+                                              msg, hname).digest()).decode()
     return c.recv(), expect
 
 
@@ -222,7 +239,49 @@ def fast_tokens(srv):
     check(s.tag == '{%s}failure' % NS2, 'an invalidated token was accepted')
 
 
-TESTS = [feature, plain_no_bind, scram_bind2_sm, failures, fast_tokens]
+def ssdp(srv):
+    """XEP-0474: every SCRAM server-first-message carries h, the hash of
+    the mechanisms and XEP-0440 channel-binding types this client saw, for
+    SASL1 (<mechanisms/>) and SASL2 (<authentication/>), SHA-1 and
+    SHA-256, with and without -PLUS (TLS 1.2 for tls-unique), and the
+    login then succeeds.  A client shown a list with -PLUS and the binding
+    types stripped computes another hash (and would abort); one that
+    signs a server-first-message whose h was swapped on the way fails."""
+    for tls_max in (None, ssl.TLSVersion.TLSv1_2):
+        mechs = ['SCRAM-SHA-1', 'SCRAM-SHA-256']
+        if tls_max is not None:
+            mechs += ['SCRAM-SHA-1-PLUS', 'SCRAM-SHA-256-PLUS']
+        for mech in mechs:
+            c = preauth(srv, 'alice@localhost', tls_max)
+            try:
+                check(mech in c.mechanisms(), '%s not offered: %s' % (mech, c.mechanisms()))
+                c.auth(mech=mech)       # SASL1: roosttest checks h
+            finally:
+                c.close()
+            c = preauth(srv, 'alice@localhost', tls_max)
+            try:
+                s, expect = auth2_scram(c, USERS['alice@localhost'], mech=mech)
+                check(s.tag == '{%s}success' % NS2, '%s: %s' % (mech, rt.to_string(s)))
+                ad = base64.b64decode(s.findtext('{%s}additional-data' % NS2) or '').decode()
+                check(ad == expect, '%s: server signature %r, want %r' % (mech, ad, expect))
+            finally:
+                c.close()
+    c = preauth(srv, 'alice@localhost', ssl.TLSVersion.TLSv1_2)
+    try:
+        seen = sasl2_mechs(c)
+        check(c.cb_types(), 'no XEP-0440 list: %s' % rt.to_string(c.features))
+        stripped = [m for m in seen if not m.endswith('-PLUS')]
+        down = rt.ssdp_hash('sha256', stripped, None)
+        check(down != rt.ssdp_hash('sha256', seen, c.cb_types()), 'downgrade not visible')
+        swap = lambda sf: sf.split(',h=')[0] + ',h=' + down
+        s, _ = auth2_scram(c, USERS['alice@localhost'], tamper=swap)
+        check(s.tag == '{%s}failure' % NS2 and s.find('{%s}not-authorized' % NS_SASL) is not None,
+              'a swapped h was accepted: %s' % rt.to_string(s))
+    finally:
+        c.close()
+
+
+TESTS = [feature, plain_no_bind, scram_bind2_sm, failures, fast_tokens, ssdp]
 
 
 def main():

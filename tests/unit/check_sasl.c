@@ -10,10 +10,12 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sasl/sasl.h>
 #include <sasl/saslplug.h>
 
 #include <roost/common.h>
+#include <roost/store.h>
 #include "auth.h"
 #include "log.h"
 #include "sasl.h"
@@ -258,6 +260,12 @@ raw_step(roost_sasl_t *s, const char *mech, const char *data, size_t n,
 
     free(enc);
     return st;
+}
+
+static int
+sasl_cmp_test(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static char *
@@ -835,6 +843,604 @@ START_TEST(test_storage_down)
 }
 END_TEST
 
+/* --- our SCRAM plugin: known answers, XEP-0474, strict parsing --- */
+
+/* Stores user's secrets with fixed salts (the RFCs' examples) so that
+ * the exchanges below reproduce the published messages byte for byte. */
+static void
+put_account(const char *user, const char *pass, const char *salt1,
+            const char *salt256)
+{
+    static const struct {
+        const char *mech;
+        int which;
+    } m[] = {{"SCRAM-SHA-1", 0}, {"SCRAM-SHA-256", 1}};
+    char val[1024];
+    size_t off = 0;
+    roost_store_t *st;
+
+    for (int i = 0; i < 2; i++) {
+        const char *salt = m[i].which ? salt256 : salt1;
+        unsigned char stored[EVP_MAX_MD_SIZE], server[EVP_MAX_MD_SIZE];
+        unsigned slen;
+        unsigned char *sb = unb64(salt, &slen);
+        size_t klen;
+        char *a, *b;
+
+        ck_assert_int_eq(roost_auth_scram_keys(m[i].mech, pass, sb, slen, ITER,
+                                               stored, server, &klen),
+                         0);
+        a = b64(stored, klen);
+        b = b64(server, klen);
+        off +=
+            (size_t)snprintf(val + off, sizeof(val) - off, "%s$%d:%s$%s:%s\n",
+                             m[i].mech, ITER, salt, a, b);
+        free(a);
+        free(b);
+        free(sb);
+    }
+    st = roost_storage_store(HOST, "accounts", ROOST_STORE_MAP);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(roost_store_set(st, "", user, val, off), 0);
+    roost_store_close(st);
+}
+
+static int
+kat_getopt(void *ctx, const char *plugin, const char *option,
+           const char **result, unsigned *len)
+{
+    if (ctx == NULL || strcmp(option, ROOST_SASL_OPT_SSDP) != 0)
+        return SASL_FAIL;
+    *result = ctx;
+    *len = (unsigned)strlen(ctx);
+    return SASL_OK;
+}
+
+/* A bare Cyrus server connection (no roost_sasl_t around it), so that
+ * the plugin sees exactly the XEP-0474 input ssdp (or none) and the
+ * binding cb (or none). */
+static sasl_conn_t *
+kat_conn(const char *ssdp, const sasl_channel_binding_t *cb)
+{
+    static sasl_callback_t cbs[2];
+    sasl_conn_t *conn = NULL;
+
+    cbs[0] = (sasl_callback_t){SASL_CB_GETOPT, CL_FN(kat_getopt), (void *)ssdp};
+    cbs[1] = (sasl_callback_t){SASL_CB_LIST_END, NULL, NULL};
+    ck_assert_int_eq(sasl_server_new("xmpp", HOST, HOST, NULL, NULL, cbs,
+                                     SASL_SUCCESS_DATA, &conn),
+                     SASL_OK);
+    if (cb != NULL)
+        ck_assert_int_eq(sasl_setprop(conn, SASL_CHANNEL_BINDING, cb), SASL_OK);
+    return conn;
+}
+
+static const struct {
+    const char *name, *mech, *snonce, *ssdp, *cbname, *cbdata;
+    const char *first, *sfirst, *final, *sfinal;
+} kat_cases[] = {
+    /* RFC 5802 §5 */
+    {"rfc5802", "SCRAM-SHA-1", "3rfcNHYJY1ZVvWVs7j", NULL, NULL, NULL,
+     "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+     "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
+     "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,"
+     "p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+     "v=rmF9pqV8S7suAoZWja4dJRkFsKQ="},
+    /* RFC 7677 §3 */
+    {"rfc7677", "SCRAM-SHA-256", "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0", NULL, NULL,
+     NULL, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+     "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+     "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+     "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+     "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+     "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="},
+    /* XEP-0474 §3.3, the full example: SCRAM-SHA-1-PLUS over
+     * tls-exporter, with an extension (x=) in the client-final-message */
+    {"xep0474", "SCRAM-SHA-1-PLUS", "a09117a6-ac50-4f2f-93f1-93799c2bddf6",
+     "SCRAM-SHA-1\x1eSCRAM-SHA-1-PLUS\x1ftls-exporter\x1etls-server-end-point",
+     "tls-exporter", "THIS IS FAKE CB DATA",
+     "p=tls-exporter,,n=user,r=12C4CD5C-E38E-4A98-8F6D-15C38F51CCC6",
+     "r=12C4CD5C-E38E-4A98-8F6D-15C38F51CCC6a09117a6-ac50-4f2f-93f1-"
+     "93799c2bddf6,s=QSXCR+Q6sek8bf92,i=4096,h=G6k/rBLDqgOhRRaCuuatSDFkJ08=",
+     "c=cD10bHMtZXhwb3J0ZXIsLFRISVMgSVMgRkFLRSBDQiBEQVRB,r=12C4CD5C-E38E-"
+     "4A98-8F6D-15C38F51CCC6a09117a6-ac50-4f2f-93f1-93799c2bddf6,x=19C6532F-"
+     "1CF4-4A27-A18D-DC9CEA41BBB3,p=M/SIDjT+dfcxUh89jZEypRvFxB4=",
+     "v=MQrMPvv7yv4x4Cq4W4Ih25EqS2c="},
+};
+
+START_TEST(test_scram_known_answer)
+{
+    sasl_channel_binding_t cb = {
+        .name = kat_cases[_i].cbname,
+        .critical = 1,
+        .len = kat_cases[_i].cbdata ? strlen(kat_cases[_i].cbdata) : 0,
+        .data = (const unsigned char *)kat_cases[_i].cbdata};
+    sasl_conn_t *conn;
+    const char *out = NULL, *who = NULL;
+    unsigned outlen = 0;
+
+    put_account("user", "pencil", "QSXCR+Q6sek8bf92",
+                "W22ZaJ0SNY7soEsUEjb6gQ==");
+    roost_sasl_test_nonce(kat_cases[_i].snonce);
+    conn = kat_conn(kat_cases[_i].ssdp, kat_cases[_i].cbname ? &cb : NULL);
+    ck_assert_int_eq(
+        sasl_server_start(conn, kat_cases[_i].mech, kat_cases[_i].first,
+                          (unsigned)strlen(kat_cases[_i].first), &out, &outlen),
+        SASL_CONTINUE);
+    ck_assert_msg(outlen == strlen(kat_cases[_i].sfirst) &&
+                      memcmp(out, kat_cases[_i].sfirst, outlen) == 0,
+                  "%s: server-first %.*s", kat_cases[_i].name, (int)outlen,
+                  out);
+    ck_assert_int_eq(sasl_server_step(conn, kat_cases[_i].final,
+                                      (unsigned)strlen(kat_cases[_i].final),
+                                      &out, &outlen),
+                     SASL_OK);
+    ck_assert_int_eq(outlen, strlen(kat_cases[_i].sfinal));
+    ck_assert_int_eq(memcmp(out, kat_cases[_i].sfinal, outlen), 0);
+    ck_assert_int_eq(sasl_getprop(conn, SASL_AUTHUSER, (const void **)&who),
+                     SASL_OK);
+    ck_assert_int_eq(strncmp(who, "user", 4), 0);
+    sasl_dispose(&conn);
+    roost_sasl_test_nonce(NULL);
+}
+END_TEST
+
+/* The XEP-0474 §3.3 hash itself, from the hash input. */
+START_TEST(test_ssdp_vector)
+{
+    static const char in[] = "SCRAM-SHA-1\x1eSCRAM-SHA-1-PLUS\x1ftls-"
+                             "exporter\x1etls-server-end-point";
+    unsigned char h[EVP_MAX_MD_SIZE];
+    unsigned hl;
+    char *enc;
+
+    ck_assert_int_eq(EVP_Digest(in, sizeof(in) - 1, h, &hl, EVP_sha1(), NULL),
+                     1);
+    enc = b64(h, hl);
+    ck_assert_str_eq(enc, "G6k/rBLDqgOhRRaCuuatSDFkJ08=");
+    free(enc);
+}
+END_TEST
+
+/* --- a SCRAM client written here, independent of Cyrus and of sasl.c --- */
+
+typedef struct scl {
+    const EVP_MD *md;
+    const char *pass;
+    char bare[256];
+    char sfirst[512];
+    char attr_h[128]; /* the server's h, "" if absent */
+} scl_t;
+
+static const EVP_MD *
+scl_md(const char *mech)
+{
+    return strncmp(mech, "SCRAM-SHA-256", 13) == 0 ? EVP_sha256() : EVP_sha1();
+}
+
+/* Pulls attribute a= out of msg (which starts at an attribute). */
+static int
+scl_attr(const char *msg, char a, char *out, size_t max)
+{
+    for (const char *p = msg; p != NULL && *p; p = strchr(p, ',')) {
+        const char *e;
+
+        if (*p == ',')
+            p++;
+        e = strchr(p, ',');
+        if (e == NULL)
+            e = p + strlen(p);
+        if (p[0] == a && p[1] == '=' && (size_t)(e - p - 2) < max) {
+            memcpy(out, p + 2, (size_t)(e - p - 2));
+            out[e - p - 2] = '\0';
+            return 1;
+        }
+        p = e;
+    }
+    return 0;
+}
+
+/* The client-final-message for the server-first-message in c->sfirst
+ * (as the client saw it), gs2 header gs2 and binding data cbd; writes
+ * the expected server-final-message to v. */
+static char *
+scl_final(scl_t *c, const char *gs2, const unsigned char *cbd, size_t cbdlen,
+          char *v)
+{
+    unsigned char salted[EVP_MAX_MD_SIZE], ck[EVP_MAX_MD_SIZE],
+        sk[EVP_MAX_MD_SIZE], stored[EVP_MAX_MD_SIZE], sig[EVP_MAX_MD_SIZE];
+    unsigned char cbin[256];
+    char nonce[256], salt[128], iter[16], wp[512], am[2048], *enc, *out;
+    unsigned hl = (unsigned)EVP_MD_get_size(c->md), l;
+    unsigned slen;
+    unsigned char *s;
+
+    ck_assert(scl_attr(c->sfirst, 'r', nonce, sizeof(nonce)));
+    ck_assert(scl_attr(c->sfirst, 's', salt, sizeof(salt)));
+    ck_assert(scl_attr(c->sfirst, 'i', iter, sizeof(iter)));
+    s = unb64(salt, &slen);
+    ck_assert_int_eq(PKCS5_PBKDF2_HMAC(c->pass, (int)strlen(c->pass), s,
+                                       (int)slen, atoi(iter), c->md, (int)hl,
+                                       salted),
+                     1);
+    free(s);
+    HMAC(c->md, salted, (int)hl, (const unsigned char *)"Client Key", 10, ck,
+         &l);
+    HMAC(c->md, salted, (int)hl, (const unsigned char *)"Server Key", 10, sk,
+         &l);
+    EVP_Digest(ck, hl, stored, &l, c->md, NULL);
+    memcpy(cbin, gs2, strlen(gs2));
+    memcpy(cbin + strlen(gs2), cbd, cbdlen);
+    enc = b64(cbin, strlen(gs2) + cbdlen);
+    snprintf(wp, sizeof(wp), "c=%s,r=%s", enc, nonce);
+    free(enc);
+    snprintf(am, sizeof(am), "%s,%s,%s", c->bare, c->sfirst, wp);
+    HMAC(c->md, stored, (int)hl, (unsigned char *)am, strlen(am), sig, &l);
+    for (unsigned i = 0; i < hl; i++)
+        sig[i] ^= ck[i];
+    enc = b64(sig, hl);
+    out = malloc(strlen(wp) + strlen(enc) + 8);
+    sprintf(out, "%s,p=%s", wp, enc);
+    free(enc);
+    HMAC(c->md, sk, (int)hl, (unsigned char *)am, strlen(am), sig, &l);
+    enc = b64(sig, hl);
+    sprintf(v, "v=%s", enc);
+    free(enc);
+    return out;
+}
+
+/* Starts mech with "gs2 n=user,r=..." and keeps the server-first. */
+static roost_sasl_status_t
+scl_start(roost_sasl_t *s, scl_t *c, const char *mech, const char *gs2,
+          const char *user, const char **cond)
+{
+    char first[512];
+    const char *out;
+    roost_sasl_status_t st;
+    unsigned len;
+    unsigned char *d;
+
+    c->md = scl_md(mech);
+    snprintf(c->bare, sizeof(c->bare), "n=%s,r=Ab3xJ9-qQz_0123456789", user);
+    snprintf(first, sizeof(first), "%s%s", gs2, c->bare);
+    st = raw_step(s, mech, first, strlen(first), &out, cond);
+    if (st != ROOST_SASL_CONTINUE)
+        return st;
+    d = unb64(out, &len);
+    ck_assert_uint_lt(len, sizeof(c->sfirst));
+    memcpy(c->sfirst, d, len);
+    c->sfirst[len] = '\0';
+    free(d);
+    if (!scl_attr(c->sfirst, 'h', c->attr_h, sizeof(c->attr_h)))
+        c->attr_h[0] = '\0';
+    return st;
+}
+
+/* The client's own XEP-0474 hash of the lists it saw. */
+static void
+scl_ssdp(const EVP_MD *md, const char *const *mechs, const char *const *cbs,
+         char *out)
+{
+    const char *v[16];
+    char in[512];
+    unsigned char h[EVP_MAX_MD_SIZE];
+    unsigned hl;
+    size_t n = 0, o = 0;
+    char *enc;
+
+    for (; mechs[n] != NULL; n++)
+        v[n] = mechs[n];
+    qsort(v, n, sizeof(v[0]), sasl_cmp_test);
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)sprintf(in + o, "%s%s", i ? "\x1e" : "", v[i]);
+    if (cbs != NULL && cbs[0] != NULL) {
+        in[o++] = '\x1f';
+        for (n = 0; cbs[n] != NULL; n++)
+            v[n] = cbs[n];
+        qsort(v, n, sizeof(v[0]), sasl_cmp_test);
+        for (size_t i = 0; i < n; i++)
+            o += (size_t)sprintf(in + o, "%s%s", i ? "\x1e" : "", v[i]);
+    }
+    EVP_Digest(in, o, h, &hl, md, NULL);
+    enc = b64(h, hl);
+    strcpy(out, enc);
+    free(enc);
+}
+
+static cbsrc_t two_cb = {
+    {"tls-server-end-point", "tls-exporter", NULL},
+    {"server end point hash 32 bytes!!", "exporter keying material 32 b..."},
+    {32, 32, 0}};
+
+static const struct {
+    const char *mech;
+    int tls;
+    cbsrc_t *cb;
+    int cbi; /* binding used with -PLUS */
+} ssdp_cases[] = {
+    {"SCRAM-SHA-256", 0, NULL, 0},
+    {"SCRAM-SHA-1", 0, NULL, 0},
+    {"SCRAM-SHA-256", 1, NULL, 0},
+    {"SCRAM-SHA-1", 1, &exporter, 0},
+    {"SCRAM-SHA-256", 1, &two_cb, 0},
+    {"SCRAM-SHA-256-PLUS", 1, &two_cb, 0}, /* tls-server-end-point */
+    {"SCRAM-SHA-256-PLUS", 1, &two_cb, 1}, /* tls-exporter */
+    {"SCRAM-SHA-1-PLUS", 1, &two_cb, 0},
+    {"SCRAM-SHA-1-PLUS", 1, &two_cb, 1},
+    {"SCRAM-SHA-1-PLUS", 1, &unique, 0},
+};
+
+/* h= is the hash of what was advertised (SASL1 <mechanisms/> and SASL2
+ * <authentication/> list roost_sasl_mechs(); XEP-0440 lists cb_types),
+ * the exchange completes with it signed, and a client that saw a
+ * downgraded list computes a different hash. */
+START_TEST(test_ssdp)
+{
+    roost_sasl_t *s = new_server(ssdp_cases[_i].tls, ssdp_cases[_i].cb, 0);
+    const char *mech = ssdp_cases[_i].mech, *out, *cond;
+    cbsrc_t *cb = ssdp_cases[_i].cb;
+    int plus = strstr(mech, "-PLUS") != NULL, k = ssdp_cases[_i].cbi;
+    const char *down[8];
+    char gs2[64], want[128], v[128], *fin;
+    scl_t c = {.pass = PASS};
+    size_t n = 0;
+
+    if (plus)
+        snprintf(gs2, sizeof(gs2), "p=%s,,", cb->type[k]);
+    else
+        strcpy(gs2, "n,,");
+    ck_assert_int_eq(scl_start(s, &c, mech, gs2, "alice", &cond),
+                     ROOST_SASL_CONTINUE);
+    scl_ssdp(c.md, roost_sasl_mechs(s),
+             ssdp_cases[_i].tls && cb ? cb->type : NULL, want);
+    ck_assert_msg(strcmp(c.attr_h, want) == 0, "h=%s, want %s", c.attr_h, want);
+    /* A MITM that stripped -PLUS (and XEP-0440) leaves the client with
+     * another list, hence another hash: the client aborts. */
+    for (int i = 0; roost_sasl_mechs(s)[i] != NULL; i++) {
+        if (strstr(roost_sasl_mechs(s)[i], "-PLUS") == NULL &&
+            strcmp(roost_sasl_mechs(s)[i], "SCRAM-SHA-256") != 0)
+            down[n++] = roost_sasl_mechs(s)[i];
+    }
+    down[n] = NULL;
+    scl_ssdp(c.md, down, NULL, want);
+    ck_assert_str_ne(c.attr_h, want);
+    fin =
+        scl_final(&c, gs2, plus ? cb->data[k] : NULL, plus ? cb->len[k] : 0, v);
+    ck_assert_int_eq(raw_step(s, NULL, fin, strlen(fin), &out, &cond),
+                     ROOST_SASL_SUCCESS);
+    free(fin);
+    {
+        unsigned len;
+        unsigned char *d = unb64(out, &len);
+
+        ck_assert_int_eq(len, strlen(v));
+        ck_assert_int_eq(memcmp(d, v, len), 0);
+        free(d);
+    }
+    ck_assert_str_eq(roost_sasl_user(s), "alice");
+    roost_sasl_free(s);
+}
+END_TEST
+
+/* h is signed: a server-first-message altered on the way (h swapped for
+ * the hash of a downgraded list, or removed) makes the proof fail. */
+START_TEST(test_ssdp_tampered)
+{
+    roost_sasl_t *s = new_server(1, &exporter, 0);
+    const char *out, *cond;
+    scl_t c = {.pass = PASS};
+    char v[128], *fin, *h;
+
+    ck_assert_int_eq(scl_start(s, &c, "SCRAM-SHA-256", "n,,", "alice", &cond),
+                     ROOST_SASL_CONTINUE);
+    h = strstr(c.sfirst, ",h=");
+    ck_assert_ptr_nonnull(h);
+    if (_i == 0)
+        h[4] = h[4] == 'A' ? 'B' : 'A';
+    else
+        *h = '\0';
+    fin = scl_final(&c, "n,,", NULL, 0, v);
+    ck_assert_int_eq(raw_step(s, NULL, fin, strlen(fin), &out, &cond),
+                     ROOST_SASL_FAILURE);
+    ck_assert_str_eq(cond, "not-authorized");
+    free(fin);
+    roost_sasl_free(s);
+}
+END_TEST
+
+/* Client-final-messages built by hand (after a valid client-first). */
+static const struct {
+    const char *name;
+    int mode; /* 0: replace the whole message; see below */
+    const char *msg;
+    const char *want;
+} final_cases[] = {
+    {"wrong proof", 1, NULL, "not-authorized"},
+    {"proof too short", 2, NULL, "not-authorized"},
+    {"wrong nonce", 3, NULL, "not-authorized"},
+    {"wrong c (other gs2 header)", 4, NULL, "not-authorized"},
+    {"p not last", 5, NULL, "not-authorized"},
+    {"bad base64 proof", 0, "c=biws,r=x,p=!!!!", "not-authorized"},
+    {"no proof", 0, "c=biws,r=x", "not-authorized"},
+    {"empty", 0, "", "not-authorized"},
+    {"NUL", 6, NULL, "not-authorized"},
+    {"r first", 0, "r=x,c=biws,p=AAAA", "not-authorized"},
+};
+
+START_TEST(test_scram_final_bad)
+{
+    roost_sasl_t *s = new_server(0, NULL, 0);
+    const char *out, *cond;
+    scl_t c = {.pass = PASS};
+    char v[128], msg[512], *fin, *p;
+    size_t len;
+
+    ck_assert_int_eq(scl_start(s, &c, "SCRAM-SHA-1", "n,,", "alice", &cond),
+                     ROOST_SASL_CONTINUE);
+    fin = scl_final(&c, "n,,", NULL, 0, v);
+    snprintf(msg, sizeof(msg), "%s", fin);
+    p = strstr(msg, ",p=") + 3;
+    switch (final_cases[_i].mode) {
+    case 0: snprintf(msg, sizeof(msg), "%s", final_cases[_i].msg); break;
+    case 1: *p = *p == 'A' ? 'B' : 'A'; break;
+    case 2: strcpy(p, "AAAA"); break;
+    case 3: msg[strlen("c=biws,r=") + 2] ^= 1; break;
+    case 4:
+        /* "y,," instead of "n,," */
+        memcpy(msg, "c=eSws", 6);
+        break;
+    case 5: strcat(msg, ",x=1"); break;
+    case 6: msg[8] = '\0'; break;
+    }
+    len = final_cases[_i].mode == 6 ? strlen(fin) : strlen(msg);
+    ck_assert_int_eq(raw_step(s, NULL, msg, len, &out, &cond),
+                     ROOST_SASL_FAILURE);
+    ck_assert_msg(strcmp(cond, final_cases[_i].want) == 0, "%s: %s",
+                  final_cases[_i].name, cond);
+    ck_assert_ptr_null(roost_sasl_user(s));
+    free(fin);
+    roost_sasl_free(s);
+}
+END_TEST
+
+/* Client-first-messages built by hand. */
+static const struct {
+    const char *name, *mech;
+    int tls;
+    cbsrc_t *cb;
+    const char *msg;
+    const char *want; /* NULL: challenge */
+} first_cases[] = {
+#define F(name, mech, tls, cb, msg, want)                                      \
+    {                                                                          \
+        name, mech, tls, cb, msg, want                                         \
+    }
+    F("ok", "SCRAM-SHA-256", 0, NULL, "n,,n=alice,r=abc", NULL),
+    F("ok with extension", "SCRAM-SHA-256", 0, NULL, "n,,n=alice,r=abc,x=1",
+      NULL),
+    F("escaped name", "SCRAM-SHA-256", 0, NULL, "n,,n=a=2Cb=3Dc,r=abc", NULL),
+    F("bad escape", "SCRAM-SHA-256", 0, NULL, "n,,n=al=ice,r=abc",
+      "malformed-request"),
+    F("escape cut", "SCRAM-SHA-256", 0, NULL, "n,,n=alice=2,r=abc",
+      "malformed-request"),
+    F("empty name", "SCRAM-SHA-256", 0, NULL, "n,,n=,r=abc",
+      "malformed-request"),
+    F("no nonce", "SCRAM-SHA-256", 0, NULL, "n,,n=alice", "malformed-request"),
+    F("empty nonce", "SCRAM-SHA-256", 0, NULL,
+      "n,,n=alice,r=", "malformed-request"),
+    F("nonce not printable", "SCRAM-SHA-256", 0, NULL, "n,,n=alice,r=a\x7f",
+      "malformed-request"),
+    F("trailing comma", "SCRAM-SHA-256", 0, NULL, "n,,n=alice,r=abc,",
+      "malformed-request"),
+    F("bad extension", "SCRAM-SHA-256", 0, NULL, "n,,n=alice,r=abc,1=x",
+      "malformed-request"),
+    F("r before n", "SCRAM-SHA-256", 0, NULL, "n,,r=abc,n=alice",
+      "malformed-request"),
+    F("mandatory extension", "SCRAM-SHA-256", 0, NULL, "n,,m=ext,n=alice,r=abc",
+      "malformed-request"),
+    F("no gs2 header", "SCRAM-SHA-256", 0, NULL, "n=alice,r=abc",
+      "malformed-request"),
+    F("bad authzid field", "SCRAM-SHA-256", 0, NULL, "n,b=bob,n=alice,r=abc",
+      "malformed-request"),
+    F("empty authzid", "SCRAM-SHA-256", 0, NULL, "n,a=,n=alice,r=abc",
+      "malformed-request"),
+    F("gs2 flag only", "SCRAM-SHA-256", 0, NULL, "n,", "malformed-request"),
+    F("p= empty name", "SCRAM-SHA-256-PLUS", 1, &exporter, "p=,,n=alice,r=abc",
+      "malformed-request"),
+    F("p= tls-server-end-point not ours", "SCRAM-SHA-256-PLUS", 1, &exporter,
+      "p=tls-server-end-point,,n=alice,r=abc", "not-authorized"),
+    F("p= ok", "SCRAM-SHA-1-PLUS", 1, &two_cb,
+      "p=tls-server-end-point,,n=alice,r=abc", NULL),
+    F("y with two types", "SCRAM-SHA-1", 1, &two_cb, "y,,n=alice,r=abc",
+      "not-authorized"),
+    F("n on -PLUS", "SCRAM-SHA-1-PLUS", 1, &two_cb, "n,,n=alice,r=abc",
+      "malformed-request"),
+#undef F
+};
+
+START_TEST(test_scram_first)
+{
+    roost_sasl_t *s = new_server(first_cases[_i].tls, first_cases[_i].cb, 0);
+    const char *out, *cond;
+    roost_sasl_status_t st =
+        raw_step(s, first_cases[_i].mech, first_cases[_i].msg,
+                 strlen(first_cases[_i].msg), &out, &cond);
+
+    if (first_cases[_i].want == NULL) {
+        ck_assert_msg(st == ROOST_SASL_CONTINUE, "%s: %s", first_cases[_i].name,
+                      cond);
+    } else {
+        ck_assert_msg(st == ROOST_SASL_FAILURE, "%s: %d", first_cases[_i].name,
+                      st);
+        ck_assert_msg(strcmp(cond, first_cases[_i].want) == 0, "%s: %s",
+                      first_cases[_i].name, cond);
+    }
+    roost_sasl_free(s);
+}
+END_TEST
+
+/* An authzid naming another user fails even with the right proof; one
+ * naming the user itself is fine. */
+START_TEST(test_scram_authzid)
+{
+    static const struct {
+        const char *gs2;
+        roost_sasl_status_t st;
+    } c2[] = {{"n,a=bob,", ROOST_SASL_FAILURE},
+              {"n,a=bob@" HOST ",", ROOST_SASL_FAILURE},
+              {"n,a=alice@example.org,", ROOST_SASL_FAILURE},
+              {"n,a=alice,", ROOST_SASL_SUCCESS},
+              {"n,a=alice@" HOST ",", ROOST_SASL_SUCCESS}};
+    roost_sasl_t *s = new_server(0, NULL, 0);
+    const char *out, *cond;
+    scl_t c = {.pass = PASS};
+    char v[128], *fin;
+    roost_sasl_status_t st;
+
+    ck_assert_int_eq(
+        scl_start(s, &c, "SCRAM-SHA-256", c2[_i].gs2, "alice", &cond),
+        ROOST_SASL_CONTINUE);
+    fin = scl_final(&c, c2[_i].gs2, NULL, 0, v);
+    st = raw_step(s, NULL, fin, strlen(fin), &out, &cond);
+    ck_assert_int_eq(st, c2[_i].st);
+    if (st == ROOST_SASL_FAILURE)
+        ck_assert_str_eq(cond, "invalid-authzid");
+    else
+        ck_assert_str_eq(roost_sasl_user(s), "alice");
+    free(fin);
+    roost_sasl_free(s);
+}
+END_TEST
+
+/* -PLUS with each binding type: the data must be the server's. */
+START_TEST(test_scram_plus_types)
+{
+    roost_sasl_t *s = new_server(1, &two_cb, 0);
+    const char *out, *cond;
+    scl_t c = {.pass = PASS};
+    int k = _i / 2, bad = _i % 2;
+    unsigned char data[32];
+    char gs2[64], v[128], *fin;
+
+    snprintf(gs2, sizeof(gs2), "p=%s,,", two_cb.type[k]);
+    memcpy(data, two_cb.data[bad ? 1 - k : k], 32);
+    ck_assert_int_eq(
+        scl_start(s, &c, "SCRAM-SHA-256-PLUS", gs2, "alice", &cond),
+        ROOST_SASL_CONTINUE);
+    fin = scl_final(&c, gs2, data, 32, v);
+    if (bad) {
+        ck_assert_int_eq(raw_step(s, NULL, fin, strlen(fin), &out, &cond),
+                         ROOST_SASL_FAILURE);
+        ck_assert_str_eq(cond, "not-authorized");
+    } else {
+        ck_assert_int_eq(raw_step(s, NULL, fin, strlen(fin), &out, &cond),
+                         ROOST_SASL_SUCCESS);
+    }
+    free(fin);
+    roost_sasl_free(s);
+}
+END_TEST
+
 static Suite *
 sasl_suite(void)
 {
@@ -870,6 +1476,14 @@ sasl_suite(void)
     TC("out_of_order", test_steps_out_of_order, 1);
     TC("anonymous", test_anonymous, 1);
     TC("storage_down", test_storage_down, 1);
+    TC("scram_known_answer", test_scram_known_answer, N(kat_cases));
+    TC("ssdp_vector", test_ssdp_vector, 1);
+    TC("ssdp", test_ssdp, N(ssdp_cases));
+    TC("ssdp_tampered", test_ssdp_tampered, 2);
+    TC("scram_final_bad", test_scram_final_bad, N(final_cases));
+    TC("scram_first", test_scram_first, N(first_cases));
+    TC("scram_authzid", test_scram_authzid, 5);
+    TC("scram_plus_types", test_scram_plus_types, 4);
 #undef TC
     return su;
 }
