@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
 """Federation interop: roostd against unmodified Debian Prosody 0.12 and
-ejabberd 23.01 over real server-to-server streams (RFC 6120 s2s, STARTTLS,
-Server Dialback XEP-0220; the certificates are self-signed, so dialback is
-what authenticates the streams).
+ejabberd 23.01 over real server-to-server streams, in two configurations:
+
+  1. STARTTLS + Server Dialback (XEP-0220): the certificates are
+     self-signed, so dialback is what authenticates the streams;
+  2. STARTTLS + SASL EXTERNAL (XEP-0178): a CA made by the test signs a
+     certificate for each domain and every server trusts it (Roost:
+     s2s.ca_file, s2s.secure_auth = true, so no dialback at all;
+     Prosody: ssl.cafile, s2s_secure_auth = true; ejabberd: ca_file,
+     s2s_cafile); each stream, both ways, is authenticated with EXTERNAL.
 
 Each server listens on its own loopback address on port 5269:
 
-    127.0.0.2  a.test  roostd   (static s2s routes to p.test and e.test)
+    127.0.0.2  a.test  roostd   (static s2s routes to the peers); one
+                       roostd per configuration, one after the other
     127.0.0.3  p.test  prosody  (finds a.test through /etc/hosts)
     127.0.0.4  e.test  ejabberd (finds a.test through /etc/hosts)
     127.0.0.5  pb.test prosody with mod_s2s_bidi (XEP-0288): one
                        connection carries both directions
+    127.0.0.6  ps.test prosody, configuration 2 (prosody-pkix)
+    127.0.0.7  es.test ejabberd, configuration 2 (ejabberd-pkix)
 
-The three names are added to /etc/hosts for the run (atomically, each line
+The names are added to /etc/hosts for the run (atomically, each line
 marked with '# roost-s2s-interop pid=N'; the file is restored byte for byte
 afterwards, also on an exception or SIGTERM/SIGINT; marked lines left by a
 run that was SIGKILLed are removed at the next start).  One run at a time:
@@ -26,9 +35,12 @@ with a c2s client on each side (roosttest.Client, STARTTLS + SCRAM):
     visible both ways (broadcast with status, unavailable, probes answered
     at the next login);
   - an XEP-0199 ping to the remote server (to='p.test' / to='a.test')
-    answered with a result from that server.
+    answered with a result from that server;
+  - from both servers' logs: how the streams were authenticated
+    (dialback in configuration 1, SASL EXTERNAL and no dialback in 2).
 
-    python3 test_s2s_interop.py [--peer prosody|prosody-bidi|ejabberd] [--keep]
+    python3 test_s2s_interop.py [--peer prosody|prosody-bidi|ejabberd|
+                                        prosody-pkix|ejabberd-pkix] [--keep]
 
 Env: ROOSTD, ROOSTCTL, ROOST_MODULES_DIR (defaults: the build tree), as for
 tests/integration.  Prints PASS/FAIL/SKIP lines and 'N passed, N failed,
@@ -60,7 +72,12 @@ LOCK = os.path.join(tempfile.gettempdir(), 'roost-s2s-interop.lock')
 S2S_PORT = 5269
 ROOST_ADDR, ROOST_DOMAIN = '127.0.0.2', 'a.test'
 PEERS = {'prosody': ('127.0.0.3', 'p.test'), 'ejabberd': ('127.0.0.4', 'e.test'),
-         'prosody-bidi': ('127.0.0.5', 'pb.test')}
+         'prosody-bidi': ('127.0.0.5', 'pb.test'),
+         'prosody-pkix': ('127.0.0.6', 'ps.test'), 'ejabberd-pkix': ('127.0.0.7', 'es.test')}
+# The second configuration (XEP-0178): its peers federate with a second
+# roostd (a.test again, same address, started after the first stopped)
+# that has s2s.secure_auth and trusts the test's CA.
+PKIX_PEERS = ('prosody-pkix', 'ejabberd-pkix')
 EJABBERD_EBIN = '/usr/lib/x86_64-linux-gnu/ejabberd-23.01-1/ebin'
 WAIT = 20.0          # one exchange across s2s (the first one opens streams)
 NS_ROSTER = 'jabber:iq:roster'
@@ -81,6 +98,14 @@ USERS = {
                       'axel@a.test': 'axel-Secret-3'},
                      {'pete@pb.test': 'pete-Secret-1', 'pola@pb.test': 'pola-Secret-2',
                       'piet@pb.test': 'piet-Secret-3'}),
+    'prosody-pkix': ({'ali@a.test': 'ali-Secret-1', 'ann@a.test': 'ann-Secret-2',
+                      'ari@a.test': 'ari-Secret-3'},
+                     {'paul@ps.test': 'paul-Secret-1', 'peg@ps.test': 'peg-Secret-2',
+                      'phil@ps.test': 'phil-Secret-3'}),
+    'ejabberd-pkix': ({'al@a.test': 'al-Secret-1', 'ash@a.test': 'ash-Secret-2',
+                       'aya@a.test': 'aya-Secret-3'},
+                      {'emil@es.test': 'emil-Secret-1', 'ezra@es.test': 'ezra-Secret-2',
+                       'elsa@es.test': 'elsa-Secret-3'}),
 }
 
 
@@ -176,12 +201,45 @@ def subst(template, out, **kv):
         f.write(text)
 
 
-def make_cert(directory, domain):
+def openssl(*args):
+    subprocess.run(['openssl'] + list(args), check=True, capture_output=True, timeout=60)
+
+
+def make_cert(directory, domain, ca=None):
+    """directory/domain.crt and .key: self-signed, or signed by ca (a
+    TestCA) when given; the name is a DNS-ID (subjectAltName)."""
     crt, key = os.path.join(directory, domain + '.crt'), os.path.join(directory, domain + '.key')
-    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-                    '-subj', '/CN=' + domain, '-addext', 'subjectAltName=DNS:' + domain,
-                    '-keyout', key, '-out', crt], check=True, capture_output=True, timeout=60)
+    if ca is None:
+        openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+                '-subj', '/CN=' + domain, '-addext', 'subjectAltName=DNS:' + domain,
+                '-keyout', key, '-out', crt)
+        return crt, key
+    csr, ext = os.path.join(directory, domain + '.csr'), os.path.join(directory, domain + '.ext')
+    with open(ext, 'w') as f:
+        f.write('subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' % domain)
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=' + domain,
+            '-keyout', key, '-out', csr)
+    openssl('x509', '-req', '-in', csr, '-CA', ca.crt, '-CAkey', ca.key, '-CAcreateserial',
+            '-days', '2', '-out', crt, '-extfile', ext)
     return crt, key
+
+
+class TestCA:
+    """The CA of the second configuration (XEP-0178): it signs every
+    server's certificate, and every server trusts it (and only it, as
+    far as the test's names go)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix='roost-s2s-interop-ca-')
+        self.key, self.crt = (os.path.join(self.dir, 'testca' + s) for s in ('.key', '.crt'))
+        openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+                '-subj', '/CN=Roost interop test CA',
+                '-addext', 'basicConstraints=critical,CA:TRUE',
+                '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+                '-keyout', self.key, '-out', self.crt)
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wait_tcp(addr, port, proc, timeout=30.0):
@@ -212,12 +270,14 @@ def port_free(addr, port):
 
 class FedServer(rt.ServerUnderTest):
     """A server of one domain with a c2s STARTTLS port on 127.0.0.1 and an
-    s2s listener on its own loopback address, port 5269."""
+    s2s listener on its own loopback address, port 5269.  With a ca
+    (TestCA), its certificate comes from that CA, it trusts that CA and
+    accepts only certificate-authenticated streams (XEP-0178)."""
     s2s_addr = None
     domain = None
 
-    def __init__(self, users, domain, s2s_addr):
-        self.domain, self.s2s_addr = domain, s2s_addr
+    def __init__(self, users, domain, s2s_addr, ca=None):
+        self.domain, self.s2s_addr, self.ca = domain, s2s_addr, ca
         super().__init__(users)
 
     def _spawn_wait(self, argv, env=None, cwd=None, timeout=30.0):
@@ -262,8 +322,8 @@ class FedServer(rt.ServerUnderTest):
 class RoostFed(FedServer):
     name = 'roost'
 
-    def __init__(self, users, routes):
-        super().__init__(users, ROOST_DOMAIN, ROOST_ADDR)
+    def __init__(self, users, routes, ca=None):
+        super().__init__(users, ROOST_DOMAIN, ROOST_ADDR, ca)
         self.routes = routes                  # domain -> address, port 5269
         self.c2s_port, self.tls_port = rt.free_ports(2)
         top = os.path.dirname(os.path.dirname(HERE))
@@ -282,6 +342,12 @@ class RoostFed(FedServer):
         routes = ',\n'.join('    { domain = "%s"; host = "%s"; port = %d; }' % (d, a, S2S_PORT)
                             for d, a in self.routes.items())
         os.makedirs(os.path.join(self.dir, 'data'), exist_ok=True)
+        host_extra = s2s_extra = ''
+        if self.ca is not None:
+            # XEP-0178 only: secure_auth turns dialback off both ways.
+            crt, key = make_cert(self.dir, self.domain, self.ca)
+            host_extra = 'cert = "%s"; key = "%s"; ' % (crt, key)
+            s2s_extra = '  ca_file = "%s";\n  secure_auth = true;\n' % self.ca.crt
         with open(self.config, 'w') as f:
             f.write('log_level = "debug";\n'
                     'data_dir = "%s";\n' % os.path.join(self.dir, 'data') +
@@ -289,14 +355,14 @@ class RoostFed(FedServer):
                     'storage = { driver = "sqlite"; path = "roost.db"; };\n'
                     'limits = { auth_fail_delay = 0.2; };\n'
                     's2s = {\n  require_encryption = true;\n  connect_timeout = 30;\n'
-                    '  routes = (\n%s\n  );\n};\n' % routes +
+                    '%s  routes = (\n%s\n  );\n};\n' % (s2s_extra, routes) +
                     'listen = (\n'
                     '  { address = "127.0.0.1"; port = %d; type = "c2s"; tls = "starttls"; },\n'
                     '  { address = "127.0.0.1"; port = %d; type = "c2s"; tls = "direct"; },\n'
                     '  { address = "%s"; port = %d; type = "s2s"; }\n);\n'
                     % (self.c2s_port, self.tls_port, self.s2s_addr, S2S_PORT) +
-                    'hosts = (\n  { domain = "%s"; modules = [ %s ]; }\n);\n'
-                    % (self.domain, mods))
+                    'hosts = (\n  { domain = "%s"; %smodules = [ %s ]; }\n);\n'
+                    % (self.domain, host_extra, mods))
         for jid, pw in self.users.items():
             r = subprocess.run([self.roostctl, '-c', self.config, 'adduser', jid, '--password', pw],
                                capture_output=True, timeout=30, cwd=self.dir)
@@ -322,11 +388,13 @@ class ProsodyFed(FedServer):
         certs = os.path.join(self.dir, 'certs')
         os.makedirs(certs)
         os.makedirs(os.path.join(self.dir, 'data'))
-        make_cert(certs, self.domain)
+        make_cert(certs, self.domain, self.ca)
         self.config = os.path.join(self.dir, 'prosody.cfg.lua')
         self.logfile = os.path.join(self.dir, 'server.log')
         subst('s2s-prosody.cfg.lua.in', self.config, DIR=self.dir, C2S_PORT=self.c2s_port,
-              S2S_ADDR=self.s2s_addr, DOMAIN=self.domain, EXTRA_MODULES=self.extra_modules)
+              S2S_ADDR=self.s2s_addr, DOMAIN=self.domain, EXTRA_MODULES=self.extra_modules,
+              SECURE_AUTH='true' if self.ca else 'false',
+              SSL_EXTRA='; cafile = "%s"' % self.ca.crt if self.ca else '')
         for jid, pw in self.users.items():
             user, host = jid.split('@')
             r = subprocess.run(['prosodyctl', '--config', self.config, 'register', user, host, pw],
@@ -357,6 +425,12 @@ class ProsodyBidiFed(ProsodyFed):
     extra_modules = ', "s2s_bidi"'
 
 
+class ProsodyPkixFed(ProsodyFed):
+    """Prosody with a certificate from the test's CA, trusting it
+    (ssl.cafile), s2s_secure_auth = true."""
+    name = 'prosody-pkix'
+
+
 class EjabberdFed(FedServer):
     name = 'ejabberd'
 
@@ -368,14 +442,17 @@ class EjabberdFed(FedServer):
         spool, logs = os.path.join(self.dir, 'spool'), os.path.join(self.dir, 'logs')
         os.makedirs(spool)
         os.makedirs(logs)
-        crt, key = make_cert(self.dir, self.domain)
+        crt, key = make_cert(self.dir, self.domain, self.ca)
         with open(os.path.join(self.dir, self.domain + '.pem'), 'w') as out:
             for p in (crt, key):
                 with open(p) as f:
                     out.write(f.read())
         cfg = os.path.join(self.dir, 'ejabberd.yml')
+        extra = ''
+        if self.ca is not None:
+            extra = 'ca_file: "%s"\ns2s_cafile: "%s"\n' % (self.ca.crt, self.ca.crt)
         subst('s2s-ejabberd.yml.in', cfg, DIR=self.dir, C2S_PORT=self.c2s_port,
-              S2S_ADDR=self.s2s_addr, DOMAIN=self.domain)
+              S2S_ADDR=self.s2s_addr, DOMAIN=self.domain, EXTRA_OPTIONS=extra)
         inetrc = os.path.join(self.dir, 'inetrc')
         with open(inetrc, 'w') as f:
             # Erlang's DNS client (SRV lookups): no resolv.conf, one dead
@@ -423,6 +500,12 @@ class EjabberdFed(FedServer):
         r = subprocess.run(['dpkg-query', '-W', '-f', '${Version}', 'ejabberd', 'erlang-base'],
                            capture_output=True, timeout=10)
         return 'ejabberd (Debian package %s)' % r.stdout.decode()
+
+
+class EjabberdPkixFed(EjabberdFed):
+    """ejabberd with a certificate from the test's CA, trusting it
+    (ca_file, s2s_cafile)."""
+    name = 'ejabberd-pkix'
 
 
 # ------------------------------------------------------------- helpers
@@ -724,11 +807,74 @@ def streams_tls_dialback(roost, peer, ru, pu):
     check(not missing, '; '.join(missing))
 
 
+# The second configuration: every stream authenticated with SASL
+# EXTERNAL (XEP-0178), in each direction; none by dialback.  Roost logs
+# "[s2sout:.. a.test->X] authenticated (SASL EXTERNAL)" when X accepted
+# its certificate and "[s2sin:.. a.test<-X] authenticated X (SASL
+# EXTERNAL)" when it accepted X's.
+EVIDENCE_EXTERNAL = {
+    'roost': [('a.test->%(peer)s stream authenticated with SASL EXTERNAL',
+               r'\[s2sout:\w+ a\.test->%(peer)s\] authenticated \(SASL EXTERNAL\)'),
+              ('%(peer)s->a.test stream authenticated with SASL EXTERNAL',
+               r'\[s2sin:\w+ a\.test<-%(peer)s\] authenticated %(peer)s \(SASL EXTERNAL\)')],
+    'prosody-pkix': [('a.test\'s certificate valid for a.test (incoming stream)',
+                      r'(s2sin\w+)\tdebug\tcertificate identity validation result: valid'),
+                     ('SASL EXTERNAL from a.test accepted',
+                      r'info\tAccepting SASL EXTERNAL identity from a\.test'),
+                     ('SASL EXTERNAL to a.test succeeded',
+                      r'debug\tSASL EXTERNAL with a\.test succeeded'),
+                     ('outgoing stream to a.test authenticated',
+                      r'info\tOutgoing s2s connection ps\.test->a\.test complete'),
+                     ('incoming stream from a.test authenticated',
+                      r'info\tIncoming s2s connection a\.test->ps\.test complete')],
+    'ejabberd-pkix': [('incoming stream from a.test authenticated with SASL EXTERNAL over TLS',
+                       r'\(tls\|[^)]*\) Accepted inbound s2s EXTERNAL authentication '
+                       r'a\.test -> es\.test'),
+                      ('a.test offering EXTERNAL after STARTTLS',
+                       r"Received XML on stream = [^\n]*<stream:features><mechanisms "
+                       r"xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL<"),
+                      ('outgoing stream to a.test (127.0.0.2, from /etc/hosts) authenticated '
+                       'with SASL EXTERNAL over TLS',
+                       r'\(tls\|[^)]*\) Accepted outbound s2s EXTERNAL authentication '
+                       r'es\.test -> a\.test \(127\.0\.0\.2\)')],
+}
+# ... and no sign of dialback (Roost's secure_auth turns it off: it
+# neither offers nor accepts it, nor falls back to it; ejabberd logs the
+# features Roost offers it: EXTERNAL (above) and no dialback).
+NO_DIALBACK = {
+    'roost': [r'\[s2s(?:in|out):\w+ a\.test(?:<-|->)%(peer)s\] [^\n]*dialback'],
+    'prosody-pkix': [r'dialback key|Initiating dialback|falling back to dialback'],
+    'ejabberd-pkix': [r's2s dialback authentication',
+                      r'Received XML on stream = [^\n]*<stream:features>'
+                      r'[^\n]*urn:xmpp:features:dialback'],
+}
+
+
+def streams_sasl_external(roost, peer, ru, pu):
+    """The streams of the tests above, both ways, were authenticated with
+    SASL EXTERNAL (XEP-0178), not dialback (read from both servers'
+    logs)."""
+    missing = []
+    for srv in (roost, peer):
+        log = _log(srv)
+        args = {'peer': re.escape(peer.domain)}
+        for what, pattern in EVIDENCE_EXTERNAL[srv.name]:
+            if not re.search(pattern % args, log):
+                missing.append('%s log: no sign of %s' % (srv.name, what % {'peer': peer.domain}))
+        for pattern in NO_DIALBACK[srv.name]:
+            m = re.search(pattern % args, log)
+            if m:
+                missing.append('%s log: dialback: %s' % (srv.name, m.group(0)[-300:]))
+    check(not missing, '; '.join(missing))
+
+
 TESTS = [message_roost_to_peer, message_peer_to_roost, subscription_roost_first,
          subscription_peer_first, ping_roost_to_peer, ping_peer_to_roost,
          streams_tls_dialback]
+TESTS_PKIX = TESTS[:-1] + [streams_sasl_external]
 PEER_CLASSES = {'prosody': ProsodyFed, 'ejabberd': EjabberdFed,
-                'prosody-bidi': ProsodyBidiFed}
+                'prosody-bidi': ProsodyBidiFed, 'prosody-pkix': ProsodyPkixFed,
+                'ejabberd-pkix': EjabberdPkixFed}
 
 
 # ------------------------------------------------------------------ main
@@ -752,7 +898,7 @@ def s2s_lines(srv, n=40, width=700):
             entries.append(ln)
         else:
             entries[-1] += ' ' + ln.strip()
-    keys = ('s2s', 'dialback', 'a.test', 'p.test', 'e.test', 'pb.test')
+    keys = ('s2s', 'dialback', 'EXTERNAL', 'a.test') + tuple(d for _, d in PEERS.values())
     sel = [e if len(e) <= width else e[:width] + '...' for e in entries
            if any(k in e for k in keys)]
     return '\n'.join(sel[-n:]) + '\n'
@@ -761,7 +907,8 @@ def s2s_lines(srv, n=40, width=700):
 def run_peer(name, roost, counts, args):
     addr, domain = PEERS[name]
     ru, pu = (list(u) for u in USERS[name])
-    peer = PEER_CLASSES[name](USERS[name][1], domain, addr)
+    peer = PEER_CLASSES[name](USERS[name][1], domain, addr, roost.ca)
+    tests = TESTS_PKIX if name in PKIX_PEERS else TESTS
     note('%s: %s, files in %s' % (name, peer.version(), peer.dir))
     ok = False
     try:                # whatever happens (SIGTERM too), the peer is killed
@@ -775,7 +922,7 @@ def run_peer(name, roost, counts, args):
             return
         note('%s started in %.1f s' % (name, time.monotonic() - t0))
         ok = True
-        for t in ([bidi_one_connection] if name == 'prosody-bidi' else []) + TESTS:
+        for t in ([bidi_one_connection] if name == 'prosody-bidi' else []) + tests:
             if args.only and t.__name__ not in args.only:
                 continue
             t0 = time.monotonic()
@@ -816,6 +963,41 @@ def run_peer(name, roost, counts, args):
             note('(%s files kept in %s)' % (name, peer.dir))
 
 
+def run_roost(peers, ca, counts, args):
+    """One configuration: a roostd (a.test) federating with peers, which
+    run one after another; with a ca (TestCA), Roost and the peers use
+    certificates from it and SASL EXTERNAL only (s2s.secure_auth)."""
+    ru_all = {}
+    for p in peers:
+        ru_all.update(USERS[p][0])
+    roost = RoostFed(ru_all, {PEERS[p][1]: PEERS[p][0] for p in peers}, ca)
+    label = 'roost-pkix' if ca else 'roost'
+    failed = counts.failed
+    try:
+        note('%s: %s (%s)' % (label, roost.version(), roost.roostd))
+        try:
+            roost.start()
+        except (TestFailure, OSError, subprocess.SubprocessError) as e:
+            print(roost.log_tail(40))
+            raise TestFailure('%s-start: %s' % (label, e))
+        for p in peers:
+            run_peer(p, roost, counts, args)
+        problems = roost.stop()
+        if problems:
+            print('FAIL s2s-interop:%s-clean-shutdown: %s' % (label, '; '.join(problems)))
+            print(roost.log_tail(40))
+            counts.failed += 1
+        else:
+            print('PASS s2s-interop:%s-clean-shutdown' % label)
+            counts.passed += 1
+    finally:
+        roost.kill()
+        if counts.failed > failed or args.keep:
+            note('(%s files kept in %s)' % (label, roost.dir))
+        else:
+            roost.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--peer', action='append', choices=sorted(PEERS),
@@ -823,14 +1005,14 @@ def main():
     ap.add_argument('--only', action='append', help='run only this test (repeatable)')
     ap.add_argument('--keep', action='store_true', help='keep the servers\' files')
     args = ap.parse_args()
-    peers = args.peer or ['prosody', 'ejabberd', 'prosody-bidi']
+    peers = args.peer or ['prosody', 'ejabberd', 'prosody-bidi'] + list(PKIX_PEERS)
     counts = Counts()
 
     present = [p for p in peers if PEER_CLASSES[p].available()]
     for p in peers:
         if p not in present:
             print('SKIP s2s-interop:%s: not installed' % p)
-            counts.skipped += len(TESTS) + 1
+            counts.skipped += len(TESTS_PKIX if p in PKIX_PEERS else TESTS) + 1
     if not present:
         print('%d passed, %d failed, %d skipped' % (0, 0, counts.skipped))
         return 77
@@ -856,34 +1038,23 @@ def main():
 
     hosts = HostsEntries([(ROOST_ADDR, ROOST_DOMAIN)] + [PEERS[p] for p in present])
     atexit.register(hosts.remove)
-
-    ru_all = {}
-    for p in present:
-        ru_all.update(USERS[p][0])
-    roost = RoostFed(ru_all, {PEERS[p][1]: PEERS[p][0] for p in present})
+    ca = None
     started = time.monotonic()
     try:
         hosts.add()
         for addr, d in [(ROOST_ADDR, ROOST_DOMAIN)] + [PEERS[p] for p in present]:
             got = socket.gethostbyname(d)
             check(got == addr, '%s resolves to %s, not %s, after editing %s' % (d, got, addr, HOSTS))
-        note('roost: %s (%s)' % (roost.version(), roost.roostd))
-        try:
-            roost.start()
-        except (TestFailure, OSError) as e:
-            print(roost.log_tail(40))
-            raise TestFailure('roost-start: %s' % e)
-        for p in present:
-            run_peer(p, roost, counts, args)
-        problems = roost.stop()
-        if problems:
-            print('FAIL s2s-interop:roost-clean-shutdown: %s' % '; '.join(problems))
-            print(roost.log_tail(40))
-            counts.failed += 1
-        else:
-            print('PASS s2s-interop:roost-clean-shutdown')
-            counts.passed += 1
-    except (TestFailure, OSError) as e:
+        # First STARTTLS + dialback (self-signed certificates), then a
+        # fresh roostd with the test CA's certificates and SASL EXTERNAL.
+        plain = [p for p in present if p not in PKIX_PEERS]
+        pkix = [p for p in present if p in PKIX_PEERS]
+        if plain:
+            run_roost(plain, None, counts, args)
+        if pkix:
+            ca = TestCA()
+            run_roost(pkix, ca, counts, args)
+    except (TestFailure, OSError, subprocess.SubprocessError) as e:
         print('FAIL s2s-interop:setup: %s' % e, flush=True)
         counts.failed += 1
     except SystemExit:
@@ -892,12 +1063,12 @@ def main():
                                                     counts.skipped), flush=True)
         raise
     finally:
-        roost.kill()
         hosts.remove()
-        if counts.failed or args.keep:
-            note('(roost files kept in %s)' % roost.dir)
-        else:
-            roost.cleanup()
+        if ca is not None:
+            if counts.failed or args.keep:
+                note('(test CA kept in %s)' % ca.dir)
+            else:
+                ca.cleanup()
         lock.close()
     note('run time %.1f s' % (time.monotonic() - started))
     print('%d passed, %d failed, %d skipped' % (counts.passed, counts.failed, counts.skipped))
