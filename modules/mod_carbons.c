@@ -28,12 +28,19 @@
  * hook runs at ROOST_PRIO_COPY (after mod_mam added its stanza-id, so the
  * copies carry it) and PASSes, so the original goes on to delivery.
  *
- * <private/> is stripped from a message delivered to the full JID of a
- * session (§9: the receiving server SHOULD remove it): just above
- * mod_message (after archiving, copies and mod_offline's queue), this
- * module delivers the stripped copy to that session itself, as
- * mod_message would (RFC 6121 §8.5.3.1), and stops the chain.  Messages
- * to the bare JID keep it: see FIXME at carbons_strip.
+ * <private/> is removed before a message is delivered to the recipient
+ * (§9: the receiving server SHOULD remove it): just above mod_message
+ * (after archiving, copies and mod_offline's queue), this module delivers
+ * a stripped copy itself, as mod_message would, and stops the chain: to
+ * the full JID's session (RFC 6121 §8.5.3.1), or for the bare JID (and a
+ * full JID without session, §8.5.3.2.1) to the available non-negative
+ * resources of the highest priority, the next tier when all of those
+ * refuse it (their privacy lists), all of them for a headline
+ * (§8.5.2.1.1).  The modules may not change ev->stanza, and a DELIVER
+ * hook cannot swap it either (HANDLED there means "refused", which sends
+ * mod_message on to the next tier and makes mod_offline keep its batch).
+ * When nobody is available the original goes on to offline storage with
+ * its <private/>: see FIXME at carbons_strip.
  *
  * Security (§11): a copy is only trustworthy from the user's own bare
  * JID.  A message carrying <sent/> or <received/> that arrives for a
@@ -359,18 +366,6 @@ carbons_out(const roost_ev_t *ev, void *arg)
     return ROOST_PASS;
 }
 
-/* Delivers st without its <private/> children to s (§9). */
-static void
-carbons_deliver_stripped(roost_session_t *s, const roost_stanza_t *st)
-{
-    roost_stanza_t *c = roost_stanza_copy(st), *p;
-
-    while ((p = carbons_child(c, CARBONS_NS, "private")) != NULL)
-        roost_stanza_remove(p);
-    roost_session_deliver(s, c);
-    roost_stanza_unref(c);
-}
-
 /* ROOST_EV_MESSAGE_BARE and _FULL: a message for a local user (§7). */
 static roost_verdict_t
 carbons_in(const roost_ev_t *ev, void *arg)
@@ -435,24 +430,87 @@ carbons_filter(const roost_ev_t *ev, void *arg)
     return ROOST_HANDLED;
 }
 
-/* ROOST_EV_MESSAGE_FULL, just above mod_message: §9's stripping of
- * <private/> for the session the message is addressed to. */
+/* Delivers st to node's available sessions with non-negative priority:
+ * all of them (all != 0), or those sharing the highest priority, a tier
+ * whose sessions all refuse it (-ROOST_EDENIED) handing it to the next
+ * one: mod_message's rules (RFC 6121 §8.5.2.1.1).  Returns how many got
+ * it. */
+static int
+carbons_deliver_tiers(roost_mod_t *m, const char *node, roost_stanza_t *st,
+                      int all)
+{
+    roost_session_t *stack[CARBONS_STACK_SESSIONS], **ss = stack;
+    int n = roost_user_sessions(m, node, ss, CARBONS_STACK_SESSIONS);
+    int best = -1, sent = 0;
+
+    if (n > CARBONS_STACK_SESSIONS) {
+        ss = roost_xcalloc((size_t)n, sizeof(*ss)); /* freed below */
+        n = roost_user_sessions(m, node, ss, n);
+    }
+    for (int i = 0; i < n; i++) {
+        int prio = roost_session_priority(ss[i]);
+
+        if (roost_session_available(ss[i]) && prio >= 0 && prio > best)
+            best = prio;
+    }
+    while (best >= 0 && sent == 0) {
+        int next = -1;
+
+        for (int i = 0; i < n; i++) {
+            int prio = roost_session_priority(ss[i]);
+
+            if (!roost_session_available(ss[i]) || prio < 0)
+                continue;
+            if (prio < best && prio > next)
+                next = prio;
+            if ((!all && prio != best) || (all && prio > best))
+                continue;
+            if (roost_session_deliver(ss[i], st) == 0)
+                sent++;
+        }
+        best = all ? -1 : next;
+    }
+    if (ss != stack)
+        roost_free(ss);
+    return sent;
+}
+
+/* ROOST_EV_MESSAGE_BARE and _FULL, just above mod_message: §9's removal
+ * of <private/> before the message reaches the recipient. */
 static roost_verdict_t
 carbons_strip(const roost_ev_t *ev, void *arg)
 {
-    roost_session_t *target;
+    const char *node = roost_jid_node(ev->to);
+    carbons_type_t type = carbons_type(ev->stanza);
+    roost_session_t *target = NULL;
+    roost_stanza_t *c, *p;
+    int sent;
 
-    /* FIXME: a message to the bare JID (or to a full JID without
-     * session) keeps its <private/>: stripping needs the changed stanza
-     * to go on through mod_message's priority tiers and offline storage,
-     * and the module API has no way to hand a replacement on (modules
-     * may not modify ev->stanza; routing a copy again would be archived
-     * twice by mod_mam and pass every hook again). */
-    if (carbons_child(ev->stanza, CARBONS_NS, "private") == NULL ||
-        (target = roost_session_find(ev->mod, ev->to)) == NULL)
+    if (node == NULL ||
+        carbons_child(ev->stanza, CARBONS_NS, "private") == NULL)
         return ROOST_PASS;
-    carbons_deliver_stripped(target, ev->stanza);
-    return ROOST_HANDLED;
+    if (roost_jid_resource(ev->to) != NULL)
+        target = roost_session_find(ev->mod, ev->to);
+    /* What mod_message delivers to the bare JID: normal and chat (also to
+     * a full JID without session), headline (only to the bare JID). */
+    if (target == NULL && type != CARBONS_CHAT && type != CARBONS_NORMAL &&
+        (type != CARBONS_HEADLINE || roost_jid_resource(ev->to) != NULL))
+        return ROOST_PASS;
+    c = roost_stanza_copy(ev->stanza);
+    while ((p = carbons_child(c, CARBONS_NS, "private")) != NULL)
+        roost_stanza_remove(p);
+    if (target != NULL) {
+        roost_session_deliver(target, c);
+        sent = 1;
+    } else {
+        sent =
+            carbons_deliver_tiers(ev->mod, node, c, type == CARBONS_HEADLINE);
+    }
+    roost_stanza_unref(c);
+    /* FIXME: nobody available: the original, <private/> included, goes on
+     * to mod_offline (a stripped copy routed again would be archived
+     * twice by mod_mam and pass every hook again). */
+    return sent > 0 ? ROOST_HANDLED : ROOST_PASS;
 }
 
 static roost_verdict_t
@@ -522,9 +580,12 @@ carbons_load(roost_mod_t *m)
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_MESSAGE_FULL, ROOST_PRIO_COPY, carbons_in,
                         NULL);
-    /* Just above mod_message (ROOST_PRIO_DEFAULT), whose delivery to a
-     * full JID it takes over for <private/> messages; below mod_offline's
-     * queue (ROOST_PRIO_QUEUE), so it never overtakes stored messages. */
+    /* Just above mod_message (ROOST_PRIO_DEFAULT), whose delivery it takes
+     * over for <private/> messages; below mod_offline's queue
+     * (ROOST_PRIO_QUEUE), so it never overtakes stored messages. */
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_MESSAGE_BARE, ROOST_PRIO_DEFAULT + 1,
+                        carbons_strip, NULL);
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_MESSAGE_FULL, ROOST_PRIO_DEFAULT + 1,
                         carbons_strip, NULL);

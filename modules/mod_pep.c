@@ -1,6 +1,6 @@
 /* modules/mod_pep.c: Personal Eventing via Pubsub (XEP-0163) on the subset
- * of Publish-Subscribe (XEP-0060) it needs, and Private XML Storage
- * (XEP-0049).
+ * of Publish-Subscribe (XEP-0060) it needs, Private XML Storage (XEP-0049)
+ * and the Bookmarks Conversion between them (XEP-0411).
  *
  * Every account is a pubsub service at its bare JID.  The owner (the
  * account itself, any resource) publishes (XEP-0060 §7.1; the node is
@@ -10,9 +10,16 @@
  * configures (§8.2: pubsub#max_items, pubsub#access_model presence, open,
  * roster with pubsub#roster_groups_allowed, whitelist, pubsub#persist_items,
  * pubsub#send_last_published_item), deletes (§8.4) and purges (§8.5)
- * nodes, and lists its affiliations (§5.7) and a node's subscribers
- * (§8.8.1).  Items are retrieved (§6.5: all, max_items, by id) by the
- * owner and by whoever the node's access model lets in (§4.5).
+ * nodes, lists its affiliations (§5.7) and a node's subscribers (§8.8.1),
+ * and manages both (§8.8.2 subscribed/none, §8.9: member, publisher,
+ * publish-only, outcast; the account stays the only owner).  Items are
+ * retrieved (§6.5: all, max_items, by id) by the owner and by whoever the
+ * node's access model or affiliation lets in (§4.5, §4.1: members and
+ * publishers always, outcasts never).  Publishers (and publish-only) may
+ * publish to an existing node, publishers retract.  Anyone the access model
+ * lets in may subscribe explicitly (§6.1; XEP-0163 §3 requires it) with a
+ * JID of their own, unsubscribe (§6.2) and list their subscriptions
+ * (§5.6).
  *
  * Notifications (§7.1.2.1, XEP-0163 §4) are <message type='headline'/>
  * from the owner's bare JID to each full JID the service knows available
@@ -20,7 +27,9 @@
  * (XEP-0115) list NODE+notify (filtered notifications, XEP-0060 §9.2) and
  * that the access model allows: the owner's own resources (from their
  * broadcast presence) and contacts whose presence reaches the owner's bare
- * JID (auto-subscribe: their presence broadcasts and probe answers).  The
+ * JID (auto-subscribe: their presence broadcasts and probe answers), and
+ * to explicit subscribers not served that way: once to a subscribed full
+ * JID, at most once to a subscribed bare JID (XEP-0163 §4.3.2).  The
  * features of a caps 'ver' are learnt once with a disco#info query to one
  * full JID that advertises it (node#ver), verified as XEP-0115 §5.4 says
  * (sha-1 only) and cached by ver for every entity; a response that does
@@ -35,22 +44,26 @@
  * the account's state is loaded (roost_user_state) and kept in memory
  * while it is; changes are written behind through roost_store_async (one
  * worker: in order) and the IQ result is sent once the write committed.
- * MAP "pep_nodes": node -> its configuration; MAP "pep_items": a 16-digit
- * hex sequence number -> <item/> (node, id, time, payload).  Items of a
- * node with persist_items=0 stay in memory only.  Limits (options):
+ * MAP "pep_nodes": node -> its configuration, explicit subscriptions and
+ * affiliations; MAP "pep_items": a 16-digit hex sequence number -> <item/>
+ * (node, id, time, payload).  Items of a node with persist_items=0 stay in
+ * memory only.  Limits (options):
  * max_items (per node), max_nodes (per user), max_payload (per item),
  * max_user_bytes (all payloads of a user).
  *
  * XEP-0049 private storage: jabber:iq:private get/set by the user on their
  * own account, one stored element per (name, namespace) in MAP "private";
- * read and written through the storage worker.  XEP-0223 (PEP nodes with
- * access_model=whitelist and persist_items=1) works through the generic
- * PEP code, and so do XEP-0402 bookmarks and OMEMO (XEP-0384).
+ * read and written through the storage worker, except XEP-0048 bookmarks,
+ * which are the XEP-0402 node's (XEP-0411, its section below).  XEP-0223
+ * (PEP nodes with access_model=whitelist and persist_items=1) works
+ * through the generic PEP code, and so do XEP-0402 bookmarks and OMEMO
+ * (XEP-0384).
  *
- * Not here (see the gaps in the top-level report): explicit subscriptions
- * (§6.1) and subscription management, affiliation changes (whitelist means
- * the owner alone), collections, XEP-0033 replyto, notification of
- * configuration changes, the XEP-0411 bookmark conversion. */
+ * Not here (see the gaps in the top-level report): subscription options
+ * (§6.3) and subids, the authorize access model and pending subscriptions,
+ * notifying entities of subscription or affiliation changes (§8.8.4,
+ * §8.9.4), collections, XEP-0033 replyto, notification of configuration
+ * changes. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +83,10 @@
 #define PEP_NS_DELAY    "urn:xmpp:delay"
 #define PEP_NS_PRIVATE  "jabber:iq:private"
 #define PEP_NS_STORE    "urn:roost:pep"
+#define PEP_NS_BM       "storage:bookmarks"    /* XEP-0048 */
+#define PEP_NS_BM2      "urn:xmpp:bookmarks:1" /* XEP-0402 */
+#define PEP_NS_BMCONV   "urn:xmpp:bookmarks-conversion:0"
+#define PEP_BM_KEY      "{" PEP_NS_BM "}storage" /* its private XML key */
 #define PEP_FORM_CONFIG PEP_NS "#node_config"
 #define PEP_FORM_PUBOPT PEP_NS "#publish-options"
 #define PEP_NODE_MAX    1023 /* bytes of a node name */
@@ -85,6 +102,18 @@ enum {
 static const char *const pep_access_names[] = {"presence", "open", "roster",
                                                "whitelist", NULL};
 enum { PEP_SLPI_NEVER, PEP_SLPI_ON_SUB, PEP_SLPI_ON_SUB_AND_PRESENCE };
+/* XEP-0060 §4.1 affiliations; the account owner is the node's only owner
+ * and is not stored. */
+enum {
+    PEP_AFF_NONE,
+    PEP_AFF_MEMBER,
+    PEP_AFF_PUBLISHER,
+    PEP_AFF_PUBLISH_ONLY,
+    PEP_AFF_OUTCAST,
+    PEP_AFF_OWNER
+};
+static const char *const pep_aff_names[] = {
+    "none", "member", "publisher", "publish-only", "outcast", "owner", NULL};
 static const char *const pep_slpi_names[] = {"never", "on_sub",
                                              "on_sub_and_presence", NULL};
 
@@ -129,6 +158,11 @@ typedef struct {
 } pep_item_t;
 
 typedef struct {
+    char *jid; /* a prepared bare JID */
+    int aff;   /* PEP_AFF_*, never NONE or OWNER */
+} pep_aff_t;
+
+typedef struct {
     char *name;
     int64_t max_items;
     int access;
@@ -137,6 +171,9 @@ typedef struct {
     strv_t groups;     /* roster_groups_allowed */
     pep_item_t *items; /* oldest first */
     int nitems, capitems;
+    strv_t subs;     /* explicit subscriptions (§6.1): prepared JIDs */
+    pep_aff_t *affs; /* affiliations set by the owner (§8.9) */
+    int naffs;
 } pep_node_t;
 
 /* A full JID the service has available presence from, and what it wants
@@ -233,6 +270,28 @@ strv_has(const strv_t v, const char *s)
         if (strcmp(v[i], s) == 0)
             return 1;
     return 0;
+}
+
+/* Removes s from v; returns whether it was there. */
+static int
+strv_remove(strv_t v, const char *s)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        if (strcmp(v[i], s) == 0) {
+            roost_free(v[i]);
+            memmove(&v[i], &v[i + 1], (strv_len(v) - i) * sizeof(char *));
+            return 1;
+        }
+    return 0;
+}
+
+/* Whether jid (a prepared bare or full JID) belongs to bare. */
+static int
+jid_of_bare(const char *jid, const char *bare)
+{
+    size_t n = strlen(bare);
+
+    return strncmp(jid, bare, n) == 0 && (jid[n] == '\0' || jid[n] == '/');
 }
 
 static int
@@ -427,6 +486,10 @@ pep_node_clear(pep_node_t *n)
     roost_free(n->items);
     roost_free(n->name);
     strv_free(n->groups);
+    strv_free(n->subs);
+    for (int i = 0; i < n->naffs; i++)
+        roost_free(n->affs[i].jid);
+    roost_free(n->affs);
 }
 
 static void
@@ -513,6 +576,44 @@ pep_item_append(pep_node_t *n, const pep_item_t *it)
     n->items[n->nitems++] = *it;
 }
 
+/* The affiliation of bare (a prepared bare JID) with n, not counting
+ * the owner. */
+static int
+pep_aff_of(const pep_node_t *n, const char *bare)
+{
+    for (int i = 0; i < n->naffs; i++)
+        if (strcmp(n->affs[i].jid, bare) == 0)
+            return n->affs[i].aff;
+    return PEP_AFF_NONE;
+}
+
+/* Sets (or with NONE, or anything not storable, removes) bare's
+ * affiliation. */
+static void
+pep_aff_set(pep_node_t *n, const char *bare, int aff)
+{
+    int i;
+
+    for (i = 0; i < n->naffs; i++)
+        if (strcmp(n->affs[i].jid, bare) == 0)
+            break;
+    if (aff <= PEP_AFF_NONE || aff >= PEP_AFF_OWNER) {
+        if (i < n->naffs) {
+            roost_free(n->affs[i].jid);
+            memmove(&n->affs[i], &n->affs[i + 1],
+                    (size_t)(n->naffs - i - 1) * sizeof(pep_aff_t));
+            n->naffs--;
+        }
+        return;
+    }
+    if (i == n->naffs) {
+        n->affs = roost_xrealloc(n->affs, (n->naffs + 1) * sizeof(pep_aff_t));
+        n->affs[i].jid = roost_xstrdup(bare);
+        n->naffs++;
+    }
+    n->affs[i].aff = aff;
+}
+
 /* --------------------------------------------------- stored forms */
 
 static char *
@@ -533,6 +634,15 @@ pep_node_serialize(const pep_node_t *n, size_t *len)
         roost_stanza_t *g = roost_stanza_add_child(e, NULL, "group");
 
         roost_stanza_add_text(g, n->groups[i], strlen(n->groups[i]));
+    }
+    for (size_t i = 0; n->subs != NULL && n->subs[i] != NULL; i++)
+        roost_stanza_set_attr(roost_stanza_add_child(e, NULL, "sub"), "jid",
+                              n->subs[i]);
+    for (int i = 0; i < n->naffs; i++) {
+        roost_stanza_t *a = roost_stanza_add_child(e, NULL, "aff");
+
+        roost_stanza_set_attr(a, "jid", n->affs[i].jid);
+        roost_stanza_set_attr(a, "affiliation", pep_aff_names[n->affs[i].aff]);
     }
     s = roost_stanza_serialize(e, NULL, len);
     roost_stanza_unref(e);
@@ -598,9 +708,19 @@ pep_load_node(void *arg, const char *key, const char *val, size_t len)
         n->slpi = name_index(pep_slpi_names,
                              roost_stanza_attr(e, "send_last_published_item"));
     for (roost_stanza_t *g = roost_stanza_first_child(e); g != NULL;
-         g = roost_stanza_next_sibling(g))
+         g = roost_stanza_next_sibling(g)) {
+        const char *jid = roost_stanza_attr(g, "jid");
+
         if (strcmp(roost_stanza_name(g), "group") == 0)
             strv_add(&n->groups, roost_stanza_text(g));
+        else if (strcmp(roost_stanza_name(g), "sub") == 0 && jid != NULL &&
+                 !strv_has(n->subs, jid))
+            strv_add(&n->subs, jid);
+        else if (strcmp(roost_stanza_name(g), "aff") == 0 && jid != NULL)
+            pep_aff_set(
+                n, jid,
+                name_index(pep_aff_names, roost_stanza_attr(g, "affiliation")));
+    }
     roost_stanza_unref(e);
     return 0;
 }
@@ -640,6 +760,8 @@ pep_load_item(void *arg, const char *key, const char *val, size_t len)
     return 0;
 }
 
+static void pep_bm_migrate(roost_mod_t *m, const char *user, pep_user_t *u);
+
 static void *
 pep_user_load(roost_mod_t *m, const char *user)
 {
@@ -652,6 +774,8 @@ pep_user_load(roost_mod_t *m, const char *user)
         (pm->items != NULL &&
          roost_store_keys(pm->items, user, pep_load_item, &ld) < 0))
         ld.u->broken = 1;
+    if (!ld.u->broken)
+        pep_bm_migrate(m, user, ld.u);
     return ld.u;
 }
 
@@ -840,6 +964,15 @@ pep_may_see(roost_mod_t *m, const char *user, const char *owner_bare,
 
     if (pep_is_owner(owner_bare, bare))
         return 1;
+    switch (pep_aff_of(n, bare)) {
+    case PEP_AFF_OUTCAST:
+        *cond = ROOST_SE_FORBIDDEN; /* §6.1.3.8, §6.5.9 blocked */
+        *app = NULL;
+        return 0;
+    case PEP_AFF_MEMBER:
+    case PEP_AFF_PUBLISHER: return 1; /* §4.1: may subscribe and retrieve */
+    default: break;
+    }
     it = roost_roster_item(m, user, bare);
     if (it != NULL && it->hidden)
         it = NULL;
@@ -1260,27 +1393,75 @@ pep_res_wants(roost_mod_t *m, const char *user, const char *owner_bare,
     return ok;
 }
 
+/* Queues (on w, or routes now when w is NULL) a copy of tmpl to to. */
+static void
+pep_send_copy(roost_mod_t *m, const roost_stanza_t *tmpl, const char *to,
+              pep_wb_t *w)
+{
+    roost_stanza_t *c = roost_stanza_copy(tmpl);
+
+    roost_stanza_set_attr(c, "to", to);
+    if (w != NULL) {
+        pep_wb_note(w, c);
+    } else {
+        roost_send(m, c);
+        roost_stanza_unref(c);
+    }
+}
+
+/* Whether an explicit subscription of jid (to n) is served by the
+ * resources that want n through presence and caps: the same full JID, or
+ * for a bare JID any of its resources (XEP-0163 §4.3.2 rules 1 and 3). */
+static int
+pep_sub_covered(roost_mod_t *m, const char *user, const char *owner_bare,
+                pep_user_t *u, const pep_node_t *n, const char *jid)
+{
+    int full = strchr(jid, '/') != NULL;
+
+    for (int i = 0; i < u->nres; i++) {
+        if (full ? strcmp(u->res[i].jid, jid) != 0
+                 : !jid_of_bare(u->res[i].jid, jid))
+            continue;
+        if (pep_res_wants(m, user, owner_bare, n, &u->res[i]))
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether the explicit subscriber jid may still receive n's
+ * notifications (the access model, affiliations). */
+static int
+pep_sub_allowed(roost_mod_t *m, const char *user, const char *owner_bare,
+                const pep_node_t *n, const char *jid)
+{
+    roost_jid_t *j = roost_jid_new(jid);
+    roost_stanza_err_t cond;
+    const char *app;
+    int ok;
+
+    if (j == NULL)
+        return 0;
+    ok = pep_may_see(m, user, owner_bare, n, roost_jid_bare(j), &cond, &app);
+    roost_jid_free(j);
+    return ok;
+}
+
 /* Queues (on w, or routes now when w is NULL) a copy of tmpl to every
- * resource that wants node n. */
+ * resource that wants node n, and to every explicit subscriber (§6.1) not
+ * served that way: one to a full JID, at most one to a bare JID
+ * (XEP-0163 §4.3.2). */
 static void
 pep_broadcast(roost_mod_t *m, const char *user, const char *owner_bare,
               pep_user_t *u, const pep_node_t *n, const roost_stanza_t *tmpl,
               pep_wb_t *w)
 {
-    for (int i = 0; i < u->nres; i++) {
-        roost_stanza_t *c;
-
-        if (!pep_res_wants(m, user, owner_bare, n, &u->res[i]))
-            continue;
-        c = roost_stanza_copy(tmpl);
-        roost_stanza_set_attr(c, "to", u->res[i].jid);
-        if (w != NULL) {
-            pep_wb_note(w, c);
-        } else {
-            roost_send(m, c);
-            roost_stanza_unref(c);
-        }
-    }
+    for (int i = 0; i < u->nres; i++)
+        if (pep_res_wants(m, user, owner_bare, n, &u->res[i]))
+            pep_send_copy(m, tmpl, u->res[i].jid, w);
+    for (size_t i = 0; n->subs != NULL && n->subs[i] != NULL; i++)
+        if (!pep_sub_covered(m, user, owner_bare, u, n, n->subs[i]) &&
+            pep_sub_allowed(m, user, owner_bare, n, n->subs[i]))
+            pep_send_copy(m, tmpl, n->subs[i], w);
 }
 
 /* XEP-0163 §4.3.4: the last item of every node r newly wants (in notify,
@@ -1845,6 +2026,284 @@ pep_node_name_ok(const char *node)
     return node != NULL && node[0] != '\0' && strlen(node) <= PEP_NODE_MAX;
 }
 
+/* ------------------------------------- XEP-0411 bookmarks conversion
+ *
+ * One source: the XEP-0402 node (urn:xmpp:bookmarks:1, one item per room,
+ * id = room JID).  XEP-0048 bookmarks, <storage xmlns='storage:bookmarks'/>
+ * whether through private XML (XEP-0049) or the PEP node
+ * 'storage:bookmarks', are made from it when read and converted into it
+ * when written: new or changed rooms are published, missing ones
+ * retracted (XEP-0402 §Compatibility: unchanged items are not notified),
+ * and resources that want 'storage:bookmarks' are notified of the whole
+ * list (XEP-0411 §3), also when a XEP-0402 client changes it.  Legacy
+ * bookmarks stored as private XML before are moved into the node when the
+ * account's state is loaded (XEP-0411 §4).  XEP-0048 <url/> bookmarks
+ * have no XEP-0402 form and are dropped. */
+
+static int
+pep_bm_true(const char *v)
+{
+    return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+/* Copies the text child ns/name of from into to, when there is one. */
+static void
+pep_bm_copy_text(roost_stanza_t *to, roost_stanza_t *from, const char *ns,
+                 const char *name)
+{
+    const char *t = roost_stanza_child_text(from, ns, name);
+
+    if (t != NULL) {
+        roost_stanza_t *e = roost_stanza_add_child(to, NULL, name);
+
+        roost_stanza_add_text(e, t, strlen(t));
+    }
+}
+
+/* The XEP-0048 <storage/> of the XEP-0402 node n (may be NULL): a new
+ * root. */
+static roost_stanza_t *
+pep_bm_legacy(const pep_node_t *n)
+{
+    roost_stanza_t *st = roost_stanza_new(PEP_NS_BM, "storage");
+
+    for (int i = 0; n != NULL && i < n->nitems; i++) {
+        roost_stanza_t *p = n->items[i].payload, *c;
+        const char *name;
+
+        if (p == NULL || strcmp(roost_stanza_name(p), "conference") != 0)
+            continue;
+        c = roost_stanza_add_child(st, NULL, "conference");
+        roost_stanza_set_attr(c, "jid", n->items[i].id);
+        if ((name = roost_stanza_attr(p, "name")) != NULL)
+            roost_stanza_set_attr(c, "name", name);
+        roost_stanza_set_attr(
+            c, "autojoin",
+            pep_bm_true(roost_stanza_attr(p, "autojoin")) ? "true" : "false");
+        pep_bm_copy_text(c, p, PEP_NS_BM2, "nick");
+        pep_bm_copy_text(c, p, PEP_NS_BM2, "password");
+    }
+    return st;
+}
+
+/* The XEP-0402 payload of a XEP-0048 <conference/>: a new root. */
+static roost_stanza_t *
+pep_bm_modern(roost_stanza_t *conf)
+{
+    roost_stanza_t *c = roost_stanza_new(PEP_NS_BM2, "conference");
+    const char *name = roost_stanza_attr(conf, "name");
+
+    if (name != NULL)
+        roost_stanza_set_attr(c, "name", name);
+    if (pep_bm_true(roost_stanza_attr(conf, "autojoin")))
+        roost_stanza_set_attr(c, "autojoin", "true");
+    pep_bm_copy_text(c, conf, PEP_NS_BM, "nick");
+    pep_bm_copy_text(c, conf, PEP_NS_BM, "password");
+    return c;
+}
+
+static int
+pep_bm_eq_str(const char *a, const char *b)
+{
+    return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+/* Whether the XEP-0402 payload old says what new (made from XEP-0048)
+ * says: XEP-0048 cannot carry more (<extensions/> stay). */
+static int
+pep_bm_same(roost_stanza_t *old, roost_stanza_t *new)
+{
+    return old != NULL && strcmp(roost_stanza_name(old), "conference") == 0 &&
+           pep_bm_eq_str(roost_stanza_attr(old, "name"),
+                         roost_stanza_attr(new, "name")) &&
+           pep_bm_true(roost_stanza_attr(old, "autojoin")) ==
+               pep_bm_true(roost_stanza_attr(new, "autojoin")) &&
+           pep_bm_eq_str(roost_stanza_child_text(old, PEP_NS_BM2, "nick"),
+                         roost_stanza_child_text(new, PEP_NS_BM2, "nick")) &&
+           pep_bm_eq_str(roost_stanza_child_text(old, PEP_NS_BM2, "password"),
+                         roost_stanza_child_text(new, PEP_NS_BM2, "password"));
+}
+
+/* Tells the resources that want 'storage:bookmarks' (the owner's: the
+ * list is private) its current content (XEP-0411 §3), on w. */
+static void
+pep_bm_notify_legacy(roost_mod_t *m, const char *user, const char *owner_bare,
+                     pep_user_t *u, pep_wb_t *w)
+{
+    pep_node_t legacy;
+    roost_stanza_t *msg, *items, *it, *st;
+
+    memset(&legacy, 0, sizeof(legacy));
+    legacy.name = (char *)PEP_NS_BM;
+    legacy.access = PEP_ACCESS_WHITELIST;
+    msg = pep_event_new(m, owner_bare, "items", PEP_NS_BM, &items);
+    it = roost_stanza_add_child(items, NULL, "item");
+    roost_stanza_set_attr(it, "id", "current");
+    st = pep_bm_legacy(pep_node_find(u, PEP_NS_BM2));
+    roost_stanza_add_copy(it, st);
+    roost_stanza_unref(st);
+    pep_broadcast(m, user, owner_bare, u, &legacy, msg, w);
+    roost_stanza_unref(msg);
+}
+
+/* Makes the XEP-0402 node of u hold the rooms of the XEP-0048 storage st
+ * (§Compatibility, XEP-0411 §3), writing through w; notifies when
+ * owner_bare is not NULL.  Returns 0, or a stanza error condition. */
+static roost_stanza_err_t
+pep_bm_from_legacy(roost_mod_t *m, const char *user, const char *owner_bare,
+                   pep_user_t *u, roost_stanza_t *st, pep_wb_t *w)
+{
+    pep_node_t *n = pep_node_find(u, PEP_NS_BM2);
+    strv_t keep = NULL;
+
+    if (n == NULL) {
+        if (u->nnodes >= pep_conf(m)->max_nodes)
+            return ROOST_SE_RESOURCE_CONSTRAINT;
+        /* XEP-0402 §Publishing: XEP-0223 private storage, and XEP-0411 §6:
+         * the owner alone */
+        n = pep_node_add(m, u, PEP_NS_BM2);
+        n->access = PEP_ACCESS_WHITELIST;
+        n->max_items = pep_conf(m)->max_items;
+        n->slpi = PEP_SLPI_NEVER;
+        pep_wb_node(w, n);
+    }
+    for (roost_stanza_t *c = roost_stanza_first_child(st); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        roost_jid_t *j = NULL;
+        const char *jid = roost_stanza_attr(c, "jid");
+        pep_item_t it, *old;
+        char *ser;
+
+        if (strcmp(roost_stanza_name(c), "conference") != 0 || jid == NULL ||
+            (j = roost_jid_new(jid)) == NULL ||
+            strlen(roost_jid_bare(j)) > PEP_ID_MAX ||
+            strv_has(keep, roost_jid_bare(j))) {
+            roost_jid_free(j);
+            continue;
+        }
+        strv_add(&keep, roost_jid_bare(j));
+        memset(&it, 0, sizeof(it));
+        it.payload = pep_bm_modern(c);
+        ser = roost_stanza_serialize(it.payload, NULL, &it.size);
+        old = pep_item_find(n, roost_jid_bare(j));
+        if (old != NULL && pep_bm_same(old->payload, it.payload)) {
+            roost_stanza_unref(it.payload); /* unchanged: no notification */
+        } else {
+            roost_stanza_t *msg, *items;
+
+            if (old != NULL)
+                pep_item_remove(u, n, (int)(old - n->items), w);
+            it.id = roost_xstrdup(roost_jid_bare(j));
+            it.seq = u->next_seq++;
+            it.when = pep_now();
+            u->bytes += (int64_t)it.size;
+            pep_item_append(n, &it);
+            pep_wb_item(w, n, &n->items[n->nitems - 1]);
+            if (owner_bare != NULL) {
+                msg = pep_event_new(m, owner_bare, "items", n->name, &items);
+                pep_add_item_el(items, &n->items[n->nitems - 1]);
+                pep_broadcast(m, user, owner_bare, u, n, msg, w);
+                roost_stanza_unref(msg);
+            }
+        }
+        roost_free(ser);
+        roost_jid_free(j);
+    }
+    for (int i = 0; i < n->nitems;) {
+        roost_stanza_t *msg, *items, *rt;
+
+        if (strv_has(keep, n->items[i].id)) {
+            i++;
+            continue;
+        }
+        if (owner_bare != NULL) {
+            msg = pep_event_new(m, owner_bare, "items", n->name, &items);
+            rt = roost_stanza_add_child(items, NULL, "retract");
+            roost_stanza_set_attr(rt, "id", n->items[i].id);
+            pep_broadcast(m, user, owner_bare, u, n, msg, w);
+            roost_stanza_unref(msg);
+        }
+        pep_item_remove(u, n, i, w);
+    }
+    pep_node_trim(u, n, w);
+    strv_free(keep);
+    if (owner_bare != NULL)
+        pep_bm_notify_legacy(m, user, owner_bare, u, w);
+    return ROOST_SE_NONE;
+}
+
+/* XEP-0411 §4: bookmarks in private XML from before move into the
+ * XEP-0402 node (storage worker, when the state is loaded). */
+static void
+pep_bm_migrate(roost_mod_t *m, const char *user, pep_user_t *u)
+{
+    pep_mod_t *pm = pep_data(m);
+    roost_stanza_t *st;
+    pep_wb_t w;
+    char *val = NULL;
+    size_t len;
+    int rc;
+
+    if (pm->priv == NULL || pep_node_find(u, PEP_NS_BM2) != NULL ||
+        roost_store_get(pm->priv, user, PEP_BM_KEY, &val, &len) < 0)
+        return;
+    st = roost_stanza_parse(val, len);
+    roost_free(val);
+    if (st == NULL)
+        return;
+    memset(&w, 0, sizeof(w));
+    w.m = m;
+    w.user = (char *)user;
+    if (pep_bm_from_legacy(m, user, NULL, u, st, &w) == ROOST_SE_NONE) {
+        rc = pep_wb_work(&w);
+        if (rc == 0)
+            rc = roost_store_delete(pm->priv, user, PEP_BM_KEY);
+        if (rc < 0)
+            u->broken = 1;
+    }
+    for (int i = 0; i < w.n; i++) {
+        roost_free(w.ops[i].key);
+        roost_free(w.ops[i].val);
+    }
+    roost_free(w.ops);
+    roost_stanza_unref(st);
+}
+
+/* XEP-0411 §3: a XEP-0048 client publishes its whole list to the PEP node
+ * 'storage:bookmarks'; it goes into the XEP-0402 node. */
+static roost_verdict_t
+pep_bm_publish(pep_req_t *r, roost_stanza_t *pub)
+{
+    roost_stanza_t *item = roost_stanza_child(pub, NULL, "item");
+    roost_stanza_t *st =
+        item ? roost_stanza_child(item, PEP_NS_BM, "storage") : NULL;
+    roost_stanza_t *res, *pe, *ie;
+    roost_stanza_err_t cond;
+    pep_wb_t *w;
+
+    if (item == NULL)
+        return pep_error(r->ev, ROOST_SE_BAD_REQUEST, "item-required");
+    if (st == NULL)
+        return pep_error(r->ev, ROOST_SE_BAD_REQUEST, "invalid-payload");
+    if (r->u->broken)
+        return pep_error(r->ev, ROOST_SE_INTERNAL_SERVER_ERROR, NULL);
+    w = pep_wb_new(r->ev, r->user);
+    cond = pep_bm_from_legacy(r->m, r->user, r->owner_bare, r->u, st, w);
+    if (cond != ROOST_SE_NONE) {
+        pep_wb_done(w, 0); /* nothing queued */
+        return pep_error(r->ev, cond, NULL);
+    }
+    res = roost_stanza_new(PEP_NS, "pubsub");
+    pe = roost_stanza_add_child(res, NULL, "publish");
+    roost_stanza_set_attr(pe, "node", PEP_NS_BM);
+    ie = roost_stanza_add_child(pe, NULL, "item");
+    roost_stanza_set_attr(ie, "id",
+                          roost_stanza_attr(item, "id")
+                              ? roost_stanza_attr(item, "id")
+                              : "current");
+    return pep_reply_wb(r, w, res);
+}
+
 /* §7.1 publish (with §7.1.5 publish-options). */
 static roost_verdict_t
 pep_publish(pep_req_t *r, roost_stanza_t *pubsub, roost_stanza_t *pub)
@@ -1861,12 +2320,21 @@ pep_publish(pep_req_t *r, roost_stanza_t *pubsub, roost_stanza_t *pub)
     pep_item_t it;
     pep_wb_t *w;
 
-    if (!r->owner)
-        return pep_error(r->ev, ROOST_SE_FORBIDDEN, NULL); /* §7.1.3.1 */
+    if (!r->owner) {
+        /* §7.1.3.1; publishers of an existing node (§4.1, §8.9) */
+        int aff;
+
+        n = node != NULL ? pep_node_find(r->u, node) : NULL;
+        aff = n != NULL ? pep_aff_of(n, r->from_bare) : PEP_AFF_NONE;
+        if (aff != PEP_AFF_PUBLISHER && aff != PEP_AFF_PUBLISH_ONLY)
+            return pep_error(r->ev, ROOST_SE_FORBIDDEN, NULL);
+    }
     if (node == NULL)
         return pep_error(r->ev, ROOST_SE_BAD_REQUEST, "nodeid-required");
     if (!pep_node_name_ok(node))
         return pep_error(r->ev, ROOST_SE_NOT_ACCEPTABLE, NULL);
+    if (r->owner && strcmp(node, PEP_NS_BM) == 0)
+        return pep_bm_publish(r, pub);
     for (roost_stanza_t *c = roost_stanza_first_child(pub); c != NULL;
          c = roost_stanza_next_sibling(c))
         if (strcmp(roost_stanza_name(c), "item") == 0) {
@@ -1969,6 +2437,8 @@ pep_publish(pep_req_t *r, roost_stanza_t *pubsub, roost_stanza_t *pub)
     pep_add_item_el(items, &n->items[n->nitems - 1]);
     pep_broadcast(r->m, r->user, r->owner_bare, r->u, n, msg, w);
     roost_stanza_unref(msg);
+    if (strcmp(node, PEP_NS_BM2) == 0) /* XEP-0411 §3 */
+        pep_bm_notify_legacy(r->m, r->user, r->owner_bare, r->u, w);
 
     /* §7.1.2: the result names the item id */
     res = roost_stanza_new(PEP_NS, "pubsub");
@@ -1990,8 +2460,11 @@ pep_retract(pep_req_t *r, roost_stanza_t *ret)
     pep_node_t *n;
     pep_wb_t *w;
 
-    if (!r->owner)
-        return pep_error(r->ev, ROOST_SE_FORBIDDEN, NULL); /* §7.2.3.1 */
+    /* §7.2.3.1: the owner, or a publisher (§4.1) */
+    n = node != NULL ? pep_node_find(r->u, node) : NULL;
+    if (!r->owner &&
+        (n == NULL || pep_aff_of(n, r->from_bare) != PEP_AFF_PUBLISHER))
+        return pep_error(r->ev, ROOST_SE_FORBIDDEN, NULL);
     if (node == NULL)
         return pep_error(r->ev, ROOST_SE_BAD_REQUEST, "nodeid-required");
     if (id == NULL || id[0] == '\0')
@@ -2014,6 +2487,8 @@ pep_retract(pep_req_t *r, roost_stanza_t *ret)
             roost_stanza_unref(msg);
         }
         pep_item_remove(r->u, n, i, w);
+        if (strcmp(node, PEP_NS_BM2) == 0) /* XEP-0411 §3 */
+            pep_bm_notify_legacy(r->m, r->user, r->owner_bare, r->u, w);
         return pep_reply_wb(r, w, NULL);
     }
     return pep_error(r->ev, ROOST_SE_ITEM_NOT_FOUND, NULL); /* §7.2.3.3 */
@@ -2075,6 +2550,22 @@ pep_items(pep_req_t *r, roost_stanza_t *req)
 
     if (node == NULL)
         return pep_error(r->ev, ROOST_SE_BAD_REQUEST, "nodeid-required");
+    if (r->owner && strcmp(node, PEP_NS_BM) == 0) {
+        /* XEP-0411 §3: the XEP-0402 node as XEP-0048 */
+        roost_stanza_t *it, *st;
+
+        res = roost_stanza_new(PEP_NS, "pubsub");
+        items = roost_stanza_add_child(res, NULL, "items");
+        roost_stanza_set_attr(items, "node", node);
+        it = roost_stanza_add_child(items, NULL, "item");
+        roost_stanza_set_attr(it, "id", "current");
+        st = pep_bm_legacy(pep_node_find(r->u, PEP_NS_BM2));
+        roost_stanza_add_copy(it, st);
+        roost_stanza_unref(st);
+        v = roost_reply(r->ev, res);
+        roost_stanza_unref(res);
+        return v;
+    }
     if ((n = pep_node_find(r->u, node)) == NULL) /* §6.5.9.11 */
         return pep_error(r->ev, ROOST_SE_ITEM_NOT_FOUND, NULL);
     if (!pep_may_see(r->m, r->user, r->owner_bare, n, r->from_bare, &cond,
@@ -2126,22 +2617,25 @@ pep_affiliations(pep_req_t *r, roost_stanza_t *req)
 
     if (node != NULL)
         roost_stanza_set_attr(affs, "node", node);
-    for (int i = 0; r->owner && i < r->u->nnodes; i++) {
+    for (int i = 0; i < r->u->nnodes; i++) {
+        int aff = r->owner ? PEP_AFF_OWNER
+                           : pep_aff_of(&r->u->nodes[i], r->from_bare);
         roost_stanza_t *a;
 
-        if (node != NULL && strcmp(node, r->u->nodes[i].name) != 0)
+        if (aff == PEP_AFF_NONE ||
+            (node != NULL && strcmp(node, r->u->nodes[i].name) != 0))
             continue;
         a = roost_stanza_add_child(affs, NULL, "affiliation");
         roost_stanza_set_attr(a, "node", r->u->nodes[i].name);
-        roost_stanza_set_attr(a, "affiliation", "owner");
+        roost_stanza_set_attr(a, "affiliation", pep_aff_names[aff]);
     }
     v = roost_reply(r->ev, res);
     roost_stanza_unref(res);
     return v;
 }
 
-/* §5.6 subscriptions of the requester: implicit (presence-based) ones
- * are not listed there, and explicit subscriptions are not supported. */
+/* §5.6 subscriptions of the requester: its explicit ones (§6.1) for any
+ * JID of its bare JID; implicit (presence-based) ones are not listed. */
 static roost_verdict_t
 pep_subscriptions(pep_req_t *r, roost_stanza_t *req)
 {
@@ -2152,6 +2646,22 @@ pep_subscriptions(pep_req_t *r, roost_stanza_t *req)
 
     if (node != NULL)
         roost_stanza_set_attr(subs, "node", node);
+    for (int i = 0; i < r->u->nnodes; i++) {
+        pep_node_t *n = &r->u->nodes[i];
+
+        if (node != NULL && strcmp(node, n->name) != 0)
+            continue;
+        for (size_t k = 0; n->subs != NULL && n->subs[k] != NULL; k++) {
+            roost_stanza_t *e;
+
+            if (!jid_of_bare(n->subs[k], r->from_bare))
+                continue;
+            e = roost_stanza_add_child(subs, NULL, "subscription");
+            roost_stanza_set_attr(e, "node", n->name);
+            roost_stanza_set_attr(e, "jid", n->subs[k]);
+            roost_stanza_set_attr(e, "subscription", "subscribed");
+        }
+    }
     v = roost_reply(r->ev, res);
     roost_stanza_unref(res);
     return v;
@@ -2182,6 +2692,16 @@ pep_owner_subscriptions(pep_req_t *r, roost_stanza_t *req)
             continue;
         s = roost_stanza_add_child(subs, NULL, "subscription");
         roost_stanza_set_attr(s, "jid", r->u->res[i].jid);
+        roost_stanza_set_attr(s, "subscription", "subscribed");
+    }
+    for (size_t i = 0; n->subs != NULL && n->subs[i] != NULL; i++) {
+        roost_stanza_t *s;
+        pep_res_t *rs = pep_res_find(r->u, n->subs[i]);
+
+        if (rs != NULL && pep_res_wants(r->m, r->user, r->owner_bare, n, rs))
+            continue; /* listed above */
+        s = roost_stanza_add_child(subs, NULL, "subscription");
+        roost_stanza_set_attr(s, "jid", n->subs[i]);
         roost_stanza_set_attr(s, "subscription", "subscribed");
     }
     v = roost_reply(r->ev, res);
@@ -2278,6 +2798,319 @@ pep_delete(pep_req_t *r, roost_stanza_t *req, int purge)
     return pep_reply_wb(r, w, NULL);
 }
 
+/* The last item of n to jid with a delay (XEP-0163 §4.3.4: to new
+ * subscribers; XEP-0060 §6.1.7), queued on w. */
+static void
+pep_send_last_to(pep_req_t *r, const pep_node_t *n, const char *jid,
+                 pep_wb_t *w)
+{
+    roost_stanza_t *msg, *items;
+
+    if (n->nitems == 0 || n->slpi == PEP_SLPI_NEVER)
+        return;
+    msg = pep_event_new(r->m, r->owner_bare, "items", n->name, &items);
+    pep_add_item_el(items, &n->items[n->nitems - 1]);
+    pep_add_delay(r->m, msg, n->items[n->nitems - 1].when);
+    pep_send_copy(r->m, msg, jid, w);
+    roost_stanza_unref(msg);
+}
+
+/* The 'jid' of a subscribe/unsubscribe request, prepared (roost_jid_free),
+ * or NULL when missing or malformed. */
+static roost_jid_t *
+pep_req_jid(roost_stanza_t *req)
+{
+    const char *jid = roost_stanza_attr(req, "jid");
+
+    return jid != NULL ? roost_jid_new(jid) : NULL;
+}
+
+static const char *
+pep_jid_str(const roost_jid_t *j)
+{
+    return roost_jid_resource(j) != NULL ? roost_jid_full(j)
+                                         : roost_jid_bare(j);
+}
+
+/* §6.1 subscribe (XEP-0163 §3: a PEP service must support it). */
+static roost_verdict_t
+pep_subscribe(pep_req_t *r, roost_stanza_t *req)
+{
+    const char *node = roost_stanza_attr(req, "node");
+    roost_stanza_err_t cond = ROOST_SE_NONE;
+    const char *app = NULL;
+    roost_stanza_t *res, *e;
+    roost_jid_t *j;
+    pep_node_t *n;
+    pep_wb_t *w;
+    const char *jid;
+
+    if (node == NULL)
+        return pep_error(r->ev, ROOST_SE_BAD_REQUEST, "nodeid-required");
+    /* §6.1.3.1: the subscribed JID must be the requester's */
+    if ((j = pep_req_jid(req)) == NULL)
+        return pep_error(r->ev, ROOST_SE_BAD_REQUEST, "invalid-jid");
+    if (!roost_jid_bare_eq(j, r->ev->from)) {
+        roost_jid_free(j);
+        return pep_error(r->ev, ROOST_SE_BAD_REQUEST, "invalid-jid");
+    }
+    if ((n = pep_node_find(r->u, node)) == NULL) { /* §6.1.3.12 */
+        roost_jid_free(j);
+        return pep_error(r->ev, ROOST_SE_ITEM_NOT_FOUND, NULL);
+    }
+    /* §6.1.3.2-4, §6.1.3.8: access model and outcasts */
+    if (!pep_may_see(r->m, r->user, r->owner_bare, n, r->from_bare, &cond,
+                     &app)) {
+        roost_jid_free(j);
+        return pep_error(r->ev, cond, app);
+    }
+    if (r->u->broken) {
+        roost_jid_free(j);
+        return pep_error(r->ev, ROOST_SE_INTERNAL_SERVER_ERROR, NULL);
+    }
+    jid = pep_jid_str(j);
+    w = pep_wb_new(r->ev, r->user);
+    /* §6.1.6: no multiple subscriptions, a repeated request gets the
+     * current state */
+    if (!strv_has(n->subs, jid)) {
+        strv_add(&n->subs, jid);
+        pep_wb_node(w, n);
+    }
+    pep_send_last_to(r, n, jid, w);
+    res = roost_stanza_new(PEP_NS, "pubsub");
+    e = roost_stanza_add_child(res, NULL, "subscription");
+    roost_stanza_set_attr(e, "node", node);
+    roost_stanza_set_attr(e, "jid", jid);
+    roost_stanza_set_attr(e, "subscription", "subscribed");
+    roost_jid_free(j);
+    return pep_reply_wb(r, w, res);
+}
+
+/* §6.2 unsubscribe */
+static roost_verdict_t
+pep_unsubscribe(pep_req_t *r, roost_stanza_t *req)
+{
+    const char *node = roost_stanza_attr(req, "node");
+    roost_jid_t *j;
+    pep_node_t *n;
+    pep_wb_t *w;
+
+    if (node == NULL)
+        return pep_error(r->ev, ROOST_SE_BAD_REQUEST, "nodeid-required");
+    if ((j = pep_req_jid(req)) == NULL)
+        return pep_error(r->ev, ROOST_SE_BAD_REQUEST, "invalid-jid");
+    if (!roost_jid_bare_eq(j, r->ev->from)) { /* §6.2.3.3 */
+        roost_jid_free(j);
+        return pep_error(r->ev, ROOST_SE_FORBIDDEN, NULL);
+    }
+    if ((n = pep_node_find(r->u, node)) == NULL) { /* §6.2.3.4 */
+        roost_jid_free(j);
+        return pep_error(r->ev, ROOST_SE_ITEM_NOT_FOUND, NULL);
+    }
+    if (!strv_remove(n->subs, pep_jid_str(j))) { /* §6.2.3.2 */
+        roost_jid_free(j);
+        return pep_error(r->ev, ROOST_SE_UNEXPECTED_REQUEST, "not-subscribed");
+    }
+    roost_jid_free(j);
+    w = pep_wb_new(r->ev, r->user);
+    pep_wb_node(w, n);
+    return pep_reply_wb(r, w, NULL);
+}
+
+/* Drops every explicit subscription of bare's JIDs to n. */
+static void
+pep_subs_drop_bare(pep_node_t *n, const char *bare)
+{
+    for (size_t i = 0; n->subs != NULL && n->subs[i] != NULL;)
+        if (jid_of_bare(n->subs[i], bare))
+            strv_remove(n->subs, n->subs[i]);
+        else
+            i++;
+}
+
+/* An owner's modification request: the node's entity list (§8.8.2,
+ * §8.9.2).  Returns n, or NULL after answering an error. */
+static pep_node_t *
+pep_owner_node(pep_req_t *r, roost_stanza_t *req)
+{
+    const char *node = roost_stanza_attr(req, "node");
+    pep_node_t *n;
+
+    if (node == NULL) {
+        pep_error(r->ev, ROOST_SE_BAD_REQUEST, "nodeid-required");
+        return NULL;
+    }
+    if ((n = pep_node_find(r->u, node)) == NULL) {
+        pep_error(r->ev, ROOST_SE_ITEM_NOT_FOUND, NULL);
+        return NULL;
+    }
+    return n;
+}
+
+/* The answer to a modification: a result, or (§8.8.2.4, §8.9.2.4) a
+ * not-acceptable error carrying the entries that failed, each with its
+ * unchanged state.  Sent once the valid changes are stored. */
+static roost_verdict_t
+pep_owner_modified(pep_req_t *r, pep_wb_t *w, roost_stanza_t *failed)
+{
+    if (failed == NULL)
+        return pep_reply_wb(r, w, NULL);
+    w->reply = roost_stanza_error(r->ev->stanza, ROOST_SE_NOT_ACCEPTABLE, NULL);
+    roost_stanza_add_copy(w->reply, failed);
+    roost_stanza_unref(failed);
+    pep_wb_submit(w);
+    return ROOST_HANDLED;
+}
+
+/* §8.8.2 the owner modifies subscriptions: subscribed or none. */
+static roost_verdict_t
+pep_owner_subscriptions_set(pep_req_t *r, roost_stanza_t *req)
+{
+    pep_node_t *n = pep_owner_node(r, req);
+    roost_stanza_t *failed = NULL, *fl = NULL;
+    pep_wb_t *w;
+
+    if (n == NULL)
+        return ROOST_HANDLED;
+    w = pep_wb_new(r->ev, r->user);
+    for (roost_stanza_t *c = roost_stanza_first_child(req); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        const char *state = roost_stanza_attr(c, "subscription");
+        roost_jid_t *j;
+        const char *jid;
+
+        if (strcmp(roost_stanza_name(c), "subscription") != 0)
+            continue;
+        j = pep_req_jid(c);
+        jid = j != NULL ? pep_jid_str(j) : NULL;
+        if (j != NULL && state == NULL) {
+            /* §8.8.2.1: no 'subscription', no change */
+        } else if (j != NULL && strcmp(state, "none") == 0) {
+            strv_remove(n->subs, jid); /* §8.8.3 */
+        } else if (j != NULL && strcmp(state, "subscribed") == 0) {
+            if (!strv_has(n->subs, jid))
+                strv_add(&n->subs, jid);
+        } else {
+            roost_stanza_t *e;
+            const char *cur = "none";
+
+            if (failed == NULL) {
+                failed = roost_stanza_new(PEP_NS_OWNER, "pubsub");
+                fl = roost_stanza_add_child(failed, NULL, "subscriptions");
+                roost_stanza_set_attr(fl, "node", n->name);
+            }
+            e = roost_stanza_add_child(fl, NULL, "subscription");
+            if (roost_stanza_attr(c, "jid") != NULL)
+                roost_stanza_set_attr(e, "jid", roost_stanza_attr(c, "jid"));
+            if (jid != NULL && strv_has(n->subs, jid))
+                cur = "subscribed";
+            roost_stanza_set_attr(e, "subscription", cur);
+        }
+        roost_jid_free(j);
+    }
+    pep_wb_node(w, n);
+    return pep_owner_modified(r, w, failed);
+}
+
+/* §8.9.1 the owner retrieves the affiliations of a node. */
+static roost_verdict_t
+pep_owner_affiliations(pep_req_t *r, roost_stanza_t *req)
+{
+    pep_node_t *n = pep_owner_node(r, req);
+    roost_stanza_t *res, *affs, *a;
+    roost_verdict_t v;
+
+    if (n == NULL)
+        return ROOST_HANDLED;
+    res = roost_stanza_new(PEP_NS_OWNER, "pubsub");
+    affs = roost_stanza_add_child(res, NULL, "affiliations");
+    roost_stanza_set_attr(affs, "node", n->name);
+    a = roost_stanza_add_child(affs, NULL, "affiliation");
+    roost_stanza_set_attr(a, "jid", r->owner_bare);
+    roost_stanza_set_attr(a, "affiliation", "owner");
+    for (int i = 0; i < n->naffs; i++) {
+        a = roost_stanza_add_child(affs, NULL, "affiliation");
+        roost_stanza_set_attr(a, "jid", n->affs[i].jid);
+        roost_stanza_set_attr(a, "affiliation", pep_aff_names[n->affs[i].aff]);
+    }
+    v = roost_reply(r->ev, res);
+    roost_stanza_unref(res);
+    return v;
+}
+
+/* §8.9.2 the owner modifies affiliations.  The account stays the node's
+ * only owner: changing its affiliation, or making another JID an owner,
+ * fails (§8.9.2.4 "MUST NOT be allowed if there is only one owner"). */
+static roost_verdict_t
+pep_owner_affiliations_set(pep_req_t *r, roost_stanza_t *req)
+{
+    pep_node_t *n = pep_owner_node(r, req);
+    roost_stanza_t *failed = NULL, *fl = NULL;
+    strv_t seen = NULL;
+    pep_wb_t *w;
+
+    if (n == NULL)
+        return ROOST_HANDLED;
+    /* §8.9.2.4: one element per entity, or bad-request */
+    for (roost_stanza_t *c = roost_stanza_first_child(req); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        roost_jid_t *j;
+
+        if (strcmp(roost_stanza_name(c), "affiliation") != 0 ||
+            (j = pep_req_jid(c)) == NULL)
+            continue;
+        if (strv_has(seen, roost_jid_bare(j))) {
+            roost_jid_free(j);
+            strv_free(seen);
+            return pep_error(r->ev, ROOST_SE_BAD_REQUEST, NULL);
+        }
+        strv_add(&seen, roost_jid_bare(j));
+        roost_jid_free(j);
+    }
+    strv_free(seen);
+    w = pep_wb_new(r->ev, r->user);
+    for (roost_stanza_t *c = roost_stanza_first_child(req); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        const char *name = roost_stanza_attr(c, "affiliation");
+        int aff = name_index(pep_aff_names, name);
+        roost_jid_t *j;
+        int ok, own;
+
+        if (strcmp(roost_stanza_name(c), "affiliation") != 0)
+            continue;
+        j = pep_req_jid(c);
+        /* affiliations are of bare JIDs (§4.1) */
+        ok = j != NULL && roost_jid_resource(j) == NULL;
+        own = ok && pep_is_owner(r->owner_bare, roost_jid_bare(j));
+        if (ok && name == NULL) {
+            /* §8.9.2.1: no 'affiliation', no change */
+        } else if (ok && !own && aff >= 0 && aff != PEP_AFF_OWNER) {
+            pep_aff_set(n, roost_jid_bare(j), aff);
+            if (aff == PEP_AFF_OUTCAST) /* §4.1: outcasts have none */
+                pep_subs_drop_bare(n, roost_jid_bare(j));
+        } else if (!(own && aff == PEP_AFF_OWNER)) {
+            roost_stanza_t *e;
+
+            if (failed == NULL) {
+                failed = roost_stanza_new(PEP_NS_OWNER, "pubsub");
+                fl = roost_stanza_add_child(failed, NULL, "affiliations");
+                roost_stanza_set_attr(fl, "node", n->name);
+            }
+            e = roost_stanza_add_child(fl, NULL, "affiliation");
+            if (roost_stanza_attr(c, "jid") != NULL)
+                roost_stanza_set_attr(e, "jid", roost_stanza_attr(c, "jid"));
+            roost_stanza_set_attr(
+                e, "affiliation",
+                own ? "owner"
+                    : pep_aff_names[j != NULL ? pep_aff_of(n, roost_jid_bare(j))
+                                              : PEP_AFF_NONE]);
+        }
+        roost_jid_free(j);
+    }
+    pep_wb_node(w, n);
+    return pep_owner_modified(r, w, failed);
+}
+
 /* Any pubsub IQ get/set to an account's bare JID. */
 static roost_verdict_t
 pep_iq(const roost_ev_t *ev)
@@ -2337,10 +3170,11 @@ pep_iq(const roost_ev_t *ev)
         else if (strcmp(name, "subscriptions") == 0 && !set)
             v = pep_owner_subscriptions(&r, act);
         else if (strcmp(name, "subscriptions") == 0)
-            v = pep_unsupported(ev, "manage-subscriptions");
+            v = pep_owner_subscriptions_set(&r, act);
+        else if (strcmp(name, "affiliations") == 0 && set)
+            v = pep_owner_affiliations_set(&r, act);
         else if (strcmp(name, "affiliations") == 0)
-            v = pep_unsupported(ev, set ? "modify-affiliations"
-                                        : "retrieve-affiliations");
+            v = pep_owner_affiliations(&r, act);
         else if (strcmp(name, "default") == 0)
             v = pep_unsupported(ev, "retrieve-default");
         else
@@ -2360,9 +3194,10 @@ pep_iq(const roost_ev_t *ev)
             v = pep_affiliations(&r, act);
         else if (!set && strcmp(name, "subscriptions") == 0)
             v = pep_subscriptions(&r, act);
-        else if (set && (strcmp(name, "subscribe") == 0 ||
-                         strcmp(name, "unsubscribe") == 0))
-            v = pep_unsupported(ev, "subscribe");
+        else if (set && strcmp(name, "subscribe") == 0)
+            v = pep_subscribe(&r, act);
+        else if (set && strcmp(name, "unsubscribe") == 0)
+            v = pep_unsubscribe(&r, act);
         else if (strcmp(name, "options") == 0)
             v = pep_unsupported(ev, "subscription-options");
         else
@@ -2585,6 +3420,50 @@ pep_priv_key(roost_stanza_t *el)
     return k;
 }
 
+/* XEP-0411 §3: XEP-0048 bookmarks through private XML are the XEP-0402
+ * node's. */
+static roost_verdict_t
+pep_bm_private(const roost_ev_t *ev, roost_stanza_t *el, int set)
+{
+    const char *user = roost_jid_node(ev->to);
+    pep_user_t *u = pep_user(ev->mod, user);
+    roost_stanza_t *res, *st;
+    roost_stanza_err_t cond;
+    roost_verdict_t v;
+    char *owner_bare;
+    size_t n;
+    pep_wb_t *w;
+
+    if (u == NULL || u->broken)
+        return roost_bounce(ev, ROOST_SE_INTERNAL_SERVER_ERROR, NULL);
+    if (!set) {
+        res = roost_stanza_new(PEP_NS_PRIVATE, "query");
+        st = pep_bm_legacy(pep_node_find(u, PEP_NS_BM2));
+        roost_stanza_add_copy(res, st);
+        roost_stanza_unref(st);
+        v = roost_reply(ev, res);
+        roost_stanza_unref(res);
+        return v;
+    }
+    /* the same limit as other private XML */
+    roost_free(roost_stanza_serialize(el, NULL, &n));
+    if ((int64_t)n > pep_conf(ev->mod)->max_private)
+        return roost_bounce(ev, ROOST_SE_NOT_ACCEPTABLE, "too big");
+    n = strlen(user) + strlen(roost_mod_host(ev->mod)) + 2;
+    owner_bare = roost_xmalloc(n);
+    snprintf(owner_bare, n, "%s@%s", user, roost_mod_host(ev->mod));
+    w = pep_wb_new(ev, user);
+    cond = pep_bm_from_legacy(ev->mod, user, owner_bare, u, el, w);
+    roost_free(owner_bare);
+    if (cond != ROOST_SE_NONE) {
+        pep_wb_done(w, 0); /* nothing queued */
+        return roost_bounce(ev, cond, NULL);
+    }
+    w->reply = roost_stanza_reply(ev->stanza);
+    pep_wb_submit(w);
+    return ROOST_HANDLED;
+}
+
 static roost_verdict_t
 pep_private(const roost_ev_t *ev, int set)
 {
@@ -2611,6 +3490,9 @@ pep_private(const roost_ev_t *ev, int set)
     if (ns == NULL || ns[0] == '\0' || strcmp(ns, PEP_NS_PRIVATE) == 0 ||
         strcmp(ns, ROOST_NS_CLIENT) == 0 || strcmp(ns, ROOST_NS_SERVER) == 0)
         return roost_bounce(ev, ROOST_SE_NOT_ACCEPTABLE, NULL);
+    if (strcmp(ns, PEP_NS_BM) == 0 &&
+        strcmp(roost_stanza_name(el), "storage") == 0)
+        return pep_bm_private(ev, el, set);
     j = roost_xcalloc(1, sizeof(*j)); /* pep_priv_free */
     j->m = ev->mod;
     j->iq = roost_stanza_ref(ev->stanza);
@@ -2663,15 +3545,22 @@ static const char *const pep_features[] = {"access-open",
                                            "filtered-notifications",
                                            "item-ids",
                                            "last-published",
+                                           "manage-subscriptions",
+                                           "member-affiliation",
+                                           "modify-affiliations",
+                                           "outcast-affiliation",
                                            "persistent-items",
                                            "presence-notifications",
                                            "presence-subscribe",
                                            "publish",
                                            "publish-options",
+                                           "publish-only-affiliation",
+                                           "publisher-affiliation",
                                            "purge-nodes",
                                            "retrieve-affiliations",
                                            "retrieve-items",
                                            "retrieve-subscriptions",
+                                           "subscribe",
                                            NULL};
 
 static const roost_user_state_t pep_user_ops = {
@@ -2700,6 +3589,10 @@ pep_load(roost_mod_t *m)
         roost_add_account_feature(m, buf);
     }
     roost_add_feature(m, PEP_NS_PRIVATE);
+    /* XEP-0411 §2; XEP-0402 §5.3 (private XML and PEP XEP-0048) */
+    roost_add_account_feature(m, PEP_NS_BMCONV);
+    roost_add_account_feature(m, PEP_NS_BM2 "#compat");
+    roost_add_account_feature(m, PEP_NS_BM2 "#compat-pep");
     rc = roost_user_state(m, &pep_user_ops);
     if (rc == 0)
         rc = roost_hook_iq(m, PEP_NS, "pubsub", pep_iq_own, pep_iq_own, NULL);

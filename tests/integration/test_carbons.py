@@ -6,7 +6,7 @@ enable/disable, <sent/> copies of what garden sends (§8), <received/>
 copies of what reaches garden's full JID (§7), each eligibility rule of
 §6 (chat, normal with a body, normal without, groupchat, headline, errors),
 <private/> and the XEP-0334 <no-copy/> hint (§9, <private/> stripped on
-delivery), messages to the bare JID (copies only to the carbons-enabled
+delivery to a full and to a bare JID), messages to the bare JID (copies only to the carbons-enabled
 resources mod_message does not deliver to), MUC private messages, and
 forged carbons (§11).
 
@@ -212,7 +212,7 @@ def received_rules(srv):
 
 def private_stripped(srv):
     """§9: no copies of a <private/> message, and the receiving server
-    removes <private/> before delivering it."""
+    removes <private/> before delivering it, to a full or a bare JID."""
     sc = Scene(srv)
     try:
         sc.juliet.send("<message type='chat' to='%s'><body>secret</body><private xmlns='%s'/>"
@@ -222,6 +222,16 @@ def private_stripped(srv):
         check(got[0].find('{%s}private' % NS) is None, '<private/> kept: %s' % rt.to_string(got[0]))
         check(got[0].findtext('{%s}body' % NS_CLIENT) == 'secret', 'body lost')
         check(messages(sc.home, 0.3) == [] and messages(sc.orchard, 0.3) == [], 'copied')
+        # to the bare JID: each resource RFC 6121 delivers to gets it
+        # without <private/> (§9 and its note), and nobody a copy
+        sc.juliet.send("<message type='chat' to='romeo@localhost'><body>bare</body>"
+                       "<private xmlns='%s'/></message>" % NS)
+        for c in sc.romeos:
+            got = messages(c)
+            check(len(got) == 1 and got[0].find('{%s}received' % NS) is None,
+                  '%s: %s' % (c.full_jid, [rt.to_string(m) for m in got]))
+            check(got[0].find('{%s}private' % NS) is None,
+                  '<private/> kept: %s' % rt.to_string(got[0]))
     finally:
         sc.close()
 

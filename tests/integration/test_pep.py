@@ -9,7 +9,13 @@ publish-options access_model=open; Juliet, whose caps (XEP-0115) say
 devicelist+notify, answers the server's disco#info query, gets the last
 devicelist on her presence and the next one as it is published, and
 fetches the bundle; Tybalt may fetch the open bundle but not the
-presence-only devicelist), publish-options preconditions (§7.1.5),
+presence-only devicelist), explicit subscriptions (XEP-0060 §6.1, §6.2,
+§5.6: Tybalt subscribes to an open node, gets the last item and the next
+one, lists and ends his subscription; the presence node refuses him), the
+owner's affiliation management (§8.9: a member on a whitelist node, a
+publisher), XEP-0411 bookmarks conversion (private XML bookmarks reach a
+XEP-0402 client as notifications and items, and its bookmarks are read
+back through private XML), publish-options preconditions (§7.1.5),
 XEP-0049 private storage, and items surviving a restart of the server.
 
     python3 test_pep.py                   # roostd with mod_pep
@@ -57,7 +63,7 @@ class PepRoost(rt.Roost):
 
 
 class PepProsody(rt.Prosody):
-    extra_modules = ('pep', 'private')
+    extra_modules = ('pep', 'private', 'bookmarks')
 
 
 def login(srv, name, resource):
@@ -217,6 +223,148 @@ def omemo_exchange(srv):
             c.close()
 
 
+def sub_iq(c, kind, node, jid=None, to='romeo@localhost'):
+    return ("<iq type='set' id='%s%d' to='%s'><pubsub xmlns='%s'><%s node='%s' jid='%s'/>"
+            "</pubsub></iq>" % (kind, int(time.monotonic() * 1e6), to, PS, kind, node,
+                                jid or c.jid.split('/')[0]))
+
+
+def explicit_subscription(srv):
+    """XEP-0163 §3 / XEP-0060 §6.1, §6.2, §5.6: a stranger subscribes to
+    an open node with his bare JID, gets the last item and the next one,
+    lists his subscriptions, unsubscribes; a presence node refuses him."""
+    r = login(srv, 'romeo', 'subs')
+    t = login(srv, 'tybalt', 'subs')
+    open_node, pres_node = 'urn:xmpp:test:open', 'urn:xmpp:test:pres'
+    try:
+        iq_ok(r, publish(r, open_node, 'o1', "<x xmlns='urn:t'>one</x>",
+                         pubopts(access_model='open')))
+        iq_ok(r, publish(r, pres_node, 'p1', "<x xmlns='urn:t'/>"))
+        t.send('<presence/>')
+        stanzas(t, 0.3)
+        # XEP-0060 §6.1.3.2.  COMPAT: Prosody 0.12 answers <forbidden/>.
+        if isinstance(srv, rt.Prosody):
+            iq_err(t, sub_iq(t, 'subscribe', pres_node), 'forbidden')
+        else:
+            iq_err(t, sub_iq(t, 'subscribe', pres_node),
+                   'not-authorized', 'presence-subscription-required')
+        # §6.1.3.1.  COMPAT: Prosody 0.12 answers <forbidden/>.
+        iq_err(t, sub_iq(t, 'subscribe', open_node, 'juliet@localhost'),
+               *(('forbidden',) if isinstance(srv, rt.Prosody)
+                 else ('bad-request', 'invalid-jid')))
+        res = iq_ok(t, sub_iq(t, 'subscribe', open_node))
+        sub = res.find('.//{%s}subscription' % PS)
+        check(sub is not None and sub.get('subscription') == 'subscribed'
+              and sub.get('jid') == 'tybalt@localhost' and sub.get('node') == open_node,
+              rt.to_string(res))
+        # XEP-0163 §4.3.4: the last item to the new subscriber
+        got = events(stanzas(t, 0.5), open_node)
+        check(len(got) == 1 and got[0].find('.//{urn:t}x').text == 'one',
+              'last item: %s' % [rt.to_string(e) for e in got])
+        iq_ok(r, publish(r, open_node, 'o2', "<x xmlns='urn:t'>two</x>"))
+        got = events(stanzas(t, 0.5), open_node)
+        check(len(got) == 1 and got[0].find('.//{urn:t}x').text == 'two',
+              'notification: %s' % [rt.to_string(e) for e in got])
+        # §5.6
+        res = iq_ok(t, "<iq type='get' id='l1' to='romeo@localhost'><pubsub xmlns='%s'>"
+                    "<subscriptions/></pubsub></iq>" % PS)
+        subs = [(s.get('node'), s.get('jid'), s.get('subscription'))
+                for s in res.iter('{%s}subscription' % PS)]
+        check(subs == [(open_node, 'tybalt@localhost', 'subscribed')], 'subscriptions %s' % subs)
+        # §6.2
+        iq_ok(t, sub_iq(t, 'unsubscribe', open_node))
+        iq_err(t, sub_iq(t, 'unsubscribe', open_node), 'unexpected-request', 'not-subscribed')
+        iq_ok(r, publish(r, open_node, 'o3', "<x xmlns='urn:t'>three</x>"))
+        check(events(stanzas(t, 0.5), open_node) == [], 'notified after unsubscribing')
+    finally:
+        for c in (r, t):
+            c.close()
+
+
+def owner_affiliations(srv):
+    """XEP-0060 §8.9: the owner whitelists a member and names a
+    publisher; both take effect."""
+    r = login(srv, 'romeo', 'affs')
+    t = login(srv, 'tybalt', 'affs')
+    node = 'urn:xmpp:test:wl'
+    pso = PS + '#owner'
+    try:
+        iq_ok(r, publish(r, node, 'w1', "<x xmlns='urn:t'/>", pubopts(access_model='whitelist')))
+        items = ("<iq type='get' id='i%d' to='romeo@localhost'><pubsub xmlns='%s'>"
+                 "<items node='%s'/></pubsub></iq>")
+        # §6.5.9.4.  COMPAT: Prosody 0.12 answers <forbidden/>.
+        iq_err(t, items % (1, PS, node),
+               *(('forbidden',) if isinstance(srv, rt.Prosody)
+                 else ('not-allowed', 'closed-node')))
+        iq_ok(r, "<iq type='set' id='a1'><pubsub xmlns='%s'><affiliations node='%s'>"
+              "<affiliation jid='tybalt@localhost' affiliation='member'/></affiliations>"
+              "</pubsub></iq>" % (pso, node))
+        res = iq_ok(r, "<iq type='get' id='a2'><pubsub xmlns='%s'><affiliations node='%s'/>"
+                    "</pubsub></iq>" % (pso, node))
+        affs = sorted((a.get('jid'), a.get('affiliation'))
+                      for a in res.iter('{%s}affiliation' % pso))
+        # §8.9.1.2 lists every affiliation but none, the owner's too.
+        # COMPAT: Prosody 0.12 leaves the PEP owner out.
+        want = [('tybalt@localhost', 'member')]
+        if not isinstance(srv, rt.Prosody):
+            want.insert(0, ('romeo@localhost', 'owner'))
+        check(affs == want, 'affiliations %s' % affs)
+        res = iq_ok(t, items % (2, PS, node))
+        check(res.find('.//{urn:t}x') is not None, rt.to_string(res))
+        iq_err(t, publish(t, node, 't1', "<x xmlns='urn:t'/>").replace(
+            "type='set'", "type='set' to='romeo@localhost'"), 'forbidden')
+        iq_ok(r, "<iq type='set' id='a3'><pubsub xmlns='%s'><affiliations node='%s'>"
+              "<affiliation jid='tybalt@localhost' affiliation='publisher'/></affiliations>"
+              "</pubsub></iq>" % (pso, node))
+        iq_ok(t, publish(t, node, 't1', "<x xmlns='urn:t'>by tybalt</x>").replace(
+            "type='set'", "type='set' to='romeo@localhost'"))
+        res = iq_ok(r, items % (3, PS, node))
+        check('by tybalt' in rt.to_string(res), rt.to_string(res))
+    finally:
+        for c in (r, t):
+            c.close()
+
+
+BM, BM2 = 'storage:bookmarks', 'urn:xmpp:bookmarks:1'
+
+
+def bookmarks_conversion(srv):
+    """XEP-0411 (and XEP-0402 §5.3): a XEP-0048 client on private XML and
+    a XEP-0402 client on PEP share one list of bookmarks."""
+    old = login(srv, 'juliet', 'legacy')
+    new = login(srv, 'juliet', 'modern')
+    try:
+        q = iq_ok(old, "<iq type='get' id='d' to='juliet@localhost'><query xmlns='%s'/></iq>"
+                  % DINFO).find('{%s}query' % DINFO)
+        feats = [f.get('var') for f in q.findall('{%s}feature' % DINFO)]
+        check('urn:xmpp:bookmarks-conversion:0' in feats, 'features %s' % feats)
+        old.send('<presence/>')
+        caps_presence(new, [DINFO, BM2 + '+notify'])
+        stanzas(old, 0.3)
+        iq_ok(old, "<iq type='set' id='bs'><query xmlns='jabber:iq:private'><storage "
+              "xmlns='%s'><conference jid='play@conference.localhost' name='The Play' "
+              "autojoin='true'><nick>JC</nick></conference></storage></query></iq>" % BM)
+        got = events(stanzas(new, 0.8), BM2)
+        item = got[0].find('.//{%s}item' % PSE) if len(got) == 1 else None
+        check(item is not None and item.get('id') == 'play@conference.localhost',
+              'notification %s' % [rt.to_string(e) for e in got])
+        conf = item.find('{%s}conference' % BM2)
+        check(conf is not None and conf.get('autojoin') in ('true', '1')
+              and conf.findtext('{%s}nick' % BM2) == 'JC', rt.to_string(item))
+        iq_ok(new, publish(new, BM2, 'other@conference.localhost',
+                           "<conference xmlns='%s' name='Other'/>" % BM2,
+                           pubopts(persist_items='true', access_model='whitelist',
+                                   max_items='max', send_last_published_item='never')))
+        res = iq_ok(old, "<iq type='get' id='bg'><query xmlns='jabber:iq:private'>"
+                    "<storage xmlns='%s'/></query></iq>" % BM)
+        jids = sorted(c.get('jid') for c in res.iter('{%s}conference' % BM))
+        check(jids == ['other@conference.localhost', 'play@conference.localhost'],
+              rt.to_string(res))
+    finally:
+        for c in (old, new):
+            c.close()
+
+
 def publish_options_precondition(srv):
     """XEP-0060 §7.1.5: options that do not match the node."""
     r = login(srv, 'romeo', 'po')
@@ -275,7 +423,8 @@ def survives_restart(srv):
         r.close()
 
 
-TESTS = [account_disco, omemo_exchange, publish_options_precondition, private_storage,
+TESTS = [account_disco, omemo_exchange, explicit_subscription, owner_affiliations,
+         bookmarks_conversion, publish_options_precondition, private_storage,
          survives_restart]
 
 

@@ -392,6 +392,88 @@ START_TEST(test_private_stripped)
 }
 END_TEST
 
+/* §9 for a message to the bare JID: each resource mod_message delivers
+ * to (RFC 6121 §8.5.2.1.1; the note of §9) gets it without <private/>,
+ * and nobody a copy. */
+START_TEST(test_private_stripped_bare)
+{
+    static const char *const all[] = {GARDEN, HOME, ORCHARD};
+
+    three();
+    harness_inject(BALCONY, BARE,
+                   "<message type='chat' id='p'><body>hi</body><private "
+                   "xmlns='" NS "'/></message>");
+    for (int i = 0; i < 3; i++) {
+        roost_stanza_t *st;
+
+        ck_assert_uint_eq(harness_delivered_count(all[i]), 1);
+        st = harness_delivered_stanza(all[i], 0);
+        ck_assert_ptr_null(carbon_of(st, "received"));
+        ck_assert_ptr_null(roost_stanza_child(st, NS, "private"));
+        ck_assert_str_eq(roost_stanza_child_text(st, NULL, "body"), "hi");
+    }
+    /* a headline goes to all of them (RFC 6121 §8.5.2.1.1), stripped */
+    harness_clear();
+    harness_inject(BALCONY, BARE,
+                   "<message type='headline'><body>h</body><private "
+                   "xmlns='" NS "'/></message>");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_uint_eq(harness_delivered_count(all[i]), 1);
+        ck_assert_ptr_null(roost_stanza_child(
+            harness_delivered_stanza(all[i], 0), NS, "private"));
+    }
+}
+END_TEST
+
+static roost_verdict_t
+refuse_garden(const roost_ev_t *ev, void *arg)
+{
+    (void)arg;
+    return strcmp(roost_jid_full(ev->to), GARDEN) == 0 ? ROOST_HANDLED
+                                                       : ROOST_PASS;
+}
+
+/* The same when only the highest priority gets the original: home and
+ * orchard (carbons enabled, outside that tier) get no copy of it; when
+ * the top tier refuses it, the next one gets it, stripped (RFC 6121
+ * §8.5.2.1.1 as mod_message does it). */
+START_TEST(test_private_bare_tier)
+{
+    ck_assert_ptr_nonnull(harness_session_add(GARDEN, 1, 5));
+    ck_assert_ptr_nonnull(harness_session_add(HOME, 1, 1));
+    ck_assert_ptr_nonnull(harness_session_add(ORCHARD, 1, 1));
+    ck_assert_ptr_nonnull(harness_session_add(BALCONY, 1, 0));
+    enable(HOME, NULL);
+    enable(ORCHARD, NULL);
+    harness_clear();
+    harness_inject(BALCONY, BARE,
+                   "<message type='chat' id='q'><body>hi</body><private "
+                   "xmlns='" NS "'/></message>");
+    ck_assert_uint_eq(harness_delivered_count(GARDEN), 1);
+    ck_assert_ptr_null(
+        roost_stanza_child(harness_delivered_stanza(GARDEN, 0), NS, "private"));
+    ck_assert_uint_eq(harness_delivered_count(HOME), 0);
+    ck_assert_uint_eq(harness_delivered_count(ORCHARD), 0);
+    /* garden refuses it (its own privacy list, say): the next tier */
+    harness_clear();
+    ck_assert_int_eq(roost_hook(harness_mod("carbons"), ROOST_EV_DELIVER,
+                                ROOST_PRIO_FILTER, refuse_garden, NULL),
+                     0);
+    harness_deliver_hooks(1);
+    harness_inject(BALCONY, BARE,
+                   "<message type='chat' id='r'><body>hi</body><private "
+                   "xmlns='" NS "'/></message>");
+    harness_deliver_hooks(0);
+    ck_assert_uint_eq(harness_delivered_count(GARDEN), 0);
+    ck_assert_uint_eq(harness_delivered_count(HOME), 1);
+    ck_assert_uint_eq(harness_delivered_count(ORCHARD), 1);
+    ck_assert_ptr_null(
+        roost_stanza_child(harness_delivered_stanza(HOME, 0), NS, "private"));
+    ck_assert_ptr_null(
+        carbon_of(harness_delivered_stanza(ORCHARD, 0), "received"));
+}
+END_TEST
+
 /* §11: a carbon from anyone but the user's bare JID is dropped; one
  * from the bare JID (a copy routed again) goes on, never copied. */
 START_TEST(test_forged)
@@ -511,6 +593,8 @@ carbons_suite(void)
     tcase_add_test(tc, test_bare_unavailable);
     tcase_add_test(tc, test_full_without_session);
     tcase_add_test(tc, test_private_stripped);
+    tcase_add_test(tc, test_private_stripped_bare);
+    tcase_add_test(tc, test_private_bare_tier);
     tcase_add_test(tc, test_forged);
     suite_add_tcase(s, tc);
 

@@ -8,7 +8,11 @@
  * and auto-create, item ids, overwrite, max_items, items retrieval (all,
  * max_items, by id), retract with notify, create, configure, delete,
  * purge, publish-options preconditions, access models (presence, open,
- * roster, whitelist), XEP-0115 verification (the XEP's two examples) and
+ * roster, whitelist), explicit subscriptions (subscribe with each access
+ * model, notifications to explicit subscribers without duplicates,
+ * unsubscribe, the requester's subscriptions, persistence), affiliations
+ * (the owner's list and changes, members, publishers, outcasts, the
+ * requester's own) and the owner's subscription management, XEP-0115 verification (the XEP's two examples) and
  * caching, filtered notifications, the last published item on presence,
  * persistence across a reload (and persist_items=0), limits, account
  * disco registration and node listing, and private XML storage.
@@ -63,6 +67,21 @@ own(const char *xml)
     harness_inject(BALCONY, NULL, xml);
     return harness_delivered_stanza(BALCONY,
                                     harness_delivered_count(BALCONY) - 1);
+}
+
+/* Sends xml from Juliet's balcony and returns the last IQ delivered to
+ * her (the answer; notifications may follow it). */
+static roost_stanza_t *
+own_answer(const char *xml)
+{
+    harness_inject(BALCONY, NULL, xml);
+    for (size_t i = harness_delivered_count(BALCONY); i-- > 0;) {
+        roost_stanza_t *s = harness_delivered_stanza(BALCONY, i);
+
+        if (strcmp(roost_stanza_name(s), "iq") == 0)
+            return s;
+    }
+    return NULL;
 }
 
 /* Sends xml from a remote JID to Juliet's bare JID; returns the last
@@ -257,7 +276,15 @@ static const struct {
     {"<retract node='n'/>", "bad-request", "item-required"},
     {"<retract><item id='a'/></retract>", "bad-request", "nodeid-required"},
     {"<create/>", "not-acceptable", "nodeid-required"},
-    {"<subscribe node='n' jid='" JUL "'/>", "feature-not-implemented",
+    /* §6.1.3, §6.2.3 */
+    {"<subscribe jid='" JUL "'/>", "bad-request", "nodeid-required"},
+    {"<subscribe node='nowhere' jid='" JUL "'/>", "item-not-found", NULL},
+    {"<subscribe node='nowhere'/>", "bad-request", "invalid-jid"},
+    {"<subscribe node='nowhere' jid='" ROMEO "'/>", "bad-request",
+     "invalid-jid"},
+    {"<unsubscribe node='nowhere' jid='" JUL "'/>", "item-not-found", NULL},
+    {"<unsubscribe node='nowhere' jid='" ORCHARD "'/>", "forbidden", NULL},
+    {"<options node='nowhere' jid='" JUL "'/>", "feature-not-implemented",
      "unsupported"},
 };
 
@@ -913,6 +940,17 @@ START_TEST(limits)
                  "<p xmlns='urn:p'>0123456789012345678901234567890123456789"
                  "0123456789012345678901234567890123456789</p></query></iq>"),
              "not-acceptable", NULL);
+    /* XEP-0048 bookmarks (XEP-0411: into the XEP-0402 node) too */
+    ck_error(own("<iq type='set' id='s'><query xmlns='jabber:iq:private'>"
+                 "<storage xmlns='storage:bookmarks'><conference "
+                 "jid='a-long-room-name@conference.example.org' "
+                 "autojoin='true'/></storage></query></iq>"),
+             "not-acceptable", NULL);
+    /* within it, but no room for the node (max_nodes) */
+    ck_error(own("<iq type='set' id='s'><query xmlns='jabber:iq:private'>"
+                 "<storage xmlns='storage:bookmarks'><conference "
+                 "jid='r@c'/></storage></query></iq>"),
+             "resource-constraint", NULL);
 }
 END_TEST
 
@@ -923,8 +961,9 @@ START_TEST(disco_registration_and_nodes)
     roost_stanza_t *r, *c;
     int n = 0;
 
-    /* identity pubsub/pep plus pubsub and 23 pubsub# features */
-    ck_assert_int_eq(harness_account_feature_count(), 25);
+    /* identity pubsub/pep plus pubsub, 30 pubsub# features and 3 of
+     * XEP-0411/XEP-0402 */
+    ck_assert_int_eq(harness_account_feature_count(), 35);
     ck_assert_int_eq(harness_feature_count(), 1); /* jabber:iq:private */
     set_contact(ROMEO, ROOST_SUB_FROM, NULL);
     publish("open", "a", "<x xmlns='u'/>");
@@ -996,6 +1035,581 @@ START_TEST(private_storage)
 }
 END_TEST
 
+/* --- explicit subscriptions (XEP-0163 §3, XEP-0060 §6.1, §6.2, §5.6)
+ * and affiliations (§5.7, §8.9) --- */
+
+/* Sends xml (a pubsub element's content) from a remote JID to Juliet and
+ * returns the IQ answer (notifications may follow it). */
+static roost_stanza_t *
+remote_iq(const char *from, const char *type, const char *ns, const char *body)
+{
+    char buf[2048];
+
+    snprintf(buf, sizeof(buf),
+             "<iq type='%s' id='q'><pubsub xmlns='%s'>%s</pubsub></iq>", type,
+             ns, body);
+    harness_inject(from, JUL, buf);
+    for (size_t i = harness_sent_count(); i-- > 0;) {
+        roost_stanza_t *s = harness_sent_stanza(i);
+
+        if (strcmp(roost_stanza_name(s), "iq") == 0 &&
+            strcmp(roost_stanza_attr(s, "to"), from) == 0 &&
+            strcmp(roost_stanza_attr(s, "id"), "q") == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static roost_stanza_t *
+own_iq(const char *type, const char *ns, const char *body)
+{
+    char buf[2048];
+
+    snprintf(buf, sizeof(buf),
+             "<iq type='%s' id='q'><pubsub xmlns='%s'>%s</pubsub></iq>", type,
+             ns, body);
+    return own_answer(buf);
+}
+
+static void
+configure_access(const char *node, const char *model)
+{
+    char buf[1024];
+
+    snprintf(buf, sizeof(buf),
+             "<configure node='%s'><x xmlns='jabber:x:data' type='submit'>"
+             "<field var='FORM_TYPE' type='hidden'><value>" PS
+             "#node_config</value></field><field var='pubsub#access_model'>"
+             "<value>%s</value></field></x></configure>",
+             node, model);
+    ck_result(own_iq("set", PSO, buf));
+}
+
+/* The child of r's pubsub (ns) named name. */
+static roost_stanza_t *
+ps_child(roost_stanza_t *r, const char *ns, const char *name)
+{
+    roost_stanza_t *ps = roost_stanza_child(r, ns, "pubsub");
+
+    return ps ? roost_stanza_child(ps, NULL, name) : NULL;
+}
+
+/* "jid=value ..." of the children of el, attribute attr. */
+static void
+entity_list(roost_stanza_t *el, const char *attr, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (roost_stanza_t *c = roost_stanza_first_child(el); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        if (out[0] != '\0')
+            strncat(out, " ", len - strlen(out) - 1);
+        strncat(out, roost_stanza_attr(c, "jid"), len - strlen(out) - 1);
+        strncat(out, "=", len - strlen(out) - 1);
+        strncat(out, roost_stanza_attr(c, attr), len - strlen(out) - 1);
+    }
+}
+
+START_TEST(subscribe_access_models)
+{
+    roost_stanza_t *r, *sub;
+
+    set_contact(ROMEO, ROOST_SUB_FROM, "Friends");
+    set_contact("nurse@montague.lit", ROOST_SUB_TO, "Servants");
+    publish("n", "a", "<x xmlns='u'/>"); /* presence (default) */
+    publish("o", "b", "<x xmlns='u'/>");
+    configure_access("o", "open");
+    publish("w", "c", "<x xmlns='u'/>");
+    configure_access("w", "whitelist");
+    publish("g", "d", "<x xmlns='u'/>");
+    ck_result(
+        own_iq("set", PSO,
+               "<configure node='g'><x xmlns='jabber:x:data' "
+               "type='submit'><field var='FORM_TYPE' type='hidden'><value>" PS
+               "#node_config</value></field><field "
+               "var='pubsub#access_model'><value>roster</value></field>"
+               "<field var='pubsub#roster_groups_allowed'><value>Servants"
+               "</value></field></x></configure>"));
+    harness_clear();
+
+    /* §6.1.3.2: presence: contacts with a subscription from the owner */
+    ck_error(remote_iq(NURSE, "set", PS,
+                       "<subscribe node='n' jid='nurse@montague.lit'/>"),
+             "not-authorized", "presence-subscription-required");
+    ck_error(remote_iq(BENV, "set", PS, "<subscribe node='n' jid='" BENV "'/>"),
+             "not-authorized", "presence-subscription-required");
+    r = remote_iq(ORCHARD, "set", PS, "<subscribe node='n' jid='" ROMEO "'/>");
+    ck_result(r);
+    sub = ps_child(r, PS, "subscription");
+    ck_assert_ptr_nonnull(sub);
+    ck_assert_str_eq(roost_stanza_attr(sub, "node"), "n");
+    ck_assert_str_eq(roost_stanza_attr(sub, "jid"), ROMEO);
+    ck_assert_str_eq(roost_stanza_attr(sub, "subscription"), "subscribed");
+    /* XEP-0163 §4.3.4: the last item to the new subscriber, after the
+     * result */
+    ck_assert_int_eq(events_to(ROMEO, "n"), 1);
+    r = harness_sent_stanza(harness_sent_count() - 1);
+    ck_assert_str_eq(roost_stanza_name(r), "message");
+    ck_assert_ptr_nonnull(roost_stanza_child(r, "urn:xmpp:delay", "delay"));
+    /* §6.1.6: again: the current state, nothing stored twice */
+    ck_result(
+        remote_iq(ORCHARD, "set", PS, "<subscribe node='n' jid='" ROMEO "'/>"));
+    /* §6.1.3.1 */
+    ck_error(remote_iq(ORCHARD, "set", PS,
+                       "<subscribe node='n' jid='nurse@montague.lit'/>"),
+             "bad-request", "invalid-jid");
+    /* §6.1.3.12 */
+    ck_error(
+        remote_iq(ORCHARD, "set", PS, "<subscribe node='zz' jid='" ROMEO "'/>"),
+        "item-not-found", NULL);
+    /* open: anyone, with a full JID too */
+    ck_result(
+        remote_iq(BENV, "set", PS, "<subscribe node='o' jid='" BENV "'/>"));
+    /* §6.1.3.3: roster groups */
+    ck_error(
+        remote_iq(ORCHARD, "set", PS, "<subscribe node='g' jid='" ROMEO "'/>"),
+        "not-authorized", "not-in-roster-group");
+    ck_result(remote_iq(NURSE, "set", PS,
+                        "<subscribe node='g' jid='nurse@montague.lit'/>"));
+    /* §6.1.3.4: whitelist, until the owner affiliates Romeo */
+    ck_error(
+        remote_iq(ORCHARD, "set", PS, "<subscribe node='w' jid='" ROMEO "'/>"),
+        "not-allowed", "closed-node");
+    ck_result(own_iq("set", PSO,
+                     "<affiliations node='w'><affiliation jid='" ROMEO
+                     "' affiliation='member'/></affiliations>"));
+    ck_result(
+        remote_iq(ORCHARD, "set", PS, "<subscribe node='w' jid='" ROMEO "'/>"));
+    ck_result(remote_iq(ORCHARD, "get", PS, "<items node='w'/>"));
+}
+END_TEST
+
+START_TEST(subscribe_notify_unsubscribe)
+{
+    roost_stanza_t *r;
+    char list[512];
+
+    set_contact(ROMEO, ROOST_SUB_BOTH, NULL);
+    publish("o", "b", "<x xmlns='u'/>");
+    configure_access("o", "open");
+    publish(TUNE, "t1", "<tune xmlns='" TUNE "'/>");
+    ck_result(
+        remote_iq(BENV, "set", PS, "<subscribe node='o' jid='" BENV "'/>"));
+    ck_result(
+        remote_iq(ORCHARD, "set", PS, "<subscribe node='o' jid='" ROMEO "'/>"));
+    ck_result(remote_iq(ORCHARD, "set", PS,
+                        "<subscribe node='" TUNE "' jid='" ROMEO "'/>"));
+    harness_clear();
+
+    /* explicit subscribers get notifications: the full JID once, the
+     * bare JID (no presence from it) once */
+    publish("o", "b2", "<x xmlns='u'/>");
+    ck_assert_int_eq(events_to(BENV, "o"), 1);
+    ck_assert_int_eq(events_to(ROMEO, "o"), 1);
+    ck_assert_int_eq(events_to("benvolio@montague.lit", "o"), 0);
+
+    /* XEP-0163 §4.3.2: a bare JID subscriber whose resource wants the
+     * node (caps) gets it there, not twice */
+    caps_presence(ORCHARD, VER_A);
+    caps_answer(ORCHARD, VER_A, BODY_A);
+    harness_clear();
+    publish(TUNE, "t2", "<tune xmlns='" TUNE "'/>");
+    ck_assert_int_eq(events_to(ORCHARD, TUNE), 1);
+    ck_assert_int_eq(events_to(ROMEO, TUNE), 0);
+
+    /* §5.6: the requester's subscriptions */
+    r = remote_iq(ORCHARD, "get", PS, "<subscriptions/>");
+    ck_result(r);
+    entity_list(ps_child(r, PS, "subscriptions"), "node", list, sizeof(list));
+    ck_assert_str_eq(list, ROMEO "=o " ROMEO "=" TUNE);
+    r = remote_iq(ORCHARD, "get", PS, "<subscriptions node='o'/>");
+    entity_list(ps_child(r, PS, "subscriptions"), "node", list, sizeof(list));
+    ck_assert_str_eq(list, ROMEO "=o");
+    /* §8.8.1: the owner sees explicit subscribers too */
+    r = own_iq("get", PSO, "<subscriptions node='o'/>");
+    ck_result(r);
+    entity_list(ps_child(r, PSO, "subscriptions"), "subscription", list,
+                sizeof(list));
+    ck_assert_str_eq(list, BENV "=subscribed " ROMEO "=subscribed");
+
+    /* survives a restart */
+    harness_session_remove(ORCHARD);
+    reload();
+    r = remote_iq(ORCHARD, "get", PS, "<subscriptions/>");
+    entity_list(ps_child(r, PS, "subscriptions"), "node", list, sizeof(list));
+    ck_assert_str_eq(list, ROMEO "=o " ROMEO "=" TUNE);
+
+    /* §6.2 */
+    ck_error(
+        remote_iq(ORCHARD, "set", PS, "<unsubscribe node='o' jid='" BENV "'/>"),
+        "forbidden", NULL);
+    ck_result(remote_iq(ORCHARD, "set", PS,
+                        "<unsubscribe node='o' jid='" ROMEO "'/>"));
+    ck_error(remote_iq(ORCHARD, "set", PS,
+                       "<unsubscribe node='o' jid='" ROMEO "'/>"),
+             "unexpected-request", "not-subscribed");
+    ck_error(remote_iq(ORCHARD, "set", PS,
+                       "<unsubscribe node='zz' jid='" ROMEO "'/>"),
+             "item-not-found", NULL);
+    harness_clear();
+    publish("o", "b3", "<x xmlns='u'/>");
+    ck_assert_int_eq(events_to(ROMEO, "o"), 0);
+    ck_assert_int_eq(events_to(BENV, "o"), 1);
+    /* and node deletion tells them */
+    harness_clear();
+    ck_result(own_iq("set", PSO, "<delete node='o'/>"));
+    ck_assert_int_eq(events_to(BENV, "o"), 1);
+}
+END_TEST
+
+START_TEST(owner_affiliations)
+{
+    roost_stanza_t *r, *a;
+    char list[512];
+
+    set_contact(ROMEO, ROOST_SUB_BOTH, NULL);
+    publish("w", "c", "<x xmlns='u'/>");
+    configure_access("w", "whitelist");
+    publish("o", "b", "<x xmlns='u'/>");
+    configure_access("o", "open");
+
+    /* §8.9.1 */
+    r = own_iq("get", PSO, "<affiliations node='w'/>");
+    ck_result(r);
+    entity_list(ps_child(r, PSO, "affiliations"), "affiliation", list,
+                sizeof(list));
+    ck_assert_str_eq(list, JUL "=owner");
+    ck_error(own_iq("get", PSO, "<affiliations node='zz'/>"), "item-not-found",
+             NULL);
+    ck_error(own_iq("get", PSO, "<affiliations/>"), "bad-request",
+             "nodeid-required");
+    ck_error(remote_iq(ORCHARD, "get", PSO, "<affiliations node='w'/>"),
+             "forbidden", NULL);
+    ck_error(remote_iq(ORCHARD, "set", PSO,
+                       "<affiliations node='w'><affiliation jid='" ROMEO
+                       "' affiliation='member'/></affiliations>"),
+             "forbidden", NULL);
+
+    /* §8.9.2: publisher; the owner cannot stop being the owner, and what
+     * fails comes back with its unchanged value while the rest applies */
+    r = own_iq("set", PSO,
+               "<affiliations node='w'><affiliation jid='" JUL
+               "' affiliation='none'/><affiliation jid='" ROMEO
+               "' affiliation='publisher'/><affiliation "
+               "jid='nurse@montague.lit' affiliation='emperor'/>"
+               "</affiliations>");
+    ck_error(r, "not-acceptable", NULL);
+    entity_list(ps_child(r, PSO, "affiliations"), "affiliation", list,
+                sizeof(list));
+    ck_assert_str_eq(list, JUL "=owner nurse@montague.lit=none");
+    r = own_iq("get", PSO, "<affiliations node='w'/>");
+    entity_list(ps_child(r, PSO, "affiliations"), "affiliation", list,
+                sizeof(list));
+    ck_assert_str_eq(list, JUL "=owner " ROMEO "=publisher");
+    /* one element per entity */
+    ck_error(own_iq("set", PSO,
+                    "<affiliations node='w'><affiliation jid='" ROMEO
+                    "' affiliation='member'/><affiliation jid='" ROMEO
+                    "' affiliation='none'/></affiliations>"),
+             "bad-request", NULL);
+
+    /* a publisher publishes to (and retracts from) that node alone */
+    ck_result(remote_iq(ORCHARD, "set", PS,
+                        "<publish node='w'><item id='r1'><x xmlns='u'/>"
+                        "</item></publish>"));
+    ck_result(remote_iq(ORCHARD, "get", PS, "<items node='w'/>"));
+    ck_error(remote_iq(ORCHARD, "set", PS,
+                       "<publish node='o'><item><x xmlns='u'/></item>"
+                       "</publish>"),
+             "forbidden", NULL);
+    ck_error(remote_iq(ORCHARD, "set", PS,
+                       "<publish node='new'><item><x xmlns='u'/></item>"
+                       "</publish>"),
+             "forbidden", NULL);
+    ck_result(remote_iq(ORCHARD, "set", PS,
+                        "<retract node='w'><item id='r1'/></retract>"));
+    /* §5.7: his own affiliations */
+    r = remote_iq(ORCHARD, "get", PS, "<affiliations/>");
+    ck_result(r);
+    a = roost_stanza_first_child(ps_child(r, PS, "affiliations"));
+    ck_assert_ptr_nonnull(a);
+    ck_assert_str_eq(roost_stanza_attr(a, "node"), "w");
+    ck_assert_str_eq(roost_stanza_attr(a, "affiliation"), "publisher");
+    ck_assert_ptr_null(roost_stanza_next_sibling(a));
+
+    /* outcast: subscription gone, blocked (§6.1.3.8) */
+    ck_result(
+        remote_iq(ORCHARD, "set", PS, "<subscribe node='o' jid='" ROMEO "'/>"));
+    ck_result(own_iq("set", PSO,
+                     "<affiliations node='o'><affiliation jid='" ROMEO
+                     "' affiliation='outcast'/></affiliations>"));
+    ck_error(
+        remote_iq(ORCHARD, "set", PS, "<subscribe node='o' jid='" ROMEO "'/>"),
+        "forbidden", NULL);
+    ck_error(remote_iq(ORCHARD, "get", PS, "<items node='o'/>"), "forbidden",
+             NULL);
+    r = remote_iq(ORCHARD, "get", PS, "<subscriptions/>");
+    ck_assert_ptr_null(
+        roost_stanza_first_child(ps_child(r, PS, "subscriptions")));
+    /* none removes the entry (§8.9.3); the list survives a restart */
+    ck_result(own_iq("set", PSO,
+                     "<affiliations node='o'><affiliation jid='" ROMEO
+                     "' affiliation='none'/></affiliations>"));
+    reload();
+    r = own_iq("get", PSO, "<affiliations node='o'/>");
+    entity_list(ps_child(r, PSO, "affiliations"), "affiliation", list,
+                sizeof(list));
+    ck_assert_str_eq(list, JUL "=owner");
+    r = own_iq("get", PSO, "<affiliations node='w'/>");
+    entity_list(ps_child(r, PSO, "affiliations"), "affiliation", list,
+                sizeof(list));
+    ck_assert_str_eq(list, JUL "=owner " ROMEO "=publisher");
+
+    /* §8.8.2: the owner manages subscriptions */
+    ck_result(own_iq("set", PSO,
+                     "<subscriptions node='o'><subscription jid='" BENV
+                     "' subscription='subscribed'/></subscriptions>"));
+    r = own_iq("get", PSO, "<subscriptions node='o'/>");
+    entity_list(ps_child(r, PSO, "subscriptions"), "subscription", list,
+                sizeof(list));
+    ck_assert_str_eq(list, BENV "=subscribed");
+    r = own_iq("set", PSO,
+               "<subscriptions node='o'><subscription jid='" BENV
+               "' subscription='none'/><subscription jid='" ROMEO
+               "' subscription='pending'/></subscriptions>");
+    ck_error(r, "not-acceptable", NULL);
+    entity_list(ps_child(r, PSO, "subscriptions"), "subscription", list,
+                sizeof(list));
+    ck_assert_str_eq(list, ROMEO "=none");
+    r = own_iq("get", PSO, "<subscriptions node='o'/>");
+    ck_assert_ptr_null(
+        roost_stanza_first_child(ps_child(r, PSO, "subscriptions")));
+}
+END_TEST
+
+/* --- XEP-0411 bookmarks conversion (XEP-0048 <-> XEP-0402) --- */
+
+#define BM   "storage:bookmarks"
+#define BM2  "urn:xmpp:bookmarks:1"
+#define PRIV "jabber:iq:private"
+/* client/pc//T plus disco#info, BM+notify, BM2+notify */
+#define VER_BM "37IGqKc6LrmrsqdPHKtW9tPeVkU="
+
+/* Juliet's balcony announces caps wanting both bookmark nodes. */
+static void
+balcony_wants_bookmarks(void)
+{
+    roost_stanza_t *q;
+    char buf[2048];
+
+    harness_inject(BALCONY, NULL,
+                   "<presence><c xmlns='" CAPS "' hash='sha-1' node='urn:t' "
+                   "ver='" VER_BM "'/></presence>");
+    q = harness_delivered_stanza(BALCONY, harness_delivered_count(BALCONY) - 1);
+    ck_assert_str_eq(roost_stanza_name(q), "iq");
+    snprintf(buf, sizeof(buf),
+             "<iq type='result' id='%s'><query xmlns='" DINFO
+             "' node='urn:t#" VER_BM "'><identity category='client' "
+             "type='pc' name='T'/><feature var='" DINFO "'/><feature "
+             "var='" BM "+notify'/><feature var='" BM2 "+notify'/></query>"
+             "</iq>",
+             roost_stanza_attr(q, "id"));
+    harness_inject(BALCONY, JUL, buf);
+    harness_clear();
+}
+
+/* Events for node delivered to the balcony: "id" for an item, "-id" for a
+ * retraction, space-separated. */
+static void
+balcony_events(const char *node, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < harness_delivered_count(BALCONY); i++) {
+        roost_stanza_t *m = harness_delivered_stanza(BALCONY, i), *e;
+
+        e = roost_stanza_child(m, PSE, "event");
+        e = e != NULL ? roost_stanza_child(e, NULL, "items") : NULL;
+        if (e == NULL || strcmp(roost_stanza_attr(e, "node"), node) != 0)
+            continue;
+        for (roost_stanza_t *c = roost_stanza_first_child(e); c != NULL;
+             c = roost_stanza_next_sibling(c)) {
+            if (out[0] != '\0')
+                strncat(out, " ", len - strlen(out) - 1);
+            if (strcmp(roost_stanza_name(c), "retract") == 0)
+                strncat(out, "-", len - strlen(out) - 1);
+            strncat(out, roost_stanza_attr(c, "id"), len - strlen(out) - 1);
+        }
+    }
+}
+
+/* The conferences of a XEP-0048 <storage/>: "jid:autojoin:nick" ... */
+static void
+legacy_list(roost_stanza_t *st, char *out, size_t len)
+{
+    out[0] = '\0';
+    ck_assert_ptr_nonnull(st);
+    for (roost_stanza_t *c = roost_stanza_first_child(st); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        const char *nick = roost_stanza_child_text(c, BM, "nick");
+
+        if (out[0] != '\0')
+            strncat(out, " ", len - strlen(out) - 1);
+        strncat(out, roost_stanza_attr(c, "jid"), len - strlen(out) - 1);
+        strncat(out, ":", len - strlen(out) - 1);
+        strncat(out, roost_stanza_attr(c, "autojoin"), len - strlen(out) - 1);
+        strncat(out, ":", len - strlen(out) - 1);
+        strncat(out, nick ? nick : "", len - strlen(out) - 1);
+    }
+}
+
+static int
+count_key(void *arg, const char *key, const char *val, size_t len)
+{
+    (void)key, (void)val, (void)len;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* Number of Juliet's keys in the MAP store name. */
+static int
+stored_keys(const char *name)
+{
+    int n = 0;
+
+    ck_assert_int_ge(roost_store_keys(harness_store(name, ROOST_STORE_MAP),
+                                      "juliet", count_key, &n),
+                     0);
+    return n;
+}
+
+#define PRIV_SET(body)                                                         \
+    "<iq type='set' id='ps'><query xmlns='" PRIV "'><storage xmlns='" BM       \
+    "'>" body "</storage></query></iq>"
+
+START_TEST(bookmarks_conversion)
+{
+    roost_stanza_t *r, *it, *c;
+    char list[512];
+
+    /* XEP-0411 §2 */
+    ck_assert_int_eq(harness_account_feature_count(), 35);
+    balcony_wants_bookmarks();
+
+    /* private XML -> XEP-0402 items, notified on both nodes */
+    ck_result(
+        own_answer(PRIV_SET("<conference jid='play@muc.lit' name='The Play' "
+                            "autojoin='true'><nick>JC</nick></conference>"
+                            "<conference jid='Orchard@muc.lit' "
+                            "autojoin='0'/><url url='http://x'/>")));
+    balcony_events(BM2, list, sizeof(list));
+    ck_assert_str_eq(list, "play@muc.lit orchard@muc.lit");
+    balcony_events(BM, list, sizeof(list));
+    ck_assert_str_eq(list, "current");
+    r = own_iq("get", PS, "<items node='" BM2 "'/>");
+    ck_result(r);
+    item_ids(items_of(r), list, sizeof(list));
+    ck_assert_str_eq(list, "play@muc.lit orchard@muc.lit");
+    it = roost_stanza_first_child(items_of(r));
+    c = roost_stanza_child(it, BM2, "conference");
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(roost_stanza_attr(c, "name"), "The Play");
+    ck_assert_str_eq(roost_stanza_attr(c, "autojoin"), "true");
+    ck_assert_str_eq(roost_stanza_child_text(c, BM2, "nick"), "JC");
+    ck_assert_ptr_null(roost_stanza_attr(
+        roost_stanza_child(roost_stanza_next_sibling(it), BM2, "conference"),
+        "autojoin"));
+    /* XEP-0411 §6: the owner alone */
+    ck_error(remote_iq(ORCHARD, "get", PS, "<items node='" BM2 "'/>"),
+             "not-allowed", "closed-node");
+
+    /* unchanged items are not notified (XEP-0402 §Compatibility), missing
+     * ones are retracted */
+    harness_clear();
+    ck_result(own_answer(
+        PRIV_SET("<conference jid='play@muc.lit' name='The Play' "
+                 "autojoin='true'><nick>JC</nick></conference>"
+                 "<conference jid='new@muc.lit' autojoin='true'/>")));
+    balcony_events(BM2, list, sizeof(list));
+    ck_assert_str_eq(list, "new@muc.lit -orchard@muc.lit");
+
+    /* XEP-0402 -> private XML and the PEP node 'storage:bookmarks' */
+    harness_clear();
+    ck_result(own_iq("set", PS,
+                     "<publish node='" BM2 "'><item id='third@muc.lit'>"
+                     "<conference xmlns='" BM2 "' autojoin='1'><nick>J"
+                     "</nick></conference></item></publish>"));
+    balcony_events(BM, list, sizeof(list));
+    ck_assert_str_eq(list, "current");
+    r = own_answer("<iq type='get' id='pg'><query xmlns='" PRIV "'><storage "
+                   "xmlns='" BM "'/></query></iq>");
+    ck_result(r);
+    legacy_list(
+        roost_stanza_child(roost_stanza_child(r, PRIV, "query"), BM, "storage"),
+        list, sizeof(list));
+    ck_assert_str_eq(list, "play@muc.lit:true:JC new@muc.lit:true: "
+                           "third@muc.lit:true:J");
+    ck_result(own_iq("set", PS,
+                     "<retract node='" BM2 "'><item id='new@muc.lit'/>"
+                     "</retract>"));
+    r = own_iq("get", PS, "<items node='" BM "'/>");
+    ck_result(r);
+    it = roost_stanza_child(items_of(r), NULL, "item");
+    ck_assert_str_eq(roost_stanza_attr(it, "id"), "current");
+    legacy_list(roost_stanza_child(it, BM, "storage"), list, sizeof(list));
+    ck_assert_str_eq(list, "play@muc.lit:true:JC third@muc.lit:true:J");
+
+    /* XEP-0048 through PEP -> XEP-0402 */
+    harness_clear();
+    ck_result(own_iq("set", PS,
+                     "<publish node='" BM "'><item id='current'><storage "
+                     "xmlns='" BM "'><conference jid='third@muc.lit' "
+                     "autojoin='true'><nick>J</nick></conference></storage>"
+                     "</item></publish>"));
+    balcony_events(BM2, list, sizeof(list));
+    ck_assert_str_eq(list, "-play@muc.lit");
+    reload();
+    r = own_iq("get", PS, "<items node='" BM2 "'/>");
+    item_ids(items_of(r), list, sizeof(list));
+    ck_assert_str_eq(list, "third@muc.lit");
+    /* no 'storage:bookmarks' node of its own */
+    ck_assert_int_eq(stored_keys("pep_nodes"), 1);
+}
+END_TEST
+
+/* XEP-0411 §4: legacy private XML bookmarks move into the XEP-0402 node
+ * before the user's first request. */
+START_TEST(bookmarks_migration)
+{
+    static const char legacy[] =
+        "<storage xmlns='" BM "'><conference jid='old@muc.lit' "
+        "autojoin='true'><nick>N</nick></conference></storage>";
+    roost_stanza_t *r;
+    char list[256], *val = NULL;
+    size_t len;
+
+    ck_assert_int_eq(harness_session_remove(BALCONY), 0);
+    ck_assert_int_eq(harness_unload(harness_mod("pep")), 0);
+    ck_assert_int_eq(roost_store_set(harness_store("private", ROOST_STORE_MAP),
+                                     "juliet", "{" BM "}storage", legacy,
+                                     strlen(legacy)),
+                     0);
+    ck_assert_ptr_nonnull(harness_load(&roost_module_pep, "localhost", NULL));
+    ck_assert_ptr_nonnull(harness_session_add(BALCONY, 1, 0));
+    r = own_iq("get", PS, "<items node='" BM2 "'/>");
+    ck_result(r);
+    item_ids(items_of(r), list, sizeof(list));
+    ck_assert_str_eq(list, "old@muc.lit");
+    ck_assert_int_eq(roost_store_get(harness_store("private", ROOST_STORE_MAP),
+                                     "juliet", "{" BM "}storage", &val, &len),
+                     -ROOST_ENOTFOUND);
+    r = own_answer("<iq type='get' id='pg'><query xmlns='" PRIV "'><storage "
+                   "xmlns='" BM "'/></query></iq>");
+    legacy_list(
+        roost_stanza_child(roost_stanza_child(r, PRIV, "query"), BM, "storage"),
+        list, sizeof(list));
+    ck_assert_str_eq(list, "old@muc.lit:true:N");
+}
+END_TEST
+
 static Suite *
 pep_suite(void)
 {
@@ -1013,6 +1627,11 @@ pep_suite(void)
     tcase_add_test(tc, create_configure_purge);
     tcase_add_test(tc, publish_options);
     tcase_add_test(tc, access_models);
+    tcase_add_test(tc, subscribe_access_models);
+    tcase_add_test(tc, subscribe_notify_unsubscribe);
+    tcase_add_test(tc, owner_affiliations);
+    tcase_add_test(tc, bookmarks_conversion);
+    tcase_add_test(tc, bookmarks_migration);
     tcase_add_test(tc, notify_filtered_by_caps);
     tcase_add_test(tc, caps_cache_verified_only);
     tcase_add_test(tc, caps_xep_vectors);
