@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/socket.h>
 #include <sys/random.h>
 #include <arpa/inet.h>
@@ -35,6 +38,17 @@
 
 #define CONN_MAX_AUTH_ATTEMPTS 5
 #define CONN_CLOSE_GRACE_MS    2000
+/* Idle release (issue 7): a session that has read nothing for this long
+ * gives back its XML parser; the sweep runs every CONN_SWEEP_MS while
+ * any session is on the busy list. */
+#define CONN_QUIET_MS 200
+#define CONN_SWEEP_MS 100
+/* Freed parsers leave holes between long-lived allocations that malloc
+ * keeps: they go back to the kernel (malloc_trim) once the sessions that
+ * released them are all quiet, at most once a second, or every
+ * CONN_TRIM_BUSY_MS while some are always busy. */
+#define CONN_TRIM_MS      1000
+#define CONN_TRIM_BUSY_MS 10000
 
 /* Per peer address: open connections (limits.max_connections_per_ip)
  * and recent authentication failures (limits.auth_failures_per_ip within
@@ -47,8 +61,27 @@ typedef struct conn_ip {
     UT_hash_handle hh;
 } conn_ip_t;
 
+/* Channel-binding data of a TLS session, computed on the loop for SASL
+ * -PLUS mechanisms (which read it on a worker).  Only while the session
+ * authenticates: freed with its SASL state (conn_sasl_drop). */
+struct roost_conn_cb {
+    unsigned char data[2][64];
+    size_t len[2];
+    const char *names[3];
+    /* FAST: the binding of the HT mechanism being checked (core/fast.c) */
+    unsigned char fast[ROOST_FAST_CB_MAX];
+    size_t fast_len;
+};
+
 static conn_ip_t *conn_ips;
 static struct ev_token_bucket_cfg *conn_rate_cfg;
+/* Sessions that read input since the sweep last saw them quiet, and the
+ * timer that sweeps them (armed only while the list is not empty, so an
+ * idle server stays idle). */
+static roost_session_t *conn_busy;
+static struct event *conn_sweep_ev;
+static int conn_trim_pending; /* parsers released since the last trim */
+static int64_t conn_trim_last;
 
 static void conn_process_input(roost_session_t *s);
 static void conn_schedule_free(roost_session_t *s);
@@ -89,6 +122,86 @@ timeval_ms(struct timeval *tv, int64_t ms)
     tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
 }
 
+/* --- idle release --- */
+
+static void
+conn_busy_del(roost_session_t *s)
+{
+    if (!s->busy)
+        return;
+    if (s->busy_prev != NULL)
+        s->busy_prev->busy_next = s->busy_next;
+    else
+        conn_busy = s->busy_next;
+    if (s->busy_next != NULL)
+        s->busy_next->busy_prev = s->busy_prev;
+    s->busy_next = s->busy_prev = NULL;
+    s->busy = 0;
+}
+
+static void
+conn_sweep_arm(void)
+{
+    struct timeval tv;
+
+    if ((conn_busy == NULL && conn_trim_pending == 0) ||
+        evtimer_pending(conn_sweep_ev, NULL))
+        return;
+    timeval_ms(&tv, CONN_SWEEP_MS);
+    evtimer_add(conn_sweep_ev, &tv);
+}
+
+/* Memory an idle session does not need goes back: its stream's XML
+ * parser (about 12 KiB; rebuilt on the next byte, see core/xml.c).  Runs
+ * at the top of the loop, outside every stream callback. */
+static void
+conn_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    int64_t now = conn_now_ms();
+    roost_session_t *s, *next;
+
+    for (s = conn_busy; s != NULL; s = next) {
+        next = s->busy_next;
+        if (s->closing || s->freeing || s->stream == NULL) {
+            conn_busy_del(s);
+            continue;
+        }
+        if (now - s->last_input < CONN_QUIET_MS)
+            continue;
+        /* Not released (half a stanza pending, say): the next read puts
+         * the session back on the list. */
+        conn_trim_pending += roost_stream_release_idle(s->stream);
+        conn_busy_del(s);
+    }
+    if (conn_trim_pending > 0 &&
+        now - conn_trim_last >=
+            (conn_busy == NULL ? CONN_TRIM_MS : CONN_TRIM_BUSY_MS)) {
+#if defined(__GLIBC__)
+        malloc_trim(0);
+#endif
+        conn_trim_pending = 0;
+        conn_trim_last = now;
+    }
+    conn_sweep_arm();
+}
+
+/* s read input: sweep it once it has been quiet for a while. */
+static void
+conn_busy_add(roost_session_t *s)
+{
+    if (s->busy || s->stream == NULL)
+        return;
+    if (conn_sweep_ev == NULL)
+        conn_sweep_ev = evtimer_new(roost_srv->base, conn_sweep_cb, NULL);
+    s->busy = 1;
+    s->busy_prev = NULL;
+    s->busy_next = conn_busy;
+    if (conn_busy != NULL)
+        conn_busy->busy_prev = s;
+    conn_busy = s;
+    conn_sweep_arm();
+}
+
 /* An SSL object for a client connection.  Idle sessions are most of a
  * server's sessions: OpenSSL's read and write buffers (about 34 KiB) are
  * released while empty and allocated again when data moves. */
@@ -100,6 +213,16 @@ conn_ssl_new(SSL_CTX *ctx)
     if (ssl != NULL)
         SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     return ssl;
+}
+
+/* The SASL state and the channel bindings it reads go together. */
+static void
+conn_sasl_drop(roost_session_t *s)
+{
+    roost_sasl_free(s->sasl);
+    s->sasl = NULL;
+    roost_free(s->cb);
+    s->cb = NULL;
 }
 
 /* --- per-address limits --- */
@@ -183,6 +306,7 @@ static void
 conn_free_now(roost_session_t *s)
 {
     roost_server_unbind(s);
+    conn_busy_del(s);
     if (s->pinned != NULL)
         roost_user_unpin(s->pinned);
     if (s->bev != NULL) {
@@ -197,7 +321,7 @@ conn_free_now(roost_session_t *s)
         event_free(s->idle_timer);
     roost_stream_free(s->stream);
     roost_sm_free(s);
-    roost_sasl_free(s->sasl);
+    conn_sasl_drop(s);
     roost_free(s->sasl_out);
     roost_free(s->sasl_cond);
     roost_free(s->sasl_user);
@@ -237,6 +361,9 @@ roost_conn_free_all(void)
     if (conn_rate_cfg != NULL)
         ev_token_bucket_cfg_free(conn_rate_cfg);
     conn_rate_cfg = NULL;
+    if (conn_sweep_ev != NULL)
+        event_free(conn_sweep_ev);
+    conn_sweep_ev = NULL;
 }
 
 void
@@ -413,10 +540,10 @@ conn_cb_data(void *arg, const char *type, unsigned char *out, size_t *len)
     roost_session_t *s = arg;
 
     /* Runs on a worker: read only what the loop computed before. */
-    for (int i = 0; i < 2 && s->cb_names[i] != NULL; i++) {
-        if (strcmp(s->cb_names[i], type) == 0 && s->cb_len[i] <= *len) {
-            memcpy(out, s->cb_data[i], s->cb_len[i]);
-            *len = s->cb_len[i];
+    for (int i = 0; s->cb != NULL && i < 2 && s->cb->names[i] != NULL; i++) {
+        if (strcmp(s->cb->names[i], type) == 0 && s->cb->len[i] <= *len) {
+            memcpy(out, s->cb->data[i], s->cb->len[i]);
+            *len = s->cb->len[i];
             return 0;
         }
     }
@@ -430,23 +557,28 @@ conn_new_sasl(roost_session_t *s)
     int tls = roost_stream_tls_active(s->stream);
 
     roost_sasl_free(s->sasl);
-    s->cb_names[0] = s->cb_names[1] = s->cb_names[2] = NULL;
+    s->sasl = NULL;
+    if (s->cb != NULL)
+        s->cb->names[0] = s->cb->names[1] = s->cb->names[2] = NULL;
     if (tls && s->bev != NULL)
         ssl = bufferevent_openssl_get_ssl(s->bev);
     if (ssl != NULL) {
         const char *const *types = roost_tls_cb_types(ssl);
         int n = 0;
 
+        if (s->cb == NULL)
+            s->cb = roost_xcalloc(1, sizeof(*s->cb)); /* conn_sasl_drop */
         for (int i = 0; types != NULL && types[i] != NULL && n < 2; i++) {
-            s->cb_len[n] = sizeof(s->cb_data[n]);
-            if (roost_tls_channel_binding(ssl, types[i], s->cb_data[n],
-                                          &s->cb_len[n]) == 0)
-                s->cb_names[n++] = types[i];
+            s->cb->len[n] = sizeof(s->cb->data[n]);
+            if (roost_tls_channel_binding(ssl, types[i], s->cb->data[n],
+                                          &s->cb->len[n]) == 0)
+                s->cb->names[n++] = types[i];
         }
     }
-    s->sasl =
-        roost_sasl_new(s->host->name, tls, s->cb_names[0] ? s->cb_names : NULL,
-                       conn_cb_data, s, s->host->conf->anonymous);
+    s->sasl = roost_sasl_new(
+        s->host->name, tls,
+        s->cb != NULL && s->cb->names[0] != NULL ? s->cb->names : NULL,
+        conn_cb_data, s, s->host->conf->anonymous);
 }
 
 static const char *const *
@@ -467,14 +599,14 @@ op_sasl_features(void *ud, roost_stanza_t *el)
     roost_stanza_t *cb;
 
     roost_modules_preauth_features(s->host, el);
-    if (s->cb_names[0] == NULL)
+    if (s->cb == NULL || s->cb->names[0] == NULL)
         return;
     cb = roost_stanza_add_child(el, "urn:xmpp:sasl-cb:0",
                                 "sasl-channel-binding");
-    for (int i = 0; i < 2 && s->cb_names[i] != NULL; i++)
+    for (int i = 0; i < 2 && s->cb->names[i] != NULL; i++)
         roost_stanza_set_attr(
             roost_stanza_add_child(cb, NULL, "channel-binding"), "type",
-            s->cb_names[i]);
+            s->cb->names[i]);
 }
 
 /* XEP-0077 before authentication: the module's answer goes straight to
@@ -544,7 +676,10 @@ op_starttls(void *ud)
     evbuffer_drain(in, evbuffer_get_length(in));
     /* Deferred callbacks: what a loop turn queues for this client leaves
      * as one TLS record and one write (HOUSE 13), not one per stanza
-     * (doc/profiling.md). */
+     * (doc/profiling.md).  A filter, not a TLS bufferevent on the socket:
+     * that would save about 1 KiB per session, but libevent's socket
+     * variant writes each stanza with its own write(2), which doubled
+     * the CPU per message (issue 7). */
     tb = bufferevent_openssl_filter_new(
         roost_srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -574,8 +709,7 @@ conn_sasl_deliver(roost_session_t *s)
                               : (s->sasl_mech ? s->sasl_mech : "?"));
         /* Never needed again on this stream: idle sessions are most
          * sessions, so they carry no SASL state (issue 7, RSS). */
-        roost_sasl_free(s->sasl);
-        s->sasl = NULL;
+        conn_sasl_drop(s);
         roost_free(s->sasl_out);
         roost_free(s->sasl_in);
         roost_free(s->sasl_mech);
@@ -664,15 +798,34 @@ conn_sasl_done(void *arg, int rc)
     roost_conn_release(s);
 }
 
-/* XEP-0484: the HT-SHA-256-NONE check runs on the storage worker (it
- * reads and may update the account's tokens). */
+/* The TLS of s, for FAST channel binding, or NULL. */
+static SSL *
+conn_fast_ssl(roost_session_t *s)
+{
+    return roost_stream_tls_active(s->stream) && s->bev != NULL
+               ? bufferevent_openssl_get_ssl(s->bev)
+               : NULL;
+}
+
+_Static_assert(ROOST_FAST_NMECHS < ROOST_STREAM_FAST_MAX, "FAST mechs");
+
+/* XEP-0484: the HT mechanisms whose binding this connection has. */
+static void
+op_fast_mechs(void *ud, const char **out)
+{
+    roost_fast_mechs(conn_fast_ssl(ud), out);
+}
+
+/* XEP-0484: the HT-SHA-256 check runs on the storage worker (it reads
+ * and may update the account's tokens). */
 static int
 conn_fast_work(void *arg)
 {
     roost_session_t *s = arg;
     char *user = NULL, *add = NULL;
     int rc = roost_fast_verify(s->host->name, s->sasl_in2, s->sasl_mech,
-                               s->sasl_in, s->fast_invalidate, &user, &add);
+                               s->sasl_in, s->cb->fast, s->cb->fast_len,
+                               s->fast_invalidate, &user, &add);
 
     if (rc == 0) {
         s->sasl_status = ROOST_SASL_SUCCESS;
@@ -778,6 +931,19 @@ op_sasl_step(void *ud, const char *mech, const char *data)
             s->sasl_status = ROOST_SASL_FAILURE;
             s->sasl_cond = roost_xstrdup(agent == NULL ? "malformed-request"
                                                        : "not-authorized");
+            conn_sasl_done(s, 0);
+            return;
+        }
+        /* The channel binding is read here, on the loop; the worker
+         * gets a copy. */
+        if (s->cb == NULL)
+            s->cb = roost_xcalloc(1, sizeof(*s->cb)); /* conn_sasl_drop */
+        s->cb->fast_len = sizeof(s->cb->fast);
+        if (roost_fast_cb(conn_fast_ssl(s), mech, s->cb->fast,
+                          &s->cb->fast_len) != 0) {
+            /* Not offered here: this TLS has no binding of its type. */
+            s->sasl_status = ROOST_SASL_FAILURE;
+            s->sasl_cond = roost_xstrdup("invalid-mechanism");
             conn_sasl_done(s, 0);
             return;
         }
@@ -951,6 +1117,7 @@ static const roost_stream_ops_t conn_stream_ops = {
     .reply = op_reply,
     .nonza = op_nonza,
     .fast_token = op_fast_token,
+    .fast_mechs = op_fast_mechs,
 };
 
 /* --- XEP-0198: hibernation and resumption --- */
@@ -968,8 +1135,7 @@ conn_hibernate(roost_session_t *s)
     s->bev = NULL;
     roost_stream_free(s->stream);
     s->stream = NULL;
-    roost_sasl_free(s->sasl);
-    s->sasl = NULL;
+    conn_sasl_drop(s);
     evtimer_del(s->idle_timer);
     event_del(s->auth_timer);
     s->hibernating = 1;
@@ -1003,13 +1169,15 @@ roost_conn_resume(roost_session_t *n, roost_session_t *o)
         conn_transport_gone(o);
     }
     roost_stream_free(o->stream);
-    roost_sasl_free(o->sasl);
+    conn_sasl_drop(o);
     o->bev = n->bev;
     o->stream = n->stream;
     o->sasl = n->sasl;
+    o->cb = n->cb;
     n->bev = NULL;
     n->stream = NULL;
     n->sasl = NULL;
+    n->cb = NULL;
     bufferevent_setcb(o->bev, conn_read_cb, conn_write_cb, conn_event_cb, o);
     roost_stream_set_owner(o->stream, o);
     roost_stream_set_bound(o->stream);
@@ -1026,6 +1194,7 @@ roost_conn_resume(roost_session_t *n, roost_session_t *o)
     /* The authenticated shell goes; its pin on the account with it. */
     conn_schedule_free(n);
     roost_sm_resumed(o);
+    conn_busy_add(o);
     roost_conn_hold(o);
     event_base_once(roost_srv->base, -1, EV_TIMEOUT, conn_kick_cb, o, &zero);
     return 1;
@@ -1041,6 +1210,9 @@ conn_process_input(roost_session_t *s)
 
     if (bev == NULL)
         return;
+    /* Input parsed here (after a read, or after a pause for SASL or
+     * backpressure) can leave the stream idle: let the sweep see it. */
+    conn_busy_add(s);
     roost_conn_hold(s);
     in = bufferevent_get_input(bev);
     while (!s->closing && !s->input_paused && !s->reads_paused &&

@@ -1,18 +1,26 @@
-/* core/fast.c: FAST tokens (XEP-0484) and the HT-SHA-256-NONE SASL
- * mechanism (draft-schmaus-kitten-sasl-ht) they are used with.
+/* core/fast.c: FAST tokens (XEP-0484) and the HT-SHA-256 SASL mechanisms
+ * (draft-schmaus-kitten-sasl-ht) they are used with.
  *
- * A client that authenticated over SASL2 and asked with <request-token/>
- * gets a random token (256 bits) valid for fast.token_lifetime; it then
- * authenticates in one round trip: its initial response is
- * "user NUL HMAC-SHA-256(token, 'Initiator')", ours in <additional-data/>
- * HMAC-SHA-256(token, 'Responder').  Tokens are kept per account and user
+ * A client that authenticated over SASL2 and asked with <request-token
+ * mechanism=''/> gets a random token (256 bits) valid for
+ * fast.token_lifetime; it then authenticates in one round trip: its
+ * initial response is "user NUL HMAC-SHA-256(token, 'Initiator' || cb)",
+ * ours in <additional-data/> HMAC-SHA-256(token, 'Responder' || cb),
+ * where cb is the TLS channel-binding data the mechanism names:
+ * tls-exporter (HT-SHA-256-EXPR, TLS 1.3, RFC 9266), tls-unique
+ * (HT-SHA-256-UNIQ, TLS 1.2 with the extended master secret),
+ * tls-server-end-point (HT-SHA-256-ENDP, RFC 5929) or nothing
+ * (HT-SHA-256-NONE).  Only the mechanisms whose data this connection has
+ * are offered (roost_fast_mechs).  Tokens are kept per account and user
  * agent (the SASL2 <user-agent id=''/>) in the "fast" MAP store, in the
- * two slots of XEP-0484 §6.1 ('new' and 'current'), with their expiry and
- * mechanism; using the 'new' one retires the 'current' one.  The storage
- * calls block: they run on the storage worker (core/conn.c).
+ * two slots of XEP-0484 §6.1 ('new' and 'current'), each with its expiry
+ * and the mechanism it was issued for (XEP-0484 §3.4: a token works with
+ * that mechanism only, so a channel-bound token cannot be replayed
+ * without its binding); using the 'new' one retires the 'current' one.
+ * The storage calls block: they run on the storage worker (core/conn.c).
  *
- * Not here: the channel-binding variants (HT-SHA-256-ENDP/-UNIQ/-EXPR),
- * TLS 0-RTT (not offered, so the replay counter is not needed). */
+ * Not here: TLS 0-RTT (not offered, so the replay counter is not
+ * needed); the TLS side of channel binding (core/tls.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,18 +30,77 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/ssl.h>
 
 #include <roost/jid.h>
 
 #include "fast.h"
 #include "storage.h"
+#include "tls.h"
 
 #define FAST_STORE "fast"
+
+/* The mechanisms, best first (the order of the <fast/> list), and the
+ * RFC 5056 channel-binding type each binds to. */
+static const struct {
+    const char *mech, *cb;
+} fast_mechs[ROOST_FAST_NMECHS] = {
+    {"HT-SHA-256-EXPR", "tls-exporter"},
+    {"HT-SHA-256-UNIQ", "tls-unique"},
+    {"HT-SHA-256-ENDP", "tls-server-end-point"},
+    {"HT-SHA-256-NONE", NULL},
+};
+
+static int
+fast_mech_index(const char *mech)
+{
+    for (int i = 0; mech != NULL && i < ROOST_FAST_NMECHS; i++)
+        if (strcmp(mech, fast_mechs[i].mech) == 0)
+            return i;
+    return -1;
+}
 
 int
 roost_fast_is_mech(const char *mech)
 {
-    return mech != NULL && strcmp(mech, ROOST_FAST_MECH) == 0;
+    return fast_mech_index(mech) >= 0;
+}
+
+int
+roost_fast_cb(SSL *ssl, const char *mech, unsigned char *out, size_t *len)
+{
+    int i = fast_mech_index(mech);
+
+    if (i < 0)
+        return -ROOST_ENOTFOUND;
+    if (fast_mechs[i].cb == NULL) {
+        *len = 0;
+        return 0;
+    }
+    /* core/tls.c accepts tls-unique on TLS 1.3 for SCRAM clients that
+     * compute it there (COMPAT); RFC 9266 leaves it undefined, and no
+     * FAST client uses it, so UNIQ is TLS 1.2 only. */
+    if (ssl == NULL || (strcmp(fast_mechs[i].cb, "tls-unique") == 0 &&
+                        SSL_version(ssl) != TLS1_2_VERSION))
+        return -ROOST_ENOTFOUND;
+    return roost_tls_channel_binding(ssl, fast_mechs[i].cb, out, len);
+}
+
+int
+roost_fast_mechs(SSL *ssl, const char *out[ROOST_FAST_NMECHS + 1])
+{
+    unsigned char buf[ROOST_FAST_CB_MAX];
+    size_t len;
+    int n = 0;
+
+    for (int i = 0; i < ROOST_FAST_NMECHS; i++) {
+        len = sizeof(buf);
+        if (roost_fast_cb(ssl, fast_mechs[i].mech, buf, &len) == 0)
+            out[n++] = fast_mechs[i].mech;
+    }
+    OPENSSL_cleanse(buf, sizeof(buf));
+    out[n] = NULL;
+    return n;
 }
 
 static int64_t
@@ -45,10 +112,12 @@ fast_now_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* One agent's record: "mech\ncur\ncur_exp\nnew\nnew_exp" ("" for an
- * empty slot). */
+/* One agent's record: "mech\ncur\ncur_exp\nnew\nnew_exp\ncur_mech"
+ * ("-" for an empty slot), mech being the 'new' token's mechanism.
+ * Records written before the channel-binding mechanisms have no
+ * cur_mech: both tokens were HT-SHA-256-NONE, so it defaults to mech. */
 typedef struct {
-    char mech[32];
+    char mech[32], cur_mech[32];
     char cur[64], neu[64];
     int64_t cur_exp, new_exp;
 } fast_rec_t;
@@ -58,11 +127,15 @@ fast_parse(const char *v, fast_rec_t *r)
 {
     char cur[64] = "", neu[64] = "";
     long long ce = 0, ne = 0;
+    int n;
 
     memset(r, 0, sizeof(*r));
-    if (sscanf(v, "%31[^\n]\n%63[^\n]\n%lld\n%63[^\n]\n%lld", r->mech, cur, &ce,
-               neu, &ne) < 1)
+    n = sscanf(v, "%31[^\n]\n%63[^\n]\n%lld\n%63[^\n]\n%lld\n%31[^\n]", r->mech,
+               cur, &ce, neu, &ne, r->cur_mech);
+    if (n < 1)
         return;
+    if (n < 6)
+        snprintf(r->cur_mech, sizeof(r->cur_mech), "%s", r->mech);
     if (strcmp(cur, "-") != 0)
         snprintf(r->cur, sizeof(r->cur), "%s", cur);
     if (strcmp(neu, "-") != 0)
@@ -75,14 +148,15 @@ static int
 fast_save(roost_store_t *s, const char *user, const char *agent,
           const fast_rec_t *r)
 {
-    char v[256];
+    char v[320];
     int n;
 
     if (r->cur[0] == '\0' && r->neu[0] == '\0')
         return roost_store_delete(s, user, agent);
-    n = snprintf(v, sizeof(v), "%s\n%s\n%lld\n%s\n%lld", r->mech,
-                 r->cur[0] ? r->cur : "-", (long long)r->cur_exp,
-                 r->neu[0] ? r->neu : "-", (long long)r->new_exp);
+    n = snprintf(v, sizeof(v), "%s\n%s\n%lld\n%s\n%lld\n%s",
+                 r->mech[0] ? r->mech : "-", r->cur[0] ? r->cur : "-",
+                 (long long)r->cur_exp, r->neu[0] ? r->neu : "-",
+                 (long long)r->new_exp, r->cur_mech[0] ? r->cur_mech : "-");
     return roost_store_set(s, user, agent, v, (size_t)n);
 }
 
@@ -129,19 +203,27 @@ roost_fast_store_new(const char *host, const char *user, const char *agent,
     return rc;
 }
 
+/* HMAC-SHA-256(token, label || cb), as draft-schmaus-kitten-sasl-ht
+ * defines the initiator and responder hashes. */
 static void
-fast_hmac(const char *token, const char *label, unsigned char out[32])
+fast_hmac(const char *token, const char *label, const unsigned char *cb,
+          size_t cblen, unsigned char out[32])
 {
+    unsigned char msg[16 + ROOST_FAST_CB_MAX];
+    size_t n = strlen(label);
     unsigned int len = 32;
 
-    HMAC(EVP_sha256(), token, (int)strlen(token), (const unsigned char *)label,
-         strlen(label), out, &len);
+    memcpy(msg, label, n);
+    if (cblen > 0)
+        memcpy(msg + n, cb, cblen);
+    HMAC(EVP_sha256(), token, (int)strlen(token), msg, n + cblen, out, &len);
+    OPENSSL_cleanse(msg, sizeof(msg));
 }
 
 int
 roost_fast_verify(const char *host, const char *agent, const char *mech,
-                  const char *b64, int invalidate, char **user_out,
-                  char **additional_out)
+                  const char *b64, const unsigned char *cb, size_t cblen,
+                  int invalidate, char **user_out, char **additional_out)
 {
     unsigned char raw[1100], mac[32], resp[32];
     char *user, *v = NULL;
@@ -153,7 +235,8 @@ roost_fast_verify(const char *host, const char *agent, const char *mech,
     int64_t now = fast_now_ms();
 
     *user_out = *additional_out = NULL;
-    if (agent == NULL || b64len == 0 || b64len > 4 * ((sizeof(raw) - 4) / 3))
+    if (agent == NULL || mech == NULL || cblen > ROOST_FAST_CB_MAX ||
+        b64len == 0 || b64len > 4 * ((sizeof(raw) - 4) / 3))
         return -ROOST_EAUTH;
     n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)b64len);
     if (n < 0)
@@ -182,19 +265,16 @@ roost_fast_verify(const char *host, const char *agent, const char *mech,
     }
     fast_parse(v, &r);
     roost_free(v);
-    if (strcmp(r.mech, mech) != 0) {
-        roost_free(user);
-        roost_store_close(s);
-        return -ROOST_EAUTH; /* §3.3: tokens are bound to a mechanism */
-    }
-    /* §6.1: the 'new' slot first, then 'current'; constant time. */
-    if (r.neu[0] != '\0' && r.new_exp > now) {
-        fast_hmac(r.neu, "Initiator", mac);
+    /* §6.1: the 'new' slot first, then 'current'; constant time.  §3.4:
+     * each token only with the mechanism it was issued for. */
+    if (r.neu[0] != '\0' && r.new_exp > now && strcmp(r.mech, mech) == 0) {
+        fast_hmac(r.neu, "Initiator", cb, cblen, mac);
         if (CRYPTO_memcmp(mac, given, 32) == 0)
             which = 2;
     }
-    if (which == 0 && r.cur[0] != '\0' && r.cur_exp > now) {
-        fast_hmac(r.cur, "Initiator", mac);
+    if (which == 0 && r.cur[0] != '\0' && r.cur_exp > now &&
+        strcmp(r.cur_mech, mech) == 0) {
+        fast_hmac(r.cur, "Initiator", cb, cblen, mac);
         if (CRYPTO_memcmp(mac, given, 32) == 0)
             which = 1;
     }
@@ -203,7 +283,7 @@ roost_fast_verify(const char *host, const char *agent, const char *mech,
         roost_store_close(s);
         return -ROOST_EAUTH;
     }
-    fast_hmac(which == 2 ? r.neu : r.cur, "Responder", resp);
+    fast_hmac(which == 2 ? r.neu : r.cur, "Responder", cb, cblen, resp);
     *additional_out = roost_xmalloc(64);
     EVP_EncodeBlock((unsigned char *)*additional_out, resp, 32);
     if (invalidate) {
@@ -214,6 +294,7 @@ roost_fast_verify(const char *host, const char *agent, const char *mech,
     } else if (which == 2) {
         /* The new token is in use: it becomes current, the old goes. */
         snprintf(r.cur, sizeof(r.cur), "%s", r.neu);
+        snprintf(r.cur_mech, sizeof(r.cur_mech), "%s", r.mech);
         r.cur_exp = r.new_exp;
         r.neu[0] = '\0';
         r.new_exp = 0;

@@ -2,11 +2,15 @@
  *
  * A pool is a chain of malloc'd blocks carved with a bump pointer; the pool
  * header itself lives at the start of its first block, so a stanza costs
- * one block until it outgrows it.  Requests larger than a quarter of a
- * block get a block of their own, so one big string does not waste the
- * rest of the current block.  Blocks of the default size are recycled
- * through a small process-wide free list guarded by a mutex (pools are
- * freed on worker threads too).
+ * one block until it outgrows it.  A default pool starts with a 1 KiB
+ * block and grows by 4 KiB ones: most stanzas fit in 1 KiB, and the ones
+ * that are kept (a session's last presence, a user's presence state, the
+ * XEP-0198 queue) are held for as long as a session lasts, where a 4 KiB
+ * block per stanza was most of an idle session's memory (issue 7).
+ * Requests larger than a quarter of a block get a block of their own, so
+ * one big string does not waste the rest of the current block.  Blocks of
+ * the two default sizes are recycled through small process-wide free
+ * lists guarded by a mutex (pools are freed on worker threads too).
  *
  * Not for: freeing individual allocations, or memory shared between
  * pools.  Everything lives until roost_pool_free(). */
@@ -19,8 +23,9 @@
 
 #define POOL_ALIGN         16
 #define POOL_DEFAULT_BLOCK 4096
+#define POOL_FIRST_BLOCK   1024 /* a default pool's first block */
 #define POOL_MIN_BLOCK     256
-#define POOL_FREELIST_MAX  64 /* 256 KiB of idle blocks at most */
+#define POOL_FREELIST_MAX  64 /* per size: 320 KiB of idle blocks at most */
 
 #define POOL_ALIGN_UP(v)                                                       \
     (((v) + (POOL_ALIGN - 1)) & ~(uintptr_t)(POOL_ALIGN - 1))
@@ -44,22 +49,31 @@ struct roost_pool {
     size_t held;
 };
 
-/* The free list of default-size blocks, linked through ->next. */
+/* Free lists of first-size [0] and default-size [1] blocks, linked
+ * through ->next. */
 static pthread_mutex_t pool_free_mtx = PTHREAD_MUTEX_INITIALIZER;
-static pool_block_t *pool_free_list;
-static size_t pool_free_count;
+static pool_block_t *pool_free_list[2];
+static size_t pool_free_count[2];
+
+/* The free list for blocks of size bytes, or -1. */
+static int
+pool_free_class(size_t size)
+{
+    return size == POOL_FIRST_BLOCK ? 0 : size == POOL_DEFAULT_BLOCK ? 1 : -1;
+}
 
 static pool_block_t *
 pool_block_get(size_t size)
 {
     pool_block_t *b = NULL;
+    int c = pool_free_class(size);
 
-    if (size == POOL_DEFAULT_BLOCK) {
+    if (c >= 0) {
         pthread_mutex_lock(&pool_free_mtx);
-        b = pool_free_list;
+        b = pool_free_list[c];
         if (b != NULL) {
-            pool_free_list = b->next;
-            pool_free_count--;
+            pool_free_list[c] = b->next;
+            pool_free_count[c]--;
         }
         pthread_mutex_unlock(&pool_free_mtx);
     }
@@ -73,12 +87,14 @@ pool_block_get(size_t size)
 static void
 pool_block_put(pool_block_t *b)
 {
-    if (b->size == POOL_DEFAULT_BLOCK) {
+    int c = pool_free_class(b->size);
+
+    if (c >= 0) {
         pthread_mutex_lock(&pool_free_mtx);
-        if (pool_free_count < POOL_FREELIST_MAX) {
-            b->next = pool_free_list;
-            pool_free_list = b;
-            pool_free_count++;
+        if (pool_free_count[c] < POOL_FREELIST_MAX) {
+            b->next = pool_free_list[c];
+            pool_free_list[c] = b;
+            pool_free_count[c]++;
             b = NULL;
         }
         pthread_mutex_unlock(&pool_free_mtx);
@@ -93,26 +109,32 @@ pool_block_data(pool_block_t *b)
     return (char *)POOL_ALIGN_UP((uintptr_t)(b + 1));
 }
 
-/* New pool whose bump blocks are block_size bytes (0 = 4 KiB, at least
- * 256).  Never NULL; free with roost_pool_free(). */
+/* New pool whose bump blocks are block_size bytes (at least 256; 0 = the
+ * default: a 1 KiB first block, then 4 KiB blocks).  Never NULL; free with
+ * roost_pool_free(). */
 roost_pool_t *
 roost_pool_new(size_t block_size)
 {
     pool_block_t *b;
     roost_pool_t *p;
+    size_t first;
 
-    if (block_size == 0)
+    if (block_size == 0) {
         block_size = POOL_DEFAULT_BLOCK;
-    if (block_size < POOL_MIN_BLOCK)
-        block_size = POOL_MIN_BLOCK;
-    b = pool_block_get(block_size);
+        first = POOL_FIRST_BLOCK;
+    } else {
+        if (block_size < POOL_MIN_BLOCK)
+            block_size = POOL_MIN_BLOCK;
+        first = block_size;
+    }
+    b = pool_block_get(first);
     p = (roost_pool_t *)pool_block_data(b);
     p->pos = (char *)POOL_ALIGN_UP((uintptr_t)(p + 1));
-    p->end = (char *)b + block_size;
+    p->end = (char *)b + first;
     p->blocks = b;
     p->cleanups = NULL;
     p->block_size = block_size;
-    p->held = block_size;
+    p->held = first;
     return p;
 }
 

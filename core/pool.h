@@ -9,7 +9,7 @@
 
 typedef struct roost_pool roost_pool_t;
 
-roost_pool_t *roost_pool_new(size_t block_size);   /* 0 = default (4 KiB) */
+roost_pool_t *roost_pool_new(size_t block_size);   /* 0: 1 KiB, then 4 KiB */
 void roost_pool_free(roost_pool_t *p);             /* runs cleanups LIFO */
 void *roost_pool_alloc(roost_pool_t *p, size_t n); /* aligned 16; never NULL */
 void *roost_pool_calloc(roost_pool_t *p, size_t n);

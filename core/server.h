@@ -119,9 +119,7 @@ struct roost_session {
     int input_paused;         /* stream waits for TLS/SASL */
     roost_stream_t *stream;
     roost_sasl_t *sasl;
-    unsigned char cb_data[2][64]; /* channel binding, computed on loop */
-    size_t cb_len[2];
-    const char *cb_names[3];
+    struct roost_conn_cb *cb; /* channel bindings while authenticating */
     /* SASL job results, handed from the worker to the loop */
     int sasl_status;
     char *sasl_out, *sasl_cond, *sasl_user;
@@ -139,8 +137,10 @@ struct roost_session {
     roost_sm_t *sm;       /* XEP-0198 state once enabled (core/sm.c) */
     int hibernating;      /* transport lost, waiting for a resumption */
     roost_session_t *next_of_user;
-    roost_session_t *all_next, *all_prev; /* every connection */
-    UT_hash_handle hh;                    /* in host->by_full, key jid full */
+    roost_session_t *all_next, *all_prev;   /* every connection */
+    roost_session_t *busy_next, *busy_prev; /* read since last idle sweep */
+    int busy;                               /* ... is on that list */
+    UT_hash_handle hh;                      /* in host->by_full, key jid full */
 };
 
 typedef struct roost_server {

@@ -177,6 +177,16 @@ stream_new_id(roost_stream_t *st)
         snprintf(st->id + 2 * i, 3, "%02x", r[i]);
 }
 
+/* XEP-0484: the FAST mechanisms this stream can use (ops->fast_mechs). */
+static void
+stream_fast_mechs(roost_stream_t *st, const char *out[ROOST_STREAM_FAST_MAX])
+{
+    out[0] = "HT-SHA-256-NONE";
+    out[1] = NULL;
+    if (st->ops->fast_mechs != NULL)
+        st->ops->fast_mechs(st->ud, out);
+}
+
 static void
 stream_send_features(roost_stream_t *st)
 {
@@ -206,7 +216,9 @@ stream_send_features(roost_stream_t *st)
                 roost_stanza_t *e =
                     roost_stanza_add_child(mechs, ROOST_NS_SASL, "mechanism");
                 roost_stanza_add_text(e, *m, strlen(*m));
-                /* XEP-0388: the same mechanisms, without a restart. */
+                /* XEP-0388: the same mechanisms, without a restart.  The
+                 * same list matters: core/sasl.c hashes it once for the
+                 * XEP-0474 h of both profiles. */
                 e = roost_stanza_add_child(auth2, NS_SASL2, "mechanism");
                 roost_stanza_add_text(e, *m, strlen(*m));
             }
@@ -221,10 +233,14 @@ stream_send_features(roost_stream_t *st)
                 st->ops->fast_token != NULL) {
                 roost_stanza_t *fa =
                     roost_stanza_add_child(inl, NS_FAST, "fast");
+                const char *fm[ROOST_STREAM_FAST_MAX];
 
-                roost_stanza_add_text(
-                    roost_stanza_add_child(fa, NS_FAST, "mechanism"),
-                    "HT-SHA-256-NONE", 15);
+                /* Only those whose channel binding this TLS has. */
+                stream_fast_mechs(st, fm);
+                for (int i = 0; fm[i] != NULL; i++)
+                    roost_stanza_add_text(
+                        roost_stanza_add_child(fa, NS_FAST, "mechanism"), fm[i],
+                        strlen(fm[i]));
             }
             if (st->ops->sasl_features != NULL)
                 st->ops->sasl_features(st->ud, f);
@@ -853,12 +869,18 @@ sasl2_success(roost_stream_t *st, const char *data, const char *user)
             st->ops->sm(st->ud, en, 1);
         stream_puts(st, "</bound>");
     }
-    if (st->fast_req != NULL && st->conf.fast && st->ops->fast_token != NULL &&
-        strcmp(st->fast_req, "HT-SHA-256-NONE") == 0) {
+    if (st->fast_req != NULL && st->conf.fast && st->ops->fast_token != NULL) {
         char token[64], expiry[32], buf[200];
+        const char *fm[ROOST_STREAM_FAST_MAX];
+        int offered = 0;
 
+        /* XEP-0484 §3.2: one of the mechanisms we offer on this stream. */
+        stream_fast_mechs(st, fm);
+        for (int i = 0; fm[i] != NULL; i++)
+            offered |= strcmp(fm[i], st->fast_req) == 0;
         /* XEP-0484 §3.3: a token for the requested mechanism. */
-        if (st->ops->fast_token(st->ud, st->fast_req, token, expiry) == 0) {
+        if (offered &&
+            st->ops->fast_token(st->ud, st->fast_req, token, expiry) == 0) {
             snprintf(buf, sizeof(buf),
                      "<token xmlns='" NS_FAST "' expiry='%s' token='%s'/>",
                      expiry, token);
@@ -991,4 +1013,12 @@ size_t
 roost_stream_memory(const roost_stream_t *st)
 {
     return sizeof(*st) + roost_xml_memory(st->xml);
+}
+
+int
+roost_stream_release_idle(roost_stream_t *st)
+{
+    if (st == NULL || st->state == ROOST_SS_CLOSED || st->fresh)
+        return 0;
+    return roost_xml_release(st->xml);
 }

@@ -90,7 +90,14 @@ typedef struct {
      * < 64 bytes) with its XEP-0082 expiry in expiry (< 32 bytes).
      * Returns 0, or non-zero when no token can be issued.  May be NULL. */
     int (*fast_token)(void *ud, const char *mech, char *token, char *expiry);
+    /* XEP-0484: the FAST mechanisms this stream's transport can bind to,
+     * best first, written to out (static strings, NULL-terminated, at
+     * most ROOST_STREAM_FAST_MAX entries with the NULL).  May be NULL:
+     * HT-SHA-256-NONE only. */
+    void (*fast_mechs)(void *ud, const char **out);
 } roost_stream_ops_t;
+
+#define ROOST_STREAM_FAST_MAX 8
 
 typedef struct {
     roost_xml_limits_t limits;
@@ -159,5 +166,9 @@ int roost_stream_fast_invalidate(const roost_stream_t *st);
 const char *roost_stream_id(const roost_stream_t *st);
 int roost_stream_tls_active(const roost_stream_t *st);
 size_t roost_stream_memory(const roost_stream_t *st);
+/* Between stanzas, with all input parsed: frees the XML parser until the
+ * next byte arrives (roost_xml_release; no observable change).  Not from
+ * inside a stream callback.  Returns 1 if released. */
+int roost_stream_release_idle(roost_stream_t *st);
 
 #endif /* ROOST_CORE_STREAM_H */

@@ -585,6 +585,37 @@ roost_tls_channel_binding(SSL *ssl, const char *type, unsigned char *out,
         *len = n;
         return 0;
     }
+    if (strcmp(type, "tls-server-end-point") == 0) {
+        /* RFC 5929 §4.1: the hash of our certificate with the hash its
+         * signature uses, SHA-256 for MD5 and SHA-1; undefined for a
+         * signature without one (Ed25519), so not offered then.  Used by
+         * FAST (HT-SHA-256-ENDP, core/fast.c), not by SCRAM: it is not
+         * among roost_tls_cb_types. */
+        X509 *x = SSL_get_certificate(ssl);
+        const EVP_MD *md;
+        unsigned int mdlen;
+        int nid;
+
+        if (x == NULL ||
+            X509_get_signature_info(x, &nid, NULL, NULL, NULL) != 1 ||
+            nid == NID_undef) {
+            ERR_clear_error();
+            return -ROOST_ENOTFOUND;
+        }
+        if (nid == NID_md5 || nid == NID_sha1)
+            nid = NID_sha256;
+        md = EVP_get_digestbynid(nid);
+        if (md == NULL)
+            return -ROOST_ENOTFOUND;
+        if (*len < (size_t)EVP_MD_size(md))
+            return -ROOST_EINVAL;
+        if (X509_digest(x, md, out, &mdlen) != 1) {
+            ERR_clear_error();
+            return -ROOST_ETLS;
+        }
+        *len = mdlen;
+        return 0;
+    }
     return -ROOST_ENOTFOUND;
 }
 

@@ -55,9 +55,10 @@ void roost_tls_set_conn_alpn(SSL *ssl, const char *proto);
  * "tls-exporter" (RFC 9266; TLS 1.3 only) or "tls-unique" (RFC 5929; TLS
  * 1.2 with the extended master secret, and as a COMPAT fallback on TLS 1.3
  * for clients that still use it there: the first Finished as OpenSSL-based
- * clients compute it).  Writes at most *len
- * bytes to out and sets *len.  0, or -ROOST_ENOTFOUND when the type does
- * not apply to this connection's TLS version. */
+ * clients compute it), or "tls-server-end-point" (RFC 5929: the hash of
+ * our certificate; not for signatures without a hash).  Writes at most
+ * *len bytes to out and sets *len.  0, or -ROOST_ENOTFOUND when the type
+ * does not apply to this connection. */
 int roost_tls_channel_binding(SSL *ssl, const char *type, unsigned char *out,
                               size_t *len);
 /* The channel-binding types available on ssl, NULL-terminated static

@@ -17,6 +17,21 @@
  * expat a second time, expat is resumed instead.  roost_xml_reset() throws
  * it all away for a stream restart.
  *
+ * Idle release.  Most streams spend most of their life between stanzas, and
+ * an expat parser holds about 12 KiB (buffer, name tables, tag stack).
+ * roost_xml_release() frees it when nothing is pending: the root is open
+ * (depth 1), no stanza is being built, and expat has parsed every byte it
+ * was given up to the end of an event or whitespace.  What the stream
+ * still needs from it is the root's qualified name (its end tag must
+ * match) and the namespace declarations made on the root, which stanzas
+ * inherit; both are kept as a synthetic start tag ("replay"), built when
+ * the root was parsed.  The next feed creates a parser, parses the replay
+ * with our handlers silenced, and continues: stanzas, limits, errors and
+ * the stream close behave as on the original parser.  Offsets stay stream
+ * offsets: x->xoff maps expat's byte index (which counts the replay) back
+ * to the stream.  With no replay (expat built without XML_CONTEXT_BYTES,
+ * or a root too big to keep) the parser is never released.
+ *
  * Memory.  expat's heap use is counted through a memory-handling suite and
  * capped (distinct names accumulate in expat's tables for the life of a
  * stream, so a hostile peer could otherwise grow them without bound), the
@@ -52,6 +67,9 @@
 #define XML_ELEMENT_COST 128
 #define XML_ATTR_COST    48
 #define XML_TREE_FACTOR  16
+/* Largest synthetic root tag kept for an idle release; a stream whose
+ * root declares more than this keeps its parser. */
+#define XML_REPLAY_MAX 1024
 
 typedef enum { XEV_OPEN, XEV_STANZA, XEV_CLOSE, XEV_ERROR } xml_ev_type_t;
 
@@ -104,6 +122,16 @@ struct roost_xml {
     unsigned char u8_lo, u8_hi; /* bounds of the next continuation byte */
     int64_t u8_bad;             /* 1 + offset of the first invalid UTF-8 byte */
 
+    char *replay;      /* the root as a start tag: qname + ns decls */
+    size_t replay_len; /* ... 0 while not (yet) available */
+    size_t replay_cap;
+    int replay_bad; /* the root could not be captured */
+    int replaying;  /* parsing the replay: handlers stay silent */
+    int64_t xoff;   /* stream offset of expat's byte index 0 */
+
+    char *slab;       /* expat's first allocations (see xml_mem_malloc) */
+    size_t slab_used; /* bytes of it handed out */
+
     xml_ev_t *q; /* events not yet deliverable */
     size_t qhead, qlen, qcap;
     char *scratch; /* name splitting */
@@ -120,16 +148,43 @@ typedef union xml_mem_hdr {
     max_align_t align;
 } xml_mem_hdr_t;
 
+/* A stream parser's first XML_SLAB bytes of expat memory (its parser
+ * struct, name tables, buffers: about 11 KiB for a c2s stream) come from
+ * one block, carved with a bump pointer; frees inside it are no-ops and
+ * the block goes when the parser does.  A parser is then one malloc, not
+ * thirty, which makes the rebuild after an idle release cheap, and the
+ * parser a stream releases leaves one contiguous hole of whole pages
+ * rather than thirty small ones between long-lived allocations (which
+ * malloc could not give back).  What does not fit goes to the heap. */
+#define XML_SLAB      (16384 - 2 * sizeof(size_t))
+#define XML_MEM_SLAB  ((size_t)1 << (sizeof(size_t) * 8 - 1))
+#define XML_MEM_ALIGN sizeof(xml_mem_hdr_t)
+
 /* The parser whose expat is running on this thread (allocation calls carry
- * no context); each block then remembers its counter for realloc/free. */
-static __thread size_t *xml_mem_current;
+ * no context); each heap block then remembers its counter for
+ * realloc/free. */
+static __thread roost_xml_t *xml_mem_current;
 
 static void *
 xml_mem_malloc(size_t n)
 {
-    xml_mem_hdr_t *h = roost_xmalloc(sizeof(*h) + n);
+    roost_xml_t *x = xml_mem_current;
+    xml_mem_hdr_t *h;
 
-    h->h.counter = xml_mem_current;
+    if (x != NULL && x->slab != NULL && n < XML_SLAB) {
+        size_t need = sizeof(*h) +
+                      (n + XML_MEM_ALIGN - 1) / XML_MEM_ALIGN * XML_MEM_ALIGN;
+
+        if (need <= XML_SLAB - x->slab_used) {
+            h = (xml_mem_hdr_t *)(x->slab + x->slab_used);
+            x->slab_used += need;
+            h->h.counter = NULL;
+            h->h.size = n | XML_MEM_SLAB;
+            return h + 1;
+        }
+    }
+    h = roost_xmalloc(sizeof(*h) + n);
+    h->h.counter = x != NULL ? &x->mem : NULL;
     h->h.size = n;
     if (h->h.counter != NULL)
         *h->h.counter += n;
@@ -144,6 +199,8 @@ xml_mem_free(void *ptr)
     if (ptr == NULL)
         return;
     h = (xml_mem_hdr_t *)ptr - 1;
+    if (h->h.size & XML_MEM_SLAB)
+        return; /* the slab goes as a whole */
     if (h->h.counter != NULL)
         *h->h.counter -= h->h.size;
     roost_free(h);
@@ -157,6 +214,16 @@ xml_mem_realloc(void *ptr, size_t n)
     if (ptr == NULL)
         return xml_mem_malloc(n);
     h = (xml_mem_hdr_t *)ptr - 1;
+    if (h->h.size & XML_MEM_SLAB) {
+        size_t old = h->h.size & ~XML_MEM_SLAB;
+        void *r;
+
+        if (n <= old)
+            return ptr;
+        r = xml_mem_malloc(n);
+        memcpy(r, ptr, old);
+        return r;
+    }
     if (h->h.counter != NULL)
         *h->h.counter -= h->h.size;
     h = roost_xrealloc(h, sizeof(*h) + n);
@@ -319,11 +386,62 @@ xml_fail(roost_xml_t *x, const char *cond, const char *text, int64_t pos)
 
 /* --- expat handlers --- */
 
+/* Stream offset of the current event's start (expat's index counts a
+ * replayed root too). */
+static int64_t
+xml_event_start(roost_xml_t *x)
+{
+    return (int64_t)XML_GetCurrentByteIndex(x->p) + x->xoff;
+}
+
 static int64_t
 xml_event_end(roost_xml_t *x)
 {
-    return (int64_t)XML_GetCurrentByteIndex(x->p) +
-           XML_GetCurrentByteCount(x->p);
+    return xml_event_start(x) + XML_GetCurrentByteCount(x->p);
+}
+
+/* Appends n bytes to the replay being built; over XML_REPLAY_MAX the
+ * stream simply keeps its parser. */
+static void
+xml_replay_add(roost_xml_t *x, const char *s, size_t n)
+{
+    if (x->replay_bad)
+        return;
+    if (x->replay_len + n > XML_REPLAY_MAX) {
+        x->replay_bad = 1;
+        return;
+    }
+    if (x->replay_len + n > x->replay_cap) {
+        x->replay_cap = x->replay_len + n < 128 ? 128 : x->replay_len + n;
+        x->replay = roost_xrealloc(x->replay, x->replay_cap); /* xml_clear */
+    }
+    memcpy(x->replay + x->replay_len, s, n);
+    x->replay_len += n;
+}
+
+/* Appends " xmlns[:prefix]='uri'" (uri escaped) for a root declaration. */
+static void
+xml_replay_decl(roost_xml_t *x, const char *prefix, const char *uri)
+{
+    xml_replay_add(x, " xmlns", 6);
+    if (prefix != NULL) {
+        xml_replay_add(x, ":", 1);
+        xml_replay_add(x, prefix, strlen(prefix));
+    }
+    xml_replay_add(x, "='", 2);
+    for (const char *p = uri != NULL ? uri : ""; *p != '\0'; p++) {
+        switch (*p) {
+        case '&': xml_replay_add(x, "&amp;", 5); break;
+        case '<': xml_replay_add(x, "&lt;", 4); break;
+        case '\'': xml_replay_add(x, "&apos;", 6); break;
+        /* Literal whitespace would be normalised to a space. */
+        case '\t': xml_replay_add(x, "&#9;", 4); break;
+        case '\n': xml_replay_add(x, "&#10;", 5); break;
+        case '\r': xml_replay_add(x, "&#13;", 5); break;
+        default: xml_replay_add(x, p, 1); break;
+        }
+    }
+    xml_replay_add(x, "'", 1);
 }
 
 /* Splits expat's "URI\1local" into the scratch buffer; *ns is NULL for a
@@ -365,11 +483,62 @@ xml_attr_name(roost_xml_t *x, const char *name)
     return x->scratch;
 }
 
+/* Completes the replay with the root's qualified name, taken from the raw
+ * start tag (expat reports names resolved, without their prefix). */
+static void
+xml_replay_root(roost_xml_t *x)
+{
+    int offset = 0, size = 0, count = XML_GetCurrentByteCount(x->p);
+    const char *in = XML_GetInputContext(x->p, &offset, &size);
+    char *decls;
+    size_t ndecls, n = 0;
+
+    if (x->doc)
+        return;
+    if (in == NULL || count < 2 || offset < 0 || offset + count > size ||
+        in[offset] != '<')
+        x->replay_bad = 1;
+    if (x->replay_bad) {
+        roost_free(x->replay);
+        x->replay = NULL;
+        x->replay_len = x->replay_cap = 0;
+        return;
+    }
+    in += offset + 1;
+    while ((int)n < count - 1 && in[n] != ' ' && in[n] != '\t' &&
+           in[n] != '\r' && in[n] != '\n' && in[n] != '/' && in[n] != '>')
+        n++;
+    /* The declarations were collected first: put the name before them. */
+    ndecls = x->replay_len;
+    decls = roost_xmalloc(ndecls + 1);
+    if (ndecls > 0)
+        memcpy(decls, x->replay, ndecls);
+    x->replay_len = 0;
+    xml_replay_add(x, "<", 1);
+    xml_replay_add(x, in, n);
+    xml_replay_add(x, decls, ndecls);
+    xml_replay_add(x, ">", 1);
+    roost_free(decls);
+    if (x->replay_bad) {
+        roost_free(x->replay);
+        x->replay = NULL;
+        x->replay_len = x->replay_cap = 0;
+        return;
+    }
+    /* Kept for the life of the stream: no slack. */
+    x->replay = roost_xrealloc(x->replay, x->replay_len);
+    x->replay_cap = x->replay_len;
+}
+
 static void XMLCALL
 xml_on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
 {
     roost_xml_t *x = ud;
 
+    if (x->replaying)
+        return;
+    if (x->depth == 0 && !x->doc)
+        xml_replay_decl(x, prefix, uri);
     x->ndecl++;
     if (prefix == NULL) {
         x->decl_default = 1;
@@ -381,11 +550,17 @@ static void XMLCALL
 xml_on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 {
     roost_xml_t *x = ud;
-    int64_t here = XML_GetCurrentByteIndex(x->p), end = xml_event_end(x);
+    int64_t here = xml_event_start(x), end = xml_event_end(x);
     const char *ns, *local;
     int nattrs = 0, undeclared, root;
     roost_stanza_t *el;
 
+    if (x->replaying) {
+        /* The root again, after an idle release: already checked and
+         * reported once. */
+        x->depth++;
+        return;
+    }
     if (x->dead)
         return;
     undeclared = x->decl_default &&
@@ -403,6 +578,7 @@ xml_on_start(void *ud, const XML_Char *name, const XML_Char **atts)
         return;
     }
     if (root) {
+        xml_replay_root(x);
         roost_free(x->default_ns);
         x->default_ns = NULL;
         if (x->decl_default && !undeclared)
@@ -558,6 +734,37 @@ xml_on_pi(void *ud, const XML_Char *target, const XML_Char *data)
 
 /* --- parser setup --- */
 
+/* A new expat parser for x, with its slab for a stream parser. */
+static void
+xml_parser_new(roost_xml_t *x)
+{
+    roost_xml_t *saved = xml_mem_current;
+
+    if (!x->doc && x->slab == NULL) {
+        x->slab = roost_xmalloc(XML_SLAB); /* xml_parser_free */
+        x->slab_used = 0;
+        x->mem += XML_SLAB;
+    }
+    xml_mem_current = x;
+    x->p = XML_ParserCreate_MM("UTF-8", &xml_mem_suite, "\1");
+    xml_mem_current = saved;
+}
+
+/* Frees x's expat parser and its slab. */
+static void
+xml_parser_free(roost_xml_t *x)
+{
+    if (x->p != NULL)
+        XML_ParserFree(x->p);
+    x->p = NULL;
+    if (x->slab != NULL) {
+        roost_free(x->slab);
+        x->slab = NULL;
+        x->slab_used = 0;
+        x->mem -= XML_SLAB;
+    }
+}
+
 static unsigned long
 xml_salt(void)
 {
@@ -611,6 +818,11 @@ xml_clear(roost_xml_t *x)
     x->suspended = x->stopped = x->dead = x->failed = 0;
     x->reset_pending = 0;
     x->stop_pos = 0;
+    roost_free(x->replay);
+    x->replay = NULL;
+    x->replay_len = x->replay_cap = 0;
+    x->replay_bad = x->replaying = 0;
+    x->xoff = 0;
 }
 
 static roost_xml_t *
@@ -618,7 +830,6 @@ xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb, void *ud,
            int doc)
 {
     roost_xml_t *x = roost_xcalloc(1, sizeof(*x));
-    size_t *saved = xml_mem_current;
 
     x->lim = *limits;
     if (x->lim.max_depth < 1)
@@ -640,9 +851,7 @@ xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb, void *ud,
         x->cb = *cb;
     x->ud = ud;
     x->doc = doc;
-    xml_mem_current = &x->mem;
-    x->p = XML_ParserCreate_MM("UTF-8", &xml_mem_suite, "\1");
-    xml_mem_current = saved;
+    xml_parser_new(x);
     xml_setup(x);
     xml_clear(x);
     return x;
@@ -661,7 +870,7 @@ static void
 xml_destroy(roost_xml_t *x)
 {
     xml_clear(x);
-    XML_ParserFree(x->p);
+    xml_parser_free(x);
     roost_free(x->q);
     roost_free(x->scratch);
     roost_free(x);
@@ -688,8 +897,6 @@ roost_xml_free(roost_xml_t *x)
 void
 roost_xml_reset(roost_xml_t *x)
 {
-    size_t *saved = xml_mem_current;
-
     if (x->in_cb) {
         x->reset_pending = 1;
         return;
@@ -697,10 +904,53 @@ roost_xml_reset(roost_xml_t *x)
     xml_clear(x);
     x->u8_need = 0;
     x->u8_bad = 0;
-    xml_mem_current = &x->mem;
-    XML_ParserReset(x->p, "UTF-8");
-    xml_mem_current = saved;
+    /* A fresh parser rather than XML_ParserReset(): as cheap with the
+     * slab, and the new stream gets a whole slab. */
+    xml_parser_free(x);
+    xml_parser_new(x);
     xml_setup(x);
+}
+
+/* See core/xml.h. */
+int
+roost_xml_release(roost_xml_t *x)
+{
+    if (x == NULL || x->p == NULL)
+        return x != NULL;
+    if (x->doc || x->replay == NULL || x->replay_len == 0 || x->depth != 1 ||
+        x->cur != NULL || x->qlen > 0 || x->suspended || x->dead || x->failed ||
+        x->in_cb || x->in_expat || x->reset_pending || x->free_pending ||
+        x->ndecl != 0 || x->fed != x->pos || x->fed != x->idle ||
+        x->u8_need != 0)
+        return 0;
+    xml_parser_free(x);
+    roost_free(x->scratch);
+    x->scratch = NULL;
+    x->scratch_cap = 0;
+    roost_free(x->q);
+    x->q = NULL;
+    x->qcap = x->qhead = 0;
+    return 1;
+}
+
+/* A parser for a released stream: the replay puts it back inside the
+ * root, with the root's namespace declarations in scope.  Returns 0, or
+ * -1 if that failed (which would be a bug: the replay parsed before). */
+static int
+xml_rebuild(roost_xml_t *x)
+{
+    enum XML_Status st;
+
+    xml_parser_new(x);
+    xml_setup(x);
+    x->depth = 0;
+    x->replaying = 1;
+    x->in_expat = 1;
+    st = XML_Parse(x->p, x->replay, (int)x->replay_len, 0);
+    x->in_expat = 0;
+    x->replaying = 0;
+    x->xoff = x->fed - (int64_t)x->replay_len;
+    return st == XML_STATUS_OK && x->depth == 1 ? 0 : -1;
 }
 
 /* Heap bytes held: expat's (exact), our buffers, and an estimate of the
@@ -709,7 +959,7 @@ size_t
 roost_xml_memory(const roost_xml_t *x)
 {
     return sizeof(*x) + x->mem + x->qcap * sizeof(*x->q) + x->scratch_cap +
-           (x->cur != NULL ? x->tree : 0);
+           x->replay_cap + (x->cur != NULL ? x->tree : 0);
 }
 
 /* Strict UTF-8 check (no overlongs, surrogates or values past U+10FFFF)
@@ -790,7 +1040,7 @@ xml_after(roost_xml_t *x, enum XML_Status status)
                      strcmp(cond, "unsupported-encoding") == 0
                          ? "invalid UTF-8"
                          : XML_ErrorString(code),
-                     XML_GetCurrentByteIndex(x->p) + 1);
+                     xml_event_start(x) + 1);
         return;
     }
     if (x->dead)
@@ -811,9 +1061,9 @@ xml_after(roost_xml_t *x, enum XML_Status status)
 static void
 xml_parse(roost_xml_t *x, const char *buf, size_t n, int final)
 {
-    size_t *saved = xml_mem_current;
+    roost_xml_t *saved = xml_mem_current;
 
-    xml_mem_current = &x->mem;
+    xml_mem_current = x;
     do {
         size_t piece = n < (1u << 30) ? n : (1u << 30);
         int last = final && piece == n;
@@ -835,9 +1085,9 @@ xml_parse(roost_xml_t *x, const char *buf, size_t n, int final)
 static void
 xml_resume(roost_xml_t *x)
 {
-    size_t *saved = xml_mem_current;
+    roost_xml_t *saved = xml_mem_current;
 
-    xml_mem_current = &x->mem;
+    xml_mem_current = x;
     enum XML_Status st;
 
     x->suspended = 0;
@@ -870,6 +1120,19 @@ roost_xml_feed(roost_xml_t *x, const char *buf, size_t len, size_t *consumed)
     xml_drain(x);
     if (!x->stopped && !x->failed && x->qlen == 0 && x->suspended && !x->dead)
         xml_resume(x);
+    if (!x->stopped && !x->failed && x->qlen == 0 && !x->suspended &&
+        !x->dead && x->limit > x->fed && x->p == NULL) {
+        roost_xml_t *saved = xml_mem_current;
+        int bad;
+
+        xml_mem_current = x;
+        bad = xml_rebuild(x);
+        xml_mem_current = saved;
+        if (bad)
+            xml_fail(x, "internal-server-error", "parser rebuild failed",
+                     x->fed);
+        xml_drain(x);
+    }
     if (!x->stopped && !x->failed && x->qlen == 0 && !x->suspended &&
         !x->dead && x->limit > x->fed)
         xml_parse(x, buf + (x->fed - base), (size_t)(x->limit - x->fed), 0);

@@ -64,6 +64,15 @@ int roost_xml_feed(roost_xml_t *x, const char *buf, size_t len,
  * to the stream header too (its namespace declarations count as
  * attributes). */
 void roost_xml_reset(roost_xml_t *x);
+/* Frees expat's parser (about 12 KiB) while the stream is idle: the root
+ * is open, no stanza is in progress and every byte fed so far has been
+ * parsed and consumed.  The next roost_xml_feed() builds a parser again,
+ * with the root's qualified name and namespace declarations restored, so
+ * nothing the peer can observe changes (stanzas, limits, errors, the
+ * stream close).  Not from inside a callback.  Returns 1 if x holds no
+ * parser now, 0 if it had to keep it (not idle, or a root that could not
+ * be kept). */
+int roost_xml_release(roost_xml_t *x);
 /* Appends " name='value'" to the NUL-terminated buf (size bytes), value
  * escaped for an attribute; what does not fit is cut (stream headers and
  * dialback elements we write by hand echo peer values). */

@@ -3,7 +3,10 @@
 with XEP-0198 inline; authentication without a stream restart (PLAIN and
 SCRAM-SHA-256, the server signature checked in <additional-data/>),
 XEP-0474 downgrade protection (h in SCRAM, SASL1 and SASL2),
-<authorization-identifier/>, the features right after <success/>; Bind2
+<authorization-identifier/>, the features right after <success/>; XEP-0484
+FAST tokens with HT-SHA-256-NONE and the channel-bound -ENDP, -UNIQ and
+-EXPR (offered only where the TLS has their binding, each token only with
+its own mechanism); Bind2
 binds a resource made of the client's tag and a part that is stable for
 one user agent, and enables stream management inline; failures in the
 urn:xmpp:sasl:2 namespace.  Roost only (Prosody 0.12 has no SASL2).
@@ -13,6 +16,8 @@ urn:xmpp:sasl:2 namespace.  Roost only (Prosody 0.12 has no SASL2).
 Prints 'N passed, N failed'.
 """
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import os
@@ -203,7 +208,7 @@ def fast_tokens(srv):
     c = preauth(srv, 'alice@localhost')
     try:
         fa = c.features.find('{%s}authentication/{%s}inline/{%s}fast' % (NS2, NS2, NS_FAST))
-        check(fa is not None and [m.text for m in fa] == ['HT-SHA-256-NONE'],
+        check(fa is not None and 'HT-SHA-256-NONE' in [m.text for m in fa],
               'FAST feature: %s' % rt.to_string(c.features))
         s, _ = auth2_scram(c, USERS['alice@localhost'],
                            "<user-agent id='%s'/><request-token xmlns='%s' "
@@ -237,6 +242,155 @@ def fast_tokens(srv):
     c, s = fast_auth(srv, 'alice@localhost', token, agent)
     c.close()
     check(s.tag == '{%s}failure' % NS2, 'an invalidated token was accepted')
+
+
+FAST_BY_TLS = {
+    # TLS 1.3: tls-exporter and tls-server-end-point; no tls-unique (RFC 9266)
+    None: ['HT-SHA-256-EXPR', 'HT-SHA-256-ENDP', 'HT-SHA-256-NONE'],
+    ssl.TLSVersion.TLSv1_2: ['HT-SHA-256-UNIQ', 'HT-SHA-256-ENDP', 'HT-SHA-256-NONE'],
+}
+
+
+def _libssl_exporter(sock):
+    """RFC 9266 tls-exporter of a CPython SSLSocket, or None.  The ssl
+    module has no exporter (Python 3.11), so this calls libssl's
+    SSL_export_keying_material on the SSL* of the _ssl object (the word
+    after PyObject_HEAD and the socket weakref in CPython's PySSLSocket),
+    after checking that the pointer really is this connection: its
+    Finished must be what get_channel_binding('tls-unique') returns.
+    None (EXPR then rests on tests/unit) on another layout."""
+    if sys.implementation.name != 'cpython' or hasattr(sys, 'getobjects'):
+        return None
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library('ssl') or 'libssl.so.3')
+        lib.SSL_get_finished.restype = ctypes.c_size_t
+        lib.SSL_get_finished.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+        lib.SSL_export_keying_material.argtypes = [
+            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p,
+            ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+        word = ctypes.sizeof(ctypes.c_void_p)
+        ptr = ctypes.c_void_p.from_address(id(sock._sslobj) + 3 * word).value
+        fin = ctypes.create_string_buffer(64)
+        n = lib.SSL_get_finished(ptr, fin, 64) if ptr else 0
+        if n == 0 or fin.raw[:n] != sock.get_channel_binding('tls-unique'):
+            return None
+        out = ctypes.create_string_buffer(32)
+        label = b'EXPORTER-Channel-Binding'
+        if lib.SSL_export_keying_material(ptr, out, 32, label, len(label), None, 0, 0) != 1:
+            return None
+        return out.raw
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+def fast_cb(c, mech):
+    """The channel-binding data the client hashes for mech."""
+    if mech == 'HT-SHA-256-UNIQ':
+        return c.sock.get_channel_binding('tls-unique')
+    if mech == 'HT-SHA-256-ENDP':       # RFC 5929: the certificate is SHA-256-signed
+        return hashlib.sha256(c.sock.getpeercert(binary_form=True)).digest()
+    if mech == 'HT-SHA-256-EXPR':
+        return _libssl_exporter(c.sock)
+    return b''
+
+
+def fast_auth_cb(srv, token, agent, mech, tls_max=None, cb=None):
+    """A FAST login with mech; cb overrides the binding the client hashes.
+    Returns (final element, the binding used)."""
+    c = preauth(srv, 'alice@localhost', tls_max)
+    try:
+        if cb is None:
+            cb = fast_cb(c, mech)
+        mac = hmac.new(token.encode(), b'Initiator' + cb, 'sha256').digest()
+        ir = base64.b64encode(b'alice\0' + mac).decode()
+        c.send("<authenticate xmlns='%s' mechanism='%s'><initial-response>%s"
+               "</initial-response><user-agent id='%s'/><fast xmlns='%s'/></authenticate>"
+               % (NS2, mech, ir, agent, NS_FAST))
+        return c.recv(), cb
+    finally:
+        c.close()
+
+
+def fast_token_for(srv, mech, agent, tls_max=None):
+    """A password login over tls_max asking for a token for mech: the
+    <token/> element or None."""
+    c = preauth(srv, 'alice@localhost', tls_max)
+    try:
+        s, _ = auth2_scram(c, USERS['alice@localhost'],
+                           "<user-agent id='%s'/><request-token xmlns='%s' "
+                           "mechanism='%s'/>" % (agent, NS_FAST, mech))
+        check(s.tag == '{%s}success' % NS2, 'password login: %s' % rt.to_string(s))
+        return s.find('{%s}token' % NS_FAST)
+    finally:
+        c.close()
+
+
+def is_not_authorized(s):
+    return s.tag == '{%s}failure' % NS2 and s.find('{%s}not-authorized' % NS_SASL) is not None
+
+
+def fast_channel_binding(srv):
+    """draft-schmaus-kitten-sasl-ht with XEP-0484: <fast/> lists only the
+    HT mechanisms whose channel binding this TLS has (EXPR and ENDP on TLS
+    1.3, UNIQ and ENDP on TLS 1.2, NONE always); a token asked for one is
+    issued and then logs in with HMAC(token, 'Initiator' || cb), the
+    server answering HMAC(token, 'Responder' || cb); the binding of another
+    connection fails with not-authorized, as does the token with another
+    mechanism (NONE: no downgrade); a token is not issued for a mechanism
+    this connection lacks, and such a mechanism is refused."""
+    import time
+    for tls_max, mechs in FAST_BY_TLS.items():
+        c = preauth(srv, 'alice@localhost', tls_max)
+        try:
+            fa = c.features.find('{%s}authentication/{%s}inline/{%s}fast' % (NS2, NS2, NS_FAST))
+            got = [m.text for m in fa] if fa is not None else None
+            check(got == mechs, 'FAST over %s: %s, want %s' % (c.tls_version, got, mechs))
+        finally:
+            c.close()
+    runs = [('HT-SHA-256-ENDP', None), ('HT-SHA-256-UNIQ', ssl.TLSVersion.TLSv1_2),
+            ('HT-SHA-256-ENDP', ssl.TLSVersion.TLSv1_2)]
+    probe = preauth(srv, 'alice@localhost')
+    if _libssl_exporter(probe.sock) is not None:
+        runs.append(('HT-SHA-256-EXPR', None))
+    else:
+        print('NOTE sasl2:fast_channel_binding: no tls-exporter from this Python; '
+              'EXPR is covered by tests/unit (check_sasl, check_tls)')
+    probe.close()
+    for n, (mech, tls_max) in enumerate(runs):
+        agent = 'cb-agent-%d-%s' % (n, mech)
+        tok = fast_token_for(srv, mech, agent, tls_max)
+        check(tok is not None and tok.get('token'), '%s: no token' % mech)
+        token = tok.get('token')
+        time.sleep(0.3)                  # the token is written behind
+        s, cb = fast_auth_cb(srv, token, agent, mech, tls_max)
+        check(s.tag == '{%s}success' % NS2, '%s login: %s' % (mech, rt.to_string(s)))
+        want = base64.b64encode(hmac.new(token.encode(), b'Responder' + cb,
+                                         'sha256').digest()).decode()
+        check(s.findtext('{%s}additional-data' % NS2) == want,
+              '%s: server HMAC: %s' % (mech, rt.to_string(s)))
+        # Another connection's binding (what a relay of the hash carries).
+        wrong = bytes([cb[0] ^ 1]) + cb[1:]
+        s, _ = fast_auth_cb(srv, token, agent, mech, tls_max, cb=wrong)
+        check(is_not_authorized(s), '%s with a wrong binding: %s' % (mech, rt.to_string(s)))
+        s, _ = fast_auth_cb(srv, token, agent, mech, tls_max, cb=b'')
+        check(is_not_authorized(s), '%s without its binding: %s' % (mech, rt.to_string(s)))
+        # XEP-0484: a channel-bound token does not work unbound.
+        s, _ = fast_auth_cb(srv, token, agent, 'HT-SHA-256-NONE', tls_max)
+        check(is_not_authorized(s), '%s token used with NONE: %s' % (mech, rt.to_string(s)))
+        # Nor with another offered binding, even hashed over the same data.
+        other = [m for m in FAST_BY_TLS[tls_max] if m not in (mech, 'HT-SHA-256-NONE')][0]
+        s, _ = fast_auth_cb(srv, token, agent, other, tls_max, cb=cb)
+        check(is_not_authorized(s), '%s token used with %s: %s' % (mech, other, rt.to_string(s)))
+        # Still good for its own mechanism after those failures.
+        s, _ = fast_auth_cb(srv, token, agent, mech, tls_max)
+        check(s.tag == '{%s}success' % NS2, '%s again: %s' % (mech, rt.to_string(s)))
+    # UNIQ over TLS 1.3: no token, and the mechanism is refused.
+    tok = fast_token_for(srv, 'HT-SHA-256-UNIQ', 'cb-agent-uniq13')
+    check(tok is None, 'a token for a mechanism not offered: %s' % (tok is not None and tok.attrib))
+    s, _ = fast_auth_cb(srv, 'whatever', 'cb-agent-uniq13', 'HT-SHA-256-UNIQ', None,
+                        cb=b'\0' * 32)
+    check(s.tag == '{%s}failure' % NS2 and s.find('{%s}invalid-mechanism' % NS_SASL) is not None,
+          'UNIQ over TLS 1.3: %s' % rt.to_string(s))
 
 
 def ssdp(srv):
@@ -281,11 +435,17 @@ def ssdp(srv):
         c.close()
 
 
-TESTS = [feature, plain_no_bind, scram_bind2_sm, failures, fast_tokens, ssdp]
+TESTS = [feature, plain_no_bind, scram_bind2_sm, failures, fast_tokens,
+         fast_channel_binding, ssdp]
+
+
+class Roost(rt.Roost):
+    # fast_channel_binding fails a dozen logins on purpose.
+    extra_limits = 'auth_failures_per_ip = 100; '
 
 
 def main():
-    p, f = rt.run_group(rt.Roost, USERS, TESTS, 'sasl2')
+    p, f = rt.run_group(Roost, USERS, TESTS, 'sasl2')
     print('%d passed, %d failed' % (p, f))
     return 1 if f else 0
 

@@ -3,11 +3,14 @@
  * the memory storage backend.  Covers the mechanism list per
  * configuration, every mechanism's success path, channel binding (match,
  * mismatch, unknown type, "y" downgrade), wrong credentials, the PLAIN
- * authzid impersonation attack, base64 errors and retries. */
+ * authzid impersonation attack, base64 errors and retries; and the
+ * XEP-0484 HT-SHA-256 mechanisms of core/fast.c (the token HMAC over the
+ * channel-binding data, a token bound to its mechanism). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -17,6 +20,7 @@
 #include <roost/common.h>
 #include <roost/store.h>
 #include "auth.h"
+#include "fast.h"
 #include "log.h"
 #include "sasl.h"
 #include "storage.h"
@@ -1441,6 +1445,183 @@ START_TEST(test_scram_plus_types)
 }
 END_TEST
 
+/* --- FAST: HT-SHA-256-* (core/fast.c) --- */
+
+#define AGENT "9d3b2a10-agent"
+
+static const unsigned char cb_a[32] = "exporter-or-end-point-data-A...";
+static const unsigned char cb_b[32] = "exporter-or-end-point-data-B...";
+static const unsigned char cb_u[12] = "finished-12";
+
+static int64_t
+fast_future(void)
+{
+    return (int64_t)time(NULL) * 1000 + 3600 * 1000;
+}
+
+/* HMAC-SHA-256(token, label || cb), base64. */
+static void
+fast_mac64(const char *token, const char *label, const unsigned char *cb,
+           size_t cblen, char out[64])
+{
+    unsigned char msg[128], mac[32];
+    unsigned int len = sizeof(mac);
+
+    memcpy(msg, label, strlen(label));
+    memcpy(msg + strlen(label), cb, cblen);
+    HMAC(EVP_sha256(), token, (int)strlen(token), msg, strlen(label) + cblen,
+         mac, &len);
+    EVP_EncodeBlock((unsigned char *)out, mac, 32);
+}
+
+/* The initiator's message "user NUL HMAC(token, 'Initiator' || cb)". */
+static void
+fast_ir(const char *user, const char *token, const unsigned char *cb,
+        size_t cblen, char out[128])
+{
+    unsigned char raw[80], msg[128], mac[32];
+    unsigned int len = sizeof(mac);
+    size_t n = strlen(user);
+
+    memcpy(msg, "Initiator", 9);
+    memcpy(msg + 9, cb, cblen);
+    HMAC(EVP_sha256(), token, (int)strlen(token), msg, 9 + cblen, mac, &len);
+    memcpy(raw, user, n);
+    raw[n] = '\0';
+    memcpy(raw + n + 1, mac, 32);
+    EVP_EncodeBlock((unsigned char *)out, raw, (int)(n + 1 + 32));
+}
+
+static int
+fast_try(const char *mech, const char *token, const unsigned char *ccb,
+         size_t ccblen, const unsigned char *scb, size_t scblen, char *add_out)
+{
+    char ir[128], *user = NULL, *add = NULL;
+    int rc;
+
+    fast_ir("alice", token, ccb, ccblen, ir);
+    rc = roost_fast_verify(HOST, AGENT, mech, ir, scb, scblen, 0, &user, &add);
+    if (rc == 0) {
+        ck_assert_str_eq(user, "alice");
+        if (add_out != NULL)
+            snprintf(add_out, 64, "%s", add);
+    } else {
+        ck_assert_ptr_null(user);
+        ck_assert_ptr_null(add);
+    }
+    roost_free(user);
+    roost_free(add);
+    return rc;
+}
+
+/* A token issued for mech_issued, used with mech_used; the client hashes
+ * ccb, the server's connection has scb. */
+static const struct {
+    const char *issued, *used;
+    const unsigned char *ccb, *scb;
+    size_t ccblen, scblen;
+    int ok;
+} fast_cases[] = {
+    {"HT-SHA-256-EXPR", "HT-SHA-256-EXPR", cb_a, cb_a, 32, 32, 1},
+    {"HT-SHA-256-ENDP", "HT-SHA-256-ENDP", cb_a, cb_a, 32, 32, 1},
+    {"HT-SHA-256-UNIQ", "HT-SHA-256-UNIQ", cb_u, cb_u, 12, 12, 1},
+    {"HT-SHA-256-NONE", "HT-SHA-256-NONE", NULL, NULL, 0, 0, 1},
+    /* another connection's binding (a relayed token hash) */
+    {"HT-SHA-256-EXPR", "HT-SHA-256-EXPR", cb_b, cb_a, 32, 32, 0},
+    {"HT-SHA-256-ENDP", "HT-SHA-256-ENDP", cb_a, cb_b, 32, 32, 0},
+    {"HT-SHA-256-UNIQ", "HT-SHA-256-UNIQ", cb_a, cb_u, 32, 12, 0},
+    /* the client left the binding out */
+    {"HT-SHA-256-EXPR", "HT-SHA-256-EXPR", NULL, cb_a, 0, 32, 0},
+    /* XEP-0484: a token only with the mechanism it was issued for */
+    {"HT-SHA-256-EXPR", "HT-SHA-256-NONE", NULL, NULL, 0, 0, 0},
+    {"HT-SHA-256-ENDP", "HT-SHA-256-EXPR", cb_a, cb_a, 32, 32, 0},
+    {"HT-SHA-256-NONE", "HT-SHA-256-UNIQ", cb_u, cb_u, 12, 12, 0},
+};
+
+START_TEST(test_fast_cb)
+{
+    const char *tok = "tok-0123456789abcdefghijklmnopqrstuvwxyz";
+    char add[64], want[64];
+
+    ck_assert_int_eq(roost_fast_store_new(HOST, "alice", AGENT,
+                                          fast_cases[_i].issued, tok,
+                                          fast_future()),
+                     0);
+    if (!fast_cases[_i].ok) {
+        ck_assert_int_eq(fast_try(fast_cases[_i].used, tok, fast_cases[_i].ccb,
+                                  fast_cases[_i].ccblen, fast_cases[_i].scb,
+                                  fast_cases[_i].scblen, NULL),
+                         -ROOST_EAUTH);
+        /* Still there for its right use (the binding the server has;
+         * NONE has none). */
+        if (strcmp(fast_cases[_i].issued, "HT-SHA-256-NONE") == 0)
+            ck_assert_int_eq(
+                fast_try(fast_cases[_i].issued, tok, NULL, 0, NULL, 0, NULL),
+                0);
+        else
+            ck_assert_int_eq(
+                fast_try(fast_cases[_i].issued, tok, cb_a, 32, cb_a, 32, NULL),
+                0);
+        return;
+    }
+    ck_assert_int_eq(fast_try(fast_cases[_i].used, tok, fast_cases[_i].ccb,
+                              fast_cases[_i].ccblen, fast_cases[_i].scb,
+                              fast_cases[_i].scblen, add),
+                     0);
+    /* Mutual authentication over the same binding. */
+    fast_mac64(tok, "Responder", fast_cases[_i].scb, fast_cases[_i].scblen,
+               want);
+    ck_assert_str_eq(add, want);
+}
+END_TEST
+
+/* Each slot keeps its own mechanism: a channel-bound token that became
+ * 'current' stays bound after a HT-SHA-256-NONE token is issued as
+ * 'new' (one mechanism per record would let it pass unbound). */
+START_TEST(test_fast_slot_mechs)
+{
+    const char *ta = "token-A-0123456789abcdefghijklmnopqrstu";
+    const char *tb = "token-B-0123456789abcdefghijklmnopqrstu";
+
+    ck_assert_int_eq(roost_fast_store_new(HOST, "alice", AGENT,
+                                          "HT-SHA-256-EXPR", ta, fast_future()),
+                     0);
+    ck_assert_int_eq(fast_try("HT-SHA-256-EXPR", ta, cb_a, 32, cb_a, 32, NULL),
+                     0); /* ta is 'current' now */
+    ck_assert_int_eq(roost_fast_store_new(HOST, "alice", AGENT,
+                                          "HT-SHA-256-NONE", tb, fast_future()),
+                     0);
+    ck_assert_int_eq(fast_try("HT-SHA-256-NONE", ta, NULL, 0, NULL, 0, NULL),
+                     -ROOST_EAUTH);
+    ck_assert_int_eq(fast_try("HT-SHA-256-EXPR", ta, cb_a, 32, cb_a, 32, NULL),
+                     0);
+    ck_assert_int_eq(fast_try("HT-SHA-256-EXPR", tb, cb_a, 32, cb_a, 32, NULL),
+                     -ROOST_EAUTH);
+    ck_assert_int_eq(fast_try("HT-SHA-256-NONE", tb, NULL, 0, NULL, 0, NULL),
+                     0);
+}
+END_TEST
+
+/* A record written before the channel-binding mechanisms (no per-slot
+ * mechanism): its tokens stay HT-SHA-256-NONE tokens. */
+START_TEST(test_fast_old_record)
+{
+    roost_store_t *st = roost_storage_store(HOST, "fast", ROOST_STORE_MAP);
+    const char *tc = "token-C-0123456789abcdefghijklmnopqrstu";
+    char v[256];
+    int n = snprintf(v, sizeof(v), "HT-SHA-256-NONE\n%s\n%lld\n-\n0", tc,
+                     (long long)fast_future());
+
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(roost_store_set(st, "alice", AGENT, v, (size_t)n), 0);
+    roost_store_close(st);
+    ck_assert_int_eq(fast_try("HT-SHA-256-EXPR", tc, cb_a, 32, cb_a, 32, NULL),
+                     -ROOST_EAUTH);
+    ck_assert_int_eq(fast_try("HT-SHA-256-NONE", tc, NULL, 0, NULL, 0, NULL),
+                     0);
+}
+END_TEST
+
 static Suite *
 sasl_suite(void)
 {
@@ -1484,6 +1665,9 @@ sasl_suite(void)
     TC("scram_first", test_scram_first, N(first_cases));
     TC("scram_authzid", test_scram_authzid, 5);
     TC("scram_plus_types", test_scram_plus_types, 4);
+    TC("fast_cb", test_fast_cb, N(fast_cases));
+    TC("fast_slot_mechs", test_fast_slot_mechs, 1);
+    TC("fast_old_record", test_fast_old_record, 1);
 #undef TC
     return su;
 }

@@ -3,7 +3,8 @@
  * one thread over a non-blocking socketpair.  Covers certificate
  * generation (key mode, names, validity), loading and its errors, context
  * options, TLS 1.3 and forced TLS 1.2, SNI switching, ALPN, and
- * channel-binding data compared with the client's view. */
+ * channel-binding data compared with the client's view, including the
+ * XEP-0484 FAST mechanisms each connection offers (core/fast.c). */
 #include <check.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -20,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include <roost/common.h>
+#include "fast.h"
 #include "log.h"
 #include "tls.h"
 
@@ -363,6 +365,24 @@ END_TEST
 
 /* --- handshakes and channel binding --- */
 
+/* The hash of the certificate the client got, as a client computes
+ * tls-server-end-point: md over its DER encoding. */
+static void
+peer_cert_hash(SSL *c, const EVP_MD *md, unsigned char *out)
+{
+    X509 *x = SSL_get1_peer_certificate(c);
+    unsigned char *der = NULL;
+    unsigned int n = 0;
+    int len;
+
+    ck_assert_ptr_nonnull(x);
+    len = i2d_X509(x, &der);
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_eq(EVP_Digest(der, (size_t)len, out, &n, md, NULL), 1);
+    OPENSSL_free(der);
+    X509_free(x);
+}
+
 static const int versions[] = {0, TLS1_2_VERSION};
 
 START_TEST(test_handshake_cb)
@@ -429,11 +449,152 @@ START_TEST(test_handshake_cb)
     }
     ck_assert_uint_eq(slen, clen);
     ck_assert_int_eq(memcmp(sv, cv, clen), 0);
+    /* RFC 5929 tls-server-end-point: SHA-256 of the certificate the
+     * client received (ours is signed with SHA-256). */
     slen = sizeof(sv);
     ck_assert_int_eq(
+        roost_tls_channel_binding(h.s, "tls-server-end-point", sv, &slen), 0);
+    ck_assert_uint_eq(slen, 32);
+    peer_cert_hash(h.c, EVP_sha256(), cv);
+    ck_assert_int_eq(memcmp(sv, cv, 32), 0);
+    slen = 31;
+    ck_assert_int_eq(
         roost_tls_channel_binding(h.s, "tls-server-end-point", sv, &slen),
-        -ROOST_ENOTFOUND);
+        -ROOST_EINVAL);
     hs_free(&h);
+}
+END_TEST
+
+/* --- XEP-0484 FAST mechanisms per connection (core/fast.c) --- */
+
+static const struct {
+    int maxver;
+    const char *mechs[5];
+} fast_cases[] = {
+    {0, {"HT-SHA-256-EXPR", "HT-SHA-256-ENDP", "HT-SHA-256-NONE", NULL}},
+    {TLS1_2_VERSION,
+     {"HT-SHA-256-UNIQ", "HT-SHA-256-ENDP", "HT-SHA-256-NONE", NULL}},
+};
+
+START_TEST(test_fast_mechs)
+{
+    hs_t h;
+    hsopt_t o = {.maxver = fast_cases[_i].maxver};
+    const char *m[ROOST_FAST_NMECHS + 1];
+    unsigned char sv[64], cv[64];
+    size_t slen, clen;
+    int n;
+
+    ck_assert_int_eq(handshake(&h, ctx_a, &o), 0);
+    n = roost_fast_mechs(h.s, m);
+    for (int i = 0; i <= n; i++) {
+        if (fast_cases[_i].mechs[i] == NULL)
+            ck_assert_ptr_null(m[i]);
+        else
+            ck_assert_str_eq(m[i], fast_cases[_i].mechs[i]);
+    }
+    /* The data each binds to, as the client computes it. */
+    slen = sizeof(sv);
+    ck_assert_int_eq(roost_fast_cb(h.s, "HT-SHA-256-NONE", sv, &slen), 0);
+    ck_assert_uint_eq(slen, 0);
+    slen = sizeof(sv);
+    ck_assert_int_eq(roost_fast_cb(h.s, "HT-SHA-256-ENDP", sv, &slen), 0);
+    peer_cert_hash(h.c, EVP_sha256(), cv);
+    ck_assert_uint_eq(slen, 32);
+    ck_assert_int_eq(memcmp(sv, cv, 32), 0);
+    slen = sizeof(sv);
+    if (fast_cases[_i].maxver == 0) {
+        ck_assert_int_eq(roost_fast_cb(h.s, "HT-SHA-256-EXPR", sv, &slen), 0);
+        ck_assert_int_eq(SSL_export_keying_material(h.c, cv, 32,
+                                                    "EXPORTER-Channel-Binding",
+                                                    24, NULL, 0, 0),
+                         1);
+        ck_assert_uint_eq(slen, 32);
+        ck_assert_int_eq(memcmp(sv, cv, 32), 0);
+        /* tls-unique is undefined on TLS 1.3 (RFC 9266): no UNIQ, even
+         * though SCRAM accepts it there (COMPAT in core/tls.c). */
+        slen = sizeof(sv);
+        ck_assert_int_eq(roost_fast_cb(h.s, "HT-SHA-256-UNIQ", sv, &slen),
+                         -ROOST_ENOTFOUND);
+    } else {
+        ck_assert_int_eq(roost_fast_cb(h.s, "HT-SHA-256-UNIQ", sv, &slen), 0);
+        clen = SSL_get_finished(h.c, cv, sizeof(cv));
+        ck_assert_uint_eq(slen, clen);
+        ck_assert_int_eq(memcmp(sv, cv, clen), 0);
+        slen = sizeof(sv);
+        ck_assert_int_eq(roost_fast_cb(h.s, "HT-SHA-256-EXPR", sv, &slen),
+                         -ROOST_ENOTFOUND);
+    }
+    slen = sizeof(sv);
+    ck_assert_int_eq(roost_fast_cb(h.s, "SCRAM-SHA-256", sv, &slen),
+                     -ROOST_ENOTFOUND);
+    hs_free(&h);
+    /* Without TLS: the unbound mechanism only. */
+    ck_assert_int_eq(roost_fast_mechs(NULL, m), 1);
+    ck_assert_str_eq(m[0], "HT-SHA-256-NONE");
+    ck_assert_ptr_null(m[1]);
+}
+END_TEST
+
+/* tls-server-end-point follows the certificate's signature hash (RFC 5929
+ * §4.1), and does not exist for Ed25519 (no hash): then no ENDP. */
+static const struct {
+    const char *alg; /* key type for EVP_PKEY_Q_keygen */
+    const char *md;  /* signature digest, NULL for Ed25519 */
+    int cblen;       /* 0: not offered */
+} endp_cases[] = {
+    {"EC", "SHA384", 48},
+    {"EC", "SHA512", 64},
+    {"ED25519", NULL, 0},
+};
+
+START_TEST(test_endp_sig)
+{
+    EVP_PKEY *pk = strcmp(endp_cases[_i].alg, "EC") == 0
+                       ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")
+                       : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    X509 *x = X509_new();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    const EVP_MD *md =
+        endp_cases[_i].md ? EVP_get_digestbyname(endp_cases[_i].md) : NULL;
+    const char *m[ROOST_FAST_NMECHS + 1];
+    unsigned char sv[64], cv[64];
+    size_t slen = sizeof(sv);
+    hsopt_t o = {0};
+    hs_t h;
+
+    ck_assert(pk != NULL && x != NULL && ctx != NULL);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"c.example", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    X509_set_pubkey(x, pk);
+    ck_assert_int_gt(X509_sign(x, pk, md), 0);
+    ck_assert_int_eq(SSL_CTX_use_certificate(ctx, x), 1);
+    ck_assert_int_eq(SSL_CTX_use_PrivateKey(ctx, pk), 1);
+    ck_assert_int_eq(handshake(&h, ctx, &o), 0);
+    roost_fast_mechs(h.s, m);
+    if (endp_cases[_i].cblen == 0) {
+        ck_assert_int_eq(
+            roost_tls_channel_binding(h.s, "tls-server-end-point", sv, &slen),
+            -ROOST_ENOTFOUND);
+        ck_assert_str_eq(m[1], "HT-SHA-256-NONE"); /* EXPR, NONE */
+    } else {
+        ck_assert_int_eq(
+            roost_tls_channel_binding(h.s, "tls-server-end-point", sv, &slen),
+            0);
+        ck_assert_uint_eq(slen, (size_t)endp_cases[_i].cblen);
+        peer_cert_hash(h.c, md, cv);
+        ck_assert_int_eq(memcmp(sv, cv, slen), 0);
+        ck_assert_str_eq(m[1], "HT-SHA-256-ENDP");
+    }
+    hs_free(&h);
+    SSL_CTX_free(ctx);
+    X509_free(x);
+    EVP_PKEY_free(pk);
 }
 END_TEST
 
@@ -619,6 +780,8 @@ tls_suite(void)
     TC("tls12_resumed", test_tls12_resumed, 1);
     TC("tls12_no_ems", test_tls12_no_ems, 1);
     TC("cb_before_handshake", test_cb_before_handshake, 1);
+    TC("fast_mechs", test_fast_mechs, N(fast_cases));
+    TC("endp_sig", test_endp_sig, N(endp_cases));
     TC("sni", test_sni, N(sni_cases));
     TC("alpn", test_alpn, N(alpn_cases));
 #undef TC

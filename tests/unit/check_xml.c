@@ -6,7 +6,8 @@
  * in one chunk, byte by byte and in odd chunk sizes; UTF-8 split across
  * chunks; every refused construct with its condition; every limit just
  * below and just above; stop, consumed and reset with pipelined data;
- * jabber:server normalisation; namespaced attributes.  Not a fuzzer: see
+ * jabber:server normalisation; namespaced attributes; releasing the parser
+ * while idle and rebuilding it changes nothing.  Not a fuzzer: see
  * tests/fuzz/fuzz_xml.c. */
 #include <check.h>
 #include <stdarg.h>
@@ -781,6 +782,158 @@ START_TEST(test_attr_names)
 }
 END_TEST
 
+/* --- idle release --- */
+
+/* feed_chunks(), releasing the parser after every feed (as the idle
+ * sweep may); counts the releases that happened. */
+static int
+feed_release(roost_xml_t *x, const char *data, size_t len, size_t chunk,
+             int *released)
+{
+    size_t off = 0;
+    int rc = 0;
+
+    if (chunk == 0)
+        chunk = len ? len : 1;
+    while (off < len) {
+        size_t n = len - off < chunk ? len - off : chunk, used = 0;
+
+        rc = roost_xml_feed(x, data + off, n, &used);
+        if (rc < 0)
+            return rc;
+        off += used;
+        *released += roost_xml_release(x);
+    }
+    return rc;
+}
+
+/* Streams whose behaviour must not change when the parser is released
+ * and rebuilt between feeds: prefixes and namespaces declared on the
+ * root, jabber:server normalisation, the root's own prefix in its end
+ * tag, and every error class after a release. */
+static const char *const release_in[] = {
+    stream_in,
+    "<s:stream xmlns:s='" ROOST_NS_STREAM "' xmlns='jabber:client' "
+    "xmlns:e='urn:ext' xmlns:q='urn:&amp;&lt;&apos;\"q&#9;&#10;&#13;x'>"
+    "<message e:flag='1'><e:x q:a='2'/></message>\n"
+    "<q:y/> <presence/></s:stream>",
+    "<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' "
+    "xmlns:stream='" ROOST_NS_STREAM "'><message from='a@b'><body>x</body>"
+    "</message><db:result/><iq><y xmlns='jabber:server'/></iq>",
+    HDR "<a/></s:stream>",
+    HDR "<a/><!-- no -->",
+    HDR "<a/><?pi x?>",
+    HDR "<a/><?xml version='1.0'?>",
+    HDR "<a/>text",
+    HDR "<a/><b>\xff</b>",
+    HDR "<a/><b x='1' x='2'/>",
+    HDR "<a/><u:b/>",
+    HDR "<a/><b></c>",
+    "<stream xmlns='" ROOST_NS_STREAM "' xmlns:c='jabber:client'>"
+    "<c:message/></stream>",
+};
+
+START_TEST(test_release_same)
+{
+    const char *in = release_in[_i];
+    size_t len = strlen(in);
+
+    for (size_t c = 0; c < sizeof(chunk_sizes) / sizeof(chunk_sizes[0]); c++) {
+        rec_t ref, r;
+        roost_xml_t *x = new_parser(&ref, NULL);
+        int rc_ref = feed_chunks(x, in, len, chunk_sizes[c]), rc, released = 0;
+
+        roost_xml_free(x);
+        x = new_parser(&r, NULL);
+        rc = feed_release(x, in, len, chunk_sizes[c], &released);
+        ck_assert_int_eq(rc, rc_ref);
+        ck_assert_str_eq(r.log, ref.log);
+        if (chunk_sizes[c] == 1 && _i == 0)
+            ck_assert_int_ge(released, 4);
+        roost_xml_free(x);
+    }
+}
+END_TEST
+
+START_TEST(test_release_when)
+{
+    rec_t r;
+    roost_xml_t *x = new_parser(&r, NULL);
+    size_t held;
+
+    /* Nothing to restore yet: before the root, the parser stays. */
+    ck_assert_int_eq(roost_xml_release(x), 0);
+    ck_assert_int_eq(feed_str(x, HDR "<message><body>hi</body></message>"), 0);
+    held = roost_xml_memory(x);
+    ck_assert_int_eq(roost_xml_release(x), 1);
+    ck_assert_int_eq(roost_xml_release(x), 1); /* already */
+    ck_assert_uint_lt(roost_xml_memory(x), 2048);
+    ck_assert_uint_lt(roost_xml_memory(x), held / 4);
+    /* Inside a stanza, or with half a tag buffered, it stays. */
+    ck_assert_int_eq(feed_str(x, "<message><body>"), 0);
+    ck_assert_int_eq(roost_xml_release(x), 0);
+    ck_assert_int_eq(feed_str(x, "x</body></message><pres"), 0);
+    ck_assert_int_eq(roost_xml_release(x), 0);
+    ck_assert_int_eq(feed_str(x, "ence/>\r\n  "), 0);
+    ck_assert_int_eq(roost_xml_release(x), 1);
+    ck_assert_int_eq(r.nstanza, 3);
+    /* A reset while released starts over with a new header. */
+    roost_xml_reset(x);
+    ck_assert_int_eq(feed_str(x, HDR "<a/>"), 0);
+    ck_assert_int_eq(r.nopen, 2);
+    ck_assert_int_eq(roost_xml_release(x), 1);
+    ck_assert_int_eq(feed_str(x, "</stream:stream>"), 0);
+    ck_assert_int_eq(r.nclose, 1);
+    ck_assert_int_eq(r.nerr, 0);
+    roost_xml_free(x);
+
+    /* Released and never fed again: freeing is fine. */
+    x = new_parser(&r, NULL);
+    ck_assert_int_eq(feed_str(x, HDR), 0);
+    ck_assert_int_eq(roost_xml_release(x), 1);
+    roost_xml_free(x);
+}
+END_TEST
+
+START_TEST(test_release_limits)
+{
+    /* The whitespace run and the stanza size are counted across a
+     * release: stream offsets do not restart with the new parser. */
+    roost_xml_limits_t lim = {500, 64, 64};
+    char ws[301];
+    rec_t r;
+    roost_xml_t *x = new_parser(&r, &lim);
+
+    memset(ws, ' ', 300);
+    ws[300] = '\0';
+    ck_assert_int_eq(feed_str(x, HDR "<a/>"), 0);
+    ck_assert_int_eq(feed_str(x, ws), 0);
+    ck_assert_int_eq(roost_xml_release(x), 1);
+    ck_assert_int_eq(feed_str(x, ws), -ROOST_EINVAL);
+    ck_assert_str_eq(r.log, HDR_LOG "S <a xmlns=\"jabber:client\"/>\n"
+                                    "E policy-violation\n");
+    roost_xml_free(x);
+
+    /* Attribute and depth limits still apply after a rebuild. */
+    x = new_parser(&r, &lim);
+    ck_assert_int_eq(feed_str(x, HDR "<a/>"), 0);
+    ck_assert_int_eq(roost_xml_release(x), 1);
+    {
+        char big[2000];
+        size_t n = 0;
+
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "<b");
+        for (int i = 0; i < 65; i++)
+            n += (size_t)snprintf(big + n, sizeof(big) - n, " a%d='1'", i);
+        snprintf(big + n, sizeof(big) - n, "/>");
+        ck_assert_int_eq(feed_str(x, big), -ROOST_EINVAL);
+    }
+    ck_assert_str_eq(r.log, HDR_LOG "S <a xmlns=\"jabber:client\"/>\n"
+                                    "E policy-violation\n");
+    roost_xml_free(x);
+}
+END_TEST
+
 START_TEST(test_no_callbacks)
 {
     /* NULL callbacks are skipped (stanzas are freed, not leaked). */
@@ -839,6 +992,9 @@ xml_suite(void)
     ADD("server_ns", test_server_ns);
     ADD("attr_names", test_attr_names);
     ADD("no_callbacks", test_no_callbacks);
+    ADD_LOOP("release_same", test_release_same, release_in);
+    ADD("release_when", test_release_when);
+    ADD("release_limits", test_release_limits);
 #undef ADD
 #undef ADD_LOOP
     return s;
