@@ -59,6 +59,11 @@
  * through the generic PEP code, and so do XEP-0402 bookmarks and OMEMO
  * (XEP-0384).
  *
+ * XEP-0398: a metadata item the account publishes to
+ * urn:xmpp:avatar:metadata (with its data in urn:xmpp:avatar:data) is
+ * handed to mod_vcard for the vCard's PHOTO (pep_avatar_to_vcard); the
+ * other direction is mod_vcard's, through ordinary publishes.
+ *
  * Not here (see the gaps in the top-level report): subscription options
  * (§6.3) and subids, the authorize access model and pending subscriptions,
  * notifying entities of subscription or affiliation changes (§8.8.4,
@@ -86,7 +91,10 @@
 #define PEP_NS_BM       "storage:bookmarks"    /* XEP-0048 */
 #define PEP_NS_BM2      "urn:xmpp:bookmarks:1" /* XEP-0402 */
 #define PEP_NS_BMCONV   "urn:xmpp:bookmarks-conversion:0"
-#define PEP_BM_KEY      "{" PEP_NS_BM "}storage" /* its private XML key */
+#define PEP_BM_KEY      "{" PEP_NS_BM "}storage"   /* its private XML key */
+#define PEP_NS_AV_DATA  "urn:xmpp:avatar:data"     /* XEP-0084 */
+#define PEP_NS_AV_META  "urn:xmpp:avatar:metadata" /* XEP-0084 */
+#define PEP_NS_VCPHOTO  "urn:roost:vcard-photo"    /* mod_vcard */
 #define PEP_FORM_CONFIG PEP_NS "#node_config"
 #define PEP_FORM_PUBOPT PEP_NS "#publish-options"
 #define PEP_NODE_MAX    1023 /* bytes of a node name */
@@ -2304,6 +2312,72 @@ pep_bm_publish(pep_req_t *r, roost_stanza_t *pub)
     return pep_reply_wb(r, w, res);
 }
 
+/* ------------------------------------------- XEP-0398 avatar conversion */
+
+/* XEP-0398 §2.1: the account published its XEP-0084 metadata; the avatar
+ * goes into its vCard.  The info that points at data in the data node
+ * (no url) is the one: its item's base64 goes to mod_vcard as an IQ set
+ * <photo xmlns='urn:roost:vcard-photo' type='..' id='..'/> from the
+ * account's bare JID to itself, which mod_vcard checks (base64, SHA-1 =
+ * id), stores and answers; the answer to the bare JID is dropped.  An
+ * empty <metadata/> (XEP-0084 §4.5) removes the photo.  Only the
+ * client's publishes (ev->origin set) count: mod_vcard publishes what a
+ * vCard set brings with origin NULL, and that must not come back. */
+static void
+pep_avatar_to_vcard(pep_req_t *r, roost_stanza_t *meta)
+{
+    roost_stanza_t *info = NULL, *pick = NULL, *iq, *ph;
+    pep_node_t *dn;
+    const pep_item_t *data = NULL;
+    const char *id = NULL, *b64 = NULL;
+    char idbuf[64];
+
+    for (roost_stanza_t *c = roost_stanza_first_child(meta); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        if (strcmp(roost_stanza_name(c), "info") != 0 ||
+            roost_stanza_ns(c) == NULL ||
+            strcmp(roost_stanza_ns(c), PEP_NS_AV_META) != 0)
+            continue;
+        if (info == NULL)
+            info = c; /* there is an avatar */
+        if (roost_stanza_attr(c, "url") == NULL &&
+            roost_stanza_attr(c, "id") != NULL) {
+            id = roost_stanza_attr(c, "id");
+            pick = c;
+            break;
+        }
+    }
+    if (info != NULL && id == NULL)
+        return; /* only external URLs: no bytes for the vCard */
+    if (id != NULL) {
+        dn = pep_node_find(r->u, PEP_NS_AV_DATA);
+        data = dn != NULL ? pep_item_find(dn, id) : NULL;
+        if (data == NULL ||
+            strcmp(roost_stanza_name(data->payload), "data") != 0) {
+            roost_log(r->m, ROOST_LOG_DEBUG,
+                      "%s: avatar metadata %s without its data item", r->user,
+                      id);
+            return;
+        }
+        b64 = roost_stanza_text(data->payload);
+    }
+    iq = roost_stanza_new(ROOST_NS_CLIENT, "iq");
+    pep_new_id(r->m, idbuf, sizeof(idbuf));
+    roost_stanza_set_attr(iq, "type", "set");
+    roost_stanza_set_attr(iq, "id", idbuf);
+    roost_stanza_set_attr(iq, "from", r->owner_bare);
+    roost_stanza_set_attr(iq, "to", r->owner_bare);
+    ph = roost_stanza_add_child(iq, PEP_NS_VCPHOTO, "photo");
+    if (id != NULL) {
+        roost_stanza_set_attr(ph, "id", id);
+        if (roost_stanza_attr(pick, "type") != NULL)
+            roost_stanza_set_attr(ph, "type", roost_stanza_attr(pick, "type"));
+        roost_stanza_add_text(ph, b64, strlen(b64));
+    }
+    roost_send(r->m, iq);
+    roost_stanza_unref(iq);
+}
+
 /* §7.1 publish (with §7.1.5 publish-options). */
 static roost_verdict_t
 pep_publish(pep_req_t *r, roost_stanza_t *pubsub, roost_stanza_t *pub)
@@ -2439,6 +2513,12 @@ pep_publish(pep_req_t *r, roost_stanza_t *pubsub, roost_stanza_t *pub)
     roost_stanza_unref(msg);
     if (strcmp(node, PEP_NS_BM2) == 0) /* XEP-0411 §3 */
         pep_bm_notify_legacy(r->m, r->user, r->owner_bare, r->u, w);
+    if (r->owner && r->ev->origin != NULL &&
+        strcmp(node, PEP_NS_AV_META) == 0 &&
+        strcmp(roost_stanza_name(payload), "metadata") == 0 &&
+        roost_stanza_ns(payload) != NULL &&
+        strcmp(roost_stanza_ns(payload), PEP_NS_AV_META) == 0)
+        pep_avatar_to_vcard(r, payload); /* XEP-0398 §2.1 */
 
     /* §7.1.2: the result names the item id */
     res = roost_stanza_new(PEP_NS, "pubsub");

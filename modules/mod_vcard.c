@@ -24,19 +24,68 @@
  * that is too big).  An account's vCard goes with the account
  * (roostctl deluser purges all of its stores).
  *
- * Prosody 0.12 differs: it answers a get of one's own missing vCard and
- * of another user's with <item-not-found/>, and has no size limit.
+ * Avatars (XEP-0398, with XEP-0153 and XEP-0084).  The account's avatar
+ * is the vCard's PHOTO (TYPE and a BINVAL whose base64 decodes strictly,
+ * whitespace allowed); its hash is the hex SHA-1 of the image bytes, kept
+ * in memory per account (roost_user_state, read with the vCard at login).
+ * A vCard set by the client with a valid PHOTO is published, after it is
+ * stored, to the account's PEP avatar nodes (§2.2): the data item, then
+ * a metadata item with one <info/> (id = hash, bytes, type from TYPE or
+ * the image's magic, width and height when the image header gives them),
+ * both with id = hash; a set that drops the PHOTO publishes an empty
+ * <metadata/> (XEP-0084 §4.5) and retracts the old data item.  These are
+ * ordinary pubsub IQs from the account's bare JID to itself, routed with
+ * roost_send to whichever module serves PEP (mod_pep); the nodes are
+ * created first with pubsub#access_model=open, because the vCard they
+ * mirror is readable by anyone (XEP-0054 §2.3); an existing node keeps
+ * its configuration (the create fails with <conflict/>, ignored).  The
+ * other way (§2.1), mod_pep sends us an IQ set of <photo
+ * xmlns='urn:roost:vcard-photo' type='..' id='sha1'>base64</photo> (empty
+ * to remove the photo), from the account's bare JID to itself; it is
+ * accepted only from the server (ev->origin NULL), its hash checked
+ * against id, and the PHOTO of the stored vCard replaced (max_size still
+ * applies).  Neither direction echoes the other: we publish only for the
+ * client's vCard sets and mod_pep reflects only the client's publishes.
+ * Every available presence from the client, broadcast or directed (MUC
+ * joins, XEP-0398 §3), carries <x xmlns='vcard-temp:x:update'><photo>hash
+ * </photo></x> (an empty <photo/> without avatar): an <x/> without
+ * <photo/> or with another hash is replaced (MUST and MAY of §3), one with
+ * an empty <photo/> is left alone (XEP-0153 §4.1: the client is not
+ * ready to advertise).  The event's stanza is never changed: a rewritten
+ * copy goes instead, at the three places the account's available presence
+ * leaves: ROOST_EV_OUTBOUND (mod_presence's broadcasts and probe
+ * answers), ROOST_EV_DELIVER (to the account's own resources) and, for
+ * the client's directed presence, ROOST_EV_PRE_STANZA after every other
+ * hook.  The hash is the current one when the presence leaves, so a probe
+ * answered after an avatar change carries the new hash.  The account
+ * advertises urn:xmpp:pep-vcard-conversion:0 (§2).
  *
- * Not here: vCard-based avatars (XEP-0153 presence hashes), vCard4
- * (XEP-0292), a configured vCard for the server, and content checks on
- * the vCard beyond its size (XEP-0054 is historical; clients send what
- * they like). */
+ * Prosody 0.12 differs: it answers a get of one's own missing vCard and
+ * of another user's with <item-not-found/>, and has no size limit.  Its
+ * mod_vcard_legacy keeps the vCard in PEP (vCard4) and builds vcard-temp
+ * from it; here the vCard stays the vcard-temp document and only the
+ * avatar is mirrored.
+ *
+ * Not here: vCard4 (XEP-0292), a configured vCard for the server, EXTVAL
+ * photos (no hash to publish), resending presence when the avatar changes
+ * (XEP-0398 §4 leaves that to clients), and content checks on the vCard
+ * beyond its size and the PHOTO (XEP-0054 is historical; clients send
+ * what they like). */
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <roost/module.h>
 #include <roost/store.h>
 
-#define VCARD_NS "vcard-temp"
+#define VCARD_NS          "vcard-temp"
+#define VCARD_NS_UPDATE   "vcard-temp:x:update"               /* XEP-0153 */
+#define VCARD_NS_CONV     "urn:xmpp:pep-vcard-conversion:0"   /* XEP-0398 */
+#define VCARD_NS_PHOTO    "urn:roost:vcard-photo"             /* mod_pep */
+#define VCARD_NS_PUBSUB   "http://jabber.org/protocol/pubsub" /* XEP-0060 */
+#define VCARD_NS_AV_DATA  "urn:xmpp:avatar:data"              /* XEP-0084 */
+#define VCARD_NS_AV_META  "urn:xmpp:avatar:metadata"          /* XEP-0084 */
+#define VCARD_FORM_CONFIG VCARD_NS_PUBSUB "#node_config"
 
 struct vcard_conf {
     int64_t max_size;
@@ -50,7 +99,24 @@ static const roost_opt_t vcard_opts[] = {{"max_size", ROOST_OPT_SIZE,
 /* Module instance state (roost_mod_data), freed in vcard_unload. */
 typedef struct {
     roost_store_t *store;
+    unsigned long next_id; /* ids of the IQs we send to PEP */
 } vcard_t;
+
+/* Per account (roost_user_state): the avatar's hash, "" for none. */
+typedef struct {
+    char hash[41];
+} vcard_user_t;
+
+/* An avatar taken from a PHOTO: the image's hash and size, its type and
+ * its base64 without whitespace.  type and b64 from roost_xmalloc
+ * (vcard_photo_clear). */
+typedef struct {
+    char hash[41];
+    char *type;
+    char *b64;
+    size_t bytes;
+    long width, height; /* 0: unknown */
+} vcard_photo_t;
 
 /* One read or write of a user's vCard: made on the loop, run on the
  * storage worker, answered and freed by the done callback. */
@@ -61,7 +127,10 @@ typedef struct {
     char *user;         /* whose vCard */
     char *val;          /* set: the document; get: what was read */
     size_t len;
-    int own; /* get: the requester's own vCard */
+    int own;             /* get: the requester's own vCard */
+    int64_t max_size;    /* photo: the vCard's limit */
+    vcard_photo_t photo; /* set, photo: the new avatar (hash "" none) */
+    int photo_ok;        /* set: photo is a valid avatar */
 } vcard_job_t;
 
 static vcard_job_t *
@@ -84,6 +153,8 @@ vcard_job_free(vcard_job_t *j)
     roost_stanza_unref(j->iq);
     roost_free(j->user);
     roost_free(j->val);
+    roost_free(j->photo.type);
+    roost_free(j->photo.b64);
     roost_free(j);
 }
 
@@ -102,6 +173,698 @@ static void
 vcard_send_error(vcard_job_t *j, roost_stanza_err_t cond)
 {
     vcard_send(j, roost_stanza_error(j->iq, cond, NULL));
+}
+
+/* --- avatars: SHA-1 (FIPS 180-4) and base64 (RFC 4648 §4) --- */
+
+typedef struct {
+    uint32_t h[5];
+    uint64_t len;
+    unsigned char buf[64];
+    size_t n;
+} vcard_sha1_t;
+
+#define VCARD_ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
+
+static void
+vcard_sha1_block(vcard_sha1_t *c, const unsigned char *p)
+{
+    uint32_t w[80], a, b, d, e, f, k, t, cc;
+
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 80; i++)
+        w[i] = VCARD_ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4];
+    for (int i = 0; i < 80; i++) {
+        if (i < 20)
+            f = (b & cc) | (~b & d), k = 0x5A827999;
+        else if (i < 40)
+            f = b ^ cc ^ d, k = 0x6ED9EBA1;
+        else if (i < 60)
+            f = (b & cc) | (b & d) | (cc & d), k = 0x8F1BBCDC;
+        else
+            f = b ^ cc ^ d, k = 0xCA62C1D6;
+        t = VCARD_ROL(a, 5) + f + e + k + w[i];
+        e = d, d = cc, cc = VCARD_ROL(b, 30), b = a, a = t;
+    }
+    c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d, c->h[4] += e;
+}
+
+static void
+vcard_sha1_update(vcard_sha1_t *c, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    c->len += len;
+    while (len > 0) {
+        size_t take = 64 - c->n < len ? 64 - c->n : len;
+
+        memcpy(c->buf + c->n, p, take);
+        c->n += take, p += take, len -= take;
+        if (c->n == 64) {
+            vcard_sha1_block(c, c->buf);
+            c->n = 0;
+        }
+    }
+}
+
+/* The lower-case hex SHA-1 of len bytes at data, in out[41]. */
+static void
+vcard_sha1_hex(const void *data, size_t len, char out[41])
+{
+    static const uint32_t h0[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE,
+                                   0x10325476, 0xC3D2E1F0};
+    vcard_sha1_t c;
+    uint64_t bits = (uint64_t)len * 8;
+    unsigned char pad = 0x80, zero = 0, lb[8];
+
+    memcpy(c.h, h0, sizeof(h0));
+    c.len = 0;
+    c.n = 0;
+    vcard_sha1_update(&c, data, len);
+    vcard_sha1_update(&c, &pad, 1);
+    while (c.n != 56)
+        vcard_sha1_update(&c, &zero, 1);
+    for (int i = 0; i < 8; i++)
+        lb[i] = (unsigned char)(bits >> (56 - 8 * i));
+    vcard_sha1_update(&c, lb, 8);
+    for (int i = 0; i < 20; i++)
+        snprintf(out + 2 * i, 3, "%02x",
+                 (unsigned)(c.h[i / 4] >> (24 - 8 * (i % 4))) & 0xff);
+}
+
+static int
+vcard_b64_val(unsigned char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+')
+        return 62;
+    if (ch == '/')
+        return 63;
+    return -1;
+}
+
+/* Strict base64 of in (whitespace between groups allowed, as vCards wrap
+ * BINVAL; nothing else outside the alphabet; padding only at the end and
+ * complete; no leftover bits).  Returns the decoded bytes (roost_free; at
+ * most 3/4 of strlen(in), so bounded by the input) with *len, or NULL
+ * when in is not base64 or decodes to nothing. */
+static unsigned char *
+vcard_b64_decode(const char *in, size_t *len)
+{
+    size_t n = strlen(in), o = 0, q = 0, pad = 0;
+    unsigned char *out = roost_xmalloc(n / 4 * 3 + 3); /* the caller */
+    uint32_t acc = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        int v;
+
+        if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')
+            continue;
+        if (ch == '=') {
+            if (q < 2 || ++pad > 2)
+                goto bad;
+            acc <<= 6;
+            if (++q == 4) {
+                /* A padded group: 1 or 2 bytes, unused bits zero. */
+                if (pad == 2 && (acc & 0xFFFF) == 0)
+                    out[o++] = (unsigned char)(acc >> 16);
+                else if (pad == 1 && (acc & 0xFF) == 0) {
+                    out[o++] = (unsigned char)(acc >> 16);
+                    out[o++] = (unsigned char)(acc >> 8);
+                } else
+                    goto bad;
+                q = 0;
+                acc = 0;
+            }
+            continue;
+        }
+        if (pad > 0 || (v = vcard_b64_val(ch)) < 0)
+            goto bad;
+        acc = acc << 6 | (uint32_t)v;
+        if (++q == 4) {
+            out[o++] = (unsigned char)(acc >> 16);
+            out[o++] = (unsigned char)(acc >> 8);
+            out[o++] = (unsigned char)acc;
+            q = 0;
+            acc = 0;
+        }
+    }
+    if (q != 0 || o == 0)
+        goto bad;
+    *len = o;
+    return out;
+bad:
+    roost_free(out);
+    return NULL;
+}
+
+/* Base64 of len bytes, without line breaks (roost_free). */
+static char *
+vcard_b64_encode(const unsigned char *in, size_t len)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = roost_xmalloc((len + 2) / 3 * 4 + 1); /* the caller */
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+
+        if (i + 1 < len)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        out[o++] = tab[v >> 18 & 63];
+        out[o++] = tab[v >> 12 & 63];
+        out[o++] = i + 1 < len ? tab[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < len ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The MIME type and pixel size of PNG, GIF and JPEG images from their
+ * headers (0 when the header does not say); NULL type for other data. */
+static const char *
+vcard_image_info(const unsigned char *p, size_t n, long *w, long *h)
+{
+    *w = *h = 0;
+    if (n >= 24 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0 &&
+        memcmp(p + 12, "IHDR", 4) == 0) {
+        *w = (long)((uint32_t)p[16] << 24 | (uint32_t)p[17] << 16 |
+                    (uint32_t)p[18] << 8 | p[19]);
+        *h = (long)((uint32_t)p[20] << 24 | (uint32_t)p[21] << 16 |
+                    (uint32_t)p[22] << 8 | p[23]);
+        return "image/png";
+    }
+    if (n >= 10 &&
+        (memcmp(p, "GIF87a", 6) == 0 || memcmp(p, "GIF89a", 6) == 0)) {
+        *w = p[6] | p[7] << 8;
+        *h = p[8] | p[9] << 8;
+        return "image/gif";
+    }
+    if (n >= 4 && p[0] == 0xFF && p[1] == 0xD8) {
+        /* Markers up to the first SOFn (not DHT C4, JPG C8, DAC CC). */
+        size_t i = 2;
+
+        while (i + 9 < n && p[i] == 0xFF) {
+            unsigned m = p[i + 1];
+            size_t seg = (size_t)p[i + 2] << 8 | p[i + 3];
+
+            if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+                *h = p[i + 5] << 8 | p[i + 6];
+                *w = p[i + 7] << 8 | p[i + 8];
+                break;
+            }
+            if (seg < 2)
+                break;
+            i += 2 + seg;
+        }
+        return "image/jpeg";
+    }
+    return NULL;
+}
+
+static void
+vcard_photo_clear(vcard_photo_t *ph)
+{
+    roost_free(ph->type);
+    roost_free(ph->b64);
+    memset(ph, 0, sizeof(*ph));
+}
+
+/* Fills ph from base64 b64 and a type (NULL: from the image's magic).
+ * Returns 0, or -ROOST_EINVAL when b64 is not strict base64. */
+static int
+vcard_photo_from_b64(vcard_photo_t *ph, const char *b64, const char *type)
+{
+    unsigned char *img;
+    const char *sniffed;
+    size_t n;
+
+    memset(ph, 0, sizeof(*ph));
+    img = vcard_b64_decode(b64, &n);
+    if (img == NULL)
+        return -ROOST_EINVAL;
+    vcard_sha1_hex(img, n, ph->hash);
+    sniffed = vcard_image_info(img, n, &ph->width, &ph->height);
+    if (type == NULL || type[0] == '\0')
+        type = sniffed;
+    ph->type = type != NULL ? roost_xstrdup(type) : NULL;
+    ph->b64 = vcard_b64_encode(img, n);
+    ph->bytes = n;
+    roost_free(img);
+    return 0;
+}
+
+/* The avatar of a parsed <vCard/>: 1 with ph filled, 0 without a PHOTO
+ * carrying a valid BINVAL (an EXTVAL has no bytes to hash). */
+static int
+vcard_photo_of(roost_stanza_t *card, vcard_photo_t *ph)
+{
+    roost_stanza_t *photo = roost_stanza_child(card, VCARD_NS, "PHOTO");
+    const char *bin =
+        photo ? roost_stanza_child_text(photo, VCARD_NS, "BINVAL") : NULL;
+
+    memset(ph, 0, sizeof(*ph));
+    if (bin == NULL)
+        return 0;
+    return vcard_photo_from_b64(
+               ph, bin, roost_stanza_child_text(photo, VCARD_NS, "TYPE")) == 0;
+}
+
+/* --- avatars: per-account hash --- */
+
+/* On the storage worker: the stored vCard's avatar hash. */
+static void *
+vcard_user_load(roost_mod_t *m, const char *user)
+{
+    vcard_t *v = *roost_mod_data(m);
+    vcard_user_t *u = roost_xcalloc(1, sizeof(*u)); /* vcard_user_free */
+    roost_stanza_t *card;
+    vcard_photo_t ph;
+    char *val = NULL;
+    size_t len;
+
+    if (roost_store_get(v->store, user, NULL, &val, &len) == 0 &&
+        (card = roost_stanza_parse(val, len)) != NULL) {
+        if (vcard_photo_of(card, &ph)) {
+            memcpy(u->hash, ph.hash, sizeof(u->hash));
+            vcard_photo_clear(&ph);
+        }
+        roost_stanza_unref(card);
+    }
+    roost_free(val);
+    return u;
+}
+
+static void
+vcard_user_free(roost_mod_t *m, void *state)
+{
+    (void)m;
+    roost_free(state);
+}
+
+static const roost_user_state_t vcard_user_ops = {vcard_user_load,
+                                                  vcard_user_free};
+
+static void
+vcard_user_set_hash(roost_mod_t *m, const char *user, const char *hash)
+{
+    void **slot = roost_user_data(m, user);
+    vcard_user_t *u = slot != NULL ? *slot : NULL;
+
+    if (u != NULL)
+        snprintf(u->hash, sizeof(u->hash), "%s", hash);
+}
+
+/* --- avatars: vCard to PEP (XEP-0398 §2.2) --- */
+
+/* Routes an IQ set carrying payload from the account's bare JID to itself
+ * (mod_pep takes it as the owner's).  Its answer comes back to the bare
+ * JID, where nobody takes it, and is dropped. */
+static void
+vcard_pep_send(roost_mod_t *m, const char *user, roost_stanza_t *payload)
+{
+    vcard_t *v = *roost_mod_data(m);
+    roost_stanza_t *iq = roost_stanza_new(ROOST_NS_CLIENT, "iq");
+    char bare[1100], id[48];
+
+    snprintf(bare, sizeof(bare), "%s@%s", user, roost_mod_host(m));
+    snprintf(id, sizeof(id), "vcard-avatar-%lu", ++v->next_id);
+    roost_stanza_set_attr(iq, "type", "set");
+    roost_stanza_set_attr(iq, "id", id);
+    roost_stanza_set_attr(iq, "from", bare);
+    roost_stanza_set_attr(iq, "to", bare);
+    roost_stanza_add_copy(iq, payload);
+    roost_send(m, iq);
+    roost_stanza_unref(iq);
+}
+
+/* A <pubsub/> with one action element on node; returns the action. */
+static roost_stanza_t *
+vcard_pubsub_new(roost_stanza_t **ps, const char *action, const char *node)
+{
+    roost_stanza_t *a;
+
+    *ps = roost_stanza_new(VCARD_NS_PUBSUB, "pubsub");
+    a = roost_stanza_add_child(*ps, NULL, action);
+    roost_stanza_set_attr(a, "node", node);
+    return a;
+}
+
+static void
+vcard_field(roost_stanza_t *x, const char *var, const char *type,
+            const char *value)
+{
+    roost_stanza_t *f = roost_stanza_add_child(x, NULL, "field");
+
+    roost_stanza_set_attr(f, "var", var);
+    if (type != NULL)
+        roost_stanza_set_attr(f, "type", type);
+    f = roost_stanza_add_child(f, NULL, "value");
+    roost_stanza_add_text(f, value, strlen(value));
+}
+
+/* Creates node open (the vCard is public); an existing node answers
+ * <conflict/> and keeps its configuration. */
+static void
+vcard_pep_create(roost_mod_t *m, const char *user, const char *node)
+{
+    roost_stanza_t *ps, *conf, *x;
+
+    vcard_pubsub_new(&ps, "create", node);
+    conf = roost_stanza_add_child(ps, NULL, "configure");
+    x = roost_stanza_add_child(conf, "jabber:x:data", "x");
+    roost_stanza_set_attr(x, "type", "submit");
+    vcard_field(x, "FORM_TYPE", "hidden", VCARD_FORM_CONFIG);
+    vcard_field(x, "pubsub#access_model", NULL, "open");
+    vcard_pep_send(m, user, ps);
+    roost_stanza_unref(ps);
+}
+
+static void
+vcard_pep_publish(roost_mod_t *m, const char *user, const vcard_photo_t *ph)
+{
+    roost_stanza_t *ps, *item, *el;
+    char num[32];
+
+    vcard_pep_create(m, user, VCARD_NS_AV_DATA);
+    vcard_pep_create(m, user, VCARD_NS_AV_META);
+    /* XEP-0084 §4.1: the data first, then the metadata pointing at it. */
+    item = roost_stanza_add_child(
+        vcard_pubsub_new(&ps, "publish", VCARD_NS_AV_DATA), NULL, "item");
+    roost_stanza_set_attr(item, "id", ph->hash);
+    el = roost_stanza_add_child(item, VCARD_NS_AV_DATA, "data");
+    roost_stanza_add_text(el, ph->b64, strlen(ph->b64));
+    vcard_pep_send(m, user, ps);
+    roost_stanza_unref(ps);
+
+    item = roost_stanza_add_child(
+        vcard_pubsub_new(&ps, "publish", VCARD_NS_AV_META), NULL, "item");
+    roost_stanza_set_attr(item, "id", ph->hash);
+    el = roost_stanza_add_child(item, VCARD_NS_AV_META, "metadata");
+    el = roost_stanza_add_child(el, NULL, "info");
+    snprintf(num, sizeof(num), "%zu", ph->bytes);
+    roost_stanza_set_attr(el, "bytes", num);
+    if (ph->height > 0) {
+        snprintf(num, sizeof(num), "%ld", ph->height);
+        roost_stanza_set_attr(el, "height", num);
+    }
+    roost_stanza_set_attr(el, "id", ph->hash);
+    if (ph->type != NULL)
+        roost_stanza_set_attr(el, "type", ph->type);
+    if (ph->width > 0) {
+        snprintf(num, sizeof(num), "%ld", ph->width);
+        roost_stanza_set_attr(el, "width", num);
+    }
+    vcard_pep_send(m, user, ps);
+    roost_stanza_unref(ps);
+}
+
+/* XEP-0084 §4.5: an empty <metadata/> disables the avatar; the old data
+ * item goes (Prosody purges the data node). */
+static void
+vcard_pep_remove(roost_mod_t *m, const char *user, const char *old)
+{
+    roost_stanza_t *ps, *item;
+
+    item = roost_stanza_add_child(
+        vcard_pubsub_new(&ps, "publish", VCARD_NS_AV_META), NULL, "item");
+    roost_stanza_add_child(item, VCARD_NS_AV_META, "metadata");
+    vcard_pep_send(m, user, ps);
+    roost_stanza_unref(ps);
+    item = roost_stanza_add_child(
+        vcard_pubsub_new(&ps, "retract", VCARD_NS_AV_DATA), NULL, "item");
+    roost_stanza_set_attr(item, "id", old);
+    vcard_pep_send(m, user, ps);
+    roost_stanza_unref(ps);
+}
+
+/* After a client's vCard set committed: the PEP copy and the hash. */
+static void
+vcard_avatar_changed(vcard_job_t *j)
+{
+    void **slot = roost_user_data(j->m, j->user);
+    vcard_user_t *u = slot != NULL ? *slot : NULL;
+    char old[41];
+
+    snprintf(old, sizeof(old), "%s", u != NULL ? u->hash : "");
+    if (j->photo_ok)
+        vcard_pep_publish(j->m, j->user, &j->photo);
+    else if (old[0] != '\0')
+        vcard_pep_remove(j->m, j->user, old);
+    vcard_user_set_hash(j->m, j->user, j->photo_ok ? j->photo.hash : "");
+}
+
+/* --- avatars: PEP to vCard (XEP-0398 §2.1), asked by mod_pep --- */
+
+/* On the storage worker: the stored vCard with its PHOTO replaced by
+ * j->photo (or removed), stored again.  j->val gets nothing; the result
+ * is 0 or -ROOST_E* (-ROOST_ELIMIT over max_size). */
+static int
+vcard_photo_work(void *arg)
+{
+    vcard_job_t *j = arg;
+    roost_stanza_t *card = NULL, *p, *el;
+    char *val = NULL, *doc;
+    size_t len;
+    int rc = roost_store_get(j->store, j->user, NULL, &val, &len);
+
+    if (rc == 0)
+        card = roost_stanza_parse(val, len);
+    roost_free(val);
+    if (rc < 0 && rc != -ROOST_ENOTFOUND)
+        return rc;
+    if (card != NULL && strcmp(roost_stanza_name(card), "vCard") != 0) {
+        roost_stanza_unref(card);
+        return -ROOST_ESTORAGE;
+    }
+    if (card == NULL && j->photo.b64 == NULL)
+        return 0; /* no vCard, no photo: nothing to remove */
+    if (card == NULL)
+        card = roost_stanza_new(VCARD_NS, "vCard");
+    while ((p = roost_stanza_child(card, VCARD_NS, "PHOTO")) != NULL)
+        roost_stanza_remove(p);
+    if (j->photo.b64 != NULL) {
+        p = roost_stanza_add_child(card, VCARD_NS, "PHOTO");
+        if (j->photo.type != NULL) {
+            el = roost_stanza_add_child(p, NULL, "TYPE");
+            roost_stanza_add_text(el, j->photo.type, strlen(j->photo.type));
+        }
+        el = roost_stanza_add_child(p, NULL, "BINVAL");
+        roost_stanza_add_text(el, j->photo.b64, strlen(j->photo.b64));
+    }
+    doc = roost_stanza_serialize(card, NULL, &len);
+    roost_stanza_unref(card);
+    if ((int64_t)len > j->max_size) {
+        roost_free(doc);
+        return -ROOST_ELIMIT;
+    }
+    rc = roost_store_set(j->store, j->user, NULL, doc, len);
+    roost_free(doc);
+    return rc;
+}
+
+static void
+vcard_photo_done(void *arg, int rc)
+{
+    vcard_job_t *j = arg;
+
+    if (rc == -ROOST_ELIMIT) {
+        roost_log(j->m, ROOST_LOG_INFO,
+                  "the PEP avatar of %s does not fit its vCard (max_size)",
+                  j->user);
+        vcard_send(j, roost_stanza_error(j->iq, ROOST_SE_NOT_ACCEPTABLE,
+                                         "The vCard is too large"));
+    } else if (rc < 0) {
+        roost_log(j->m, ROOST_LOG_ERROR, "storing the vCard photo of %s: %s",
+                  j->user, roost_strerror(rc));
+        vcard_send_error(j, ROOST_SE_INTERNAL_SERVER_ERROR);
+    } else {
+        vcard_user_set_hash(j->m, j->user,
+                            j->photo.b64 != NULL ? j->photo.hash : "");
+        vcard_send(j, roost_stanza_reply(j->iq));
+    }
+    vcard_job_free(j);
+}
+
+/* IQ set <photo xmlns='urn:roost:vcard-photo' type='..' id='sha1'>b64
+ * </photo> from the account to itself, made by the server (mod_pep). */
+static roost_verdict_t
+vcard_photo_set(const roost_ev_t *ev, void *arg)
+{
+    const struct vcard_conf *conf = roost_mod_conf(ev->mod);
+    roost_stanza_t *el =
+        roost_stanza_child(ev->stanza, VCARD_NS_PHOTO, "photo");
+    const char *node = roost_jid_node(ev->to);
+    const char *b64 = el != NULL ? roost_stanza_text(el) : NULL;
+    const char *id = el != NULL ? roost_stanza_attr(el, "id") : NULL;
+    vcard_job_t *j;
+    size_t k;
+
+    (void)arg;
+    /* Not a protocol: clients get what an unknown payload gets. */
+    if (ev->origin != NULL || node == NULL || el == NULL ||
+        roost_jid_resource(ev->from) != NULL ||
+        !roost_jid_bare_eq(ev->from, ev->to))
+        return ROOST_PASS;
+    j = vcard_job_new(ev, node);
+    j->max_size = conf->max_size;
+    for (k = 0;
+         b64[k] == ' ' || b64[k] == '\t' || b64[k] == '\r' || b64[k] == '\n';
+         k++)
+        ;
+    if (b64[k] != '\0') {
+        if (vcard_photo_from_b64(&j->photo, b64,
+                                 roost_stanza_attr(el, "type")) < 0 ||
+            (id != NULL && strcasecmp(id, j->photo.hash) != 0)) {
+            /* XEP-0398 §2.1: SHOULD verify the hash. */
+            vcard_job_free(j);
+            return roost_bounce(ev, ROOST_SE_BAD_REQUEST,
+                                "The avatar data does not match its id");
+        }
+    }
+    roost_store_async(ev->mod, vcard_photo_work, vcard_photo_done, j);
+    return ROOST_HANDLED;
+}
+
+/* --- avatars: presence (XEP-0398 §3, XEP-0153 §4) --- */
+
+static int
+vcard_is_update(roost_stanza_t *c)
+{
+    return roost_stanza_ns(c) != NULL &&
+           strcmp(roost_stanza_ns(c), VCARD_NS_UPDATE) == 0 &&
+           strcmp(roost_stanza_name(c), "x") == 0;
+}
+
+/* Whether available presence st needs the hash: not when it carries an
+ * empty <photo/> (§3: left alone; XEP-0153 §4.1, the client is not ready
+ * to advertise) or exactly one <x/> with this hash already. */
+static int
+vcard_needs_hash(roost_stanza_t *st, const char *hash)
+{
+    roost_stanza_t *ph;
+    int n = 0, same = 0;
+
+    for (roost_stanza_t *c = roost_stanza_first_child(st); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        if (!vcard_is_update(c))
+            continue;
+        n++;
+        ph = roost_stanza_child(c, VCARD_NS_UPDATE, "photo");
+        if (ph != NULL && roost_stanza_text(ph)[0] == '\0')
+            return 0;
+        same = ph != NULL && strcmp(roost_stanza_text(ph), hash) == 0;
+    }
+    return n != 1 || !same;
+}
+
+/* A copy of st with one <x><photo>hash</photo></x> instead of what the
+ * client put in (§3: an <x/> without <photo/> MUST be, another hash MAY
+ * be overwritten).  The caller unrefs it. */
+static roost_stanza_t *
+vcard_with_hash(roost_stanza_t *st, const char *hash)
+{
+    roost_stanza_t *c = roost_stanza_copy(st), *e, *next, *ph;
+
+    for (e = roost_stanza_first_child(c); e != NULL; e = next) {
+        next = roost_stanza_next_sibling(e);
+        if (vcard_is_update(e))
+            roost_stanza_remove(e);
+    }
+    ph = roost_stanza_add_child(roost_stanza_add_child(c, VCARD_NS_UPDATE, "x"),
+                                NULL, "photo");
+    if (hash[0] != '\0')
+        roost_stanza_add_text(ph, hash, strlen(hash));
+    return c;
+}
+
+/* The hash for available presence st from a local account of this vhost
+ * (from), or NULL when st is something else or needs nothing. */
+static const char *
+vcard_presence_hash(roost_mod_t *m, roost_stanza_t *st, const roost_jid_t *from)
+{
+    const char *node = from != NULL ? roost_jid_node(from) : NULL;
+    void **slot;
+    vcard_user_t *u;
+
+    if (node == NULL || roost_stanza_kind(st) != ROOST_STANZA_PRESENCE ||
+        roost_stanza_attr(st, "type") != NULL ||
+        strcmp(roost_jid_domain(from), roost_mod_host(m)) != 0)
+        return NULL;
+    slot = roost_user_data(m, node);
+    u = slot != NULL ? *slot : NULL;
+    if (u == NULL || !vcard_needs_hash(st, u->hash))
+        return NULL;
+    return u->hash;
+}
+
+/* ROOST_EV_OUTBOUND: presence the server sends on the account's behalf
+ * (mod_presence's broadcasts to contacts and probe answers) goes out with
+ * the hash: a rewritten copy is sent instead (it passes here again, and
+ * needs nothing then). */
+static roost_verdict_t
+vcard_pres_outbound(const roost_ev_t *ev, void *arg)
+{
+    const char *hash = vcard_presence_hash(ev->mod, ev->stanza, ev->from);
+    roost_stanza_t *c;
+
+    (void)arg;
+    if (hash == NULL)
+        return ROOST_PASS;
+    c = vcard_with_hash(ev->stanza, hash);
+    roost_send(ev->mod, c);
+    roost_stanza_unref(c);
+    return ROOST_HANDLED;
+}
+
+/* ROOST_EV_DELIVER: the same for the account's presence delivered to its
+ * own resources (and to local contacts, which OUTBOUND already did). */
+static roost_verdict_t
+vcard_pres_deliver(const roost_ev_t *ev, void *arg)
+{
+    const char *hash = vcard_presence_hash(ev->mod, ev->stanza, ev->from);
+    roost_stanza_t *c;
+
+    (void)arg;
+    if (hash == NULL)
+        return ROOST_PASS;
+    c = vcard_with_hash(ev->stanza, hash);
+    roost_session_deliver(ev->session, c);
+    roost_stanza_unref(c);
+    return ROOST_HANDLED;
+}
+
+/* ROOST_EV_PRE_STANZA, last: directed presence from the client (MUC joins,
+ * §3 "MUST also be injected") is routed as a rewritten copy instead; the
+ * other hooks (privacy lists, mod_presence's directed-presence list) have
+ * seen the original.  Broadcast presence (no 'to') is left to
+ * vcard_pres_outbound and vcard_pres_deliver. */
+static roost_verdict_t
+vcard_pres_directed(const roost_ev_t *ev, void *arg)
+{
+    const char *hash;
+    roost_stanza_t *c;
+
+    (void)arg;
+    if (ev->origin == NULL || roost_stanza_attr(ev->stanza, "to") == NULL ||
+        (hash = vcard_presence_hash(ev->mod, ev->stanza, ev->from)) == NULL)
+        return ROOST_PASS;
+    c = vcard_with_hash(ev->stanza, hash);
+    roost_send(ev->mod, c);
+    roost_stanza_unref(c);
+    return ROOST_HANDLED;
 }
 
 /* --- get --- */
@@ -184,6 +947,7 @@ vcard_set_done(void *arg, int rc)
         roost_log(j->m, ROOST_LOG_DEBUG, "stored the vCard of %s (%zu bytes)",
                   j->user, j->len);
         vcard_send(j, roost_stanza_reply(j->iq));
+        vcard_avatar_changed(j);
     }
     vcard_job_free(j);
 }
@@ -212,6 +976,7 @@ vcard_set_own(const roost_ev_t *ev, const char *user)
     j = vcard_job_new(ev, user);
     j->val = doc;
     j->len = len;
+    j->photo_ok = vcard_photo_of(card, &j->photo);
     roost_store_async(ev->mod, vcard_set_work, vcard_set_done, j);
     return ROOST_HANDLED;
 }
@@ -272,11 +1037,28 @@ vcard_load(roost_mod_t *m)
     v->store = roost_store_open(m, "vcard", ROOST_STORE_KEYVAL);
     if (v->store == NULL)
         return -ROOST_ESTORAGE;
-    roost_add_feature(m, VCARD_NS); /* XEP-0054 §3 */
-    rc = roost_hook_iq(m, VCARD_NS, "vCard", vcard_get, vcard_set, NULL);
+    roost_add_feature(m, VCARD_NS);              /* XEP-0054 §3 */
+    roost_add_account_feature(m, VCARD_NS_CONV); /* XEP-0398 §2 */
+    rc = roost_user_state(m, &vcard_user_ops);
+    if (rc == 0)
+        rc = roost_hook_iq(m, VCARD_NS, "vCard", vcard_get, vcard_set, NULL);
+    if (rc == 0)
+        rc = roost_hook_iq(m, VCARD_NS_PHOTO, "photo", NULL, vcard_photo_set,
+                           NULL);
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_IQ_BARE, ROOST_PRIO_DEFAULT, vcard_iq_bare,
                         NULL);
+    /* After the filters: what they let through gets the hash. */
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_OUTBOUND, ROOST_PRIO_DEFAULT,
+                        vcard_pres_outbound, NULL);
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_DELIVER, ROOST_PRIO_DEFAULT,
+                        vcard_pres_deliver, NULL);
+    /* When nobody else took it, instead of the core's routing. */
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_PRE_STANZA, ROOST_PRIO_FALLBACK,
+                        vcard_pres_directed, NULL);
     return rc;
 }
 

@@ -16,7 +16,13 @@ owner's affiliation management (§8.9: a member on a whitelist node, a
 publisher), XEP-0411 bookmarks conversion (private XML bookmarks reach a
 XEP-0402 client as notifications and items, and its bookmarks are read
 back through private XML), publish-options preconditions (§7.1.5),
-XEP-0049 private storage, and items surviving a restart of the server.
+XEP-0049 private storage, items surviving a restart of the server, and
+the XEP-0398 avatar conversion (Mercutio sets a vCard PHOTO: Benvolio,
+whose caps say urn:xmpp:avatar:metadata+notify, is notified of the
+XEP-0084 metadata, reads the open data node and sees the hash in
+Mercutio's presence (XEP-0153); Mercutio publishes another avatar through
+PEP and Benvolio reads it in his vCard; removing the PHOTO publishes
+empty metadata; the account advertises urn:xmpp:pep-vcard-conversion:0).
 
     python3 test_pep.py                   # roostd with mod_pep
     python3 test_pep.py --server prosody  # the same against Prosody 0.12
@@ -34,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import roosttest as rt                        # noqa: E402
 from roosttest import check, Client           # noqa: E402
-from test_privacy import stanzas, subscribe_both  # noqa: E402
+from test_privacy import stanzas, subscribe_both, wait_for  # noqa: E402
 
 PS = 'http://jabber.org/protocol/pubsub'
 PSE = PS + '#event'
@@ -45,7 +51,7 @@ DEVLIST = 'eu.siacs.conversations.axolotl.devicelist'
 AXO = 'eu.siacs.conversations.axolotl'
 BUNDLE = AXO + '.bundles:31415'
 STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas'
-NAMES = ['romeo', 'juliet', 'tybalt']
+NAMES = ['romeo', 'juliet', 'tybalt', 'mercutio', 'benvolio']
 USERS = dict(('%s@localhost' % n, '%s-Secret-%d' % (n, i)) for i, n in enumerate(NAMES))
 
 FEATURES = [DINFO, DEVLIST + '+notify']
@@ -423,9 +429,111 @@ def survives_restart(srv):
         r.close()
 
 
+AVD = 'urn:xmpp:avatar:data'
+AVM = 'urn:xmpp:avatar:metadata'
+VCARD = 'vcard-temp'
+UPDATE = 'vcard-temp:x:update'
+# A 2x3 PNG and a GIF header saying 5x4, with their SHA-1 (XEP-0084 ids).
+PNG_B64 = ('iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAIAAAA2iEnWAAAAEElEQVR4nGP4z8AARAwoFABE'
+           '0AX7pM/egAAAAABJRU5ErkJggg==')
+PNG_SHA1 = '94458be1f7b2ef1fe17a4bae328e75cc134ea5c9'
+GIF_B64 = 'R0lGODlhBQAEAAAAAAAAAAAAAAA='
+GIF_SHA1 = '4db09ee521b8487158053490a7905b8d641e170a'
+
+
+def vcard_set(c, photo):
+    body = "<FN>Mercutio</FN>"
+    if photo:
+        # wrapped, as vCard clients do
+        body += ("<PHOTO><TYPE>image/png</TYPE><BINVAL>%s\n%s</BINVAL></PHOTO>"
+                 % (photo[:40], photo[40:]))
+    iq_ok(c, "<iq type='set' id='v%d'><vCard xmlns='%s'>%s</vCard></iq>"
+          % (int(time.monotonic() * 1e6), VCARD, body))
+
+
+def avatar_event(c, what):
+    el = wait_for(c, lambda e: len(events([e], AVM)) == 1, what)
+    return el.find('.//{%s}item' % PSE)
+
+
+def presence_photo(c, frm, what):
+    el = wait_for(c, lambda e: rt.tag(e) == 'presence' and e.get('from') == frm
+                  and e.get('type') is None, what)
+    x = el.findall('{%s}x' % UPDATE)
+    check(len(x) == 1, 'one vcard-temp:x:update: %s' % rt.to_string(el))
+    ph = x[0].find('{%s}photo' % UPDATE)
+    check(ph is not None, 'no <photo/>: %s' % rt.to_string(el))
+    return ph.text or ''
+
+
+def avatar_conversion(srv):
+    """XEP-0398: vCard PHOTO -> XEP-0084 (notification, open data node,
+    presence hash), XEP-0084 -> vCard PHOTO, removal, account feature."""
+    m = login(srv, 'mercutio', 'piazza')
+    b = login(srv, 'benvolio', 'square')
+    mfull = 'mercutio@localhost/piazza'
+    try:
+        for c in (m, b):
+            c.send('<presence/>')
+        stanzas(m, 0.3)
+        stanzas(b, 0.3)
+        subscribe_both(m, b)
+        caps_presence(b, [DINFO, AVM + '+notify'])
+        stanzas(m, 0.3)
+        # §2: the feature on the account
+        q = iq_ok(m, "<iq type='get' id='d' to='mercutio@localhost'><query xmlns='%s'/></iq>"
+                  % DINFO).find('{%s}query' % DINFO)
+        feats = [f.get('var') for f in q.findall('{%s}feature' % DINFO)]
+        check('urn:xmpp:pep-vcard-conversion:0' in feats, 'features %s' % feats)
+
+        # vCard -> PEP (§2.2): Benvolio is notified of the metadata
+        vcard_set(m, PNG_B64)
+        item = avatar_event(b, 'avatar metadata notification')
+        check(item.get('id') == PNG_SHA1, rt.to_string(item))
+        info = item.find('{%s}metadata/{%s}info' % (AVM, AVM))
+        check(info is not None and info.get('id') == PNG_SHA1 and info.get('bytes') == '73'
+              and info.get('type') == 'image/png' and info.get('width') == '2'
+              and info.get('height') == '3', rt.to_string(item))
+        # the data node is open, the data canonical base64
+        r = iq_ok(b, "<iq type='get' id='ad' to='mercutio@localhost'><pubsub xmlns='%s'>"
+                  "<items node='%s'/></pubsub></iq>" % (PS, AVD))
+        data = r.find('.//{%s}data' % AVD)
+        check(data is not None and data.text == PNG_B64, rt.to_string(r))
+        # §3 / XEP-0153: the hash in presence, whatever the client sent
+        m.send("<presence><x xmlns='%s'/></presence>" % UPDATE)
+        check(presence_photo(b, mfull, 'presence with hash') == PNG_SHA1, 'png hash')
+
+        # PEP -> vCard (§2.1): a new avatar published through XEP-0084
+        iq_ok(m, publish(m, AVD, GIF_SHA1, "<data xmlns='%s'>%s</data>" % (AVD, GIF_B64)))
+        iq_ok(m, publish(m, AVM, GIF_SHA1,
+                         "<metadata xmlns='%s'><info id='%s' bytes='20' type='image/gif' "
+                         "width='5' height='4'/></metadata>" % (AVM, GIF_SHA1)))
+        check(avatar_event(b, 'gif metadata').get('id') == GIF_SHA1, 'gif event')
+        r = iq_ok(b, "<iq type='get' id='vg' to='mercutio@localhost'><vCard xmlns='%s'/></iq>"
+                  % VCARD)
+        card = r.find('{%s}vCard' % VCARD)
+        check(card is not None and card.findtext('{%s}FN' % VCARD) == 'Mercutio'
+              and card.findtext('{%s}PHOTO/{%s}TYPE' % (VCARD, VCARD)) == 'image/gif'
+              and card.findtext('{%s}PHOTO/{%s}BINVAL' % (VCARD, VCARD)) == GIF_B64,
+              rt.to_string(r))
+        m.send('<presence/>')
+        check(presence_photo(b, mfull, 'presence with gif hash') == GIF_SHA1, 'gif hash')
+
+        # removing the PHOTO: empty metadata (XEP-0084 §4.5), empty <photo/>
+        vcard_set(m, None)
+        item = avatar_event(b, 'empty metadata')
+        meta = item.find('{%s}metadata' % AVM)
+        check(meta is not None and len(meta) == 0, rt.to_string(item))
+        m.send('<presence/>')
+        check(presence_photo(b, mfull, 'presence without avatar') == '', 'empty photo')
+    finally:
+        for c in (m, b):
+            c.close()
+
+
 TESTS = [account_disco, omemo_exchange, explicit_subscription, owner_affiliations,
          bookmarks_conversion, publish_options_precondition, private_storage,
-         survives_restart]
+         survives_restart, avatar_conversion]
 
 
 def main():

@@ -15,7 +15,8 @@
  * requester's own) and the owner's subscription management, XEP-0115 verification (the XEP's two examples) and
  * caching, filtered notifications, the last published item on presence,
  * persistence across a reload (and persist_items=0), limits, account
- * disco registration and node listing, and private XML storage.
+ * disco registration and node listing, private XML storage, and the
+ * XEP-0398 hand-over of a published avatar to mod_vcard (a stand-in).
  * Not for: routing (check_mod_message.c), presence itself. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -1610,6 +1611,134 @@ START_TEST(bookmarks_migration)
 }
 END_TEST
 
+/* ---- XEP-0398: the avatar to mod_vcard ---- */
+
+#define AVD     "urn:xmpp:avatar:data"
+#define AVM     "urn:xmpp:avatar:metadata"
+#define VCPHOTO "urn:roost:vcard-photo"
+/* A 2x3 PNG's base64 and SHA-1 (as in check_mod_vcard.c). */
+#define PNG_B64                                                                \
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAIAAAA2iEnWAAAAEElEQVR4nGP4z8AARAwoFABE" \
+    "0AX7pM/egAAAAABJRU5ErkJggg=="
+#define PNG_SHA1 "94458be1f7b2ef1fe17a4bae328e75cc134ea5c9"
+
+/* A stand-in for mod_vcard: records the photo IQs and answers them. */
+#define FAKE_MAX 8
+static roost_stanza_t *fake_photos[FAKE_MAX];
+static int fake_nphoto;
+
+static roost_verdict_t
+fake_photo(const roost_ev_t *ev, void *arg)
+{
+    (void)arg;
+    ck_assert_int_lt(fake_nphoto, FAKE_MAX);
+    ck_assert_ptr_null(ev->origin); /* from the server, not a client */
+    fake_photos[fake_nphoto++] = roost_stanza_copy(ev->stanza);
+    return roost_reply(ev, NULL);
+}
+
+static int
+fake_vcard_load(roost_mod_t *m)
+{
+    return roost_hook_iq(m, VCPHOTO, "photo", NULL, fake_photo, NULL);
+}
+
+static const roost_module_t fake_vcard = {
+    .abi = ROOST_ABI,
+    .name = "fakevcard",
+    .load = fake_vcard_load,
+};
+
+static void
+av_setup(void)
+{
+    setup();
+    ck_assert_ptr_nonnull(harness_load(&fake_vcard, "localhost", NULL));
+}
+
+static void
+av_teardown(void)
+{
+    for (int i = 0; i < fake_nphoto; i++)
+        roost_stanza_unref(fake_photos[i]);
+    fake_nphoto = 0;
+    teardown();
+}
+
+/* The <photo/> of recorded IQ i, from and to Juliet's bare JID. */
+static roost_stanza_t *
+fake_photo_el(int i)
+{
+    roost_stanza_t *p;
+
+    ck_assert_int_lt(i, fake_nphoto);
+    ck_assert_str_eq(roost_stanza_attr(fake_photos[i], "type"), "set");
+    ck_assert_str_eq(roost_stanza_attr(fake_photos[i], "from"), JUL);
+    ck_assert_str_eq(roost_stanza_attr(fake_photos[i], "to"), JUL);
+    p = roost_stanza_child(fake_photos[i], VCPHOTO, "photo");
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* XEP-0398 §2.1: metadata published by the client; the info without url
+ * names the data item, whose base64 goes to the vCard. */
+START_TEST(avatar_to_vcard)
+{
+    roost_stanza_t *p;
+
+    publish(AVD, PNG_SHA1, "<data xmlns='" AVD "'>" PNG_B64 "</data>");
+    ck_assert_int_eq(fake_nphoto, 0); /* the data alone: nothing yet */
+    publish(AVM, PNG_SHA1,
+            "<metadata xmlns='" AVM "'>"
+            "<info id='e0' bytes='9' type='image/gif' url='https://x.lit/a'/>"
+            "<info id='" PNG_SHA1 "' bytes='73' type='image/png'/>"
+            "</metadata>");
+    ck_assert_int_eq(fake_nphoto, 1);
+    p = fake_photo_el(0);
+    ck_assert_str_eq(roost_stanza_attr(p, "id"), PNG_SHA1);
+    ck_assert_str_eq(roost_stanza_attr(p, "type"), "image/png");
+    ck_assert_str_eq(roost_stanza_text(p), PNG_B64);
+
+    /* XEP-0084 §4.5: empty metadata, the avatar is gone. */
+    publish(AVM, "none", "<metadata xmlns='" AVM "'/>");
+    ck_assert_int_eq(fake_nphoto, 2);
+    p = fake_photo_el(1);
+    ck_assert_ptr_null(roost_stanza_attr(p, "id"));
+    ck_assert_str_eq(roost_stanza_text(p), "");
+}
+END_TEST
+
+/* Nothing for the vCard: only an external URL, metadata whose data item
+ * is missing, and what the server published itself (mod_vcard's copy of
+ * a vCard, origin NULL: no echo). */
+START_TEST(avatar_to_vcard_not)
+{
+    roost_stanza_t *r;
+    char ids[256];
+
+    publish(AVM, "u",
+            "<metadata xmlns='" AVM "'><info id='e0' bytes='9' "
+            "type='image/png' url='https://x.lit/a'/></metadata>");
+    publish(AVM, PNG_SHA1,
+            "<metadata xmlns='" AVM "'><info id='" PNG_SHA1 "' bytes='73' "
+            "type='image/png'/></metadata>");
+    ck_assert_int_eq(fake_nphoto, 0);
+    publish(AVD, PNG_SHA1, "<data xmlns='" AVD "'>" PNG_B64 "</data>");
+    harness_inject(JUL, JUL,
+                   "<iq type='set' id='srv'><pubsub xmlns='" PS "'>"
+                   "<publish node='" AVM "'><item id='srv1'>"
+                   "<metadata xmlns='" AVM "'><info id='" PNG_SHA1 "' "
+                   "bytes='73' type='image/png'/></metadata></item></publish>"
+                   "</pubsub></iq>");
+    ck_assert_int_eq(fake_nphoto, 0);
+    /* It was published all the same. */
+    r = own("<iq type='get' id='g'><pubsub xmlns='" PS "'><items node='" AVM
+            "'/></pubsub></iq>");
+    item_ids(items_of(r), ids, sizeof(ids));
+    ck_assert_str_eq(ids, "srv1");
+}
+END_TEST
+
 static Suite *
 pep_suite(void)
 {
@@ -1641,6 +1770,12 @@ pep_suite(void)
     tcase_add_test(tc, limits);
     tcase_add_test(tc, disco_registration_and_nodes);
     tcase_add_test(tc, private_storage);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("avatar");
+    tcase_add_checked_fixture(tc, av_setup, av_teardown);
+    tcase_add_test(tc, avatar_to_vcard);
+    tcase_add_test(tc, avatar_to_vcard_not);
     suite_add_tcase(s, tc);
     return s;
 }

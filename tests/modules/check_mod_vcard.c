@@ -7,7 +7,14 @@
  * (§2.3), service-unavailable when they have none; a set on someone else's
  * JID or on the server refused with forbidden, a get to the server
  * item-not-found; max_size (not-acceptable, nothing stored); persistence
- * across a restart; a get right after a set (the storage worker's order).
+ * across a restart; a get right after a set (the storage worker's order);
+ * avatars (XEP-0398): a vCard PHOTO published to PEP (data, metadata,
+ * open nodes, hash, bytes, type, size), removal, strict base64, the
+ * vcard-temp:x:update hash in broadcast and directed presence and the
+ * client's own <x/> (replaced, or left with an empty <photo/>), the hash
+ * known at login, a PEP avatar handed over by mod_pep (stored, removed,
+ * refused on a bad hash, from a client, over max_size), the account
+ * feature.  A stand-in module plays mod_pep.
  * Not for: storage drivers (tests/unit/check_storage.c). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +282,457 @@ START_TEST(test_max_size)
 }
 END_TEST
 
+/* ---- avatars (XEP-0398, XEP-0153, XEP-0084) ---- */
+
+#define PS    "http://jabber.org/protocol/pubsub"
+#define AVD   "urn:xmpp:avatar:data"
+#define AVM   "urn:xmpp:avatar:metadata"
+#define UPD   "vcard-temp:x:update"
+#define ALICE "alice@localhost"
+/* A 2x3 PNG (73 bytes), its base64 and SHA-1. */
+#define PNG_B64                                                                \
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAIAAAA2iEnWAAAAEElEQVR4nGP4z8AARAwoFABE" \
+    "0AX7pM/egAAAAABJRU5ErkJggg=="
+#define PNG_SHA1 "94458be1f7b2ef1fe17a4bae328e75cc134ea5c9"
+/* A GIF header saying 5x4 (20 bytes), wrapped as vCards do. */
+#define GIF_B64_WRAPPED "R0lGODlhBQAEAAAA\n  AAAAAAAAAAA="
+#define GIF_B64         "R0lGODlhBQAEAAAAAAAAAAAAAAA="
+#define GIF_SHA1        "4db09ee521b8487158053490a7905b8d641e170a"
+
+#define CARD_PHOTO(type, b64)                                                  \
+    "<vCard xmlns='" NS "'><FN>Alice</FN><PHOTO>" type "<BINVAL>" b64          \
+    "</BINVAL></PHOTO></vCard>"
+#define CARD_PNG CARD_PHOTO("<TYPE>image/png</TYPE>", PNG_B64)
+
+/* A stand-in for mod_pep and mod_presence: records the pubsub IQ sets it
+ * gets (answering them), and sends the account's broadcast presence on as
+ * mod_presence does: to a remote contact (roost_send) and to the
+ * account's other resource TABLET (roost_session_deliver). */
+#define FAKE_MAX 16
+#define CONTACT  "bob@remote.example"
+#define TABLET   "alice@localhost/tablet"
+static roost_stanza_t *fake_iqs[FAKE_MAX];
+static int fake_niq;
+
+static roost_verdict_t
+fake_pubsub(const roost_ev_t *ev, void *arg)
+{
+    (void)arg;
+    ck_assert_int_lt(fake_niq, FAKE_MAX);
+    fake_iqs[fake_niq++] = roost_stanza_copy(ev->stanza);
+    return roost_reply(ev, NULL);
+}
+
+static roost_verdict_t
+fake_presence(const roost_ev_t *ev, void *arg)
+{
+    roost_stanza_t *c = roost_stanza_copy(ev->stanza);
+    roost_jid_t *tablet = roost_jid_new(TABLET);
+    roost_session_t *s = roost_session_find(ev->mod, tablet);
+
+    (void)arg;
+    roost_jid_free(tablet);
+    roost_stanza_set_attr(c, "to", CONTACT);
+    roost_send(ev->mod, c);
+    if (s != NULL && s != ev->origin) {
+        roost_stanza_set_attr(c, "to", TABLET);
+        roost_session_deliver(s, c);
+    }
+    roost_stanza_unref(c);
+    return ROOST_PASS;
+}
+
+static int
+fake_load(roost_mod_t *m)
+{
+    int rc = roost_hook_iq(m, PS, "pubsub", NULL, fake_pubsub, NULL);
+
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_PRESENCE_OUT, ROOST_PRIO_DEFAULT,
+                        fake_presence, NULL);
+    return rc;
+}
+
+static const roost_module_t fake_pep = {
+    .abi = ROOST_ABI,
+    .name = "fakepep",
+    .load = fake_load,
+};
+
+static void
+fake_clear(void)
+{
+    for (int i = 0; i < fake_niq; i++)
+        roost_stanza_unref(fake_iqs[i]);
+    fake_niq = 0;
+}
+
+static void
+av_setup(void)
+{
+    ck_assert_ptr_nonnull(harness_load(&roost_module_vcard, HOST, NULL));
+    ck_assert_ptr_nonnull(harness_load(&fake_pep, HOST, NULL));
+    ck_assert_ptr_nonnull(harness_session_add(PHONE, 1, 0));
+}
+
+static void
+av_teardown(void)
+{
+    fake_clear();
+    ck_assert_int_eq(harness_reset(), 0);
+}
+
+/* The action element of recorded pubsub IQ i (name checked). */
+static roost_stanza_t *
+fake_action(int i, const char *name, const char *node)
+{
+    roost_stanza_t *ps, *a;
+
+    ck_assert_int_lt(i, fake_niq);
+    ck_assert_str_eq(roost_stanza_attr(fake_iqs[i], "from"), ALICE);
+    ck_assert_str_eq(roost_stanza_attr(fake_iqs[i], "to"), ALICE);
+    ps = roost_stanza_child(fake_iqs[i], PS, "pubsub");
+    ck_assert_ptr_nonnull(ps);
+    a = roost_stanza_first_child(ps);
+    ck_assert_str_eq(roost_stanza_name(a), name);
+    ck_assert_str_eq(roost_stanza_attr(a, "node"), node);
+    return a;
+}
+
+/* The created node is open (the vCard is public). */
+static void
+ck_create_open(int i, const char *node)
+{
+    roost_stanza_t *conf, *x, *f;
+    int open = 0;
+
+    fake_action(i, "create", node);
+    conf = roost_stanza_child(roost_stanza_child(fake_iqs[i], PS, "pubsub"), PS,
+                              "configure");
+    ck_assert_ptr_nonnull(conf);
+    x = roost_stanza_child(conf, "jabber:x:data", "x");
+    ck_assert_ptr_nonnull(x);
+    for (f = roost_stanza_first_child(x); f != NULL;
+         f = roost_stanza_next_sibling(f))
+        if (strcmp(roost_stanza_attr(f, "var"), "pubsub#access_model") == 0)
+            open =
+                strcmp(roost_stanza_child_text(f, NULL, "value"), "open") == 0;
+    ck_assert(open);
+}
+
+/* Checks publishes i (data) and i + 1 (metadata) of hash h. */
+static roost_stanza_t *
+ck_published(int i, const char *h, const char *b64)
+{
+    roost_stanza_t *item, *el;
+
+    item = roost_stanza_child(fake_action(i, "publish", AVD), PS, "item");
+    ck_assert_str_eq(roost_stanza_attr(item, "id"), h);
+    el = roost_stanza_child(item, AVD, "data");
+    ck_assert_ptr_nonnull(el);
+    ck_assert_str_eq(roost_stanza_text(el), b64);
+    item = roost_stanza_child(fake_action(i + 1, "publish", AVM), PS, "item");
+    ck_assert_str_eq(roost_stanza_attr(item, "id"), h);
+    el = roost_stanza_child(roost_stanza_child(item, AVM, "metadata"), AVM,
+                            "info");
+    ck_assert_ptr_nonnull(el);
+    ck_assert_str_eq(roost_stanza_attr(el, "id"), h);
+    return el;
+}
+
+/* The <photo/> of the x update in st: its text, or NULL without one. */
+static const char *
+photo_of(roost_stanza_t *st)
+{
+    roost_stanza_t *x = roost_stanza_child(st, UPD, "x"), *p;
+    int n = 0;
+
+    for (roost_stanza_t *c = roost_stanza_first_child(st); c != NULL;
+         c = roost_stanza_next_sibling(c))
+        if (strcmp(roost_stanza_name(c), "x") == 0 && roost_stanza_ns(c) &&
+            strcmp(roost_stanza_ns(c), UPD) == 0)
+            n++;
+    ck_assert_int_le(n, 1);
+    p = x != NULL ? roost_stanza_child(x, UPD, "photo") : NULL;
+    return p != NULL ? roost_stanza_text(p) : NULL;
+}
+
+/* Alice's broadcast presence xml, as the contact gets it. */
+static roost_stanza_t *
+broadcast_from(const char *full, const char *xml)
+{
+    size_t n = harness_sent_count();
+
+    ck_assert_int_ge(harness_inject(full, NULL, xml), 0);
+    ck_assert_uint_eq(harness_sent_count(), n + 1);
+    ck_assert_str_eq(roost_stanza_attr(harness_sent_stanza(n), "to"), CONTACT);
+    return harness_sent_stanza(n);
+}
+
+static roost_stanza_t *
+broadcast(const char *xml)
+{
+    return broadcast_from(PHONE, xml);
+}
+
+/* §2.2: a vCard with a photo is published as XEP-0084 data + metadata. */
+START_TEST(test_av_vcard_to_pep)
+{
+    roost_stanza_t *info;
+
+    set_card(PHONE, NULL, CARD_PNG);
+    assert_result(last(PHONE), "s");
+    ck_assert_int_eq(fake_niq, 4);
+    ck_create_open(0, AVD);
+    ck_create_open(1, AVM);
+    info = ck_published(2, PNG_SHA1, PNG_B64);
+    ck_assert_str_eq(roost_stanza_attr(info, "bytes"), "73");
+    ck_assert_str_eq(roost_stanza_attr(info, "type"), "image/png");
+    ck_assert_str_eq(roost_stanza_attr(info, "width"), "2");
+    ck_assert_str_eq(roost_stanza_attr(info, "height"), "3");
+}
+END_TEST
+
+/* Wrapped BINVAL, type from the image when the vCard has none; unknown
+ * image formats get no width/height. */
+START_TEST(test_av_vcard_to_pep_gif)
+{
+    roost_stanza_t *info;
+
+    set_card(PHONE, NULL, CARD_PHOTO("", GIF_B64_WRAPPED));
+    ck_assert_int_eq(fake_niq, 4);
+    info = ck_published(2, GIF_SHA1, GIF_B64);
+    ck_assert_str_eq(roost_stanza_attr(info, "bytes"), "20");
+    ck_assert_str_eq(roost_stanza_attr(info, "type"), "image/gif");
+    ck_assert_str_eq(roost_stanza_attr(info, "width"), "5");
+    ck_assert_str_eq(roost_stanza_attr(info, "height"), "4");
+    fake_clear();
+    /* "abc" as an image/x-raw: no size known. */
+    set_card(PHONE, NULL, CARD_PHOTO("<TYPE>image/x-raw</TYPE>", "YWJj"));
+    ck_assert_int_eq(fake_niq, 4);
+    info = ck_published(2, "a9993e364706816aba3e25717850c26c9cd0d89d", "YWJj");
+    ck_assert_str_eq(roost_stanza_attr(info, "type"), "image/x-raw");
+    ck_assert_ptr_null(roost_stanza_attr(info, "width"));
+    ck_assert_ptr_null(roost_stanza_attr(info, "height"));
+}
+END_TEST
+
+/* Strict base64: none of these is an avatar (the vCard is still stored). */
+static const char *const bad_b64[] = {
+    "",         "YWJ",   "YW=j",         "YR==",   "Y===",
+    "YWJj====", "YWJj@", "YWJjZA==YWJj", "YWJjZA", "YWJjZ",
+};
+
+START_TEST(test_av_bad_base64)
+{
+    char card[512];
+
+    snprintf(card, sizeof(card), CARD_PHOTO("", "%s"), bad_b64[_i]);
+    set_card(PHONE, NULL, card);
+    assert_result(last(PHONE), "s");
+    ck_assert_int_eq(fake_niq, 0);
+    ck_assert_str_eq(photo_of(broadcast("<presence/>")), "");
+}
+END_TEST
+
+/* Removing the photo: empty metadata (XEP-0084 §4.5), data retracted. */
+START_TEST(test_av_vcard_remove)
+{
+    roost_stanza_t *a, *item;
+
+    set_card(PHONE, NULL, CARD_FN("Alice"));
+    ck_assert_int_eq(fake_niq, 0); /* no avatar before: nothing */
+    set_card(PHONE, NULL, CARD_PNG);
+    fake_clear();
+    set_card(PHONE, NULL, CARD_FN("Alice"));
+    ck_assert_int_eq(fake_niq, 2);
+    a = fake_action(0, "publish", AVM);
+    item = roost_stanza_child(a, PS, "item");
+    ck_assert_ptr_nonnull(roost_stanza_child(item, AVM, "metadata"));
+    ck_assert_ptr_null(
+        roost_stanza_first_child(roost_stanza_child(item, AVM, "metadata")));
+    a = fake_action(1, "retract", AVD);
+    ck_assert_str_eq(roost_stanza_attr(roost_stanza_child(a, PS, "item"), "id"),
+                     PNG_SHA1);
+    ck_assert_str_eq(photo_of(broadcast("<presence/>")), "");
+}
+END_TEST
+
+/* XEP-0398 §3: what the client put in, and what goes out. */
+static const struct {
+    const char *in;
+    const char *photo; /* expected <photo/> text */
+} pres_cases[] = {
+    {"<presence/>", PNG_SHA1},
+    {"<presence><x xmlns='" UPD "'/></presence>", PNG_SHA1},
+    {"<presence><x xmlns='" UPD "'><photo>0123</photo></x></presence>",
+     PNG_SHA1},
+    {"<presence><x xmlns='" UPD "'><photo>0123</photo></x><x xmlns='" UPD
+     "'/></presence>",
+     PNG_SHA1},
+    /* An empty <photo/> is the client's "not ready": left alone. */
+    {"<presence><x xmlns='" UPD "'><photo/></x></presence>", ""},
+};
+
+START_TEST(test_av_presence)
+{
+    set_card(PHONE, NULL, CARD_PNG);
+    ck_assert_str_eq(photo_of(broadcast(pres_cases[_i].in)),
+                     pres_cases[_i].photo);
+}
+END_TEST
+
+START_TEST(test_av_presence_none)
+{
+    roost_stanza_t *p;
+
+    ck_assert_str_eq(photo_of(broadcast("<presence/>")), "");
+    /* Unavailable presence is not touched. */
+    p = broadcast("<presence type='unavailable'/>");
+    ck_assert_ptr_null(photo_of(p));
+}
+END_TEST
+
+/* Directed presence (a MUC join) carries it too. */
+START_TEST(test_av_presence_directed)
+{
+    roost_stanza_t *p;
+
+    set_card(PHONE, NULL, CARD_PNG);
+    harness_clear();
+    harness_inject(PHONE, "room@muc.remote.example/al",
+                   "<presence><x xmlns='http://jabber.org/protocol/muc'/>"
+                   "</presence>");
+    ck_assert_uint_eq(harness_sent_count(), 1);
+    p = harness_sent_stanza(0);
+    ck_assert_str_eq(photo_of(p), PNG_SHA1);
+}
+END_TEST
+
+/* The account's other resources get it too (ROOST_EV_DELIVER). */
+START_TEST(test_av_presence_own_resource)
+{
+    roost_stanza_t *p;
+
+    harness_deliver_hooks(1);
+    ck_assert_ptr_nonnull(harness_session_add(TABLET, 1, 0));
+    set_card(PHONE, NULL, CARD_PNG);
+    broadcast("<presence><show>away</show></presence>");
+    ck_assert_uint_eq(harness_delivered_count(TABLET), 1);
+    p = harness_delivered_stanza(TABLET, 0);
+    ck_assert_str_eq(roost_stanza_child_text(p, NULL, "show"), "away");
+    ck_assert_str_eq(photo_of(p), PNG_SHA1);
+    harness_deliver_hooks(0);
+}
+END_TEST
+
+/* The hash of a stored vCard is known at login. */
+START_TEST(test_av_hash_at_login)
+{
+    const char *card = CARD_PNG;
+
+    ck_assert_int_eq(roost_store_set(harness_store("vcard", ROOST_STORE_KEYVAL),
+                                     "carol", NULL, card, strlen(card)),
+                     0);
+    ck_assert_ptr_nonnull(harness_session_add("carol@localhost/x", 1, 0));
+    ck_assert_str_eq(
+        photo_of(broadcast_from("carol@localhost/x", "<presence/>")), PNG_SHA1);
+}
+END_TEST
+
+#define PHOTO_IQ(attrs, b64)                                                   \
+    "<iq type='set' id='ph'><photo xmlns='urn:roost:vcard-photo' " attrs       \
+    ">" b64 "</photo></iq>"
+
+/* §2.1: mod_pep hands over a published avatar; the rest of the vCard
+ * stays, nothing is published back, the presence hash follows. */
+START_TEST(test_av_pep_to_vcard)
+{
+    roost_stanza_t *card, *photo;
+
+    set_card(PHONE, NULL, CARD_FN("Alice"));
+    ck_assert_int_eq(
+        harness_inject(ALICE, ALICE,
+                       PHOTO_IQ("type='image/png' id='" PNG_SHA1 "'", PNG_B64)),
+        ROOST_HANDLED);
+    card = roost_stanza_child(get_card(PHONE, NULL), NS, "vCard");
+    ck_assert_str_eq(roost_stanza_child_text(card, NS, "FN"), "Alice");
+    ck_assert_str_eq(roost_stanza_child_text(card, NS, "NICKNAME"), "al");
+    photo = roost_stanza_child(card, NS, "PHOTO");
+    ck_assert_ptr_nonnull(photo);
+    ck_assert_str_eq(roost_stanza_child_text(photo, NS, "TYPE"), "image/png");
+    ck_assert_str_eq(roost_stanza_child_text(photo, NS, "BINVAL"), PNG_B64);
+    ck_assert_int_eq(fake_niq, 0);
+    ck_assert_str_eq(photo_of(broadcast("<presence/>")), PNG_SHA1);
+
+    /* An empty <photo/> removes it. */
+    harness_inject(ALICE, ALICE, PHOTO_IQ("", ""));
+    card = roost_stanza_child(get_card(PHONE, NULL), NS, "vCard");
+    ck_assert_ptr_null(roost_stanza_child(card, NS, "PHOTO"));
+    ck_assert_str_eq(roost_stanza_child_text(card, NS, "FN"), "Alice");
+    ck_assert_str_eq(photo_of(broadcast("<presence/>")), "");
+    ck_assert_int_eq(fake_niq, 0);
+}
+END_TEST
+
+/* No vCard yet: one with just the photo. */
+START_TEST(test_av_pep_to_vcard_new)
+{
+    roost_stanza_t *card, *photo;
+
+    harness_inject(ALICE, ALICE, PHOTO_IQ("id='" GIF_SHA1 "'", GIF_B64));
+    card = roost_stanza_child(get_card(PHONE, NULL), NS, "vCard");
+    photo = roost_stanza_child(card, NS, "PHOTO");
+    ck_assert_ptr_nonnull(photo);
+    ck_assert_str_eq(roost_stanza_child_text(photo, NS, "BINVAL"), GIF_B64);
+}
+END_TEST
+
+/* Refused: a hash that does not match (XEP-0398 §2.1 SHOULD verify), and
+ * the same request from a client (not a protocol). */
+START_TEST(test_av_pep_to_vcard_refused)
+{
+    roost_stanza_t *card;
+
+    set_card(PHONE, NULL, CARD_FN("Alice"));
+    harness_inject(ALICE, ALICE, PHOTO_IQ("id='" GIF_SHA1 "'", PNG_B64));
+    harness_inject(ALICE, ALICE, PHOTO_IQ("id='" PNG_SHA1 "'", "YWJ"));
+    harness_inject(PHONE, NULL, PHOTO_IQ("id='" PNG_SHA1 "'", PNG_B64));
+    assert_error(last(PHONE), "service-unavailable");
+    card = roost_stanza_child(get_card(PHONE, NULL), NS, "vCard");
+    ck_assert_ptr_null(roost_stanza_child(card, NS, "PHOTO"));
+    ck_assert_str_eq(photo_of(broadcast("<presence/>")), "");
+}
+END_TEST
+
+/* XEP-0398 §2: the feature on the account. */
+START_TEST(test_av_account_feature)
+{
+    ck_assert_int_eq(harness_account_feature_count(), 1);
+}
+END_TEST
+
+/* The vCard's max_size holds for an avatar from PEP too. */
+START_TEST(test_av_pep_to_vcard_too_big)
+{
+    char card[300];
+    roost_stanza_t *c;
+
+    ck_assert_ptr_nonnull(harness_load(&roost_module_vcard, HOST, conf_small));
+    ck_assert_ptr_nonnull(harness_load(&fake_pep, HOST, NULL));
+    ck_assert_ptr_nonnull(harness_session_add(PHONE, 1, 0));
+    snprintf(card, sizeof(card),
+             "<vCard xmlns='" NS "'><FN>%0150d</FN></vCard>", 0);
+    set_card(PHONE, NULL, card);
+    assert_result(last(PHONE), "s");
+    harness_inject(ALICE, ALICE, PHOTO_IQ("id='" PNG_SHA1 "'", PNG_B64));
+    c = roost_stanza_child(get_card(PHONE, NULL), NS, "vCard");
+    ck_assert_ptr_null(roost_stanza_child(c, NS, "PHOTO"));
+    ck_assert_uint_eq(strlen(roost_stanza_child_text(c, NS, "FN")), 150);
+    ck_assert_str_eq(photo_of(broadcast("<presence/>")), "");
+}
+END_TEST
+
 static Suite *
 vcard_suite(void)
 {
@@ -304,6 +762,26 @@ vcard_suite(void)
     tc = tcase_create("max_size");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, test_max_size);
+    tcase_add_test(tc, test_av_pep_to_vcard_too_big);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("avatar");
+    tcase_add_checked_fixture(tc, av_setup, av_teardown);
+    tcase_add_test(tc, test_av_vcard_to_pep);
+    tcase_add_test(tc, test_av_vcard_to_pep_gif);
+    tcase_add_loop_test(tc, test_av_bad_base64, 0,
+                        (int)(sizeof(bad_b64) / sizeof(bad_b64[0])));
+    tcase_add_test(tc, test_av_vcard_remove);
+    tcase_add_loop_test(tc, test_av_presence, 0,
+                        (int)(sizeof(pres_cases) / sizeof(pres_cases[0])));
+    tcase_add_test(tc, test_av_presence_none);
+    tcase_add_test(tc, test_av_presence_directed);
+    tcase_add_test(tc, test_av_presence_own_resource);
+    tcase_add_test(tc, test_av_hash_at_login);
+    tcase_add_test(tc, test_av_pep_to_vcard);
+    tcase_add_test(tc, test_av_pep_to_vcard_new);
+    tcase_add_test(tc, test_av_pep_to_vcard_refused);
+    tcase_add_test(tc, test_av_account_feature);
     suite_add_tcase(s, tc);
     return s;
 }
