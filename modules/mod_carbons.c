@@ -17,7 +17,10 @@
  *
  * Sent (§8): an eligible message a local session sends (ROOST_EV_PRE_STANZA,
  * after the filters) is copied as <sent><forwarded/></sent> to the user's
- * other carbons-enabled sessions, whether or not the sender enabled them.
+ * other carbons-enabled sessions, whether or not the sender enabled them;
+ * the copy leaves out stanza-ids the client put in claiming to be by its
+ * account (its archive) or the vhost (XEP-0359 §4 rule 3; mod_mam keeps
+ * them out of the archive and away from recipients too).
  * Received (§7): an eligible message for the user is copied as <received/>
  * to each carbons-enabled session that does not get the original from
  * mod_message: to a full JID with a session, every other one; to the bare
@@ -39,8 +42,10 @@
  * (§8.5.2.1.1).  The modules may not change ev->stanza, and a DELIVER
  * hook cannot swap it either (HANDLED there means "refused", which sends
  * mod_message on to the next tier and makes mod_offline keep its batch).
- * When nobody is available the original goes on to offline storage with
- * its <private/>: see FIXME at carbons_strip.
+ * When nobody is available the original goes on to offline storage,
+ * which removes <private/> from what it stores (mod_offline: a stripped
+ * copy routed again from here would be archived twice by mod_mam and pass
+ * every hook again).
  *
  * Security (§11): a copy is only trustworthy from the user's own bare
  * JID.  A message carrying <sent/> or <received/> that arrives for a
@@ -59,6 +64,7 @@
 #define CARBONS_NS_FORWARD  "urn:xmpp:forward:0"
 #define CARBONS_NS_HINTS    "urn:xmpp:hints"
 #define CARBONS_NS_MUC_USER "http://jabber.org/protocol/muc#user"
+#define CARBONS_NS_SID      "urn:xmpp:sid:0"
 
 /* Eligible messages remembered per session and direction, for matching
  * error replies (§6, third rule). */
@@ -260,6 +266,35 @@ carbons_wrap(const roost_stanza_t *st, const char *dir, const char *bare)
     return msg;
 }
 
+/* XEP-0359 §4 rule 3: a stanza-id claiming to be by the account (its
+ * archive, mod_mam) or by the vhost, in a message the client sent itself,
+ * is forged: the other resources must not take it for an archive id. */
+static void
+carbons_strip_sid(roost_stanza_t *wrap, const char *dir, const char *bare,
+                  const char *host)
+{
+    roost_stanza_t *w = roost_stanza_child(wrap, CARBONS_NS, dir);
+    roost_stanza_t *f = roost_stanza_child(w, CARBONS_NS_FORWARD, "forwarded");
+    roost_stanza_t *msg = roost_stanza_child(f, ROOST_NS_CLIENT, "message");
+    roost_stanza_t *c, *next;
+
+    for (c = msg ? roost_stanza_first_child(msg) : NULL; c != NULL; c = next) {
+        const char *ns = roost_stanza_ns(c), *by = roost_stanza_attr(c, "by");
+        roost_jid_t *j;
+
+        next = roost_stanza_next_sibling(c);
+        if (ns == NULL || strcmp(ns, CARBONS_NS_SID) != 0 ||
+            strcmp(roost_stanza_name(c), "stanza-id") != 0 || by == NULL ||
+            (j = roost_jid_new(by)) == NULL)
+            continue;
+        if (roost_jid_resource(j) == NULL &&
+            (strcmp(roost_jid_bare(j), bare) == 0 ||
+             strcmp(roost_jid_bare(j), host) == 0))
+            roost_stanza_remove(c);
+        roost_jid_free(j);
+    }
+}
+
 /* Sends a copy of wrap to every carbons-enabled session of node except
  * those for which skip(s, arg) says so.  Each session gets its own copy
  * (a ROOST_EV_DELIVER hook may keep a reference). */
@@ -361,6 +396,8 @@ carbons_out(const roost_ev_t *ev, void *arg)
     if (!eligible)
         return ROOST_PASS;
     wrap = carbons_wrap(st, "sent", roost_jid_bare(ev->from));
+    carbons_strip_sid(wrap, "sent", roost_jid_bare(ev->from),
+                      roost_mod_host(m));
     carbons_send(m, node, wrap, carbons_skip_one, ev->origin);
     roost_stanza_unref(wrap);
     return ROOST_PASS;
@@ -507,9 +544,8 @@ carbons_strip(const roost_ev_t *ev, void *arg)
             carbons_deliver_tiers(ev->mod, node, c, type == CARBONS_HEADLINE);
     }
     roost_stanza_unref(c);
-    /* FIXME: nobody available: the original, <private/> included, goes on
-     * to mod_offline (a stripped copy routed again would be archived
-     * twice by mod_mam and pass every hook again). */
+    /* Nobody available: the original goes on to mod_offline, which
+     * stores it without <private/> (see the file comment). */
     return sent > 0 ? ROOST_HANDLED : ROOST_PASS;
 }
 

@@ -6,7 +6,8 @@
  * or the XEP-0334 <store/> hint, and neither <no-store/> nor
  * <no-permanent-store/>, is appended to the ARCHIVE store "mam" of the
  * local user who sends it (ROOST_EV_PRE_STANZA, "with" = the recipient's
- * bare JID) and of the local user who receives it (ROOST_EV_MESSAGE_BARE /
+ * bare JID, without stanza-ids claiming to be by the sender or the
+ * vhost) and of the local user who receives it (ROOST_EV_MESSAGE_BARE /
  * _FULL, "with" = the sender's bare JID), if that user's preferences say
  * so (default always/never/roster, always and never lists by bare JID;
  * never wins).  A message to oneself is archived once, as received.
@@ -16,8 +17,9 @@
  * store hands out an item's id only once the append ran on the storage
  * worker.  So the receiving hook (above ROOST_PRIO_DEFAULT, so before
  * mod_message delivers and mod_offline stores) takes a copy of the
- * stanza, with any stanza-id claiming to be by the recipient removed
- * (XEP-0359 §4 rule 3), and returns HANDLED; once the append committed the
+ * stanza, with any stanza-id claiming to be by the recipient or by the
+ * vhost removed (XEP-0359 §4 rule 3: a client must not be able to forge
+ * an archive id), and returns HANDLED; once the append committed the
  * copy gets its stanza-id and is routed again (roost_send), which this
  * hook recognises and PASSes on.  A recipient's messages wait in one FIFO
  * queue while an append is in flight, so those that are not archived
@@ -42,8 +44,22 @@
  * archive metadata (<metadata/>) and preferences get/set.  All storage
  * runs through roost_store_async.
  *
+ * Expiry and quota: with archive_expires_after (seconds, default 0 =
+ * never, Prosody's option) a module timer starts a purge round every
+ * archive_cleanup_interval (the first within a minute of loading); each
+ * round runs as storage jobs of at most MAM_PURGE_BATCH removed items
+ * and MAM_PURGE_USERS accounts, chained through the timer, so the loop
+ * never blocks and client work interleaves.  The accounts to visit are
+ * those recorded in the MAP store "mam_users" when they first archive
+ * (the store API cannot list an archive's users; Prosody keeps such a
+ * list too); an account whose archive became empty is forgotten.  With
+ * archive_max_items (0 = no limit) each append removes the oldest items
+ * over the limit (at most MAM_QUOTA_BATCH at a time).  Removed items'
+ * ids are then item-not-found in queries, as XEP-0313 §4.1.4 expects of
+ * ids the archive no longer holds.
+ *
  * Not here: MUC or pubsub archives, groupchat messages (not archived;
- * include-groupchat is not offered), archive expiry, carbons. */
+ * include-groupchat is not offered), carbons. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +88,18 @@
 #define MAM_PASS_MAX 1024
 /* Limits on one query's ids field. */
 #define MAM_IDS_MAX 100
+/* Expiry: one purge job removes at most MAM_PURGE_BATCH items and looks
+ * at most at MAM_PURGE_USERS accounts, so the storage worker (and every
+ * client's store work queued behind it) never waits long; while expired
+ * items are left the next job follows after MAM_PURGE_AGAIN ms.  The
+ * first round starts at most MAM_PURGE_FIRST ms after load. */
+#define MAM_PURGE_BATCH 500
+#define MAM_PURGE_USERS 100
+#define MAM_PURGE_AGAIN 100
+#define MAM_PURGE_FIRST 60000
+/* Quota: at most this many of the oldest items go per append (an archive
+ * over a lowered quota shrinks over the following appends). */
+#define MAM_QUOTA_BATCH 100
 
 enum { MAM_ALWAYS = 0, MAM_NEVER = 1, MAM_ROSTER = 2 };
 static const char *const mam_policy_names[] = {"always", "never", "roster"};
@@ -79,6 +107,9 @@ static const char *const mam_policy_names[] = {"always", "never", "roster"};
 struct mam_conf {
     int64_t max_page;           /* most results one query returns */
     const char *default_policy; /* always, never or roster */
+    int64_t expires_after;      /* ms an item is kept; 0: forever */
+    int64_t cleanup_interval;   /* ms between purge rounds */
+    int64_t max_items;          /* items per archive; 0: no limit */
 };
 
 static const roost_opt_t mam_opts[] = {
@@ -86,6 +117,18 @@ static const roost_opt_t mam_opts[] = {
      1000},
     {"default_policy", ROOST_OPT_STR, offsetof(struct mam_conf, default_policy),
      "always", 0, 0},
+    /* Prosody's names: archive_expires_after (seconds here; 0 = never,
+     * Prosody's "never") and archive_cleanup_interval (4 h). */
+    {"archive_expires_after", ROOST_OPT_MSEC,
+     offsetof(struct mam_conf, expires_after), "0", 0,
+     100LL * 366 * 86400 * 1000},
+    {"archive_cleanup_interval", ROOST_OPT_MSEC,
+     offsetof(struct mam_conf, cleanup_interval), "14400", 1000,
+     7 * 86400 * 1000LL},
+    /* Like Prosody's storage_archive_item_limit with truncation: the
+     * oldest items make room. */
+    {"archive_max_items", ROOST_OPT_INT, offsetof(struct mam_conf, max_items),
+     "0", 0, 100000000},
     {NULL, 0, 0, NULL, 0, 0}};
 
 /* A message for a local recipient waiting for an earlier append. */
@@ -112,6 +155,11 @@ typedef struct mam_pass {
 /* Module instance state (roost_mod_data), freed in mam_unload. */
 typedef struct {
     roost_store_t *arch, *prefs, *keys;
+    /* MAP, user "": every account that has archived anything -> "" (the
+     * accounts the expiry purge visits; the store API cannot list the
+     * users of an archive) */
+    roost_store_t *users;
+    char *purge_cursor; /* the purge round goes on after this account */
     uint32_t key[4];
     int key_state; /* 0 loading, 1 ready, -1 failed */
     int policy;    /* the configured default */
@@ -367,8 +415,14 @@ mam_storable(roost_stanza_t *st)
     return body || store;
 }
 
+/* Whether c is a stanza-id claiming to be assigned by us for bare: by
+ * the account's archive (bare) or by the vhost itself (host).  A client
+ * or a remote server can put either in a message; the client that gets
+ * it must not take it for an archive id (XEP-0359 §4 rule 3: the entity
+ * whose address 'by' names overrides it; the vhost assigns none, so its
+ * claims are forged too).  Other stanza-ids are kept (rule 1). */
 static int
-mam_is_sid_by(roost_stanza_t *c, const char *by)
+mam_is_sid_ours(roost_stanza_t *c, const char *bare, const char *host)
 {
     const char *ns = roost_stanza_ns(c), *b;
     roost_jid_t *j;
@@ -382,29 +436,31 @@ mam_is_sid_by(roost_stanza_t *c, const char *by)
     /* Compare prepared forms (XEP-0359 §4 rule 7). */
     if ((j = roost_jid_new(b)) == NULL)
         return 0;
-    eq = roost_jid_resource(j) == NULL && strcmp(roost_jid_bare(j), by) == 0;
+    eq = roost_jid_resource(j) == NULL &&
+         (strcmp(roost_jid_bare(j), bare) == 0 ||
+          strcmp(roost_jid_bare(j), host) == 0);
     roost_jid_free(j);
     return eq;
 }
 
 static int
-mam_has_sid(roost_stanza_t *st, const char *by)
+mam_has_sid(roost_stanza_t *st, const char *bare, const char *host)
 {
     for (roost_stanza_t *c = roost_stanza_first_child(st); c != NULL;
          c = roost_stanza_next_sibling(c))
-        if (mam_is_sid_by(c, by))
+        if (mam_is_sid_ours(c, bare, host))
             return 1;
     return 0;
 }
 
 static void
-mam_strip_sid(roost_stanza_t *st, const char *by)
+mam_strip_sid(roost_stanza_t *st, const char *bare, const char *host)
 {
     roost_stanza_t *c, *next;
 
     for (c = roost_stanza_first_child(st); c != NULL; c = next) {
         next = roost_stanza_next_sibling(c);
-        if (mam_is_sid_by(c, by))
+        if (mam_is_sid_ours(c, bare, host))
             roost_stanza_remove(c);
     }
 }
@@ -572,21 +628,80 @@ static void mam_flush(roost_mod_t *m, const char *user);
 
 typedef struct {
     roost_mod_t *m;
-    roost_store_t *store;
+    roost_store_t *store, *users;
     char *user, *with, *xml;
     size_t len;
     int64_t when;
+    int64_t max_items; /* 0: no quota */
+    int aux_rc;        /* recording the account or the quota failed */
     char id[ROOST_STORE_ID_LEN];
     mam_pend_t *pend; /* the recipient's queued copy, or NULL */
 } mam_put_t;
+
+/* Store ids collected by a find (the oldest first). */
+typedef struct {
+    char (*ids)[ROOST_STORE_ID_LEN];
+    int n, max;
+} mam_ids_t;
+
+static int
+mam_ids_item(void *arg, const char *id, int64_t when, const char *with,
+             const char *val, size_t len)
+{
+    mam_ids_t *l = arg;
+
+    if (l->n == l->max)
+        return 1;
+    snprintf(l->ids[l->n++], ROOST_STORE_ID_LEN, "%s", id);
+    return 0;
+}
+
+/* Storage worker: removes user's items matching q (at most max); returns
+ * how many went, or -ROOST_E*. */
+static int
+mam_remove_found(roost_store_t *arch, const char *user,
+                 const roost_store_query_t *q, int max)
+{
+    mam_ids_t l = {roost_xcalloc((size_t)max, ROOST_STORE_ID_LEN), 0, max};
+    int rc = roost_store_find(arch, user, q, mam_ids_item, &l);
+
+    for (int i = 0; rc >= 0 && i < l.n; i++)
+        rc = roost_store_remove(arch, user, l.ids[i]);
+    roost_free(l.ids);
+    return rc < 0 ? rc : l.n;
+}
 
 static int
 mam_put_work(void *arg)
 {
     mam_put_t *p = arg;
+    char *val = NULL;
+    size_t len;
+    int rc, n;
 
-    return roost_store_append(p->store, p->user, p->with, p->when, p->xml,
-                              p->len, p->id);
+    if ((rc = roost_store_append(p->store, p->user, p->with, p->when, p->xml,
+                                 p->len, p->id)) < 0)
+        return rc;
+    /* The account is one the expiry purge visits (recorded whether
+     * expiry is on or not, so turning it on later finds the archive). */
+    rc = roost_store_get(p->users, "", p->user, &val, &len);
+    roost_free(val);
+    if (rc == -ROOST_ENOTFOUND)
+        rc = roost_store_set(p->users, "", p->user, "", 0);
+    if (rc < 0) {
+        p->aux_rc = rc; /* the item itself is stored: its id is good */
+        return 0;
+    }
+    if (p->max_items > 0 &&
+        (n = roost_store_count(p->store, p->user)) > p->max_items) {
+        roost_store_query_t q = {0};
+        int64_t over = n - p->max_items;
+
+        q.limit = over < MAM_QUOTA_BATCH ? (int)over : MAM_QUOTA_BATCH;
+        if ((rc = mam_remove_found(p->store, p->user, &q, q.limit)) < 0)
+            p->aux_rc = rc;
+    }
+    return 0;
 }
 
 static void
@@ -599,6 +714,11 @@ mam_put_done(void *arg, int rc)
     if (rc < 0)
         roost_log(p->m, ROOST_LOG_ERROR, "archiving a message of %s failed: %s",
                   p->user, roost_strerror(rc));
+    else if (p->aux_rc < 0)
+        roost_log(p->m, ROOST_LOG_ERROR,
+                  "archive of %s: recording it for expiry or "
+                  "applying archive_max_items failed: %s",
+                  p->user, roost_strerror(p->aux_rc));
     if (p->pend != NULL) {
         /* Delivered either way; the stanza-id only when it names an
          * item the archive holds. */
@@ -629,6 +749,8 @@ mam_put(roost_mod_t *m, const char *user, const char *with,
 
     p->m = m;
     p->store = mam_data(m)->arch;
+    p->users = mam_data(m)->users;
+    p->max_items = ((const struct mam_conf *)roost_mod_conf(m))->max_items;
     p->user = roost_xstrdup(user);
     p->with = roost_xstrdup(with);
     p->xml = roost_stanza_serialize(st, NULL, &p->len);
@@ -743,7 +865,7 @@ mam_incoming(const roost_ev_t *ev, void *arg)
     if (mam_pass_take(d, ev->stanza))
         return ROOST_PASS;
     q = mam_queue_find(d, user);
-    forged = mam_has_sid(ev->stanza, bare);
+    forged = mam_has_sid(ev->stanza, bare, roost_mod_host(m));
     archive = d->key_state >= 0 && mam_storable(ev->stanza) &&
               mam_wanted(m, user, roost_jid_bare(ev->from));
     if (!archive && !forged && q == NULL)
@@ -752,7 +874,7 @@ mam_incoming(const roost_ev_t *ev, void *arg)
     e = roost_xcalloc(1, sizeof(*e)); /* freed by mam_flush */
     e->st = roost_stanza_copy(ev->stanza);
     e->waiting = archive;
-    mam_strip_sid(e->st, bare);
+    mam_strip_sid(e->st, bare, roost_mod_host(m));
     if (q == NULL) {
         /* freed by mam_flush once empty */
         q = roost_xcalloc(1, sizeof(*q));
@@ -784,8 +906,20 @@ mam_outgoing(const roost_ev_t *ev, void *arg)
     /* To oneself: archived once, when it arrives. */
     if (roost_jid_bare_eq(ev->from, ev->to))
         return ROOST_PASS;
-    if (mam_storable(ev->stanza) && mam_wanted(m, user, roost_jid_bare(ev->to)))
+    if (!mam_storable(ev->stanza) ||
+        !mam_wanted(m, user, roost_jid_bare(ev->to)))
+        return ROOST_PASS;
+    if (mam_has_sid(ev->stanza, roost_jid_bare(ev->from), roost_mod_host(m))) {
+        /* The sender's own claim to an id of its archive (or the vhost's)
+         * is not archived: query results would show it as ours. */
+        roost_stanza_t *c = roost_stanza_copy(ev->stanza);
+
+        mam_strip_sid(c, roost_jid_bare(ev->from), roost_mod_host(m));
+        mam_put(m, user, roost_jid_bare(ev->to), c, NULL);
+        roost_stanza_unref(c);
+    } else {
         mam_put(m, user, roost_jid_bare(ev->to), ev->stanza, NULL);
+    }
     return ROOST_PASS;
 }
 
@@ -1499,10 +1633,133 @@ mam_prefs_set(const roost_ev_t *ev, void *arg)
     return ROOST_HANDLED;
 }
 
+/* --- expiry (archive_expires_after) --- */
+
+typedef struct {
+    roost_mod_t *m;
+    roost_store_t *arch, *users;
+    int64_t cutoff; /* items stamped at or before this (us) go */
+    char *cursor;   /* the round goes on after this account ("": start) */
+    char **names;   /* worker: the accounts this job looks at */
+    int nnames;
+    int removed;  /* out: items removed */
+    int more;     /* out: the round is not finished */
+    char *resume; /* out: the next job's cursor */
+} mam_expire_t;
+
+static void mam_expire_arm(roost_mod_t *m, uint64_t msec);
+
+static int
+mam_expire_key(void *arg, const char *key, const char *val, size_t len)
+{
+    mam_expire_t *j = arg;
+
+    if (j->cursor[0] != '\0' && strcmp(key, j->cursor) <= 0)
+        return 0;
+    if (j->nnames == MAM_PURGE_USERS) {
+        j->more = 1;
+        return 1;
+    }
+    j->names[j->nnames++] = roost_xstrdup(key); /* freed in mam_expire_done */
+    return 0;
+}
+
+/* Storage worker: one bounded step of the purge round. */
+static int
+mam_expire_work(void *arg)
+{
+    mam_expire_t *j = arg;
+    const char *last = j->cursor;
+    int rc;
+
+    j->names = roost_xcalloc(MAM_PURGE_USERS, sizeof(*j->names));
+    if ((rc = roost_store_keys(j->users, "", mam_expire_key, j)) < 0)
+        return rc;
+    for (int i = 0; i < j->nnames; i++) {
+        roost_store_query_t q = {0};
+        int budget = MAM_PURGE_BATCH - j->removed;
+
+        q.end = j->cutoff;
+        q.limit = budget;
+        if ((rc = mam_remove_found(j->arch, j->names[i], &q, budget)) < 0)
+            return rc;
+        j->removed += rc;
+        if (rc == budget) {
+            /* this account may have more: the next job starts with it */
+            j->more = 1;
+            break;
+        }
+        /* an account with an empty archive is visited no more */
+        if ((rc = roost_store_count(j->arch, j->names[i])) < 0)
+            return rc;
+        if (rc == 0 && (rc = roost_store_delete(j->users, "", j->names[i])) < 0)
+            return rc;
+        last = j->names[i];
+    }
+    j->resume = roost_xstrdup(j->more ? last : "");
+    return 0;
+}
+
+static void
+mam_expire_done(void *arg, int rc)
+{
+    mam_expire_t *j = arg;
+    mam_t *d = mam_data(j->m);
+    const struct mam_conf *conf = roost_mod_conf(j->m);
+
+    if (rc < 0) {
+        roost_log(j->m, ROOST_LOG_ERROR, "archive expiry failed: %s",
+                  roost_strerror(rc));
+        j->more = 0; /* tried again next interval, from where it was */
+    } else {
+        if (j->removed > 0)
+            roost_log(j->m, ROOST_LOG_DEBUG, "archive expiry removed %d items",
+                      j->removed);
+        roost_free(d->purge_cursor);
+        d->purge_cursor = j->resume; /* freed in mam_unload or here */
+        j->resume = NULL;
+    }
+    mam_expire_arm(j->m, j->more ? MAM_PURGE_AGAIN
+                                 : (uint64_t)conf->cleanup_interval);
+    for (int i = 0; i < j->nnames; i++)
+        roost_free(j->names[i]);
+    roost_free(j->names);
+    roost_free(j->resume);
+    roost_free(j->cursor);
+    roost_free(j);
+}
+
+static void
+mam_expire_tick(roost_mod_t *m, void *arg)
+{
+    mam_t *d = mam_data(m);
+    const struct mam_conf *conf = roost_mod_conf(m);
+    mam_expire_t *j;
+    int64_t cutoff = mam_now() - conf->expires_after * 1000;
+
+    if (cutoff <= 0) { /* nothing can be that old; 0 would mean no bound */
+        mam_expire_arm(m, (uint64_t)conf->cleanup_interval);
+        return;
+    }
+    j = roost_xcalloc(1, sizeof(*j)); /* freed in mam_expire_done */
+    j->m = m;
+    j->arch = d->arch;
+    j->users = d->users;
+    j->cutoff = cutoff;
+    j->cursor = roost_xstrdup(d->purge_cursor ? d->purge_cursor : "");
+    roost_store_async(m, mam_expire_work, mam_expire_done, j);
+}
+
+static void
+mam_expire_arm(roost_mod_t *m, uint64_t msec)
+{
+    roost_timer_add(m, msec, mam_expire_tick, NULL);
+}
+
 /* --- account --- */
 
 typedef struct {
-    roost_store_t *arch, *prefs;
+    roost_store_t *arch, *prefs, *users;
     char *user;
 } mam_purge_t;
 
@@ -1512,8 +1769,9 @@ mam_purge_work(void *arg)
     mam_purge_t *p = arg;
     int rc = roost_store_remove(p->arch, p->user, NULL);
     int rc2 = roost_store_delete(p->prefs, p->user, NULL);
+    int rc3 = roost_store_delete(p->users, "", p->user);
 
-    return rc < 0 ? rc : rc2;
+    return rc < 0 ? rc : rc2 < 0 ? rc2 : rc3;
 }
 
 static void
@@ -1533,6 +1791,7 @@ mam_user_deleted(const roost_ev_t *ev, void *arg)
 
     p->arch = d->arch;
     p->prefs = d->prefs;
+    p->users = d->users;
     p->user = roost_xstrdup(roost_jid_node(ev->to));
     roost_store_async(ev->mod, mam_purge_work, mam_purge_done, p);
     return ROOST_PASS;
@@ -1564,7 +1823,9 @@ mam_load(roost_mod_t *m)
     d->arch = roost_store_open(m, "mam", ROOST_STORE_ARCHIVE);
     d->prefs = roost_store_open(m, "mam_prefs", ROOST_STORE_KEYVAL);
     d->keys = roost_store_open(m, "mam_key", ROOST_STORE_KEYVAL);
-    if (d->arch == NULL || d->prefs == NULL || d->keys == NULL)
+    d->users = roost_store_open(m, "mam_users", ROOST_STORE_MAP);
+    if (d->arch == NULL || d->prefs == NULL || d->keys == NULL ||
+        d->users == NULL)
         return -ROOST_ESTORAGE;
     /* Runs before any append's done callback: the worker is FIFO. */
     kj = roost_xcalloc(1, sizeof(*kj)); /* freed in mam_key_done */
@@ -1602,6 +1863,10 @@ mam_load(roost_mod_t *m)
                            NULL);
     if (rc == 0)
         rc = roost_hook_iq(m, MAM_NS, "metadata", mam_metadata_get, NULL, NULL);
+    if (rc == 0 && conf->expires_after > 0)
+        mam_expire_arm(m, conf->cleanup_interval < MAM_PURGE_FIRST
+                              ? (uint64_t)conf->cleanup_interval
+                              : MAM_PURGE_FIRST);
     return rc;
 }
 
@@ -1618,6 +1883,7 @@ mam_unload(roost_mod_t *m)
         mam_queue_free(d, d->queues);
     while (d->pass != NULL)
         mam_pass_take(d, d->pass->st);
+    roost_free(d->purge_cursor);
     roost_free(d);
     *roost_mod_data(m) = NULL;
 }

@@ -8,8 +8,10 @@
  * the account's "offline" ARCHIVE store on the storage worker.  Per
  * XEP-0160 §3 headline, groupchat and error messages are never stored
  * (mod_message already disposes of them; this module PASSes them on).
- * A message whose only content is chat states (XEP-0085; thread, hints
- * and origin-id do not count as content) is dropped silently unless it
+ * A message whose only content is chat states (XEP-0085; thread, hints,
+ * origin-id and the carbons <private/> marker, XEP-0280 §9, do not count
+ * as content; <private/> is removed from what is stored, as the
+ * receiving server removes it before delivery) is dropped silently unless it
  * carries the XEP-0334 <store/> hint; one with <no-store/> is not stored
  * and so bounces like any undeliverable message.  When the account
  * already holds max_messages items, the sender gets <service-unavailable/>
@@ -48,6 +50,7 @@
 #define OFFLINE_NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define OFFLINE_NS_HINTS      "urn:xmpp:hints"
 #define OFFLINE_NS_SID        "urn:xmpp:sid:0"
+#define OFFLINE_NS_CARBONS    "urn:xmpp:carbons:2"
 
 /* One delivery batch: at most this many messages or about this many
  * bytes, so that a long queue neither sits in memory at once nor lands
@@ -161,9 +164,19 @@ offline_type_storable(const roost_stanza_t *st)
             strcmp(t, "error") != 0);
 }
 
+static int
+offline_is_private(roost_stanza_t *c)
+{
+    const char *ns = roost_stanza_ns(c);
+
+    return ns != NULL && strcmp(ns, OFFLINE_NS_CARBONS) == 0 &&
+           strcmp(roost_stanza_name(c), "private") == 0;
+}
+
 /* Whether the message carries anything a client would want later: an
- * element other than chat states, <thread/>, processing hints and
- * origin-id.  XEP-0160 §3: chat-state-only messages are not stored. */
+ * element other than chat states, <thread/>, processing hints, origin-id
+ * and the XEP-0280 <private/> marker (not stored: see offline_store).
+ * XEP-0160 §3: chat-state-only messages are not stored. */
 static int
 offline_has_content(const roost_stanza_t *st)
 {
@@ -176,6 +189,7 @@ offline_has_content(const roost_stanza_t *st)
                 return 1;
         } else if (strcmp(ns, OFFLINE_NS_CHATSTATES) != 0 &&
                    strcmp(ns, OFFLINE_NS_HINTS) != 0 &&
+                   !offline_is_private(c) &&
                    !(strcmp(ns, OFFLINE_NS_SID) == 0 &&
                      strcmp(roost_stanza_name(c), "origin-id") == 0)) {
             return 1;
@@ -317,14 +331,19 @@ offline_store(const roost_ev_t *ev, offline_user_t *u)
     p = roost_xcalloc(1, sizeof(*p)); /* freed in offline_put_done */
     cp = roost_stanza_copy(ev->stanza);
     /* A client cannot speak for this server: drop delay elements that
-     * claim to be its own. */
+     * claim to be its own.  And XEP-0280 §9's <private/> goes, as the
+     * receiving server removes it before delivery (the delivery of a
+     * stored message is one; Prosody's mod_carbons strips it before
+     * offline storage too): mod_carbons, which strips it for live
+     * delivery, cannot give this module a changed stanza. */
     for (c = roost_stanza_first_child(cp); c != NULL; c = next) {
         const char *ns = roost_stanza_ns(c), *from;
 
         next = roost_stanza_next_sibling(c);
         from = roost_stanza_attr(c, "from");
-        if (ns != NULL && strcmp(ns, OFFLINE_NS_DELAY) == 0 && from != NULL &&
-            strcmp(from, host) == 0)
+        if ((ns != NULL && strcmp(ns, OFFLINE_NS_DELAY) == 0 && from != NULL &&
+             strcmp(from, host) == 0) ||
+            offline_is_private(c))
             roost_stanza_remove(c);
     }
     offline_stamp(stamp, sizeof(stamp), &p->when);

@@ -9,40 +9,46 @@
  * options (XEP-0357 §5).  <disable/> with a node removes that pair, without
  * one every pair of that service JID (§6).  They are kept in the account's
  * MAP store "push" (key "<length of jid>:<jid><node>", value the
- * <enable/> element as stored) and in memory as per-user state
+ * <enable/> element as stored, with a 'resource' attribute of ours
+ * naming the client's resource) and in memory as per-user state
  * (roost_user_state), so the message hook never waits on storage; the
  * result is sent once the change is committed.  The account disco#info
  * advertises urn:xmpp:push:0 (§4.1).
  *
- * Publishing (§7): a message to the account (bare or full JID) that has a
- * body or an encrypted payload (OMEMO, XEP-0373, XEP-0027) and that does
- * not reach a connected client triggers a pubsub publish from the user's
- * bare JID to every registered service, with a <notification/> carrying
- * a urn:xmpp:push:summary form (message-count, last-message-sender, and
- * last-message-body only with the include_body option, off by default for
- * privacy: §10 says servers SHOULD let users limit what is sent) and the
- * stored publish options.  "Does not reach a connected client" mirrors
- * mod_message's choice: to the full JID of an existing session, that
- * session is hibernating (XEP-0198: connection gone, session kept); to the
- * bare JID (or a full JID without session, RFC 6121 §8.5.3.2.1) a normal
- * or chat message goes to the highest-priority tier of available
- * non-negative sessions, and it is unreachable when there is no such tier
- * (it goes to offline storage) or every session of the tier hibernates.
+ * Publishing (§7): each registration belongs to the client that enabled
+ * it, known by the resource of the session that sent <enable/> (stored
+ * with the registration, so it survives a restart; enabling the same
+ * service and node from another resource moves it).  A message that has
+ * a body or an encrypted payload (OMEMO, XEP-0373, XEP-0027) triggers a
+ * pubsub publish from the user's bare JID to the registrations whose
+ * client is not connected, as Prosody's mod_cloud_notify does:
+ *   - no session with that resource (the app was closed or killed): a
+ *     message for the account that is delivered or stored at all
+ *     (ROOST_EV_MESSAGE_BARE/FULL at ROOST_PRIO_COPY, after the filters:
+ *     a blocked message never notifies), also when another client of the
+ *     account is online and gets it: the sleeping one learns there is
+ *     something to fetch (MAM);
+ *   - that session hibernates (XEP-0198: connection gone, session kept):
+ *     a message, or a carbon copy of one, that reaches its queue
+ *     (ROOST_EV_DELIVER at ROOST_PRIO_FALLBACK, after privacy lists and
+ *     CSI had their say);
+ *   - that session is connected: never.
+ * A registration stored before resources were recorded has no client:
+ * notified until a client enables it again (clients do at each login).
+ * The publish carries a <notification/> with a urn:xmpp:push:summary form
+ * (message-count, last-message-sender, and last-message-body only with
+ * the include_body option, off by default for privacy: §10 says servers
+ * SHOULD let users limit what is sent) and the stored publish options.
  *
- * Why ROOST_EV_MESSAGE_BARE/FULL at ROOST_PRIO_COPY and not
- * ROOST_EV_DELIVER: the message hook sees each message once, after the
- * filters (a blocked message never notifies) and before delivery, with
- * all the account's sessions in view, and PASSes without touching the
- * stanza.  ROOST_EV_DELIVER fires once per receiving session, so it cannot
- * tell that a live session got the same message too, and it never fires
- * for an account with no session (the offline case).
- *
- * message-count is the number of messages notified since the account last
- * had a connected client (reset when a session binds, and when a message
- * reaches a live session); it lives in memory only.  A message that
- * XEP-0198 routes again after a hibernating session expired (it carries
- * a <delay/> from this host and the same from and id) is not notified a
- * second time.
+ * message-count is per registration: the messages notified since its
+ * client was last seen connected (reset when a session with its resource
+ * binds or is found live).  It lives in memory only: the summary form is
+ * optional (§7: "MAY be included"), the XEP asks for no exact count, and
+ * Prosody's mod_cloud_notify always sends 1; after a restart the count
+ * starts again at 1, which still tells the app there is something new.
+ * A message that XEP-0198 routes again after a hibernating session
+ * expired (it carries a <delay/> from this host and the same from and id)
+ * is not notified a second time.
  *
  * Rate limit (option min_interval, seconds, 0 = none): after a publish to
  * a registration, further notifications for it within the interval are
@@ -74,6 +80,7 @@
 #define PUSH_NS_XDATA   "jabber:x:data"
 #define PUSH_NS_DELAY   "urn:xmpp:delay"
 #define PUSH_NS_CARBONS "urn:xmpp:carbons:2"
+#define PUSH_NS_FORWARD "urn:xmpp:forward:0"
 
 /* Publishes waiting for their answer, for all users of the vhost; the
  * oldest is forgotten when more are outstanding (its answer is then
@@ -81,8 +88,6 @@
 #define PUSH_PENDING 256
 /* Messages remembered per user to recognise a re-routed one. */
 #define PUSH_RECENT 16
-/* Sessions looked up on the stack; more take one heap array. */
-#define PUSH_STACK_SESSIONS 16
 
 struct push_conf {
     int include_body;
@@ -106,7 +111,9 @@ static const roost_opt_t push_opts[] = {
 typedef struct push_reg {
     char *jid;            /* prepared service JID */
     char *node;           /* pubsub node */
+    char *resource;       /* of the session that enabled it, or NULL */
     roost_stanza_t *form; /* publish-options <x/>, or NULL */
+    int pick;             /* push_notify: notify this one */
     struct push_reg *next;
 } push_reg_t;
 
@@ -123,7 +130,10 @@ struct push_rt;
 typedef struct push_rtreg {
     struct push_rt *rt;
     char *jid, *node;
+    char *resource;       /* the owning client's (a copy), or NULL */
     roost_stanza_t *form; /* a copy, or NULL */
+    int count;            /* messages notified since its client was
+                           * last seen connected */
     int timer;            /* cooling down until it fires; 0 when not */
     int held;             /* a notification waits for the timer */
     int errors;           /* non-cancel, non-wait errors in a row */
@@ -131,10 +141,10 @@ typedef struct push_rtreg {
 } push_rtreg_t;
 
 /* Runtime of one account with push activity (module data); freed when a
- * session binds and no timer runs, or on unload. */
+ * session binds and none of its registrations has a count, a timer or
+ * errors left, or on unload. */
 typedef struct push_rt {
     char *user;
-    int count;                 /* messages notified since last connected */
     char *sender;              /* last notified sender */
     char *body;                /* its body (include_body), or NULL */
     char *recent[PUSH_RECENT]; /* "from\nid" of notified messages */
@@ -192,6 +202,7 @@ push_reg_free(push_reg_t *r)
 {
     roost_free(r->jid);
     roost_free(r->node);
+    roost_free(r->resource);
     roost_stanza_unref(r->form);
     roost_free(r);
 }
@@ -214,6 +225,9 @@ push_reg_from(const roost_stanza_t *en)
     r->jid = roost_xstrdup(roost_jid_full(j));
     r->node = roost_xstrdup(node);
     roost_jid_free(j);
+    /* Ours, in the stored copy only (push_enable builds its own). */
+    if (roost_stanza_attr(en, "resource") != NULL)
+        r->resource = roost_xstrdup(roost_stanza_attr(en, "resource"));
     x = roost_stanza_child(en, PUSH_NS_XDATA, "x");
     if (x != NULL)
         r->form = roost_stanza_copy(x);
@@ -227,6 +241,8 @@ push_reg_xml(const push_reg_t *r)
 
     roost_stanza_set_attr(en, "jid", r->jid);
     roost_stanza_set_attr(en, "node", r->node);
+    if (r->resource != NULL)
+        roost_stanza_set_attr(en, "resource", r->resource);
     if (r->form != NULL)
         roost_stanza_add_copy(en, r->form);
     return en;
@@ -308,6 +324,7 @@ push_rtreg_free(roost_mod_t *m, push_rtreg_t *g)
         roost_timer_cancel(m, g->timer);
     roost_free(g->jid);
     roost_free(g->node);
+    roost_free(g->resource);
     roost_stanza_unref(g->form);
     roost_free(g);
 }
@@ -329,27 +346,62 @@ push_rt_free(roost_mod_t *m, push_rt_t *rt)
     roost_free(rt);
 }
 
-/* The account is connected again: counts restart; the runtime goes unless
- * a rate-limit timer still runs. */
+/* The client of resource (of user) is connected: the counts of its
+ * registrations restart and nothing held for them is sent; runtime that
+ * has nothing left to remember goes. */
 static void
-push_rt_reset(roost_mod_t *m, const char *user)
+push_rt_connected(roost_mod_t *m, const char *user, const char *resource)
 {
     push_t *d = push_data(m);
     push_rt_t **pp, *rt;
+    push_rtreg_t **gp, *g;
 
     for (pp = &d->rts; (rt = *pp) != NULL; pp = &rt->next)
         if (strcmp(rt->user, user) == 0)
             break;
     if (rt == NULL)
         return;
-    rt->count = 0;
-    for (push_rtreg_t *g = rt->regs; g != NULL; g = g->next)
-        if (g->timer > 0) {
+    for (gp = &rt->regs; (g = *gp) != NULL;) {
+        if (push_streq(g->resource, resource)) {
+            g->count = 0;
             g->held = 0;
-            return;
         }
-    *pp = rt->next;
-    push_rt_free(m, rt);
+        if (g->count == 0 && g->timer == 0 && g->errors == 0) {
+            *gp = g->next;
+            push_rtreg_free(m, g);
+        } else {
+            gp = &g->next;
+        }
+    }
+    if (rt->regs == NULL) {
+        *pp = rt->next;
+        push_rt_free(m, rt);
+    }
+}
+
+enum { PUSH_OWNER_NONE, PUSH_OWNER_LIVE, PUSH_OWNER_HIBERNATING };
+
+/* The state of the client that enabled a registration: the bound session
+ * of user with that resource (a resumed XEP-0198 session keeps its
+ * resource; a client that logs in again uses the same one). */
+static int
+push_owner(roost_mod_t *m, const char *user, const char *resource)
+{
+    char full[3 * ROOST_JID_PART_MAX + 4];
+    roost_session_t *s;
+    roost_jid_t *j;
+
+    if (resource == NULL)
+        return PUSH_OWNER_NONE;
+    snprintf(full, sizeof(full), "%s@%s/%s", user, roost_mod_host(m), resource);
+    if ((j = roost_jid_new(full)) == NULL)
+        return PUSH_OWNER_NONE;
+    s = roost_session_find(m, j);
+    roost_jid_free(j);
+    if (s == NULL)
+        return PUSH_OWNER_NONE;
+    return roost_session_hibernating(s) ? PUSH_OWNER_HIBERNATING
+                                        : PUSH_OWNER_LIVE;
 }
 
 static push_rtreg_t *
@@ -437,7 +489,7 @@ push_publish(roost_mod_t *m, push_rt_t *rt, push_rtreg_t *g)
     x = roost_stanza_add_child(n, PUSH_NS_XDATA, "x");
     roost_stanza_set_attr(x, "type", "submit");
     push_field(x, "FORM_TYPE", PUSH_NS_SUMMARY);
-    snprintf(num, sizeof(num), "%d", rt->count);
+    snprintf(num, sizeof(num), "%d", g->count);
     push_field(x, "message-count", num);
     if (rt->sender != NULL)
         push_field(x, "last-message-sender", rt->sender);
@@ -473,15 +525,21 @@ push_cool(roost_mod_t *m, void *arg)
     push_rtreg_t *g = arg;
 
     g->timer = 0;
+    if (g->held && push_owner(m, g->rt->user, g->resource) == PUSH_OWNER_LIVE) {
+        /* its client came back meanwhile (a resumption) */
+        g->held = 0;
+        g->count = 0;
+    }
     if (g->held)
         push_send(m, push_publish(m, g->rt, g));
 }
 
-/* Notifies every registration of u (the message is already counted in
- * rt).  The publishes are built first and sent afterwards: sending may
- * disable registrations (see push_publish). */
+/* Notifies the registrations of u marked pick, each counting the message
+ * (its sender and body are already in rt).  The publishes are built first
+ * and sent afterwards: sending may disable registrations (see
+ * push_publish). */
 static void
-push_notify_all(roost_mod_t *m, push_user_t *u, push_rt_t *rt)
+push_notify(roost_mod_t *m, push_user_t *u, push_rt_t *rt)
 {
     roost_stanza_t **out;
     size_t n = 0, k = 0;
@@ -490,9 +548,12 @@ push_notify_all(roost_mod_t *m, push_user_t *u, push_rt_t *rt)
         n++;
     out = roost_xcalloc(n + 1, sizeof(*out)); /* freed below */
     for (push_reg_t *r = u->regs; r != NULL; r = r->next) {
-        push_rtreg_t *g = push_rtreg(rt, r->jid, r->node);
+        push_rtreg_t *g;
 
-        if (g == NULL) {
+        if (!r->pick)
+            continue;
+        r->pick = 0;
+        if ((g = push_rtreg(rt, r->jid, r->node)) == NULL) {
             g = roost_xcalloc(1, sizeof(*g)); /* push_rtreg_free */
             g->rt = rt;
             g->jid = roost_xstrdup(r->jid);
@@ -500,8 +561,11 @@ push_notify_all(roost_mod_t *m, push_user_t *u, push_rt_t *rt)
             g->next = rt->regs;
             rt->regs = g;
         }
+        roost_free(g->resource);
+        g->resource = r->resource ? roost_xstrdup(r->resource) : NULL;
         roost_stanza_unref(g->form);
         g->form = r->form != NULL ? roost_stanza_copy(r->form) : NULL;
+        g->count++;
         if (g->timer > 0)
             g->held = 1;
         else
@@ -534,49 +598,19 @@ push_has_content(const roost_stanza_t *st, int *encrypted)
     return roost_stanza_child(st, ROOST_NS_CLIENT, "body") != NULL;
 }
 
-enum { PUSH_LIVE, PUSH_AWAY, PUSH_NOWHERE };
-
-/* Where mod_message will put the message (see the file comment):
- * PUSH_LIVE a connected session, PUSH_AWAY only hibernating sessions or
- * offline storage, PUSH_NOWHERE not delivered at all. */
+/* Whether mod_message delivers or stores the message at all: to the full
+ * JID of an existing session always; to the bare JID (or a full JID
+ * without session, RFC 6121 §8.5.3.2.1) only normal and chat (or no or an
+ * unknown type, §5.2.2), RFC 6121 §8.5.2. */
 static int
-push_where(const roost_ev_t *ev, int full_event)
+push_routed(const roost_ev_t *ev, int full_event)
 {
-    roost_session_t *stack[PUSH_STACK_SESSIONS], **ss = stack;
     const char *type = roost_stanza_attr(ev->stanza, "type");
-    const char *node = roost_jid_node(ev->to);
-    int n, best = -1, live = 0;
 
-    if (full_event) {
-        roost_session_t *s = roost_session_find(ev->mod, ev->to);
-
-        if (s != NULL)
-            return roost_session_hibernating(s) ? PUSH_AWAY : PUSH_LIVE;
-    }
-    /* Bare-JID delivery (RFC 6121 §8.5.2): only normal and chat (or no
-     * or an unknown type, §5.2.2) are delivered or stored. */
-    if (push_streq(type, "groupchat") || push_streq(type, "headline") ||
-        push_streq(type, "error"))
-        return PUSH_NOWHERE;
-    n = roost_user_sessions(ev->mod, node, ss, PUSH_STACK_SESSIONS);
-    if (n > PUSH_STACK_SESSIONS) {
-        ss = roost_xcalloc((size_t)n, sizeof(*ss)); /* freed below */
-        n = roost_user_sessions(ev->mod, node, ss, n);
-    }
-    for (int i = 0; i < n; i++) {
-        int prio = roost_session_priority(ss[i]);
-
-        if (roost_session_available(ss[i]) && prio >= 0 && prio > best)
-            best = prio;
-    }
-    for (int i = 0; i < n && best >= 0; i++)
-        if (roost_session_available(ss[i]) &&
-            roost_session_priority(ss[i]) == best &&
-            !roost_session_hibernating(ss[i]))
-            live++;
-    if (ss != stack)
-        roost_free(ss);
-    return live > 0 ? PUSH_LIVE : PUSH_AWAY;
+    if (full_event && roost_session_find(ev->mod, ev->to) != NULL)
+        return 1;
+    return !push_streq(type, "groupchat") && !push_streq(type, "headline") &&
+           !push_streq(type, "error");
 }
 
 /* "from\nid" of the message, or NULL without an id. */
@@ -613,52 +647,120 @@ push_seen(const roost_ev_t *ev, push_rt_t *rt, const char *key)
     return 0;
 }
 
-static roost_verdict_t
-push_message(const roost_ev_t *ev, int full_event)
+/* Counts the message in rt (created) for the registrations marked pick and
+ * notifies them; nothing when it is a re-routed copy notified before. */
+static void
+push_count_and_notify(const roost_ev_t *ev, push_user_t *u, const char *user,
+                      roost_stanza_t *msg, int encrypted)
 {
     roost_mod_t *m = ev->mod;
-    const char *user = roost_jid_node(ev->to);
-    const char *type = roost_stanza_attr(ev->stanza, "type");
-    push_user_t *u;
-    push_rt_t *rt;
-    int encrypted, where;
-    char *key;
+    char *key = push_msg_key(ev);
+    push_rt_t *rt = push_rt_find(m, user, 0);
 
-    if (user == NULL || push_streq(type, "error") ||
-        push_streq(type, "headline") ||
-        !push_has_content(ev->stanza, &encrypted) ||
-        roost_stanza_child(ev->stanza, PUSH_NS_CARBONS, "sent") != NULL ||
-        roost_stanza_child(ev->stanza, PUSH_NS_CARBONS, "received") != NULL)
-        return ROOST_PASS;
-    where = push_where(ev, full_event);
-    if (where == PUSH_LIVE) {
-        push_rt_reset(m, user);
-        return ROOST_PASS;
-    }
-    u = push_user(m, user);
-    if (where == PUSH_NOWHERE || u == NULL || u->regs == NULL)
-        return ROOST_PASS;
-    key = push_msg_key(ev);
-    rt = push_rt_find(m, user, 0);
     if (push_seen(ev, rt, key)) {
         roost_free(key);
-        return ROOST_PASS;
+        for (push_reg_t *r = u->regs; r != NULL; r = r->next)
+            r->pick = 0;
+        return;
     }
     rt = push_rt_find(m, user, 1);
-    rt->count++;
     roost_free(rt->sender);
     rt->sender = roost_xstrdup(roost_jid_full(ev->from));
     roost_free(rt->body);
     rt->body = NULL;
     if (!encrypted && push_conf(m)->include_body)
         rt->body = roost_xstrdup(
-            roost_stanza_child_text(ev->stanza, ROOST_NS_CLIENT, "body"));
+            roost_stanza_child_text(msg, ROOST_NS_CLIENT, "body"));
     if (key != NULL) {
         roost_free(rt->recent[rt->recent_next]);
         rt->recent[rt->recent_next] = key;
         rt->recent_next = (rt->recent_next + 1) % PUSH_RECENT;
     }
-    push_notify_all(m, u, rt);
+    push_notify(m, u, rt);
+}
+
+/* Whether a message is worth a notification (a body or an encrypted
+ * payload; not an error, headline or groupchat). */
+static int
+push_eligible(const roost_stanza_t *st, int *encrypted)
+{
+    const char *type = roost_stanza_attr(st, "type");
+
+    return !push_streq(type, "error") && !push_streq(type, "headline") &&
+           !push_streq(type, "groupchat") && push_has_content(st, encrypted);
+}
+
+/* A message for the account: the registrations whose client has no
+ * session at all (it is not connected and cannot resume) are notified,
+ * whether another client of the account gets the message or it goes to
+ * offline storage.  A client with a live session is not; one whose
+ * session hibernates is notified when the message reaches its queue
+ * (push_deliver).  Carbon copies are not messages for the account. */
+static roost_verdict_t
+push_message(const roost_ev_t *ev, int full_event)
+{
+    roost_mod_t *m = ev->mod;
+    const char *user = roost_jid_node(ev->to);
+    push_user_t *u;
+    int encrypted, n = 0;
+
+    if (user == NULL || !push_eligible(ev->stanza, &encrypted) ||
+        roost_stanza_child(ev->stanza, PUSH_NS_CARBONS, "sent") != NULL ||
+        roost_stanza_child(ev->stanza, PUSH_NS_CARBONS, "received") != NULL ||
+        !push_routed(ev, full_event))
+        return ROOST_PASS;
+    u = push_user(m, user);
+    if (u == NULL || u->regs == NULL)
+        return ROOST_PASS;
+    for (push_reg_t *r = u->regs; r != NULL; r = r->next) {
+        r->pick = push_owner(m, user, r->resource) == PUSH_OWNER_NONE;
+        n += r->pick;
+    }
+    if (n > 0)
+        push_count_and_notify(ev, u, user, ev->stanza, encrypted);
+    return ROOST_PASS;
+}
+
+/* A stanza reaching a hibernating session (XEP-0198: its connection is
+ * gone; the stanza waits in its queue): a message worth it, or a carbon
+ * copy of one (XEP-0280), notifies the registrations that session's
+ * client enabled, as Prosody's mod_cloud_notify does for what lands in a
+ * hibernating session's queue. */
+static roost_verdict_t
+push_deliver(const roost_ev_t *ev, void *arg)
+{
+    roost_mod_t *m = ev->mod;
+    const roost_jid_t *to = roost_session_jid(ev->session);
+    const char *user = roost_jid_node(to), *res = roost_jid_resource(to);
+    roost_stanza_t *msg = ev->stanza;
+    roost_stanza_t *cc;
+    push_user_t *u;
+    int encrypted, n = 0;
+
+    if (ev->stanza == NULL ||
+        roost_stanza_kind(ev->stanza) != ROOST_STANZA_MESSAGE ||
+        !roost_session_hibernating(ev->session) || user == NULL ||
+        (u = push_user(m, user)) == NULL || u->regs == NULL)
+        return ROOST_PASS;
+    if ((cc = roost_stanza_child(ev->stanza, PUSH_NS_CARBONS, "received")) !=
+            NULL ||
+        (cc = roost_stanza_child(ev->stanza, PUSH_NS_CARBONS, "sent")) !=
+            NULL) {
+        roost_stanza_t *fwd =
+            roost_stanza_child(cc, PUSH_NS_FORWARD, "forwarded");
+
+        msg = fwd ? roost_stanza_child(fwd, ROOST_NS_CLIENT, "message") : NULL;
+        if (msg == NULL)
+            return ROOST_PASS;
+    }
+    if (!push_eligible(msg, &encrypted))
+        return ROOST_PASS;
+    for (push_reg_t *r = u->regs; r != NULL; r = r->next) {
+        r->pick = push_streq(r->resource, res);
+        n += r->pick;
+    }
+    if (n > 0)
+        push_count_and_notify(ev, u, user, msg, encrypted);
     return ROOST_PASS;
 }
 
@@ -674,13 +776,14 @@ push_message_full(const roost_ev_t *ev, void *arg)
     return push_message(ev, 1);
 }
 
+/* The client of that resource is connected (again). */
 static roost_verdict_t
 push_bound(const roost_ev_t *ev, void *arg)
 {
-    const char *user = roost_jid_node(roost_session_jid(ev->origin));
+    const roost_jid_t *j = roost_session_jid(ev->origin);
 
-    if (user != NULL)
-        push_rt_reset(ev->mod, user);
+    if (roost_jid_node(j) != NULL && roost_jid_resource(j) != NULL)
+        push_rt_connected(ev->mod, roost_jid_node(j), roost_jid_resource(j));
     return ROOST_PASS;
 }
 
@@ -786,6 +889,10 @@ push_enable(const roost_ev_t *ev, void *arg)
         return roost_bounce(ev, ROOST_SE_BAD_REQUEST, "Missing node");
     }
     r->node = roost_xstrdup(node);
+    /* The registration belongs to the client that enables it (enabling
+     * the same service and node from another resource moves it). */
+    if (roost_jid_resource(ev->from) != NULL)
+        r->resource = roost_xstrdup(roost_jid_resource(ev->from));
     /* §5: publish options come as a form of this FORM_TYPE; anything else
      * in a data form is not something we could pass on. */
     for (roost_stanza_t *x = roost_stanza_first_child(en); x != NULL;
@@ -1009,6 +1116,10 @@ push_load(roost_mod_t *m)
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_SESSION_BOUND, ROOST_PRIO_DEFAULT,
                         push_bound, NULL);
+    /* Last: after the filters refused (privacy) or held (CSI) it. */
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_DELIVER, ROOST_PRIO_FALLBACK, push_deliver,
+                        NULL);
     return rc;
 }
 

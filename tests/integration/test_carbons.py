@@ -308,6 +308,30 @@ def forged_carbon(srv):
         sc.close()
 
 
+def sent_forged_stanza_id(srv):
+    """Roost: XEP-0359 §4 rule 3: a stanza-id Romeo's client puts in its
+    own message claiming to be by his account (the archive) or by the
+    server is not in the sent copies; another entity's one and the
+    origin-id are."""
+    sc = Scene(srv)
+    try:
+        sc.garden.send("<message type='chat' id='sid1' to='%s'><body>hi</body>"
+                       "<stanza-id xmlns='urn:xmpp:sid:0' by='romeo@localhost' id='f1'/>"
+                       "<stanza-id xmlns='urn:xmpp:sid:0' by='localhost' id='f2'/>"
+                       "<stanza-id xmlns='urn:xmpp:sid:0' by='muc.example' id='keep'/>"
+                       "<origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>"
+                       % sc.juliet.full_jid)
+        for c in (sc.home, sc.orchard):
+            got = messages(c)
+            check(len(got) == 1, '%s got %s' % (c.full_jid, [rt.to_string(m) for m in got]))
+            m = forwarded(got[0], 'sent', c.full_jid)
+            ids = [e.get('id') for e in m.findall('{urn:xmpp:sid:0}stanza-id')]
+            check(ids == ['keep'], 'stanza-ids in the sent copy: %s' % rt.to_string(m))
+            check(m.find('{urn:xmpp:sid:0}origin-id') is not None, 'origin-id dropped')
+    finally:
+        sc.close()
+
+
 def slixmpp_sent_copy(srv):
     """Interop: slixmpp's own xep_0280 plugin enables carbons and sees a
     message Romeo's other session sends as a carbon_sent event (the plugin
@@ -366,10 +390,11 @@ def slixmpp_sent_copy(srv):
 # Prosody 0.12 judges errors by a heuristic (an incoming error from a bare
 # JID is copied) rather than correlating them (§6), and delivers forged
 # carbons (§11 leaves the check to the client): error_correlated and
-# forged_carbon are Roost's reading.
+# forged_carbon are Roost's reading; sent_forged_stanza_id too (Prosody
+# copies what the client sent as it is).
 PORTABLE = [disco_feature, enable_disable, sent_rules, received_rules, private_stripped,
             bare_jid, muc_private_message, slixmpp_sent_copy]
-ALL = PORTABLE + [error_correlated, forged_carbon]
+ALL = PORTABLE + [error_correlated, forged_carbon, sent_forged_stanza_id]
 
 
 def main():

@@ -7,6 +7,9 @@ naming the archive item (offline messages too); queries page with RSM
 (max, after, empty before = last page) and fail with item-not-found /
 bad-request as the XEP says; the account advertises the features; an
 interop check queries the archive with slixmpp's xep_0313 plugin.
+Forged stanza-ids (by the recipient, the sender or the server) are
+removed; a second server checks archive_expires_after and
+archive_max_items.
 
     python3 test_mam.py                   # roostd with mod_mam
     python3 test_mam.py --server prosody  # the same tests against Debian's
@@ -41,6 +44,16 @@ NS_HINTS = 'urn:xmpp:hints'
 
 class MamRoost(rt.Roost):
     extra_modules = ('offline', 'mam')
+
+
+class MamExpiryRoost(MamRoost):
+    """Archive expiry (archive_expires_after) after 3 s, purged every
+    second, and a quota of 3 items (archive_max_items)."""
+    def write_config(self):
+        super().write_config()
+        with open(self.config, 'a') as f:
+            f.write('mam = { archive_expires_after = 3; archive_cleanup_interval = 1;'
+                    ' archive_max_items = 3; };\n')
 
 
 class MamProsody(rt.Prosody):
@@ -180,6 +193,57 @@ def stanza_id_and_both_archives(srv):
         fin(iq)
         check(bodies(res) == ['hello bob'], 'alice archive: %r' % bodies(res))
         check(res[0][1].get('to') == 'bob@localhost', 'outgoing to: %s' % rt.to_string(res[0][1]))
+    finally:
+        alice.close()
+        bob.close()
+
+
+def forged_stanza_ids(srv):
+    """XEP-0359 §4 rule 3: stanza-ids claiming to be by the recipient's
+    archive or by the server itself, put there by the sender, are gone
+    from what the recipient gets (an archived chat message and a chat
+    state that is not archived alike), and the sender's archive does not
+    keep the ones claiming to be by the sender's archive or the server;
+    another entity's stanza-id and the origin-id stay (rule 1)."""
+    alice = login(srv, 'alice@localhost', 'af')
+    bob = login(srv, 'bob@localhost', 'bf')
+    forged = ("<stanza-id xmlns='%s' by='bob@localhost' id='f-bob'/>"
+              "<stanza-id xmlns='%s' by='localhost' id='f-host'/>"
+              "<stanza-id xmlns='%s' by='alice@localhost' id='f-alice'/>"
+              "<stanza-id xmlns='%s' by='muc.example' id='keep'/>"
+              "<origin-id xmlns='%s' id='orig-f'/>" % ((NS_SID,) * 5))
+
+    def ours(el):
+        return sorted(s.get('by') for s in el.findall('{%s}stanza-id' % NS_SID)
+                      if s.get('by') in ('localhost', 'alice@localhost', 'bob@localhost'))
+    try:
+        sync(bob)
+        send_chat(alice, 'bob@localhost', 'forged ids', forged)
+        m = next_message(bob)
+        ids = [s.get('id') for s in m.findall('{%s}stanza-id' % NS_SID)]
+        if srv.name != 'prosody':       # Prosody 0.12 strips only by=bob
+            check('f-bob' not in ids and 'f-host' not in ids,
+                  'forged stanza-id delivered: %s' % rt.to_string(m))
+            check('keep' in ids, 'foreign stanza-id dropped: %s' % rt.to_string(m))
+            check(m.find('{%s}origin-id' % NS_SID) is not None, 'origin-id dropped')
+        alice.send("<message to='bob@localhost' type='chat'><active "
+                   "xmlns='http://jabber.org/protocol/chatstates'/>%s</message>" % forged)
+        m = next_message(bob)
+        check(m.find('{http://jabber.org/protocol/chatstates}active') is not None,
+              'not the chat state: %s' % rt.to_string(m))
+        if srv.name != 'prosody':
+            check(ours(m) == ['alice@localhost'],
+                  'forged stanza-id on a chat state: %s' % rt.to_string(m))
+        res, iq = query(alice, form(**{'with': 'bob@localhost'}))
+        fin(iq)
+        mine = [r for r in res if r[1].findtext('{jabber:client}body') == 'forged ids']
+        check(len(mine) == 1, 'alice archive: %r' % bodies(res))
+        out = mine[0][1]
+        check('alice@localhost' not in ours(out),
+              'sender archive keeps a forged stanza-id: %s' % rt.to_string(out))
+        if srv.name != 'prosody':
+            check(ours(out) == ['bob@localhost'],
+                  'sender archive (by=host kept?): %s' % rt.to_string(out))
     finally:
         alice.close()
         bob.close()
@@ -377,7 +441,62 @@ def slixmpp_interop(srv):
           'slixmpp pages: %r (%s %s)' % (got, r.stdout, r.stderr[-2000:]))
 
 
-TESTS = [stanza_id_and_both_archives, offline_archived, paging, errors,
+def quota(srv):
+    """archive_max_items = 3: after five messages the archive holds the
+    last three; the stanza-id of the last names an item it holds."""
+    erin = login(srv, 'erin@localhost', 'eq')
+    frank = login(srv, 'frank@localhost', 'fq')
+    try:
+        sync(frank)
+        for i in range(5):
+            send_chat(erin, 'frank@localhost', 'quota%d' % i)
+        for i in range(5):
+            m = next_message(frank)
+        sid = stanza_id(m, 'frank@localhost')
+        res, iq = query(frank)
+        fin(iq)
+        check(bodies(res) == ['quota2', 'quota3', 'quota4'], 'quota: %r' % bodies(res))
+        check(res[-1][0] == sid, 'stanza-id %s is not the last item %s' % (sid, res[-1][0]))
+    finally:
+        erin.close()
+        frank.close()
+
+
+def expiry(srv):
+    """archive_expires_after = 3 s: what is archived is gone from the
+    archive a few seconds later (purged by the timer, not at query time),
+    and an id naming it is item-not-found."""
+    alice = login(srv, 'alice@localhost', 'ae')
+    bob = login(srv, 'bob@localhost', 'be')
+    try:
+        sync(bob)
+        send_chat(alice, 'bob@localhost', 'ephemeral')
+        sid = stanza_id(next_message(bob), 'bob@localhost')
+        res, iq = query(bob)
+        fin(iq)
+        check(bodies(res) == ['ephemeral'], 'not archived: %r' % bodies(res))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            res, iq = query(bob)
+            fin(iq)
+            if not res:
+                break
+        check(res == [], 'not expired after 15 s: %r' % bodies(res))
+        res, iq = query(alice)
+        fin(iq)
+        check(res == [], 'sender copy not expired: %r' % bodies(res))
+        res, iq = query(bob, form(**{'after-id': sid}))
+        check(iq.get('type') == 'error' and iq.find('.//{urn:ietf:params:xml:ns:xmpp-stanzas}item-not-found') is not None,
+              'expired id: %s' % rt.to_string(iq))
+    finally:
+        alice.close()
+        bob.close()
+
+
+EXPIRY_TESTS = [quota, expiry]
+
+TESTS = [stanza_id_and_both_archives, forged_stanza_ids, offline_archived, paging, errors,
          unknown_field, disco_account, prefs_and_hints, slixmpp_interop]
 ROOST_ONLY = {'unknown_field'}
 
@@ -391,7 +510,14 @@ def main():
     tests = [t for t in TESTS if not args.tests or t.__name__ in args.tests]
     if args.server == 'prosody' and not args.tests:
         tests = [t for t in tests if t.__name__ not in ROOST_ONLY]
-    passed, failed = rt.run_group(cls, USERS, tests, 'mam')
+    passed = failed = 0
+    if tests:
+        passed, failed = rt.run_group(cls, USERS, tests, 'mam')
+    # Expiry and quota are Roost's options: their own server.
+    tests = [t for t in EXPIRY_TESTS if not args.tests or t.__name__ in args.tests]
+    if args.server == 'roost' and tests:
+        p, f = rt.run_group(MamExpiryRoost, USERS, tests, 'mam-expiry')
+        passed, failed = passed + p, failed + f
     print('%d passed, %d failed' % (passed, failed))
     return 1 if failed else 0
 

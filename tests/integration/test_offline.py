@@ -5,7 +5,8 @@ non-negative resource is stored with a XEP-0203 delay stamp and delivered,
 in order and once, when a session of the account sends non-negative
 available presence.  Also: the per-account quota (max_messages), what is
 not stored (headline, groupchat, error, chat states only, XEP-0334
-no-store, unknown accounts), negative priority, two resources coming
+no-store, unknown accounts), XEP-0280 <private/> removed from what is
+stored, negative priority, two resources coming
 online together, and survival across a clean restart and across kill -9.
 
     python3 test_offline.py                   # roostd with mod_offline
@@ -38,6 +39,7 @@ USERS = {'alice@localhost': 'alice-Secret-4711',
          'judy@localhost': 'judy-Secret-9',
          'mallory@localhost': 'mallory-Secret-10',
          'niaj@localhost': 'niaj-Secret-11',
+         'olivia@localhost': 'olivia-Secret-12',
          'dave@example.test': 'dave-Secret-1',
          'erin@example.test': 'erin-Secret-2'}
 NS_DELAY = 'urn:xmpp:delay'
@@ -200,6 +202,39 @@ def order_delay_once(srv):
         bob = login(srv, 'bob@localhost', 'laptop', presence='<presence/>')
         no_messages(bob, 1.0)
         bob.close()
+    finally:
+        alice.close()
+
+
+def carbons_private_stripped(srv):
+    """XEP-0280 §9: the receiving server removes <private/> before
+    delivery; a message stored offline is delivered without it (other
+    elements intact), and <private/> next to a chat state alone is no
+    content to store (Roost: stripped by mod_offline, whether mod_carbons
+    runs or not; Prosody strips it in mod_carbons)."""
+    alice = login(srv, 'alice@localhost', 'priv')
+    try:
+        alice.send("<message to='olivia@localhost' id='p1' type='chat'><body>just us</body>"
+                   "<private xmlns='urn:xmpp:carbons:2'/><origin-id xmlns='urn:xmpp:sid:0' "
+                   "id='op1'/></message>")
+        alice.send("<message to='olivia@localhost' id='p2' type='chat'>"
+                   "<private xmlns='urn:xmpp:carbons:2'/><composing xmlns='%s'/></message>"
+                   % NS_CHATSTATES)
+        alice.send("<message to='olivia@localhost' id='p3' type='chat'><body>end</body></message>")
+        sync(alice)
+        olivia = login(srv, 'olivia@localhost', presence='<presence/>')
+        try:
+            got = messages(olivia, 2)
+            check([el.get('id') for el in got] == ['p1', 'p3'], 'stored: %s'
+                  % [rt.to_string(el) for el in got])
+            check(got[0].find('{urn:xmpp:carbons:2}private') is None,
+                  '<private/> kept: %s' % rt.to_string(got[0]))
+            check(body(got[0]) == 'just us' and
+                  got[0].find('{urn:xmpp:sid:0}origin-id') is not None,
+                  'content changed: %s' % rt.to_string(got[0]))
+            no_messages(olivia, 0.5)
+        finally:
+            olivia.close()
     finally:
         alice.close()
 
@@ -486,7 +521,7 @@ def kill9_after_commit(srv):
 PORTABLE = [order_delay_once, disco_feature, unknown_account, two_resources_once]
 GROUPS = [(OfflineRoost, [order_delay_once, disco_feature, quota_bounce, not_stored,
                           unknown_account, negative_priority, two_resources_once,
-                          order_during_delivery,
+                          order_during_delivery, carbons_private_stripped,
                           clean_restart, kill9_after_commit])]
 
 

@@ -6,7 +6,9 @@ options; when a message for her cannot reach a connected client (she is
 offline: stored by mod_offline; or her only session hibernates after its
 connection dropped, XEP-0198) the component receives the pubsub publish
 from alice's bare JID and answers it.  When she is online nothing is
-published.  A cancel error from the service disables the registration;
+published.  A registration belongs to the client (resource) that enabled
+it: it is notified while that client is away, even when another client
+of the account is online.  A cancel error from the service disables the registration;
 <disable/> does too.  The account's disco#info lists urn:xmpp:push:0.
 
     python3 test_push.py
@@ -30,7 +32,8 @@ USERS = {'alice@localhost': 'alice-Secret-4711',
          'bob@localhost': 'bob-Secret-0815',
          'carol@localhost': 'carol-Secret-1234',
          'dave@localhost': 'dave-Secret-5678',
-         'erin@localhost': 'erin-Secret-9012'}
+         'erin@localhost': 'erin-Secret-9012',
+         'frank@localhost': 'frank-Secret-3456'}
 SECRET = 'pu5h-c0mp0nent'
 SERVICE = 'push.localhost'
 NS_COMP = 'jabber:component:accept'
@@ -252,6 +255,47 @@ def hibernating(srv):
             c.close()
 
 
+def per_client(srv):
+    """A registration belongs to the client (resource) that enabled it:
+    with frank's phone gone and his desk online, a message the desk gets
+    is still published for the phone (its app is asleep), with the count
+    of messages since the phone was last connected; with the phone online
+    too, nothing is published (frank: no registration from other tests)."""
+    comp = component(srv)
+    phone = login(srv, 'frank@localhost', 'phone')
+    b = login(srv, 'bob@localhost', 'desk2')
+    desk = None
+    try:
+        enable(phone, 'frank-phone')
+        phone.close()
+        desk = login(srv, 'frank@localhost', 'desk')
+        desk.send('<presence/>')
+        sync(desk)
+        say(b, 'frank@localhost', 'for the desk', 'p1')
+        summary, _ = expect_publish(comp, 'frank@localhost', 'frank-phone')
+        check(summary.get('message-count') == '1', 'summary: %s' % summary)
+        el = desk.recv()
+        while rt.tag(el) != 'message':
+            el = desk.recv()
+        check(el.findtext('{jabber:client}body') == 'for the desk', 'desk got %s' % rt.to_string(el))
+        say(b, 'frank@localhost/desk', 'full JID of the desk', 'p2')
+        summary, _ = expect_publish(comp, 'frank@localhost', 'frank-phone')
+        check(summary.get('message-count') == '2', 'summary: %s' % summary)
+        phone = login(srv, 'frank@localhost', 'phone')
+        phone.send('<presence/>')
+        sync(phone)
+        say(b, 'frank@localhost', 'both online', 'p3')
+        comp.recv_nothing(1.0)
+        phone.close()
+        say(b, 'frank@localhost', 'phone gone again', 'p4')
+        summary, _ = expect_publish(comp, 'frank@localhost', 'frank-phone')
+        check(summary.get('message-count') == '1', 'count after the phone was back: %s' % summary)
+    finally:
+        for c in (phone, desk, b, comp):
+            if c is not None:
+                c.close()
+
+
 def hibernation_expires(srv):
     """A hibernating session that is not resumed ends; XEP-0198 routes its
     unacknowledged message again (to offline storage, with a delay from
@@ -341,7 +385,7 @@ def enable_errors(srv):
         a.close()
 
 
-TESTS = [disco_feature, enable_errors, offline_online, hibernating,
+TESTS = [disco_feature, enable_errors, offline_online, hibernating, per_client,
          hibernation_expires, error_disables, disable]
 
 

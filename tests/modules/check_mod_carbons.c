@@ -229,6 +229,41 @@ START_TEST(test_sent_without_to)
 }
 END_TEST
 
+/* XEP-0359 §4 rule 3: a stanza-id the client put in its own message,
+ * claiming to be by its account's archive or by the server, is not in the
+ * sent copies (the other resources would take it for an archive id);
+ * another entity's stanza-id and the origin-id are kept. */
+START_TEST(test_sent_forged_stanza_id)
+{
+    roost_stanza_t *m;
+    int ours = 0, other = 0;
+
+    three();
+    harness_inject(GARDEN, BALCONY,
+                   "<message type='chat' id='f1'><body>hi</body>"
+                   "<stanza-id xmlns='urn:xmpp:sid:0' by='romeo@localhost' "
+                   "id='forged'/>"
+                   "<stanza-id xmlns='urn:xmpp:sid:0' by='LocalHost' "
+                   "id='forged2'/>"
+                   "<stanza-id xmlns='urn:xmpp:sid:0' by='muc.example' "
+                   "id='keep'/>"
+                   "<origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>");
+    m = forwarded(harness_delivered_stanza(HOME, 0), "sent", HOME);
+    for (roost_stanza_t *c = roost_stanza_first_child(m); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        if (strcmp(roost_stanza_name(c), "stanza-id") != 0)
+            continue;
+        if (strcmp(roost_stanza_attr(c, "id"), "keep") == 0)
+            other++;
+        else
+            ours++;
+    }
+    ck_assert_int_eq(ours, 0);
+    ck_assert_int_eq(other, 1);
+    ck_assert_ptr_nonnull(roost_stanza_child(m, "urn:xmpp:sid:0", "origin-id"));
+}
+END_TEST
+
 /* §8: the sending session gets no copy even with carbons on. */
 START_TEST(test_sender_enabled)
 {
@@ -588,6 +623,7 @@ carbons_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_wrapper_shape);
     tcase_add_test(tc, test_sent_without_to);
+    tcase_add_test(tc, test_sent_forged_stanza_id);
     tcase_add_test(tc, test_sender_enabled);
     tcase_add_test(tc, test_bare_tiers);
     tcase_add_test(tc, test_bare_unavailable);

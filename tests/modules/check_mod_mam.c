@@ -8,11 +8,14 @@
  * stanza-ids removed, in the sender's archive without one; order kept
  * while an append is in flight; queries (form fields, RSM paging, last
  * page, flip-page, ids, counts, complete) and their errors; preferences;
- * metadata; the account's disco#info; removal with the account.
+ * metadata; the account's disco#info; removal with the account; expiry
+ * (archive_expires_after) in bounded purge jobs and the quota
+ * (archive_max_items).
  * Not for: SQLite indexes and timing (tests/integration/mam_bench.py). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 
@@ -35,6 +38,25 @@ extern const roost_module_t roost_module_mam;
 #define RSM(x) "<set xmlns='http://jabber.org/protocol/rsm'>" x "</set>"
 
 static roost_store_t *arch;
+static int64_t conf_expires_ms, conf_interval_ms, conf_max_items;
+
+static void
+mam_conf_init(void *conf)
+{
+    /* Field order of struct mam_conf in mod_mam.c. */
+    struct {
+        int64_t max_page;
+        const char *default_policy;
+        int64_t expires_after, cleanup_interval, max_items;
+    } *c = conf;
+
+    if (conf_expires_ms)
+        c->expires_after = conf_expires_ms;
+    if (conf_interval_ms)
+        c->cleanup_interval = conf_interval_ms;
+    if (conf_max_items)
+        c->max_items = conf_max_items;
+}
 
 static void
 setup(void)
@@ -42,7 +64,7 @@ setup(void)
     ck_assert_ptr_nonnull(harness_load(&roost_module_disco, HOST, NULL));
     ck_assert_ptr_nonnull(harness_load(&roost_module_message, HOST, NULL));
     ck_assert_ptr_nonnull(harness_load(&roost_module_offline, HOST, NULL));
-    ck_assert_ptr_nonnull(harness_load(&roost_module_mam, HOST, NULL));
+    ck_assert_ptr_nonnull(harness_load(&roost_module_mam, HOST, mam_conf_init));
     arch = harness_store("mam", ROOST_STORE_ARCHIVE);
     ck_assert_ptr_nonnull(arch);
     ck_assert_ptr_nonnull(harness_session_add(PHONE, 1, 0));
@@ -51,6 +73,7 @@ setup(void)
 static void
 teardown(void)
 {
+    conf_expires_ms = conf_interval_ms = conf_max_items = 0;
     ck_assert_int_eq(harness_reset(), 0);
 }
 
@@ -225,6 +248,78 @@ START_TEST(test_incoming_stanza_id)
     ck_assert_int_eq(other, 1);
     /* XEP-0359 §3.2: origin-id kept */
     ck_assert_ptr_nonnull(roost_stanza_child(m, "urn:xmpp:sid:0", "origin-id"));
+}
+END_TEST
+
+/* Stanza-ids by alice or by the vhost in m (the forged kinds). */
+static int
+count_sid_ours(roost_stanza_t *m)
+{
+    int n = 0;
+
+    for (roost_stanza_t *c = roost_stanza_first_child(m); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        const char *by = roost_stanza_attr(c, "by");
+
+        if (strcmp(roost_stanza_name(c), "stanza-id") == 0 && by != NULL &&
+            (strcmp(by, ALICE) == 0 || strcmp(by, HOST) == 0))
+            n++;
+    }
+    return n;
+}
+
+/* XEP-0359 §4 rule 3: a stanza-id claiming to be by the vhost is forged
+ * too (it assigns none); removed also when the message is not archived,
+ * and from what goes to offline storage. */
+START_TEST(test_incoming_sid_by_host)
+{
+    roost_stanza_t *m;
+
+    msg(REMOTE, ALICE,
+        "<message type='chat'><body>hi</body>"
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='LOCALHOST' id='forged'/>"
+        "</message>");
+    m = nth(PHONE, "message", 0);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(count_sid_ours(m), 1); /* ours, by alice */
+    ck_assert_str_eq(roost_stanza_attr(sid_of(m), "by"), ALICE);
+    /* a chat state: not archived, still stripped */
+    harness_clear();
+    msg(REMOTE, ALICE,
+        "<message type='chat'><active "
+        "xmlns='http://jabber.org/protocol/chatstates'/>"
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='localhost' id='forged'/>"
+        "</message>");
+    m = nth(PHONE, "message", 0);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(count_sid_ours(m), 0);
+    ck_assert_int_eq(archived("alice"), 1);
+}
+END_TEST
+
+/* A client's own stanza-id claiming to be by its archive (or the vhost)
+ * is not archived with its outgoing message; other ids and origin-id
+ * are (XEP-0359 §3.2). */
+START_TEST(test_outgoing_forged_sid)
+{
+    roost_stanza_t *r, *fwd, *o;
+
+    msg(PHONE, "romeo@remote.example",
+        "<message type='chat'><body>out</body>"
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@localhost' id='f1'/>"
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='localhost' id='f2'/>"
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='other.example' id='keep'/>"
+        "<origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>");
+    ck_assert_int_eq(archived("alice"), 1);
+    query("");
+    r = roost_stanza_child(nth(PHONE, "message", 0), "urn:xmpp:mam:2",
+                           "result");
+    fwd = roost_stanza_child(r, "urn:xmpp:forward:0", "forwarded");
+    o = roost_stanza_child(fwd, ROOST_NS_CLIENT, "message");
+    ck_assert_ptr_nonnull(o);
+    ck_assert_int_eq(count_sid_ours(o), 0);
+    ck_assert_str_eq(roost_stanza_attr(sid_of(o), "by"), "other.example");
+    ck_assert_ptr_nonnull(roost_stanza_child(o, "urn:xmpp:sid:0", "origin-id"));
 }
 END_TEST
 
@@ -688,6 +783,144 @@ START_TEST(test_user_deleted)
 }
 END_TEST
 
+/* ---- expiry and quota ---- */
+
+static int
+count_key(void *arg, const char *key, const char *val, size_t len)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int
+users_recorded(void)
+{
+    int n = 0;
+
+    roost_store_keys(harness_store("mam_users", ROOST_STORE_MAP), "", count_key,
+                     &n);
+    return n;
+}
+
+/* n items of user stamped days ago (as if archived then). */
+static void
+old_items(const char *user, int n, int days)
+{
+    int64_t when = ((int64_t)time(NULL) - (int64_t)days * 86400) * 1000000;
+
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(roost_store_append(arch, user, "romeo@remote.example",
+                                            when + i, "<message/>", 10, NULL),
+                         0);
+}
+
+static void
+setup_expiry(void)
+{
+    conf_expires_ms = 7 * 86400 * 1000LL; /* a week */
+    conf_interval_ms = 3600 * 1000;       /* hourly */
+    setup();
+}
+
+/* archive_expires_after: a timer purges what is older, in bounded storage
+ * jobs (MAM_PURGE_BATCH = 500 items each), account by account; recent
+ * items stay; an account whose archive emptied is forgotten; the next
+ * round comes after archive_cleanup_interval. */
+START_TEST(test_expiry)
+{
+    int jobs = 0;
+
+    chat(REMOTE, ALICE, "recent");               /* records alice */
+    chat(REMOTE, "bob@localhost", "recent bob"); /* and bob */
+    ck_assert_int_eq(users_recorded(), 2);
+    old_items("alice", 1200, 8);
+    old_items("bob", 3, 30);
+    ck_assert_int_eq(archived("alice"), 1201);
+    /* nothing before the first round (within a minute of loading) */
+    harness_advance(59000);
+    ck_assert_int_eq(archived("alice"), 1201);
+    harness_storage_hold(1);
+    harness_advance(1000);
+    ck_assert_int_eq(harness_storage_pending(), 1);
+    harness_storage_run();
+    harness_storage_hold(0);
+    ck_assert_int_eq(archived("alice"), 701); /* one bounded job */
+    ck_assert_int_eq(archived("bob"), 4);
+    /* the following jobs come quickly until the round is done */
+    for (int i = 0; i < 10 && archived("bob") != 1; i++, jobs++)
+        harness_advance(100);
+    ck_assert_int_eq(jobs, 2);
+    ck_assert_int_eq(archived("alice"), 1);
+    ck_assert_int_eq(archived("bob"), 1);
+    ck_assert_int_eq(users_recorded(), 2);
+    /* the next round after the interval only */
+    old_items("alice", 2, 9);
+    harness_advance(1000 * 1000);
+    ck_assert_int_eq(archived("alice"), 3);
+    harness_advance(3600 * 1000);
+    ck_assert_int_eq(archived("alice"), 1);
+    /* an account whose archive is empty is visited no more */
+    ck_assert_int_eq(roost_store_remove(arch, "bob", NULL), 0);
+    old_items("bob", 1, 10);
+    harness_advance(3600 * 1000);
+    ck_assert_int_eq(archived("bob"), 0);
+    ck_assert_int_eq(users_recorded(), 1);
+    ck_assert_int_eq(harness_timer_count(), 1);
+}
+END_TEST
+
+/* Without archive_expires_after, no timer and nothing removed. */
+START_TEST(test_no_expiry)
+{
+    old_items("alice", 3, 365);
+    chat(REMOTE, ALICE, "recent");
+    ck_assert_int_eq(harness_timer_count(), 0);
+    harness_advance(7 * 86400 * 1000LL);
+    ck_assert_int_eq(archived("alice"), 4);
+}
+END_TEST
+
+static void
+setup_quota(void)
+{
+    conf_max_items = 3;
+    setup();
+}
+
+/* archive_max_items: the oldest items make room; the stanza-id delivered
+ * names an item the archive holds. */
+START_TEST(test_quota)
+{
+    roost_stanza_t *iq, *m;
+    char q[512], id[64];
+
+    for (int i = 0; i < 5; i++) {
+        char b[8];
+
+        snprintf(b, sizeof(b), "q%d", i);
+        chat(REMOTE, ALICE, b);
+    }
+    ck_assert_int_eq(archived("alice"), 3);
+    m = nth(PHONE, "message", 4);
+    snprintf(id, sizeof(id), "%s", roost_stanza_attr(sid_of(m), "id"));
+    iq = query("");
+    ck_assert_str_eq(set_text(iq, "count"), "3");
+    ck_assert_str_eq(result_body(0), "q2");
+    ck_assert_str_eq(result_body(2), "q4");
+    snprintf(q, sizeof(q), FORM("<field var='ids'><value>%s</value></field>"),
+             id);
+    iq = query(q);
+    ck_assert_str_eq(roost_stanza_attr(iq, "type"), "result");
+    /* outgoing copies count too; an archive over a lowered quota shrinks
+     * by at most MAM_QUOTA_BATCH per append */
+    old_items("alice", 150, 1);
+    chat(PHONE, "romeo@remote.example", "out");
+    ck_assert_int_eq(archived("alice"), 54);
+    chat(PHONE, "romeo@remote.example", "out2");
+    ck_assert_int_eq(archived("alice"), 3);
+}
+END_TEST
+
 static Suite *
 mam_suite(void)
 {
@@ -696,6 +929,8 @@ mam_suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_incoming_stanza_id);
+    tcase_add_test(tc, test_incoming_sid_by_host);
+    tcase_add_test(tc, test_outgoing_forged_sid);
     tcase_add_test(tc, test_stanza_id_names_item);
     tcase_add_test(tc, test_outgoing);
     tcase_add_test(tc, test_local_both_archives);
@@ -718,6 +953,18 @@ mam_suite(void)
     tcase_add_test(tc, test_prefs);
     tcase_add_test(tc, test_disco_account);
     tcase_add_test(tc, test_user_deleted);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("expiry");
+    tcase_add_checked_fixture(tc, setup_expiry, teardown);
+    tcase_add_test(tc, test_expiry);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("defaults");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_no_expiry);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("quota");
+    tcase_add_checked_fixture(tc, setup_quota, teardown);
+    tcase_add_test(tc, test_quota);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,7 +4,8 @@
  * Covers: messages stored while the account has no available resource
  * with non-negative priority and delivered in order, with a delay stamp,
  * at the first non-negative initial presence (XEP-0160 §2), then removed;
- * the types never stored (§3); chat states and XEP-0334 hints; the quota
+ * the types never stored (§3); chat states and XEP-0334 hints; XEP-0280
+ * <private/> not stored; the quota
  * (max_messages, service-unavailable); delivery exactly once when two
  * resources come online while the read is in flight; negative priority
  * (RFC 6121 §8.5.2.1.1); persistence across a restart.
@@ -194,6 +195,55 @@ START_TEST(test_forged_delay)
         roost_stanza_attr(roost_stanza_child(m, "urn:xmpp:delay", "delay"),
                           "stamp"),
         "2000-01-01T00:00:00Z");
+}
+END_TEST
+
+static int
+has_private(void *arg, const char *id, int64_t when, const char *with,
+            const char *val, size_t len)
+{
+    roost_stanza_t *st = roost_stanza_parse(val, len);
+
+    ck_assert_ptr_nonnull(st);
+    if (roost_stanza_child(st, "urn:xmpp:carbons:2", "private") != NULL)
+        (*(int *)arg)++;
+    roost_stanza_unref(st);
+    return 0;
+}
+
+/* XEP-0280 §9: the receiving server removes <private/> before delivery;
+ * a message stored offline is stored and delivered without it, and
+ * <private/> alone with a chat state is no content. */
+START_TEST(test_carbons_private_stripped)
+{
+    roost_store_query_t q = {0};
+    roost_stanza_t *m;
+    int n = 0;
+
+    ck_assert_int_eq(
+        harness_inject(BOB, ALICE,
+                       "<message type='chat'><body>secret</body>"
+                       "<private xmlns='urn:xmpp:carbons:2'/>"
+                       "<no-copy xmlns='urn:xmpp:hints'/></message>"),
+        ROOST_HANDLED);
+    ck_assert_int_eq(
+        harness_inject(BOB, ALICE,
+                       "<message type='chat'><private "
+                       "xmlns='urn:xmpp:carbons:2'/><composing "
+                       "xmlns='http://jabber.org/protocol/chatstates'/>"
+                       "</message>"),
+        ROOST_HANDLED);
+    ck_assert_int_eq(stored(), 1);
+    ck_assert_int_eq(roost_store_find(store, "alice", &q, has_private, &n), 1);
+    ck_assert_int_eq(n, 0);
+    online(PHONE, "<presence/>");
+    ck_assert_int_eq(messages(PHONE), 1);
+    m = harness_delivered_stanza(PHONE, 0);
+    ck_assert_str_eq(roost_stanza_child_text(m, ROOST_NS_CLIENT, "body"),
+                     "secret");
+    ck_assert_ptr_null(roost_stanza_child(m, "urn:xmpp:carbons:2", "private"));
+    /* the other hints stay */
+    ck_assert_ptr_nonnull(roost_stanza_child(m, "urn:xmpp:hints", "no-copy"));
 }
 END_TEST
 
@@ -417,6 +467,7 @@ offline_suite(void)
     tcase_add_test(tc, test_store_deliver_order);
     tcase_add_test(tc, test_online_not_stored);
     tcase_add_test(tc, test_forged_delay);
+    tcase_add_test(tc, test_carbons_private_stripped);
     tcase_add_test(tc, test_restart);
     tcase_add_test(tc, test_disco_feature);
     suite_add_tcase(s, tc);

@@ -5,8 +5,10 @@
  * the module publishes leaves the vhost and is captured as sent); Romeo
  * writes to her.  Cases: enable and disable forms and their errors
  * (§5, §6), what is stored and loaded again, the notification's contents
- * (§7), the decision offline / online / hibernating (bare and full JID,
- * priority tiers), answers from the service (errors disable, §7.1),
+ * (§7), the decision per registration by the state of the client that
+ * enabled it: gone / online / hibernating (bare and full JID, priority
+ * tiers, other clients online, ownership moved and kept across a
+ * restart), answers from the service (errors disable, §7.1),
  * options (body, rate limit, registrations limit), and the account
  * disco feature.
  * Not for: delivery itself (check_mod_message.c). */
@@ -27,6 +29,7 @@ extern const roost_module_t roost_module_push;
 #define JULIET  "juliet@localhost"
 #define PHONE   "juliet@localhost/phone"
 #define DESK    "juliet@localhost/desk"
+#define TABLET  "juliet@localhost/tablet"
 #define ROMEO   "romeo@localhost/garden"
 #define SERVICE "push.example"
 
@@ -62,6 +65,8 @@ static void
 setup(void)
 {
     conf_body = conf_interval_s = conf_max_regs = 0;
+    /* what reaches a hibernating session is seen at ROOST_EV_DELIVER */
+    harness_deliver_hooks(1);
     load();
     ck_assert_ptr_nonnull(harness_session_add(ROMEO, 1, 0));
 }
@@ -70,6 +75,7 @@ static void
 teardown(void)
 {
     ck_assert_int_eq(harness_reset(), 0);
+    harness_deliver_hooks(0);
 }
 
 /* The last stanza delivered to jid. */
@@ -444,10 +450,17 @@ START_TEST(test_tiers)
     /* to the desk's full JID: it is connected */
     romeo_says(DESK, "to the desk");
     ck_assert_uint_eq(harness_sent_count(), 1);
-    /* same tier, one connected: no notification */
+    /* same tier, one connected: the phone's queue gets it too, so the
+     * phone's registration is notified (the desk has none) */
     harness_inject(DESK, NULL, "<presence><priority>5</priority></presence>");
     harness_clear();
     romeo_says(JULIET, "both");
+    ck_assert_uint_eq(harness_sent_count(), 1);
+    ck_assert_uint_eq(harness_delivered_count(DESK), 1);
+    /* the phone's tier gone below the desk's: not in its queue, none */
+    harness_inject(DESK, NULL, "<presence><priority>9</priority></presence>");
+    harness_clear();
+    romeo_says(JULIET, "desk only");
     ck_assert_uint_eq(harness_sent_count(), 0);
 }
 END_TEST
@@ -533,6 +546,108 @@ START_TEST(test_rate_limit)
     ck_assert_uint_eq(harness_sent_count(), 2);
     romeo_says(JULIET, "4");
     ck_assert_uint_eq(harness_sent_count(), 3);
+}
+END_TEST
+
+/* Enables SERVICE/node from the session of full JID from. */
+static void
+enable_from(const char *from, const char *node)
+{
+    char xml[512];
+    roost_stanza_t *r;
+
+    snprintf(xml, sizeof(xml),
+             "<iq type='set' id='en'><enable xmlns='" NS "' jid='" SERVICE
+             "' node='%s'/></iq>",
+             node);
+    harness_inject(from, NULL, xml);
+    r = last(from);
+    ck_assert_str_eq(roost_stanza_attr(r, "type"), "result");
+}
+
+/* The publishes sent so far to node. */
+static int
+publishes_to(const char *node)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < harness_sent_count(); i++) {
+        roost_stanza_t *ps =
+            roost_stanza_child(harness_sent_stanza(i), NS_PS, "pubsub");
+        roost_stanza_t *pub = roost_stanza_child(ps, NS_PS, "publish");
+
+        if (pub != NULL && strcmp(roost_stanza_attr(pub, "node"), node) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* A registration belongs to the client that enabled it: with that client
+ * gone, it is notified although another client of the account is online
+ * and gets the message (XEP-0357's intent, Prosody's mod_cloud_notify);
+ * the online client's own registration is not. */
+START_TEST(test_per_client)
+{
+    harness_session_add(PHONE, 1, 0);
+    harness_session_add(TABLET, 1, 0);
+    enable_from(PHONE, "phone-node");
+    enable_from(TABLET, "tablet-node");
+    harness_session_remove(PHONE);
+    harness_clear();
+    romeo_says(JULIET, "one");
+    ck_assert_uint_eq(harness_delivered_count(TABLET), 1);
+    ck_assert_int_eq(publishes_to("phone-node"), 1);
+    ck_assert_int_eq(publishes_to("tablet-node"), 0);
+    ck_assert_str_eq(field(publish(0, "phone-node"), "message-count"), "1");
+    /* the tablet's connection goes: its queue gets the next one, so both
+     * are notified, each with its own count */
+    harness_session_hibernate(TABLET, 1);
+    romeo_says(JULIET, "two");
+    ck_assert_int_eq(publishes_to("phone-node"), 2);
+    ck_assert_int_eq(publishes_to("tablet-node"), 1);
+    ck_assert_str_eq(field(publish(1, "phone-node"), "message-count"), "2");
+    ck_assert_str_eq(field(publish(2, "tablet-node"), "message-count"), "1");
+    /* the phone logs in again (same resource): its count restarts, and it
+     * is not notified while it is online */
+    harness_session_add(PHONE, 1, 0);
+    harness_clear();
+    romeo_says(JULIET, "three");
+    ck_assert_int_eq(publishes_to("phone-node"), 0);
+    ck_assert_int_eq(publishes_to("tablet-node"), 1);
+    harness_session_remove(PHONE);
+    romeo_says(JULIET, "four");
+    ck_assert_int_eq(publishes_to("phone-node"), 1);
+    ck_assert_str_eq(field(publish(1, "phone-node"), "message-count"), "1");
+}
+END_TEST
+
+/* Enabling the same service and node from another client moves the
+ * registration to it; who owns it survives a restart (stored). */
+START_TEST(test_owner_moves_and_persists)
+{
+    harness_session_add(PHONE, 1, 0);
+    harness_session_add(DESK, 1, 0);
+    enable_from(PHONE, "n1");
+    harness_clear();
+    romeo_says(JULIET, "both online");
+    ck_assert_uint_eq(harness_sent_count(), 0);
+    enable_from(DESK, "n1");
+    harness_session_remove(DESK);
+    harness_clear();
+    romeo_says(JULIET, "desk away");
+    ck_assert_int_eq(publishes_to("n1"), 1);
+    /* a restart with the desk online again: still its registration */
+    harness_session_add(DESK, 1, 0);
+    ck_assert_int_eq(harness_unload(harness_mod("push")), 0);
+    ck_assert_ptr_nonnull(
+        harness_load(&roost_module_push, "localhost", push_conf_init));
+    harness_user_drop("juliet");
+    harness_clear();
+    romeo_says(JULIET, "desk online");
+    ck_assert_uint_eq(harness_sent_count(), 0);
+    harness_session_remove(DESK);
+    romeo_says(JULIET, "desk gone");
+    ck_assert_int_eq(publishes_to("n1"), 1);
 }
 END_TEST
 
@@ -741,6 +856,8 @@ push_suite(void)
     tcase_add_test(tc, test_body_option);
     tcase_add_test(tc, test_rate_limit);
     tcase_add_test(tc, test_rerouted_not_twice);
+    tcase_add_test(tc, test_per_client);
+    tcase_add_test(tc, test_owner_moves_and_persists);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("answers");
