@@ -107,6 +107,17 @@ const char *harness_last_close(void);
  * default), or -ROOST_EINVAL when xml does not parse or a JID is invalid.
  * Sessions closed by a module meanwhile are freed before returning. */
 int harness_inject(const char *from, const char *to, const char *xml);
+/* The same for a stanza already parsed (the fuzzer's stream parser): st is
+ * borrowed, and a copy of it is stamped and routed. */
+int harness_inject_stanza(const char *from, const char *to,
+                          const roost_stanza_t *st);
+
+/* A nonza (roost_hook_nonza: a top-level element that is not a stanza,
+ * e.g. XEP-0352 <active/>) from the bound session with full JID from.
+ * Borrows el.  Runs its handler; without one the session is closed with
+ * unsupported-stanza-type, as core/stream.c does.  Returns the handler's
+ * verdict, ROOST_PASS, or -ROOST_EINVAL (no such session). */
+int harness_nonza_inject(const char *from, const roost_stanza_t *el);
 
 /* Captured output.  Lists are NULL-terminated arrays of serialised stanzas
  * (written as inside a jabber:client stream), oldest first, never NULL, and
@@ -119,6 +130,10 @@ roost_stanza_t *harness_sent_stanza(size_t i);
 const char *const *harness_delivered(const char *jid);
 size_t harness_delivered_count(const char *jid);
 roost_stanza_t *harness_delivered_stanza(const char *jid, size_t i);
+/* With on, a stanza for a fake session runs the ROOST_EV_DELIVER hooks
+ * first, as the core does (HANDLED: the session does not get it); off (the
+ * default) captures it directly.  Kept across harness_reset(). */
+void harness_deliver_hooks(int on);
 /* Forgets all captured output (sent and delivered). */
 void harness_clear(void);
 
@@ -226,6 +241,8 @@ int harness_log_count(int level);
  * harness_preauth_holds counts roost_session_hold() minus releases. */
 roost_session_t *harness_preauth_add(const char *addr);
 int harness_preauth_inject(roost_session_t *s, const char *xml);
+/* The same for a parsed stanza (borrowed; a copy is handled). */
+int harness_preauth_inject_stanza(roost_session_t *s, const roost_stanza_t *st);
 void harness_preauth_close(roost_session_t *s);
 int harness_preauth_holds(const roost_session_t *s);
 size_t harness_preauth_delivered_count(const roost_session_t *s);
@@ -240,7 +257,10 @@ int harness_preauth_feature_count(void);
  * store of the user and the harness roster, runs done, then closes the
  * account's sessions with not-authorized.  harness_account_add creates an
  * account at once (0, -ROOST_EEXIST, -ROOST_EINVAL);
- * harness_account_check is 1 when password is the account's. */
+ * harness_account_check is 1 when password is the account's.
+ * roost_host_account_count counts the accounts of the credential store,
+ * queued like a storage job; roost_host_online_count counts the distinct
+ * accounts among the fake sessions that are not closing. */
 int harness_account_add(const char *user, const char *password);
 int harness_account_exists(const char *user);
 int harness_account_check(const char *user, const char *password);
