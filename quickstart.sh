@@ -19,7 +19,7 @@ BUILD_DEPS=(build-essential autoconf automake libtool pkg-config
     libsqlite3-dev check libconfig-dev libidn-dev libidn2-dev uthash-dev
     libc-ares-dev)
 TEST_DEPS=(python3 python3-slixmpp go-sendxmpp profanity tmux openssl clang-format
-    clang libclang-rt-dev dnsmasq-base prosody ejabberd)
+    clang libclang-rt-dev dnsmasq-base prosody ejabberd valgrind)
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -92,10 +92,19 @@ test)
         status=1
         cat build-asan/test-suite.log 2>/dev/null | tail -200 || true
     fi
+    # roostd under valgrind (memcheck, definite leaks) for a set of
+    # integration runners that fits in about 5 minutes (tests/valgrind.sh),
+    # from a plain build: valgrind and the sanitizers do not mix.
+    build build-vg
+    say "integration runners under valgrind (build-vg/)"
+    if ! tests/valgrind.sh -b build-vg; then
+        status=1
+    fi
     # The fuzz targets (HOUSE 26), a bounded and reproducible run: a fixed
     # seed and number of inputs per target (250,000: the slowest targets,
-    # stream and stanza round-trip, run about 7,000 inputs/s), from the
-    # corpora in the tree.
+    # stream and stanza round-trip, run about 7,000 inputs/s; fuzz_modules,
+    # a whole fake host per input, runs FUZZ_MODULES_RUNS from Makefile.am
+    # instead), from the corpora in the tree.
     build build-fuzz CC=clang --enable-fuzzing
     say "fuzz run (build-fuzz/)"
     if ! make -s -C build-fuzz fuzz-run FUZZ_RUNS="${FUZZ_RUNS:-250000}"; then

@@ -12,8 +12,9 @@ import xml.etree.ElementTree as ET
 from xml.parsers import expat
 from xml.sax.saxutils import quoteattr
 
-# ROOSTTEST_TIMEOUT_SCALE multiplies every timeout (tests/valgrind.sh runs
-# roostd under valgrind, 20-50 times slower).
+# ROOSTTEST_TIMEOUT_SCALE multiplies every timeout (tests/valgrind.sh sets
+# 4: roostd under valgrind is 10-50 times slower on CPU-bound steps such
+# as TLS handshakes and SCRAM).
 TIMEOUT_SCALE = float(os.environ.get('ROOSTTEST_TIMEOUT_SCALE', '1') or 1)
 TIMEOUT = 10.0 * TIMEOUT_SCALE
 NS_STREAM = 'http://etherx.jabber.org/streams'
