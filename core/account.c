@@ -174,3 +174,117 @@ roost_account_delete(roost_mod_t *m, const char *user,
 
     roost_user_need(h, user, account_delete_loaded, j);
 }
+
+/* --- counting (XEP-0133 §4.13) --- */
+
+typedef struct {
+    roost_mod_t *m;
+    char *host;
+    int n;
+    roost_account_done_fn done;
+    void *arg;
+} account_count_t;
+
+static int
+account_count_one(void *arg, const char *user)
+{
+    ((account_count_t *)arg)->n++;
+    return 0;
+}
+
+static int
+account_count_work(void *arg)
+{
+    account_count_t *c = arg;
+    int rc = roost_auth_users(c->host, account_count_one, c);
+
+    /* TODO a count query in the drivers (SELECT count(*)) instead of
+     * walking the keys, once a host has enough accounts to matter. */
+    return rc < 0 ? rc : c->n;
+}
+
+static void
+account_count_done(void *arg, int result)
+{
+    account_count_t *c = arg;
+
+    c->done(c->m, c->arg, result);
+    roost_free(c->host);
+    roost_free(c);
+}
+
+void
+roost_host_account_count(roost_mod_t *m, roost_account_done_fn done, void *arg)
+{
+    /* Freed by account_count_done. */
+    account_count_t *c = roost_xcalloc(1, sizeof(*c));
+
+    c->m = m;
+    c->host = roost_xstrdup(roost_mod_host(m));
+    c->done = done;
+    c->arg = arg;
+    /* The storage queue: ordered after the creations and removals
+     * submitted before it. */
+    roost_sm_storage_submit(account_count_work, account_count_done, c);
+}
+
+/* --- listing (XEP-0133 §4.18) --- */
+
+typedef struct {
+    roost_mod_t *m;
+    char *host;
+    int max, n;
+    char **users; /* max + 1, NULL-terminated */
+    roost_account_list_fn done;
+    void *arg;
+} account_list_t;
+
+static int
+account_list_one(void *arg, const char *user)
+{
+    account_list_t *l = arg;
+
+    if (l->n < l->max)
+        l->users[l->n] = roost_xstrdup(user);
+    l->n++;
+    return 0;
+}
+
+static int
+account_list_work(void *arg)
+{
+    account_list_t *l = arg;
+    int rc = roost_auth_users(l->host, account_list_one, l);
+
+    return rc < 0 ? rc : l->n;
+}
+
+static void
+account_list_done(void *arg, int result)
+{
+    account_list_t *l = arg;
+
+    l->done(l->m, l->arg, result,
+            result < 0 ? NULL : (const char *const *)l->users);
+    for (int i = 0; i < l->max && l->users[i] != NULL; i++)
+        roost_free(l->users[i]);
+    roost_free(l->users);
+    roost_free(l->host);
+    roost_free(l);
+}
+
+void
+roost_host_account_list(roost_mod_t *m, int max, roost_account_list_fn done,
+                        void *arg)
+{
+    /* Freed by account_list_done. */
+    account_list_t *l = roost_xcalloc(1, sizeof(*l));
+
+    l->m = m;
+    l->host = roost_xstrdup(roost_mod_host(m));
+    l->max = max > 0 ? max : 0;
+    l->users = roost_xcalloc((size_t)l->max + 1, sizeof(char *));
+    l->done = done;
+    l->arg = arg;
+    roost_sm_storage_submit(account_list_work, account_list_done, l);
+}

@@ -128,6 +128,14 @@ static const roost_opt_t conf_limits_opts[] = {
      INT64_C(366) * CONF_DAY_MS},
     {"c2s_burst", ROOST_OPT_SIZE, CONF_OFF(roost_config_t, c2s_burst),
      "1048576", 1024, INT64_C(1) << 30},
+    {"preauth_max_bytes", ROOST_OPT_SIZE,
+     CONF_OFF(roost_config_t, preauth_max_bytes), "65536", 0, INT64_C(1) << 30},
+    {"preauth_max_stanza_size", ROOST_OPT_SIZE,
+     CONF_OFF(roost_config_t, preauth_max_stanza), "16384", 1024,
+     64 * 1024 * 1024},
+    {"preauth_max_total", ROOST_OPT_SIZE,
+     CONF_OFF(roost_config_t, preauth_max_total), "67108864", 0,
+     INT64_C(1) << 40},
     {NULL, 0, 0, NULL, 0, 0}};
 
 static const roost_opt_t conf_storage_opts[] = {

@@ -89,6 +89,13 @@ typedef struct {
     int64_t c2s_burst; /* bucket size, bytes: 1 MiB */
     int64_t fast_token_lifetime; /* ms a XEP-0484 token is valid: 14 days;
                                   * 0 = no FAST */
+    /* Before SASL success (issue 6): */
+    int64_t preauth_max_bytes;  /* bytes read per connection: 64 KiB;
+                                 * 0 = no limit */
+    int64_t preauth_max_stanza; /* stanza bytes: 16 KiB (at most
+                                 * max_stanza_size) */
+    int64_t preauth_max_total;  /* memory of all unauthenticated
+                                 * connections: 64 MiB; 0 = no limit */
     roost_listen_conf_t *listen;
     int nlisten;
     /* s2s = { ... } */

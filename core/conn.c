@@ -3,9 +3,11 @@
  * Glue between sockets and the sans-I/O stream (core/stream.c): accepts
  * connections, wraps them in TLS (direct TLS at accept, or STARTTLS when
  * the stream asks), feeds input to the stream, runs SASL steps on worker
- * threads, applies timeouts and output backpressure, and frees a session
- * only at a safe point (HOUSE 10).  Not here: stream negotiation rules
- * (stream.c), session tables and binding (server.c), routing (router.c). */
+ * threads, applies timeouts and output backpressure, bounds what
+ * unauthenticated connections may cost ("pre-auth limits" below), and
+ * frees a session only at a safe point (HOUSE 10).  Not here: stream
+ * negotiation rules (stream.c), session tables and binding (server.c),
+ * routing (router.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -82,6 +84,14 @@ static roost_session_t *conn_busy;
 static struct event *conn_sweep_ev;
 static int conn_trim_pending; /* parsers released since the last trim */
 static int64_t conn_trim_last;
+/* Pre-auth limits: the memory all unauthenticated connections hold
+ * (kept up to date per event, never summed by a scan), the ones whose
+ * reads are paused because it is over limits.preauth_max_total (oldest
+ * first), and when a refused connection was last logged. */
+static size_t conn_preauth_total;
+static roost_session_t *conn_paused_head, *conn_paused_tail;
+static int64_t conn_refuse_logged;
+static unsigned conn_refused;
 
 static void conn_process_input(roost_session_t *s);
 static void conn_schedule_free(roost_session_t *s);
@@ -89,6 +99,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_hibernate(roost_session_t *s);
+static void conn_preauth_update(roost_session_t *s);
 
 void
 roost_session_log(const roost_session_t *s, int level, const char *fmt, ...)
@@ -172,6 +183,7 @@ conn_sweep_cb(evutil_socket_t fd, short what, void *arg)
          * the session back on the list. */
         conn_trim_pending += roost_stream_release_idle(s->stream);
         conn_busy_del(s);
+        conn_preauth_update(s);
     }
     if (conn_trim_pending > 0 &&
         now - conn_trim_last >=
@@ -294,6 +306,168 @@ conn_auth_failed(roost_session_t *s)
     e->fails++;
 }
 
+/* --- pre-auth limits (issue 6) ---
+ *
+ * Until SASL succeeds a connection is anyone's, and what it may cost is
+ * bounded three ways.  limits.preauth_max_bytes: the bytes it may send
+ * (counted as they arrive in its input buffer, so after TLS: the XML
+ * the parser would see; the TLS handshake is bounded by auth_timeout
+ * and the read rate).  limits.preauth_max_stanza_size: a smaller stanza
+ * limit (core/stream.c lifts it at SASL success).  And
+ * limits.preauth_max_total over all of them: input buffered, parser
+ * state, output queued and the session itself.  Over that total, new
+ * connections are refused at accept, and a connection whose input takes
+ * the total over stops being read (its bytes wait in the kernel, TCP
+ * flow control); paused ones are read again, oldest first, as the total
+ * falls.  Nobody is dropped for it: auth_timeout ends connections that
+ * hold memory without authenticating, and dropping the oldest would let
+ * a flood of new connections evict logins in progress. */
+
+static size_t
+conn_pending_input(roost_session_t *s)
+{
+    struct bufferevent *under;
+    size_t n;
+
+    if (s->bev == NULL)
+        return 0;
+    n = evbuffer_get_length(bufferevent_get_input(s->bev));
+    under = bufferevent_get_underlying(s->bev);
+    if (under != NULL)
+        n += evbuffer_get_length(bufferevent_get_input(under));
+    return n;
+}
+
+static size_t conn_pending_output(roost_session_t *s);
+
+static void
+conn_paused_del(roost_session_t *s)
+{
+    if (!s->mem_paused)
+        return;
+    if (s->paused_prev != NULL)
+        s->paused_prev->paused_next = s->paused_next;
+    else
+        conn_paused_head = s->paused_next;
+    if (s->paused_next != NULL)
+        s->paused_next->paused_prev = s->paused_prev;
+    else
+        conn_paused_tail = s->paused_prev;
+    s->paused_next = s->paused_prev = NULL;
+    s->mem_paused = 0;
+}
+
+/* Under the total again: the connection paused longest is read again
+ * (one per event; each event of an unauthenticated connection comes
+ * here, so they all get their turn as memory is given back). */
+static void
+conn_preauth_resume(void)
+{
+    int64_t max = roost_srv->cfg->preauth_max_total;
+    roost_session_t *s = conn_paused_head;
+
+    if (s == NULL || (max > 0 && conn_preauth_total >= (size_t)max))
+        return;
+    conn_paused_del(s);
+    if (s->bev != NULL && !s->closing && !s->reads_paused)
+        bufferevent_enable(s->bev, EV_READ);
+}
+
+/* Brings s's share of the total up to date: O(1). */
+static void
+conn_preauth_update(roost_session_t *s)
+{
+    size_t cost;
+
+    if (!s->preauth)
+        return;
+    cost = sizeof(*s) + conn_pending_input(s) + conn_pending_output(s) +
+           (s->stream != NULL ? roost_stream_memory(s->stream) : 0);
+    conn_preauth_total = conn_preauth_total - s->preauth_mem + cost;
+    s->preauth_mem = cost;
+    conn_preauth_resume();
+}
+
+/* After s's input was processed: past the total, s is not read until
+ * the total falls. */
+static void
+conn_preauth_check(roost_session_t *s)
+{
+    int64_t max = roost_srv->cfg->preauth_max_total;
+
+    conn_preauth_update(s);
+    if (!s->preauth || max <= 0 || conn_preauth_total <= (size_t)max ||
+        s->mem_paused || s->closing || s->bev == NULL)
+        return;
+    roost_session_log(s, ROOST_LOG_INFO,
+                      "unauthenticated connections hold %zu bytes "
+                      "(preauth_max_total): reading paused",
+                      conn_preauth_total);
+    bufferevent_disable(s->bev, EV_READ);
+    s->mem_paused = 1;
+    s->paused_next = NULL;
+    s->paused_prev = conn_paused_tail;
+    if (conn_paused_tail != NULL)
+        conn_paused_tail->paused_next = s;
+    else
+        conn_paused_head = s;
+    conn_paused_tail = s;
+}
+
+/* s authenticated or goes: it no longer counts. */
+static void
+conn_preauth_leave(roost_session_t *s)
+{
+    if (!s->preauth)
+        return;
+    conn_preauth_total -= s->preauth_mem;
+    s->preauth_mem = 0;
+    s->preauth = 0;
+    conn_paused_del(s);
+    conn_preauth_resume();
+}
+
+/* Whether a new connection is refused: unauthenticated connections hold
+ * all they may.  A connection without TLS first gets a stream header and
+ * <resource-constraint/> (RFC 6120 §4.9.3.17), written to the socket in
+ * one non-blocking call; direct TLS just closes (a handshake is not
+ * cheap). */
+static int
+conn_preauth_refuse(evutil_socket_t fd, const roost_listen_conf_t *l,
+                    const char *ip)
+{
+    static const char msg[] =
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+        "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+        "<stream:error><resource-constraint "
+        "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+        "</stream:stream>";
+    int64_t max = roost_srv->cfg->preauth_max_total;
+    int64_t now;
+    char junk[512];
+
+    if (max <= 0 || conn_preauth_total < (size_t)max)
+        return 0;
+    conn_refused++;
+    now = conn_now_ms();
+    if (now - conn_refuse_logged >= 1000) {
+        ROOST_LOG(ROOST_LOG_WARN, "core",
+                  "refusing a connection from %s: unauthenticated "
+                  "connections hold %zu bytes (preauth_max_total); "
+                  "%u refused since the last report",
+                  ip, conn_preauth_total, conn_refused);
+        conn_refuse_logged = now;
+        conn_refused = 0;
+    }
+    if (l->tls != ROOST_TLS_DIRECT) {
+        /* Unread input would turn the close into a reset that can
+         * overtake the error: take what has arrived. */
+        (void)!recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+        (void)!send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    return 1;
+}
+
 /* --- lifetime --- */
 
 void
@@ -307,6 +481,7 @@ conn_free_now(roost_session_t *s)
 {
     roost_server_unbind(s);
     conn_busy_del(s);
+    conn_preauth_leave(s);
     if (s->pinned != NULL)
         roost_user_unpin(s->pinned);
     if (s->bev != NULL) {
@@ -428,9 +603,11 @@ conn_write_cb(struct bufferevent *bev, void *arg)
     if (s->reads_paused) {
         s->reads_paused = 0;
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-        if (!s->input_paused)
+        if (!s->input_paused && !s->mem_paused)
             bufferevent_enable(bev, EV_READ);
         conn_process_input(s);
+    } else {
+        conn_preauth_update(s); /* output was flushed */
     }
 }
 
@@ -689,8 +866,9 @@ op_starttls(void *ud)
         return;
     }
     s->bev = tb;
+    s->in_mark = 0;
     bufferevent_setcb(tb, conn_read_cb, conn_write_cb, conn_event_cb, s);
-    bufferevent_enable(tb, EV_READ | EV_WRITE);
+    bufferevent_enable(tb, s->mem_paused ? EV_WRITE : EV_READ | EV_WRITE);
     s->input_paused = 0;
     roost_stream_tls_done(s->stream, 1);
 }
@@ -717,9 +895,13 @@ conn_sasl_deliver(roost_session_t *s)
         roost_free(s->sasl_in2);
         s->sasl_out = s->sasl_in = s->sasl_mech = s->sasl_cond = NULL;
         s->sasl_in2 = NULL;
+        /* The pre-auth limits end here (the stream lifted its stanza
+         * limit itself). */
+        s->authed = 1;
+        conn_preauth_leave(s);
     }
     if (!s->closing && s->bev != NULL) {
-        if (!s->reads_paused)
+        if (!s->reads_paused && !s->mem_paused)
             bufferevent_enable(s->bev, EV_READ);
         conn_process_input(s);
     }
@@ -1242,6 +1424,11 @@ conn_process_input(roost_session_t *s)
             }
         }
     }
+    if (s->preauth && s->bev != NULL && !s->freeing) {
+        /* What is left is counted already (conn_read_cb). */
+        s->in_mark = evbuffer_get_length(bufferevent_get_input(s->bev));
+        conn_preauth_check(s);
+    }
     roost_conn_release(s);
 }
 
@@ -1249,9 +1436,32 @@ static void
 conn_read_cb(struct bufferevent *bev, void *arg)
 {
     roost_session_t *s = arg;
+    int64_t max = roost_srv->cfg->preauth_max_bytes;
 
     s->ping_outstanding = 0;
     s->last_input = conn_now_ms();
+    if (!s->authed && bev == s->bev && !s->closing) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        size_t len = evbuffer_get_length(in);
+
+        /* Bytes that arrived since the input was last looked at:
+         * pipelined ones waiting for TLS or SASL count too. */
+        if (len > s->in_mark)
+            s->preauth_read += len - s->in_mark;
+        s->in_mark = len;
+        if (max > 0 && s->preauth_read > (size_t)max) {
+            roost_session_log(s, ROOST_LOG_INFO,
+                              "closing: %zu bytes before authentication "
+                              "(preauth_max_bytes)",
+                              s->preauth_read);
+            evbuffer_drain(in, len);
+            s->in_mark = 0;
+            roost_stream_error(s->stream, "policy-violation",
+                               "too much data before authentication");
+            conn_preauth_update(s);
+            return;
+        }
+    }
     conn_process_input(s);
 }
 
@@ -1376,6 +1586,11 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
         conn_ip_gc(ipe);
         return;
     }
+    if (conn_preauth_refuse(fd, l, ip)) {
+        evutil_closesocket(fd);
+        conn_ip_gc(ipe);
+        return;
+    }
     ipe->conns++;
     s = roost_xcalloc(1, sizeof(*s));
     s->id = ++roost_srv->next_session_id;
@@ -1390,7 +1605,12 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
     memset(&sc, 0, sizeof(sc));
-    sc.limits.max_stanza = (size_t)cfg->max_stanza_size;
+    /* Smaller stanzas until SASL succeeds (the stream lifts it). */
+    sc.limits.max_stanza =
+        (size_t)(cfg->preauth_max_stanza < cfg->max_stanza_size
+                     ? cfg->preauth_max_stanza
+                     : cfg->max_stanza_size);
+    sc.max_stanza_authed = (size_t)cfg->max_stanza_size;
     sc.limits.max_depth = (int)cfg->max_depth;
     sc.limits.max_attrs = (int)cfg->max_attrs;
     sc.tls_available = l->tls == ROOST_TLS_STARTTLS;
@@ -1437,6 +1657,8 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     s->auth_timer = evtimer_new(roost_srv->base, conn_auth_timer_cb, s);
     timeval_ms(&tv, cfg->auth_timeout);
     evtimer_add(s->auth_timer, &tv);
+    s->preauth = 1;
+    conn_preauth_update(s);
     roost_session_log(s, ROOST_LOG_DEBUG, "connected (%s)",
                       l->tls == ROOST_TLS_DIRECT ? "direct TLS" : "plain");
 }

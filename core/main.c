@@ -161,7 +161,9 @@ main_resolve_user(const roost_config_t *cfg, main_creds_t *cr)
 static void
 main_chown_root_owned(const char *path, const main_creds_t *cr)
 {
-    struct stat st;
+    /* Zeroed: gcc -O2 may test st_mode before lstat's result, which
+     * valgrind reports when lstat fails (tests/valgrind.sh, ops). */
+    struct stat st = {0};
 
     if (path == NULL || lstat(path, &st) != 0 || S_ISLNK(st.st_mode) ||
         st.st_uid != 0)
@@ -328,6 +330,9 @@ main_reload_diff(const roost_config_t *run, const roost_config_t *cfg)
         MAIN_NUM("limits.auth_failure_window", auth_failure_window),
         MAIN_NUM("limits.c2s_rate", c2s_rate),
         MAIN_NUM("limits.c2s_burst", c2s_burst),
+        MAIN_NUM("limits.preauth_max_bytes", preauth_max_bytes),
+        MAIN_NUM("limits.preauth_max_stanza_size", preauth_max_stanza),
+        MAIN_NUM("limits.preauth_max_total", preauth_max_total),
         MAIN_NUM("scram_iterations", scram_iterations),
         MAIN_NUM("worker_threads", worker_threads),
         MAIN_NUM("s2s.connect_timeout", s2s_connect_timeout),

@@ -607,6 +607,29 @@ roost_host_is_admin(roost_mod_t *m, const roost_jid_t *jid)
 }
 
 int
+roost_host_online_count(roost_mod_t *m)
+{
+    return m->host->online;
+}
+
+int
+roost_host_online_users(roost_mod_t *m, int (*fn)(void *arg, const char *node),
+                        void *arg)
+{
+    roost_user_t *u, *tmp;
+    int n = 0;
+
+    HASH_ITER (hh, m->host->users, u, tmp) {
+        if (u->count == 0)
+            continue;
+        n++;
+        if (fn(arg, u->node) != 0)
+            break;
+    }
+    return n;
+}
+
+int
 roost_mod_index(const roost_mod_t *m)
 {
     return m->index;

@@ -124,7 +124,8 @@ roost_server_bind(roost_session_t *s, const char *resource,
     s->user = u;
     s->next_of_user = u->sessions;
     u->sessions = s;
-    u->count++;
+    if (u->count++ == 0)
+        h->online++; /* roost_host_online_count */
     HASH_ADD_KEYPTR(hh, h->by_full, roost_jid_full(jid),
                     strlen(roost_jid_full(jid)), s);
     roost_hooks_run(h, ROOST_EV_SESSION_BOUND, s, NULL, jid, jid);
@@ -188,7 +189,8 @@ roost_server_unbind(roost_session_t *s)
     s->user = NULL;
     s->available = 0;
     /* The entry itself lives on while the session pins it (user.c). */
-    u->count--;
+    if (--u->count == 0)
+        s->host->online--;
     roost_hooks_run(s->host, ROOST_EV_SESSION_CLOSED, s, NULL, s->jid, s->jid);
     if (u->count == 0 && u->transient)
         server_purge_transient(u);

@@ -98,6 +98,7 @@ struct roost_host {
     roost_user_loader_t *loaders;
     roost_store_t *roster_store;
     roost_session_t *by_full; /* bound sessions by full JID */
+    int online;               /* accounts with a bound session (count > 0) */
     UT_hash_handle hh;
 };
 
@@ -140,7 +141,16 @@ struct roost_session {
     roost_session_t *all_next, *all_prev;   /* every connection */
     roost_session_t *busy_next, *busy_prev; /* read since last idle sweep */
     int busy;                               /* ... is on that list */
-    UT_hash_handle hh;                      /* in host->by_full, key jid full */
+    /* Before authentication (issue 6, core/conn.c "pre-auth limits") */
+    int authed;          /* SASL succeeded: none of this applies */
+    int preauth;         /* counted in the server's pre-auth total */
+    int mem_paused;      /* not read: that total is over the limit */
+    size_t preauth_mem;  /* what it adds to the total */
+    size_t preauth_read; /* bytes read so far */
+    size_t in_mark;      /* input bytes already counted */
+    roost_session_t *paused_next, *paused_prev; /* mem_paused, oldest
+                                                 * first */
+    UT_hash_handle hh; /* in host->by_full, key jid full */
 };
 
 typedef struct roost_server {

@@ -44,6 +44,17 @@ struct roost_stream {
 
 static void stream_send_header(roost_stream_t *st);
 
+/* SASL succeeded: the stanza limit for authenticated streams applies
+ * from the next byte (pre-authentication stanzas are small: headers,
+ * SASL, XEP-0077 forms). */
+static void
+stream_authenticated(roost_stream_t *st)
+{
+    st->authenticated = 1;
+    if (st->conf.max_stanza_authed > 0)
+        roost_xml_set_max_stanza(st->xml, st->conf.max_stanza_authed);
+}
+
 static void
 stream_write(roost_stream_t *st, const char *s, size_t len)
 {
@@ -831,7 +842,7 @@ sasl2_success(roost_stream_t *st, const char *data, const char *user)
     size_t len;
 
     st->sasl_active = 0;
-    st->authenticated = 1;
+    stream_authenticated(st);
     roost_free(st->user);
     st->user = roost_xstrdup(user != NULL ? user : "");
     st->state = ROOST_SS_AUTHED;
@@ -926,7 +937,7 @@ roost_stream_sasl_result(roost_stream_t *st, int status, const char *data,
             stream_puts(st, "<success xmlns='" ROOST_NS_SASL "'/>");
         }
         st->sasl_active = 0;
-        st->authenticated = 1;
+        stream_authenticated(st);
         roost_free(st->user);
         st->user = roost_xstrdup(user != NULL ? user : "");
         st->header_sent = 0;

@@ -106,6 +106,9 @@ typedef struct {
     int require_encryption; /* no SASL before TLS */
     int max_auth_attempts;  /* failures before the stream is closed (>=1) */
     int fast;               /* offer XEP-0484 FAST inline in SASL2 */
+    /* limits.max_stanza applies before authentication; from SASL success
+     * on, this one does (0: limits.max_stanza throughout). */
+    size_t max_stanza_authed;
 } roost_stream_conf_t;
 
 roost_stream_t *roost_stream_new(const roost_stream_conf_t *conf,

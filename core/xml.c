@@ -825,6 +825,23 @@ xml_clear(roost_xml_t *x)
     x->xoff = 0;
 }
 
+/* The memory caps follow the stanza limit (see xml_create). */
+static void
+xml_set_caps(roost_xml_t *x)
+{
+    if (x->lim.max_stanza == 0)
+        x->lim.max_stanza = 1;
+    x->mem_cap = x->lim.max_stanza > (SIZE_MAX - XML_MEM_SLACK) / 4
+                     ? SIZE_MAX
+                     : 4 * x->lim.max_stanza + XML_MEM_SLACK;
+    x->tree_cap =
+        x->lim.max_stanza > (SIZE_MAX - XML_MEM_SLACK) / XML_TREE_FACTOR
+            ? SIZE_MAX
+            : XML_TREE_FACTOR * x->lim.max_stanza + XML_MEM_SLACK;
+    if (x->doc) /* the caller's buffer bounds a document */
+        x->mem_cap = x->tree_cap = SIZE_MAX;
+}
+
 static roost_xml_t *
 xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb, void *ud,
            int doc)
@@ -836,21 +853,11 @@ xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb, void *ud,
         x->lim.max_depth = 1;
     if (x->lim.max_attrs < 0)
         x->lim.max_attrs = 0;
-    if (x->lim.max_stanza == 0)
-        x->lim.max_stanza = 1;
-    x->mem_cap = x->lim.max_stanza > (SIZE_MAX - XML_MEM_SLACK) / 4
-                     ? SIZE_MAX
-                     : 4 * x->lim.max_stanza + XML_MEM_SLACK;
-    x->tree_cap =
-        x->lim.max_stanza > (SIZE_MAX - XML_MEM_SLACK) / XML_TREE_FACTOR
-            ? SIZE_MAX
-            : XML_TREE_FACTOR * x->lim.max_stanza + XML_MEM_SLACK;
-    if (doc) /* the caller's buffer bounds a document */
-        x->mem_cap = x->tree_cap = SIZE_MAX;
+    x->doc = doc;
+    xml_set_caps(x);
     if (cb != NULL)
         x->cb = *cb;
     x->ud = ud;
-    x->doc = doc;
     xml_parser_new(x);
     xml_setup(x);
     xml_clear(x);
@@ -889,6 +896,14 @@ roost_xml_free(roost_xml_t *x)
         return;
     }
     xml_destroy(x);
+}
+
+/* See core/xml.h. */
+void
+roost_xml_set_max_stanza(roost_xml_t *x, size_t max_stanza)
+{
+    x->lim.max_stanza = max_stanza;
+    xml_set_caps(x);
 }
 
 /* Drops all state; the next bytes must be a new stream header.  From

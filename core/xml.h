@@ -64,6 +64,10 @@ int roost_xml_feed(roost_xml_t *x, const char *buf, size_t len,
  * to the stream header too (its namespace declarations count as
  * attributes). */
 void roost_xml_reset(roost_xml_t *x);
+/* Changes the stanza limit (and the memory caps that follow it) from the
+ * next byte on: a stream lifts its pre-authentication limit once the
+ * client has authenticated.  Safe from inside a callback. */
+void roost_xml_set_max_stanza(roost_xml_t *x, size_t max_stanza);
 /* Frees expat's parser (about 12 KiB) while the stream is idle: the root
  * is open, no stanza is in progress and every byte fed so far has been
  * parsed and consumed.  The next roost_xml_feed() builds a parser again,

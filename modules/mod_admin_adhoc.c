@@ -36,6 +36,20 @@
  *   flags, no hidden items), once the account's state is loaded
  *   (roost_roster_load_async: the account need not be online); an account
  *   that does not exist is <item-not-found/>.
+ * - get-registered-users-num (§4.13) and get-online-users-num (§4.15):
+ *   no form; executing completes at once with a result form holding
+ *   registeredusersnum (the accounts stored for the vhost, counted on the
+ *   storage worker: roost_host_account_count) or onlineusersnum (the
+ *   accounts with at least one session, as §4.15 defines an online user:
+ *   roost_host_online_count, a counter the core keeps).
+ * - get-registered-users-list (§4.18) and get-online-users-list (§4.20):
+ *   a form asking max_items (the XEP's options; any number from 1 to
+ *   ADMIN_LIST_MAX is accepted, "none" or no field means ADMIN_LIST_MAX),
+ *   then a result form with registereduserjids (the first accounts in
+ *   byte order, read on the storage worker: roost_host_account_list) or
+ *   onlineuserjids (sorted; roost_host_online_users) as jid-multi, and a
+ *   note "N of M accounts shown" when the list was cut.  A bad max_items
+ *   is <bad-request/> with <bad-payload/>.
  *
  * A form submitted with the first request completes in one step.
  * Sessions are bound to the requester's full JID, expire after
@@ -57,6 +71,7 @@
  * callback comes back after unload. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -73,10 +88,15 @@
 #define ADMIN_NODE_DELETE_USER ADMIN_NS_ADMIN "#delete-user"
 #define ADMIN_NODE_ROSTER      ADMIN_NS_ADMIN "#get-user-roster"
 #define ADMIN_NODE_PASSWORD    ADMIN_NS_ADMIN "#change-user-password"
+#define ADMIN_NODE_REG_NUM     ADMIN_NS_ADMIN "#get-registered-users-num"
+#define ADMIN_NODE_ONLINE_NUM  ADMIN_NS_ADMIN "#get-online-users-num"
+#define ADMIN_NODE_REG_LIST    ADMIN_NS_ADMIN "#get-registered-users-list"
+#define ADMIN_NODE_ONLINE_LIST ADMIN_NS_ADMIN "#get-online-users-list"
 
 #define ADMIN_SESSION_TTL_MS (10 * 60 * 1000) /* an idle form expires */
 #define ADMIN_SESSIONS_MAX   64               /* per vhost; oldest goes */
 #define ADMIN_DELETE_MAX     64               /* accounts in one delete-user */
+#define ADMIN_LIST_MAX       1000 /* JIDs in one list ("none" included) */
 
 struct admin_conf {
     const char *const *admins;
@@ -111,7 +131,9 @@ typedef roost_verdict_t (*admin_cmd_fn)(const roost_ev_t *ev,
 typedef struct admin_cmd {
     const char *node;
     const char *name;
-    admin_cmd_fn form;   /* the first stage: the form to fill */
+    admin_cmd_fn form;   /* the first stage: the form to fill, or NULL
+                          * for a command without one (it completes at
+                          * once: submit gets form NULL) */
     admin_cmd_fn submit; /* the submitted form: the result */
 } admin_cmd_t;
 
@@ -131,6 +153,18 @@ static roost_verdict_t passwd_submit(const roost_ev_t *ev, const char *sid,
                                      roost_stanza_t *form);
 static roost_verdict_t roster_submit(const roost_ev_t *ev, const char *sid,
                                      roost_stanza_t *form);
+static roost_verdict_t regnum_submit(const roost_ev_t *ev, const char *sid,
+                                     roost_stanza_t *form);
+static roost_verdict_t onlinenum_submit(const roost_ev_t *ev, const char *sid,
+                                        roost_stanza_t *form);
+static roost_verdict_t reglist_form(const roost_ev_t *ev, const char *sid,
+                                    roost_stanza_t *form);
+static roost_verdict_t reglist_submit(const roost_ev_t *ev, const char *sid,
+                                      roost_stanza_t *form);
+static roost_verdict_t onlinelist_form(const roost_ev_t *ev, const char *sid,
+                                       roost_stanza_t *form);
+static roost_verdict_t onlinelist_submit(const roost_ev_t *ev, const char *sid,
+                                         roost_stanza_t *form);
 
 static roost_jid_t *admin_account_jid(const roost_ev_t *ev, const char *var,
                                       const char *value);
@@ -140,6 +174,13 @@ static const admin_cmd_t admin_cmds[] = {
     {ADMIN_NODE_DELETE_USER, "Delete User", deluser_form, deluser_submit},
     {ADMIN_NODE_PASSWORD, "Change User Password", passwd_form, passwd_submit},
     {ADMIN_NODE_ROSTER, "Get User Roster", roster_form, roster_submit},
+    {ADMIN_NODE_REG_NUM, "Get Number of Registered Users", NULL, regnum_submit},
+    {ADMIN_NODE_ONLINE_NUM, "Get Number of Online Users", NULL,
+     onlinenum_submit},
+    {ADMIN_NODE_REG_LIST, "Get List of Registered Users", reglist_form,
+     reglist_submit},
+    {ADMIN_NODE_ONLINE_LIST, "Get List of Online Users", onlinelist_form,
+     onlinelist_submit},
     {NULL, NULL, NULL, NULL}};
 
 static uint64_t
@@ -720,6 +761,252 @@ passwd_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
     return ROOST_HANDLED;
 }
 
+/* --- get-registered-users-num, get-online-users-num (XEP-0133 §4.13,
+ * §4.15): no form, the answer at once --- */
+
+/* The completed command carrying a result form with one field var
+ * (label) whose value is n.  Borrows iq. */
+static void
+admin_num_result(roost_mod_t *m, const roost_stanza_t *iq, const char *node,
+                 const char *sid, const char *var, const char *label, int n)
+{
+    roost_stanza_t *c = admin_command_el(node, sid, "completed");
+    roost_stanza_t *x = roost_stanza_add_child(c, ADMIN_NS_XDATA, "x");
+    char num[16];
+
+    roost_stanza_set_attr(x, "type", "result");
+    admin_field(x, "FORM_TYPE", "hidden", NULL, ADMIN_NS_ADMIN);
+    snprintf(num, sizeof(num), "%d", n);
+    admin_field(x, var, NULL, label, num);
+    admin_result_iq(m, iq, c);
+    roost_stanza_unref(c);
+}
+
+static roost_verdict_t
+onlinenum_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *unused)
+{
+    /* Accounts with a session (a counter in the core, not a scan). */
+    admin_num_result(ev->mod, ev->stanza, ADMIN_NODE_ONLINE_NUM, sid,
+                     "onlineusersnum", "The number of online users",
+                     roost_host_online_count(ev->mod));
+    return ROOST_HANDLED;
+}
+
+/* One get-registered-users-num waiting for the count; freed by
+ * regnum_done. */
+typedef struct {
+    roost_stanza_t *iq; /* the request (a reference) */
+    char sid[48];
+} regnum_job_t;
+
+static void
+regnum_done(roost_mod_t *m, void *arg, int result)
+{
+    regnum_job_t *j = arg;
+
+    if (result < 0) {
+        roost_log(m, ROOST_LOG_ERROR, "counting the accounts: %s",
+                  roost_strerror(result));
+        admin_error_iq(m, j->iq, ROOST_SE_INTERNAL_SERVER_ERROR, NULL, NULL);
+    } else {
+        admin_num_result(m, j->iq, ADMIN_NODE_REG_NUM, j->sid,
+                         "registeredusersnum", "The number of registered users",
+                         result);
+    }
+    roost_stanza_unref(j->iq);
+    roost_free(j);
+}
+
+static roost_verdict_t
+regnum_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *unused)
+{
+    /* Freed by regnum_done. */
+    regnum_job_t *j = roost_xcalloc(1, sizeof(*j));
+
+    j->iq = roost_stanza_ref(ev->stanza);
+    snprintf(j->sid, sizeof(j->sid), "%s", sid);
+    /* Counted on the storage worker: the loop never waits for it. */
+    roost_host_account_count(ev->mod, regnum_done, j);
+    return ROOST_HANDLED;
+}
+
+/* --- get-registered-users-list, get-online-users-list (XEP-0133 §4.18,
+ * §4.20): a form asking max_items, then the JIDs --- */
+
+static roost_verdict_t
+admin_list_form(const roost_ev_t *ev, const char *node, const char *sid,
+                const char *title, const char *instructions)
+{
+    static const char *const opts[] = {"25",  "50",  "75",  "100",
+                                       "150", "200", "none"};
+    roost_stanza_t *x, *f;
+    roost_stanza_t *c = admin_form_new(node, sid, title, instructions, &x);
+
+    f = admin_field(x, "max_items", "list-single",
+                    "Maximum number of items to show", NULL);
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        roost_stanza_t *o = roost_stanza_add_child(f, NULL, "option");
+
+        roost_stanza_set_attr(o, "label",
+                              strcmp(opts[i], "none") == 0 ? "None" : opts[i]);
+        roost_stanza_add_text(roost_stanza_add_child(o, NULL, "value"), opts[i],
+                              strlen(opts[i]));
+    }
+    return admin_reply_take(ev, c);
+}
+
+/* max_items of a submitted form (absent or "none": ADMIN_LIST_MAX), or
+ * -1 once the error reply is queued. */
+static int
+admin_list_max(const roost_ev_t *ev, roost_stanza_t *form)
+{
+    const char *v[2] = {NULL, NULL};
+    int n = form != NULL ? admin_field_values(form, "max_items", v, 2) : 0;
+    char *end = NULL;
+    long max;
+
+    if (n == 0 || (n == 1 && v[0] != NULL && strcmp(v[0], "none") == 0))
+        return ADMIN_LIST_MAX;
+    max = n == 1 && v[0] != NULL ? strtol(v[0], &end, 10) : 0;
+    if (n != 1 || v[0] == NULL || *v[0] == '\0' || *end != '\0' || max < 1 ||
+        max > ADMIN_LIST_MAX) {
+        admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-payload",
+                    "max_items: a number from 1 to 1000, or none");
+        return -1;
+    }
+    return (int)max;
+}
+
+/* The completed command with a result form listing node@host for each
+ * of the n nodes in field var; a note when total is more than n.
+ * Borrows iq. */
+static void
+admin_list_result(roost_mod_t *m, const roost_stanza_t *iq, const char *node,
+                  const char *sid, const char *var, const char *label,
+                  const char *const *nodes, int n, int total)
+{
+    roost_stanza_t *c = admin_command_el(node, sid, "completed");
+    roost_stanza_t *x = roost_stanza_add_child(c, ADMIN_NS_XDATA, "x"), *f;
+    const char *host = roost_mod_host(m);
+
+    roost_stanza_set_attr(x, "type", "result");
+    admin_field(x, "FORM_TYPE", "hidden", NULL, ADMIN_NS_ADMIN);
+    f = admin_field(x, var, "jid-multi", label, NULL);
+    for (int i = 0; i < n; i++) {
+        roost_stanza_t *v = roost_stanza_add_child(f, NULL, "value");
+
+        roost_stanza_add_text(v, nodes[i], strlen(nodes[i]));
+        roost_stanza_add_text(v, "@", 1);
+        roost_stanza_add_text(v, host, strlen(host));
+    }
+    if (total > n) {
+        char text[96];
+
+        snprintf(text, sizeof(text), "%d of %d accounts shown", n, total);
+        admin_note(c, "info", text);
+    }
+    admin_result_iq(m, iq, c);
+    roost_stanza_unref(c);
+}
+
+static roost_verdict_t
+onlinelist_form(const roost_ev_t *ev, const char *sid, roost_stanza_t *unused)
+{
+    return admin_list_form(ev, ADMIN_NODE_ONLINE_LIST, sid,
+                           "Requesting List of Online Users",
+                           "Fill out this form to request the online users "
+                           "of this service.");
+}
+
+typedef struct {
+    char **nodes;
+    int n, max;
+} onlinelist_t;
+
+static int
+onlinelist_one(void *arg, const char *node)
+{
+    onlinelist_t *l = arg;
+
+    if (l->n < l->max)
+        l->nodes[l->n++] = roost_xstrdup(node); /* freed below */
+    return 0;
+}
+
+static int
+onlinelist_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static roost_verdict_t
+onlinelist_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
+{
+    int max = admin_list_max(ev, form), total;
+    onlinelist_t l;
+
+    if (max < 0)
+        return ROOST_HANDLED;
+    l.n = 0;
+    l.max = max;
+    l.nodes = roost_xcalloc((size_t)max, sizeof(char *)); /* freed below */
+    total = roost_host_online_users(ev->mod, onlinelist_one, &l);
+    qsort(l.nodes, (size_t)l.n, sizeof(char *), onlinelist_cmp);
+    admin_list_result(ev->mod, ev->stanza, ADMIN_NODE_ONLINE_LIST, sid,
+                      "onlineuserjids", "The list of all online users",
+                      (const char *const *)l.nodes, l.n, total);
+    for (int i = 0; i < l.n; i++)
+        roost_free(l.nodes[i]);
+    roost_free(l.nodes);
+    return ROOST_HANDLED;
+}
+
+static roost_verdict_t
+reglist_form(const roost_ev_t *ev, const char *sid, roost_stanza_t *unused)
+{
+    return admin_list_form(ev, ADMIN_NODE_REG_LIST, sid,
+                           "Requesting List of Registered Users",
+                           "Fill out this form to request the registered "
+                           "users of this service.");
+}
+
+static void
+reglist_done(roost_mod_t *m, void *arg, int result, const char *const *users)
+{
+    regnum_job_t *j = arg;
+    int n = 0;
+
+    if (result < 0) {
+        roost_log(m, ROOST_LOG_ERROR, "listing the accounts: %s",
+                  roost_strerror(result));
+        admin_error_iq(m, j->iq, ROOST_SE_INTERNAL_SERVER_ERROR, NULL, NULL);
+    } else {
+        while (users[n] != NULL)
+            n++;
+        admin_list_result(m, j->iq, ADMIN_NODE_REG_LIST, j->sid,
+                          "registereduserjids", "The list of all users", users,
+                          n, result);
+    }
+    roost_stanza_unref(j->iq);
+    roost_free(j);
+}
+
+static roost_verdict_t
+reglist_submit(const roost_ev_t *ev, const char *sid, roost_stanza_t *form)
+{
+    int max = admin_list_max(ev, form);
+    regnum_job_t *j;
+
+    if (max < 0)
+        return ROOST_HANDLED;
+    j = roost_xcalloc(1, sizeof(*j)); /* freed by reglist_done */
+    j->iq = roost_stanza_ref(ev->stanza);
+    snprintf(j->sid, sizeof(j->sid), "%s", sid);
+    /* Read on the storage worker: the loop never waits for it. */
+    roost_host_account_list(ev->mod, max, reglist_done, j);
+    return ROOST_HANDLED;
+}
+
 /* --- delete-user (XEP-0133 §4.2) --- */
 
 typedef struct deluser_job deluser_job_t;
@@ -956,7 +1243,7 @@ admin_command_set(const roost_ev_t *ev, void *arg)
         if (strcmp(action, "execute") != 0 && strcmp(action, "complete") != 0)
             return admin_error(ev, ROOST_SE_BAD_REQUEST, "bad-action", NULL);
         s = admin_session_new(ev->mod, ev->from, cmd);
-        if (form == NULL)
+        if (form == NULL && cmd->form != NULL)
             return cmd->form(ev, s->id, NULL);
         snprintf(id, sizeof(id), "%s", s->id);
         admin_session_unlink(a, &a->sessions);

@@ -10,7 +10,11 @@
  * §3.1.6, §3.2.3 and §3.3.3 say.  An inbound request the user has not
  * answered is kept as pending_in (on a roster item created for it if need
  * be), which is how it survives the user's absence and a restart; it is
- * delivered again at each initial presence.  Pre-approvals (§3.4) are
+ * delivered again at each initial presence, with the <status/> (and
+ * xml:lang) it came with (§3.1.3: kept in memory with the account's state
+ * and in the MAP store "subrequest", at most PRES_STATUS_MAX bytes of text
+ * per request and PRES_REQS_MAX requests per account; forgotten once the
+ * request is answered or withdrawn).  Pre-approvals (§3.4) are
  * supported and advertised as a stream feature.
  *
  * Presence: initial presence sends probes (from the bare JID) to the
@@ -49,6 +53,14 @@
 #define PRES_NS_PREAPPROVAL "urn:xmpp:features:pre-approval"
 /* Private storage form of the last unavailable presence. */
 #define PRES_NS_STORE "urn:roost:presence:last"
+/* Private storage form of a subscription request awaiting an answer. */
+#define PRES_NS_REQ "urn:roost:presence:request"
+
+/* What is kept of a request's <status/> text (all of them together), and
+ * how many requests with a status are kept per account; beyond that a
+ * request is still kept (pending_in) but without its status. */
+#define PRES_STATUS_MAX 1024
+#define PRES_REQS_MAX   256
 
 /* Sessions looked up on the stack; more take one heap array. */
 #define PRES_STACK_SESSIONS 16
@@ -56,6 +68,7 @@
 /* Module instance state (one per vhost). */
 typedef struct {
     roost_store_t *last; /* KEYVAL "lastpresence", or NULL */
+    roost_store_t *reqs; /* MAP "subrequest": contact -> request, or NULL */
 } pres_mod_t;
 
 /* Per-session slot: freed in SESSION_CLOSED. */
@@ -66,10 +79,21 @@ typedef struct {
     int ndirected, cap;
 } pres_session_t;
 
-/* Per-user state: the account's last unavailable presence. */
+/* An inbound subscription request awaiting an answer, as it is delivered
+ * again (RFC 6121 §3.1.3): its <status/>es and xml:lang. */
+typedef struct pres_req {
+    char *contact;            /* bare JID */
+    roost_stanza_t *presence; /* <presence type='subscribe'/>, no to/from */
+    struct pres_req *next;
+} pres_req_t;
+
+/* Per-user state: the account's last unavailable presence, and the
+ * requests it has not answered that came with a status. */
 typedef struct {
     roost_stanza_t *last; /* a reference, from = the resource's full JID */
     int64_t when;         /* seconds since the epoch */
+    pres_req_t *reqs;
+    int nreqs;
 } pres_user_t;
 
 /* The sessions of one account. */
@@ -243,6 +267,176 @@ pres_send_resources(roost_mod_t *m, const char *user, const char *to,
     return sent;
 }
 
+/* --- requests awaiting an answer (RFC 6121 §3.1.3) --- */
+
+/* Storage job for one kept request: val NULL deletes it. */
+typedef struct {
+    roost_mod_t *m;
+    roost_store_t *store;
+    char *user, *key, *val;
+    size_t len;
+} pres_req_write_t;
+
+static int
+pres_req_write_work(void *arg)
+{
+    pres_req_write_t *w = arg;
+
+    if (w->val == NULL)
+        return roost_store_delete(w->store, w->user, w->key);
+    return roost_store_set(w->store, w->user, w->key, w->val, w->len);
+}
+
+static void
+pres_req_write_done(void *arg, int rc)
+{
+    pres_req_write_t *w = arg;
+
+    if (rc != 0)
+        roost_log(w->m, ROOST_LOG_WARN,
+                  "storing the subscription request of %s to %s: %s", w->key,
+                  w->user, roost_strerror(rc));
+    roost_free(w->user);
+    roost_free(w->key);
+    roost_free(w->val);
+    roost_free(w);
+}
+
+/* Writes (presence) or deletes (NULL) the stored request of contact. */
+static void
+pres_req_write(roost_mod_t *m, const char *user, const char *contact,
+               const roost_stanza_t *presence)
+{
+    pres_mod_t *pm = *roost_mod_data(m);
+    pres_req_write_t *w;
+
+    if (pm->reqs == NULL)
+        return;
+    w = roost_xcalloc(1, sizeof(*w)); /* freed by pres_req_write_done */
+    w->m = m;
+    w->store = pm->reqs;
+    w->user = roost_xstrdup(user);
+    w->key = roost_xstrdup(contact);
+    if (presence != NULL) {
+        roost_stanza_t *doc = roost_stanza_new(PRES_NS_REQ, "request");
+
+        roost_stanza_add_copy(doc, presence);
+        w->val = roost_stanza_serialize(doc, NULL, &w->len);
+        roost_stanza_unref(doc);
+    }
+    roost_store_async(m, pres_req_write_work, pres_req_write_done, w);
+}
+
+static void
+pres_req_free(pres_req_t *r)
+{
+    roost_free(r->contact);
+    roost_stanza_unref(r->presence);
+    roost_free(r);
+}
+
+static pres_req_t **
+pres_req_find(pres_user_t *pu, const char *contact)
+{
+    pres_req_t **pp;
+
+    for (pp = &pu->reqs; *pp != NULL; pp = &(*pp)->next)
+        if (strcmp((*pp)->contact, contact) == 0)
+            break;
+    return pp;
+}
+
+/* Forgets the kept request of contact (memory and storage), if any. */
+static void
+pres_req_drop(roost_mod_t *m, const char *user, const char *contact)
+{
+    pres_user_t *pu = pres_user(m, user, 0);
+    pres_req_t **pp, *r;
+
+    if (pu == NULL || *(pp = pres_req_find(pu, contact)) == NULL)
+        return;
+    r = *pp;
+    *pp = r->next;
+    pu->nreqs--;
+    pres_req_write(m, user, r->contact, NULL);
+    pres_req_free(r);
+}
+
+/* UTF-8 text cut to at most max bytes, on a character boundary. */
+static size_t
+pres_utf8_cut(const char *t, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    len = max;
+    while (len > 0 && ((unsigned char)t[len] & 0xC0) == 0x80)
+        len--;
+    return len;
+}
+
+/* What is kept of a subscribe request st: a new <presence
+ * type='subscribe'/> with st's xml:lang and its <status/>es (with theirs),
+ * PRES_STATUS_MAX bytes of text in all; NULL when st has no status. */
+static roost_stanza_t *
+pres_req_keep(const roost_stanza_t *st)
+{
+    roost_stanza_t *p = NULL;
+    size_t budget = PRES_STATUS_MAX;
+
+    for (roost_stanza_t *c = roost_stanza_first_child(st);
+         c != NULL && budget > 0; c = roost_stanza_next_sibling(c)) {
+        const char *ns = roost_stanza_ns(c), *text, *lang;
+        roost_stanza_t *k;
+        size_t len;
+
+        if (strcmp(roost_stanza_name(c), "status") != 0 || ns == NULL ||
+            strcmp(ns, ROOST_NS_CLIENT) != 0 ||
+            (text = roost_stanza_text(c)) == NULL || *text == '\0')
+            continue;
+        if (p == NULL) {
+            p = roost_stanza_new(ROOST_NS_CLIENT, "presence");
+            roost_stanza_set_attr(p, "type", "subscribe");
+            if ((lang = roost_stanza_attr(st, "xml:lang")) != NULL)
+                roost_stanza_set_attr(p, "xml:lang", lang);
+        }
+        k = roost_stanza_add_child(p, NULL, "status");
+        if ((lang = roost_stanza_attr(c, "xml:lang")) != NULL)
+            roost_stanza_set_attr(k, "xml:lang", lang);
+        len = pres_utf8_cut(text, strlen(text), budget);
+        roost_stanza_add_text(k, text, len);
+        budget -= len;
+    }
+    return p;
+}
+
+/* A new inbound request st from contact awaits the user's answer: keeps
+ * its status (in memory and in "subrequest") to go with it when it is
+ * delivered again. */
+static void
+pres_req_set(roost_mod_t *m, const char *user, const char *contact,
+             const roost_stanza_t *st)
+{
+    roost_stanza_t *p = pres_req_keep(st);
+    pres_user_t *pu;
+    pres_req_t *r;
+
+    pres_req_drop(m, user, contact);
+    if (p == NULL)
+        return;
+    pu = pres_user(m, user, 1);
+    if (pu == NULL || pu->nreqs >= PRES_REQS_MAX) {
+        roost_stanza_unref(p);
+        return; /* the request stays pending, without its status */
+    }
+    r = roost_xcalloc(1, sizeof(*r)); /* pres_req_drop, pres_user_free */
+    r->contact = roost_xstrdup(contact);
+    r->presence = p;
+    r->next = pu->reqs;
+    pu->reqs = r;
+    pu->nreqs++;
+    pres_req_write(m, user, contact, p);
+}
+
 /* --- roster state --- */
 
 /* A working copy of contact's item (or a fresh "None" one).  Strings
@@ -275,6 +469,8 @@ pres_item_store(roost_mod_t *m, const char *user,
     if (cur != NULL && cur->sub == it->sub && !cur->ask == !it->ask &&
         !cur->pending_in == !it->pending_in && !cur->approved == !it->approved)
         return 0;
+    if (cur != NULL && cur->pending_in && !it->pending_in)
+        pres_req_drop(m, user, it->jid); /* answered or withdrawn */
     if (cur == NULL || cur->hidden) {
         if (!shown && !it->pending_in) {
             if (cur == NULL)
@@ -477,6 +673,7 @@ pres_in_subscription(const roost_ev_t *ev, const char *type)
          * the available resources now and at each initial presence. */
         it.pending_in = 1;
         pres_item_store(m, user, cur, &it);
+        pres_req_set(m, user, contact, ev->stanza);
         c = pres_inbound_copy(ev);
         pres_deliver_user(m, user, c, 0);
         roost_stanza_unref(c);
@@ -718,6 +915,7 @@ pres_available(roost_mod_t *m, roost_session_t *s, pres_session_t *ps,
     int initial = !ps->available;
     pres_sessions_t l;
     pres_collect_t c;
+    pres_user_t *pu;
 
     ps->available = 1;
     roost_stanza_unref(ps->presence);
@@ -752,16 +950,36 @@ pres_available(roost_mod_t *m, roost_session_t *s, pres_session_t *ps,
             pres_deliver_to(s, o->presence);
     }
     pres_sessions_free(&l);
-    /* §3.1.3: requests still awaiting an answer. */
+    /* §3.1.3: requests still awaiting an answer, with the status they
+     * came with. */
     pres_collect(m, user, 2, &c);
+    pu = pres_user(m, user, 0);
     for (int i = 0; i < c.n; i++) {
-        roost_stanza_t *p = roost_stanza_new(ROOST_NS_CLIENT, "presence");
+        pres_req_t *r = pu != NULL ? *pres_req_find(pu, c.jids[i]) : NULL;
+        roost_stanza_t *p;
 
-        roost_stanza_set_attr(p, "type", "subscribe");
+        if (r != NULL) {
+            p = roost_stanza_copy(r->presence);
+        } else {
+            p = roost_stanza_new(ROOST_NS_CLIENT, "presence");
+            roost_stanza_set_attr(p, "type", "subscribe");
+        }
         roost_stanza_set_attr(p, "from", c.jids[i]);
         roost_stanza_set_attr(p, "to", roost_jid_bare(jid));
         roost_session_deliver(s, p);
         roost_stanza_unref(p);
+    }
+    /* Kept requests no longer pending (the item went with a roster
+     * remove, which does not come through here): forgotten. */
+    for (pres_req_t *r = pu != NULL ? pu->reqs : NULL, *next; r != NULL;
+         r = next) {
+        int pending = 0;
+
+        next = r->next;
+        for (int i = 0; i < c.n && !pending; i++)
+            pending = strcmp(c.jids[i], r->contact) == 0;
+        if (!pending)
+            pres_req_drop(m, user, r->contact);
     }
     pres_collect_free(&c);
 }
@@ -1001,31 +1219,72 @@ pres_last_iq(const roost_ev_t *ev, void *arg)
 
 /* --- per-user state --- */
 
-/* Storage worker: the account's last unavailable presence. */
+/* Loading: the state, created when there is something to keep. */
+typedef struct {
+    pres_user_t *pu;
+} pres_load_t;
+
+static pres_user_t *
+pres_load_pu(pres_load_t *l)
+{
+    if (l->pu == NULL)
+        l->pu = roost_xcalloc(1, sizeof(*l->pu)); /* pres_user_free */
+    return l->pu;
+}
+
+/* One stored request (contact -> <request><presence/></request>). */
+static int
+pres_load_req(void *arg, const char *key, const char *val, size_t len)
+{
+    pres_load_t *l = arg;
+    roost_stanza_t *doc = roost_stanza_parse(val, len);
+    roost_stanza_t *p =
+        doc != NULL ? roost_stanza_child(doc, NULL, "presence") : NULL;
+    pres_user_t *pu;
+    pres_req_t *r;
+
+    if (p != NULL && pres_load_pu(l)->nreqs < PRES_REQS_MAX) {
+        pu = l->pu;
+        r = roost_xcalloc(1, sizeof(*r)); /* pres_user_free */
+        r->contact = roost_xstrdup(key);
+        r->presence = roost_stanza_copy(p);
+        r->next = pu->reqs;
+        pu->reqs = r;
+        pu->nreqs++;
+    }
+    roost_stanza_unref(doc);
+    return 0;
+}
+
+/* Storage worker: the account's last unavailable presence and the
+ * requests it has not answered. */
 static void *
 pres_user_load(roost_mod_t *m, const char *user)
 {
     pres_mod_t *pm = *roost_mod_data(m);
+    pres_load_t l = {NULL};
     roost_stanza_t *doc, *p;
-    pres_user_t *pu = NULL;
     char *val = NULL;
     size_t len = 0;
     const char *t;
 
-    if (pm == NULL || pm->last == NULL ||
-        roost_store_get(pm->last, user, NULL, &val, &len) != 0)
+    if (pm == NULL)
         return NULL;
-    doc = roost_stanza_parse(val, len);
-    roost_free(val);
-    p = doc != NULL ? roost_stanza_child(doc, NULL, "presence") : NULL;
-    t = doc != NULL ? roost_stanza_attr(doc, "t") : NULL;
-    if (p != NULL && t != NULL) {
-        pu = roost_xcalloc(1, sizeof(*pu)); /* pres_user_free */
-        pu->last = roost_stanza_copy(p);
-        pu->when = strtoll(t, NULL, 10);
+    if (pm->last != NULL &&
+        roost_store_get(pm->last, user, NULL, &val, &len) == 0) {
+        doc = roost_stanza_parse(val, len);
+        roost_free(val);
+        p = doc != NULL ? roost_stanza_child(doc, NULL, "presence") : NULL;
+        t = doc != NULL ? roost_stanza_attr(doc, "t") : NULL;
+        if (p != NULL && t != NULL) {
+            pres_load_pu(&l)->last = roost_stanza_copy(p);
+            l.pu->when = strtoll(t, NULL, 10);
+        }
+        roost_stanza_unref(doc);
     }
-    roost_stanza_unref(doc);
-    return pu;
+    if (pm->reqs != NULL)
+        roost_store_keys(pm->reqs, user, pres_load_req, &l);
+    return l.pu;
 }
 
 static void
@@ -1033,6 +1292,12 @@ pres_user_free(roost_mod_t *m, void *state)
 {
     pres_user_t *pu = state;
 
+    while (pu->reqs != NULL) {
+        pres_req_t *r = pu->reqs;
+
+        pu->reqs = r->next;
+        pres_req_free(r);
+    }
     roost_stanza_unref(pu->last);
     roost_free(pu);
 }
@@ -1051,6 +1316,7 @@ pres_load(roost_mod_t *m)
 
     *roost_mod_data(m) = pm;
     pm->last = roost_store_open(m, "lastpresence", ROOST_STORE_KEYVAL);
+    pm->reqs = roost_store_open(m, "subrequest", ROOST_STORE_MAP);
     rc = roost_user_state(m, &pres_user_ops);
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_PRE_STANZA, ROOST_PRIO_DEFAULT, pres_pre,

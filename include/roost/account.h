@@ -41,4 +41,25 @@ ROOST_API void roost_account_create(roost_mod_t *m, const char *user,
 ROOST_API void roost_account_delete(roost_mod_t *m, const char *user,
                                     roost_account_done_fn done, void *arg);
 
+/* Counts the accounts stored for m's vhost (XEP-0133 §4.13), on the
+ * storage worker (the loop never waits for it; it sees every creation and
+ * removal submitted before it), then calls done(m, arg, result) on the
+ * loop: result is the count (>= 0) or -ROOST_ESTORAGE.  Accounts that
+ * exist only while online (SASL ANONYMOUS) are not stored, so not
+ * counted.  The core drains storage work before unloading a module, so
+ * done never runs after unload. */
+ROOST_API void roost_host_account_count(roost_mod_t *m,
+                                        roost_account_done_fn done, void *arg);
+/* Lists the accounts stored for m's vhost (XEP-0133 §4.18) on the
+ * storage worker, then calls done(m, arg, result, users) on the loop:
+ * result is the number of accounts (>= 0, all of them) or
+ * -ROOST_ESTORAGE; users holds the localparts of the first min(max,
+ * result) accounts in byte order, NULL-terminated (NULL on error),
+ * borrowed for the duration of done.  max: 0 or more.  As
+ * roost_host_account_count, done never runs after unload. */
+typedef void (*roost_account_list_fn)(roost_mod_t *m, void *arg, int result,
+                                      const char *const *users);
+ROOST_API void roost_host_account_list(roost_mod_t *m, int max,
+                                       roost_account_list_fn done, void *arg);
+
 #endif /* ROOST_ACCOUNT_H */

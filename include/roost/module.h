@@ -275,6 +275,21 @@ ROOST_API const char *roost_session_addr(const roost_session_t *s);
 /* Whether jid (any form; its bare JID counts) is an admin of m's vhost
  * (the host's `admins` list in the config). */
 ROOST_API int roost_host_is_admin(roost_mod_t *m, const roost_jid_t *jid);
+/* The number of accounts of m's vhost that are online: with at least one
+ * bound session, available or not (XEP-0133 §4.15 "online users"; an
+ * account with three resources counts once; SASL ANONYMOUS accounts
+ * count while they are online).  A counter the core keeps as sessions
+ * bind and unbind: O(1), never a scan.  The accounts stored for the
+ * vhost are counted by roost_host_account_count (roost/account.h). */
+ROOST_API int roost_host_online_count(roost_mod_t *m);
+/* Calls fn(arg, node) for each account roost_host_online_count counts
+ * (node: its localpart), in no particular order, until fn returns
+ * non-zero.  Returns how many calls were made.  fn must not bind or
+ * close sessions.  A walk over the vhost's loaded accounts: for an
+ * administrator's listing (XEP-0133 §4.20), not for every stanza. */
+ROOST_API int roost_host_online_users(roost_mod_t *m,
+                                      int (*fn)(void *arg, const char *node),
+                                      void *arg);
 /* Per-module per-session slot, NULL-initialised; free what you put there
  * in an ROOST_EV_SESSION_CLOSED hook. */
 ROOST_API void **roost_session_slot(roost_session_t *s, const roost_mod_t *m);

@@ -2249,6 +2249,32 @@ roost_host_online_count(roost_mod_t *m)
     return n;
 }
 
+int
+roost_host_online_users(roost_mod_t *m, int (*fn)(void *arg, const char *node),
+                        void *arg)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < H.sessions.n; i++) {
+        const roost_session_t *s = H.sessions.v[i];
+        size_t k;
+
+        if (s->closing)
+            continue;
+        for (k = 0; k < i; k++)
+            if (!H.sessions.v[k]->closing &&
+                strcmp(roost_jid_node(H.sessions.v[k]->jid),
+                       roost_jid_node(s->jid)) == 0)
+                break;
+        if (k < i)
+            continue;
+        n++;
+        if (fn(arg, roost_jid_node(s->jid)) != 0)
+            break;
+    }
+    return n;
+}
+
 roost_store_t *
 roost_store_open(roost_mod_t *m, const char *name, roost_store_shape_t shape)
 {
@@ -2695,6 +2721,62 @@ roost_host_account_count(roost_mod_t *m, roost_account_done_fn done, void *arg)
     c->done = done;
     c->arg = arg;
     roost_store_async(m, acct_count_work, acct_count_done, c);
+}
+
+/* roost_host_account_list, likewise. */
+struct acct_list {
+    roost_mod_t *m;
+    int max, n;
+    char **users; /* max + 1, NULL-terminated */
+    roost_account_list_fn done;
+    void *arg;
+};
+
+static int
+acct_list_one(void *arg, const char *user)
+{
+    struct acct_list *l = arg;
+
+    if (l->n < l->max)
+        l->users[l->n] = roost_xstrdup(user);
+    l->n++;
+    return 0;
+}
+
+static int
+acct_list_work(void *arg)
+{
+    struct acct_list *l = arg;
+    int rc = roost_auth_users(H.host, acct_list_one, l);
+
+    return rc < 0 ? rc : l->n;
+}
+
+static void
+acct_list_done(void *arg, int rc)
+{
+    struct acct_list *l = arg;
+
+    l->done(l->m, l->arg, rc, rc < 0 ? NULL : (const char *const *)l->users);
+    for (int i = 0; i < l->max && l->users[i] != NULL; i++)
+        roost_free(l->users[i]);
+    roost_free(l->users);
+    roost_free(l);
+}
+
+void
+roost_host_account_list(roost_mod_t *m, int max, roost_account_list_fn done,
+                        void *arg)
+{
+    struct acct_list *l = roost_xcalloc(1, sizeof(*l)); /* acct_list_done */
+
+    storage_ensure();
+    l->m = m;
+    l->max = max > 0 ? max : 0;
+    l->users = roost_xcalloc((size_t)l->max + 1, sizeof(char *));
+    l->done = done;
+    l->arg = arg;
+    roost_store_async(m, acct_list_work, acct_list_done, l);
 }
 
 int

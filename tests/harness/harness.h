@@ -258,9 +258,10 @@ int harness_preauth_feature_count(void);
  * account's sessions with not-authorized.  harness_account_add creates an
  * account at once (0, -ROOST_EEXIST, -ROOST_EINVAL);
  * harness_account_check is 1 when password is the account's.
- * roost_host_account_count counts the accounts of the credential store,
- * queued like a storage job; roost_host_online_count counts the distinct
- * accounts among the fake sessions that are not closing. */
+ * roost_host_account_count and _list read the accounts of the credential
+ * store, queued like a storage job; roost_host_online_count and
+ * roost_host_online_users see the distinct accounts among the fake
+ * sessions that are not closing. */
 int harness_account_add(const char *user, const char *password);
 int harness_account_exists(const char *user);
 int harness_account_check(const char *user, const char *password);

@@ -1,7 +1,9 @@
 """Administration of subscriptions: roostctl roster / subscribers /
 subscriptions / roster-add / roster-del, and XEP-0133 add-user,
 delete-user, change-user-password and get-user-roster over XEP-0050 ad-hoc
-commands (mod_admin_adhoc).
+commands (mod_admin_adhoc), and the XEP-0133 counts and lists
+(get-registered-users-num, get-online-users-num, get-registered-users-list,
+get-online-users-list).
 
 The roster state is made over XMPP by a real subscription handshake
 (mod_presence): alice and bob subscribe to each other (both), alice asks
@@ -55,6 +57,10 @@ NODE_ROSTER = NS_ADMIN + '#get-user-roster'
 NODE_ADD = NS_ADMIN + '#add-user'
 NODE_DEL = NS_ADMIN + '#delete-user'
 NODE_PASSWD = NS_ADMIN + '#change-user-password'
+NODE_REG_NUM = NS_ADMIN + '#get-registered-users-num'
+NODE_ONLINE_NUM = NS_ADMIN + '#get-online-users-num'
+NODE_REG_LIST = NS_ADMIN + '#get-registered-users-list'
+NODE_ONLINE_LIST = NS_ADMIN + '#get-online-users-list'
 
 
 class AdminRoost(rt.Roost):
@@ -245,7 +251,8 @@ def t_adhoc_commands_listed(srv):
                % (NS_ITEMS, NS_CMD))
     check(r.get('type') == 'result', 'disco#items commands: %s' % rt.to_string(r))
     nodes = [i.get('node') for i in r.iter('{%s}item' % NS_ITEMS)]
-    for n in (NODE_ADD, NODE_DEL, NODE_ROSTER):
+    for n in (NODE_ADD, NODE_DEL, NODE_ROSTER, NODE_REG_NUM, NODE_ONLINE_NUM,
+              NODE_REG_LIST, NODE_ONLINE_LIST):
         check(n in nodes, '%s not listed to the admin: %r' % (n, nodes))
     r = adm.iq("<iq type='get' id='d2' to='localhost'><query xmlns='%s' node='%s'/></iq>"
                % (NS_INFO, NODE_ROSTER))
@@ -255,6 +262,107 @@ def t_adhoc_commands_listed(srv):
     r = adm.iq("<iq type='get' id='d3' to='localhost'><query xmlns='%s'/></iq>" % NS_INFO)
     feats = [f.get('var') for f in r.iter('{%s}feature' % NS_INFO)]
     check(NS_CMD in feats, 'host disco#info lacks %s: %r' % (NS_CMD, feats))
+
+
+def count_of(adm, node, var):
+    """Runs a XEP-0133 count command (no form: completed at once) and
+    returns the value of var in its result form."""
+    r = command(adm, '', node=node, action='execute')
+    cmd = completed(r, node)
+    x = cmd.find('{%s}x' % NS_XDATA)
+    check(x is not None and x.get('type') == 'result', '%s: no result form: %s'
+          % (node, rt.to_string(r)))
+    vals = {f.get('var'): f.findtext('{%s}value' % NS_XDATA)
+            for f in x.findall('{%s}field' % NS_XDATA)}
+    check(vals.get('FORM_TYPE') == NS_ADMIN, '%s FORM_TYPE: %r' % (node, vals))
+    check(var in vals and (vals[var] or '').isdigit(), '%s: %r' % (node, vals))
+    return int(vals[var])
+
+
+def wait_count(adm, node, var, want):
+    deadline = time.monotonic() + 10
+    while True:
+        n = count_of(adm, node, var)
+        if n == want or time.monotonic() > deadline:
+            return n
+        time.sleep(0.1)
+
+
+def t_adhoc_counts(srv):
+    """XEP-0133 §4.13 and §4.15: the accounts of localhost (not those of
+    example.test), the online accounts of localhost (each once, however
+    many resources), both following logins, logouts, add-user and
+    delete-user; bob (not an admin) is forbidden."""
+    adm = ST['admin']
+    registered = len([j for j in USERS if j.endswith('@localhost')])
+    n = count_of(adm, NODE_REG_NUM, 'registeredusersnum')
+    check(n == registered, 'registered users: %d, want %d' % (n, registered))
+    # alice, bob, carol, dave (t_handshake) and admin.
+    n = count_of(adm, NODE_ONLINE_NUM, 'onlineusersnum')
+    check(n == 5, 'online users: %d, want 5' % n)
+    a2 = Client(srv, 'alice@localhost', USERS['alice@localhost'], name='alice2').login()
+    gi = Client(srv, 'gina@localhost', USERS['gina@localhost'], name='gina').login()
+    try:
+        n = count_of(adm, NODE_ONLINE_NUM, 'onlineusersnum')
+        check(n == 6, 'online users with gina and a second alice: %d, want 6' % n)
+    finally:
+        a2.close()
+        gi.close()
+    n = wait_count(adm, NODE_ONLINE_NUM, 'onlineusersnum', 5)
+    check(n == 5, 'online users after gina left: %d, want 5' % n)
+    # Counted after an account is added and after it is removed.
+    completed(command(adm, form(('accountjid', 'counted@localhost'),
+                                ('password', 'counted-Pass-1')), node=NODE_ADD), NODE_ADD)
+    n = count_of(adm, NODE_REG_NUM, 'registeredusersnum')
+    check(n == registered + 1, 'after add-user: %d, want %d' % (n, registered + 1))
+    completed(command(adm, form(('accountjids', 'counted@localhost')), node=NODE_DEL),
+              NODE_DEL)
+    n = count_of(adm, NODE_REG_NUM, 'registeredusersnum')
+    check(n == registered, 'after delete-user: %d, want %d' % (n, registered))
+    for node in (NODE_REG_NUM, NODE_ONLINE_NUM, NODE_REG_LIST, NODE_ONLINE_LIST):
+        r = command(ST['clients']['bob@localhost'], '', node=node, action='execute')
+        check('forbidden' in error_of(r), 'bob ran %s: %s' % (node, rt.to_string(r)))
+
+
+def list_of(adm, node, var, max_items):
+    """A XEP-0133 list command in two steps (form with max_items, then
+    the submission): the JIDs of field var, and the notes."""
+    r = command(adm, '', node=node, action='execute')
+    cmd = r.find('{%s}command' % NS_CMD)
+    check(r.get('type') == 'result' and cmd is not None and
+          cmd.get('status') == 'executing', '%s execute: %s' % (node, rt.to_string(r)))
+    fields = {f.get('var'): f for f in cmd.iter('{%s}field' % NS_XDATA)}
+    check('max_items' in fields and fields['max_items'].get('type') == 'list-single',
+          '%s form: %s' % (node, rt.to_string(r)))
+    r = command(adm, form(('max_items', max_items)), node=node, sid=cmd.get('sessionid'))
+    cmd = completed(r, node)
+    x = cmd.find('{%s}x' % NS_XDATA)
+    check(x is not None and x.get('type') == 'result', '%s: %s' % (node, rt.to_string(r)))
+    for f in x.findall('{%s}field' % NS_XDATA):
+        if f.get('var') == var:
+            return [v.text for v in f.findall('{%s}value' % NS_XDATA)], notes(cmd)
+    raise TestFailure('%s: no %s: %s' % (node, var, rt.to_string(r)))
+
+
+def t_adhoc_lists(srv):
+    """XEP-0133 §4.18 and §4.20: the accounts of localhost in order (not
+    example.test's), cut at max_items with a note; the online accounts,
+    each once."""
+    adm = ST['admin']
+    want = sorted(j for j in USERS if j.endswith('@localhost'))
+    got, n = list_of(adm, NODE_REG_LIST, 'registereduserjids', 'none')
+    check(got == want and not n, 'registered users: %r %r, want %r' % (got, n, want))
+    got, n = list_of(adm, NODE_REG_LIST, 'registereduserjids', '2')
+    check(got == want[:2] and '2 of %d' % len(want) in n.get('info', ''),
+          'registered users, 2 at most: %r %r' % (got, n))
+    a2 = Client(srv, 'alice@localhost', USERS['alice@localhost'], name='alice3').login()
+    try:
+        got, n = list_of(adm, NODE_ONLINE_LIST, 'onlineuserjids', '25')
+    finally:
+        a2.close()
+    want = sorted(['admin@localhost', 'alice@localhost', 'bob@localhost',
+                   'carol@localhost', 'dave@localhost'])
+    check(got == want and not n, 'online users: %r %r, want %r' % (got, n, want))
 
 
 def t_account_disco(srv):
@@ -273,9 +381,12 @@ def t_account_disco(srv):
                        % NS_INFO)
         ids = [(i.get('category'), i.get('type')) for i in r.iter('{%s}identity' % NS_INFO)]
         feats = sorted(f.get('var') for f in r.iter('{%s}feature' % NS_INFO))
+        # Other loaded modules add account features of their own (mod_pep:
+        # urn:xmpp:pep-vcard-conversion:0); none of the host's may appear.
         check(r.get('type') == 'result' and r.get('from') == 'alice@localhost' and
               ids == [('account', 'registered')] and
-              feats == sorted([NS_INFO, 'jabber:iq:last']),
+              NS_INFO in feats and 'jabber:iq:last' in feats and
+              NS_CMD not in feats and 'urn:xmpp:ping' not in feats,
               'alice\'s account to %s: %s' % (who, rt.to_string(r)))
     r = cs['carol@localhost'].iq("<iq type='get' id='a3' to='alice@localhost'>"
                                  "<query xmlns='%s'/></iq>" % NS_INFO)
@@ -738,7 +849,8 @@ def t_ctl_roster_del(srv):
         a.close()
 
 
-TESTS = [t_handshake, t_adhoc_commands_listed, t_account_disco, t_adhoc_get_user_roster,
+TESTS = [t_handshake, t_adhoc_commands_listed, t_adhoc_counts, t_adhoc_lists,
+         t_account_disco, t_adhoc_get_user_roster,
          t_adhoc_cancel_and_errors, t_adhoc_forbidden, t_adhoc_add_user,
          t_adhoc_change_password, t_adhoc_add_user_errors, t_adhoc_delete_user,
          t_adhoc_add_delete_forbidden, t_adhoc_delete_self, t_stop_server,

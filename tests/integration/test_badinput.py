@@ -12,6 +12,7 @@ they fail and XPASS (a failure: update the doc) once fixed.
 Usage: test_badinput.py [--server roost|prosody] [test-name ...]
 Prints 'N passed, N failed'.
 """
+import base64
 import os
 import shutil
 import socket
@@ -44,6 +45,10 @@ PROSODY_SKIP = {
                          '(c2s_timeout is an idle timeout): a byte a second '
                          'keeps the stream open indefinitely',
     'half_open_preauth': 'Prosody has no unauthenticated-lifetime limit',
+    'preauth_big_stanza': 'Prosody has no smaller stanza limit before '
+                          'authentication',
+    'preauth_flood': 'Prosody has no limit on the bytes read before '
+                     'authentication',
 }
 NOTES = []
 TESTS = []
@@ -351,6 +356,45 @@ def half_open_preauth(srv):
         stream_error(m, {'connection-timeout', 'policy-violation'},
                      '§4.9.3.4', timeout=AUTH_TIMEOUT + 5)
         check(time.monotonic() - t0 <= AUTH_TIMEOUT + 2, 'closed late')
+
+
+@test
+def preauth_big_stanza(srv):
+    """Row 19a.  Before authentication a 20 KB stanza (a SASL <auth/>
+    with 20 KB of base64) is over preauth_max_stanza_size (16 KiB):
+    stream error <policy-violation/> (§4.9.3.14, §13.12), not a SASL
+    failure; after authentication max_stanza_size (256 KiB) applies."""
+    with Row(srv) as r:
+        m = r.tls()
+        m.send_until_answer("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>"
+                            % (NS_SASL, 'QUFB' * 5000), chunk=4096)
+        stream_error(m, {'policy-violation'}, '§4.9.3.14')
+        r.a.send("<message to='%s' id='big'><body>%s</body></message>"
+                 % (r.a.full_jid, 'b' * 20000))
+        got = r.a.recv(5)
+        check(rt.tag(got) == 'message' and got.get('id') == 'big',
+              'a 20 KB stanza after authentication: %s' % rt.to_string(got))
+
+
+@test
+def preauth_flood(srv):
+    """Row 19b.  More than preauth_max_bytes (64 KiB) sent before
+    authentication, here pipelined behind a failing SASL PLAIN while the
+    server waits to answer it: stream error <policy-violation/> with the
+    text 'too much data before authentication' (§4.9.3.14), at once, not
+    after the parser got to it."""
+    with Row(srv) as r:
+        m = r.tls()
+        ir = base64.b64encode(b'\0mallory\0wrong-password').decode()
+        m.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>%s"
+               % (NS_SASL, ir, ' ' * (70 * 1024)))
+        el = m.recv_stream_error()
+        cond = rt.error_condition(el, rt.NS_STREAM_ERR)
+        text = (el.findtext('{%s}text' % rt.NS_STREAM_ERR) or '').strip()
+        check(cond == 'policy-violation', '<%s/> instead of '
+              '<policy-violation/> (RFC 6120 §4.9.3.14)' % cond)
+        check(srv.name != 'roost' or 'before authentication' in text,
+              'closed for another reason: %r' % text)
 
 
 @test

@@ -4,6 +4,7 @@ output backpressure against a client that does not read, and log hygiene
 (no passwords or bodies in the log).  Roost only: Prosody's limits are
 configured differently.  Prints 'N passed, N failed'.
 """
+import base64
 import os
 import re
 import socket
@@ -434,6 +435,211 @@ def read_rate(srv):
         b.close()
 
 
+NS_REG = 'jabber:iq:register'
+NS_SASL2 = 'urn:xmpp:sasl:2'
+
+
+class PreauthRoost(rt.Roost):
+    """Small pre-authentication limits (issue 6): 8 KiB read before SASL
+    success per connection, 256 KiB for all unauthenticated connections
+    together; XEP-0077 registration on (a request that may be repeated
+    before authentication)."""
+    extra_modules = ('register',)
+    extra_limits = 'preauth_max_bytes = 8192; preauth_max_total = 262144; '
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config, 'a') as f:
+            f.write('register = { allow_registration = true; };\n')
+
+
+class PreauthDefaultRoost(PreauthRoost):
+    """The default pre-authentication limits, with registration."""
+    extra_limits = ''
+
+
+def _starttls_preauth(srv, name='preauth'):
+    c = Client(srv, 'nobody@localhost', 'x', name=name)
+    c.connect()
+    c.open_stream()
+    c.starttls()
+    return c
+
+
+def _stream_error_text(el):
+    return (el.findtext('{%s}text' % rt.NS_STREAM_ERR) or '').strip()
+
+
+def preauth_bytes(srv):
+    """limits.preauth_max_bytes (8 KiB here): a client that keeps sending
+    before it authenticates (50 registration-form requests of 200 bytes,
+    each of them fine) gets <policy-violation/> once it has sent more than
+    8 KiB; the requests before that were answered.  Another client logs
+    in with STARTTLS and SCRAM under the same limit."""
+    c = _starttls_preauth(srv)
+    try:
+        pad = 'p' * 120
+        answered = 0
+        err = None
+        for i in range(50):
+            try:
+                c.send("<iq type='get' id='g%d-%s'><query xmlns='%s'/></iq>"
+                       % (i, pad, NS_REG))
+                el = c.recv(timeout=5)
+            except rt.StreamClosed:
+                break
+            if el.tag == '{%s}error' % rt.NS_STREAM:
+                err = el
+                break
+            check(rt.tag(el) == 'iq' and el.get('type') == 'result',
+                  'form request %d: %s' % (i, rt.to_string(el)))
+            answered += 1
+        check(err is not None, '%d requests (%d bytes) before authentication '
+              'and no stream error' % (answered, answered * 200))
+        cond = rt.error_condition(err, rt.NS_STREAM_ERR)
+        check(cond == 'policy-violation' and 'before authentication'
+              in _stream_error_text(err), 'got <%s/> %r' % (cond, _stream_error_text(err)))
+        check(30 <= answered <= 44, '%d requests answered, want about 8 KiB worth'
+              % answered)
+    finally:
+        c.close()
+    Client(srv, 'alice@localhost', USERS['alice@localhost'], name='fine').login().close()
+
+
+def _refused(srv, timeout=0.5):
+    """True when a new connection, before sending anything, gets a stream
+    header and <resource-constraint/> (or is closed at once)."""
+    c = Client(srv, name='probe')
+    c.connect()
+    c.parser = rt.StreamParser()
+    try:
+        return c.expect_stream_error(timeout=timeout * rt.TIMEOUT_SCALE) == \
+            'resource-constraint'
+    except rt.StreamClosed:
+        return True
+    except TestFailure as e:
+        if 'nothing received' in str(e):
+            return False
+        raise
+    finally:
+        c.sock.close()
+
+
+def preauth_total(srv):
+    """limits.preauth_max_total (256 KiB here): unauthenticated
+    connections each holding half a stanza (6 KB) fill it; then a new
+    connection gets <resource-constraint/> at once (twice in a row: the
+    holders are not read while over, so the total stays), while a session
+    logged in before keeps working, also for a big stanza.  When the
+    holders go, new connections are served again."""
+    alice = Client(srv, 'alice@localhost', USERS['alice@localhost'], name='alice').login()
+    holders = []
+    try:
+        part = ("<iq type='set' id='half'><query xmlns='%s'><username>%s"
+                % (NS_REG, 'h' * 6000))
+        full = False
+        for i in range(100):
+            h = Client(srv, 'nobody@localhost', 'x', name='holder%d' % i)
+            h.connect()
+            try:
+                h.open_stream()
+            except TestFailure:
+                full = True     # refused at accept
+                h.sock.close()
+                break
+            h.send(part)
+            holders.append(h)
+            time.sleep(0.05)
+            if _refused(srv):
+                full = True
+                break
+        check(full, '%d unauthenticated connections with 6 KB pending each '
+              'and no refusal' % len(holders))
+        check(len(holders) >= 4, 'refused after only %d connections' % len(holders))
+        check(_refused(srv), 'the next connection was not refused')
+        r = alice.iq("<iq type='get' id='live' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        check(r.get('type') == 'result', 'logged-in session: %s' % rt.to_string(r))
+        alice.send("<message to='%s' id='big'><body>%s</body></message>"
+                   % (alice.full_jid, 'b' * 20000))
+        m = alice.recv(timeout=5)
+        check(rt.tag(m) == 'message' and m.get('id') == 'big',
+              'big stanza of a logged-in session: %s' % rt.to_string(m))
+        for h in holders:
+            h.close()
+        holders = []
+        deadline = time.monotonic() + 5
+        while _refused(srv) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        check(not _refused(srv), 'still refusing 5 s after the holders went')
+        Client(srv, 'bob@localhost', USERS['bob@localhost'], name='after').login().close()
+    finally:
+        for h in holders:
+            h.close()
+        alice.close()
+
+
+def preauth_defaults_allow_login_and_registration(srv):
+    """Under the default pre-authentication limits (64 KiB, 16 KiB
+    stanzas): a XEP-0077 registration (form fetched three times, then set)
+    followed by a SCRAM login of the new account on the same stream, a
+    STARTTLS + SCRAM login, and a SASL2 <authenticate/> with a 4 KB
+    user-agent all work."""
+    c = _starttls_preauth(srv, 'register')
+    password = 'Reg-Pass-' + 'q' * 100
+    try:
+        for i in range(3):
+            r = c.iq("<iq type='get' id='f%d'><query xmlns='%s'/></iq>" % (i, NS_REG))
+            check(r.get('type') == 'result', 'form: %s' % rt.to_string(r))
+        r = c.iq("<iq type='set' id='s1'><query xmlns='%s'><username>newbie</username>"
+                 "<password>%s</password></query></iq>" % (NS_REG, password), timeout=5)
+        check(r.get('type') == 'result', 'registration: %s' % rt.to_string(r))
+        c.auth(mech='SCRAM-SHA-256', username='newbie', password=password)
+        c.bind('r')
+    finally:
+        c.close()
+    Client(srv, 'newbie@localhost', password, name='newbie').login().close()
+    Client(srv, 'alice@localhost', USERS['alice@localhost'], name='alice').login().close()
+    c = _starttls_preauth(srv, 'sasl2')
+    try:
+        ir = base64.b64encode(('\0alice\0%s' % USERS['alice@localhost']).encode()).decode()
+        agent = ("<user-agent id='d4565fa7-4d72-4749-b3d3-740edbf87770'><software>%s"
+                 "</software><device>%s</device></user-agent>" % ('S' * 2000, 'D' * 2000))
+        c.send("<authenticate xmlns='%s' mechanism='PLAIN'><initial-response>%s"
+               "</initial-response>%s</authenticate>" % (NS_SASL2, ir, agent))
+        el = c.recv()
+        check(el.tag == '{%s}success' % NS_SASL2, 'SASL2: %s' % rt.to_string(el))
+    finally:
+        c.close()
+
+
+def preauth_stanza_size(srv):
+    """limits.preauth_max_stanza_size (16 KiB by default): before
+    authentication a 20 KB registration request is a <policy-violation/>
+    (stanza too large); after authentication a 20 KB stanza is fine
+    (max_stanza_size, 256 KiB, applies)."""
+    c = _starttls_preauth(srv)
+    try:
+        c.send_until_answer("<iq type='get' id='big'><query xmlns='%s'><x>%s</x>"
+                            "</query></iq>" % (NS_REG, 'z' * 20000), chunk=4096)
+        el = c.recv_stream_error()
+        cond = rt.error_condition(el, rt.NS_STREAM_ERR)
+        check(cond == 'policy-violation' and 'too large' in _stream_error_text(el),
+              'got <%s/> %r' % (cond, _stream_error_text(el)))
+    except rt.StreamClosed:
+        raise TestFailure('closed without a stream error')
+    finally:
+        c.close()
+    a = Client(srv, 'alice@localhost', USERS['alice@localhost'], name='alice').login()
+    try:
+        a.send("<message to='%s' id='big'><body>%s</body></message>"
+               % (a.full_jid, 'b' * 20000))
+        m = a.recv(timeout=5)
+        check(rt.tag(m) == 'message' and m.get('id') == 'big',
+              'a 20 KB stanza after authentication: %s' % rt.to_string(m))
+    finally:
+        a.close()
+
+
 # (server class, tests) pairs: idle tests need short timeouts, the others
 # must not be disturbed by them.
 GROUPS = [(TightRoost, [unauthenticated_lifetime, idle_ping_then_close,
@@ -441,7 +647,10 @@ GROUPS = [(TightRoost, [unauthenticated_lifetime, idle_ping_then_close,
           (PatientRoost, [slow_reader_is_cut_off, log_has_no_secrets,
                           i18n_jid_and_ids, roster_survives_restart]),
           (MixedRoost, [vhost_module_lists, vhost_tls_policy]),
-          (GuardedRoost, [connections_per_ip, auth_failures_per_ip, read_rate])]
+          (GuardedRoost, [connections_per_ip, auth_failures_per_ip, read_rate]),
+          (PreauthRoost, [preauth_bytes, preauth_total]),
+          (PreauthDefaultRoost, [preauth_defaults_allow_login_and_registration,
+                                 preauth_stanza_size])]
 
 
 def run_group(cls, tests):

@@ -12,7 +12,11 @@
  * SASLprep refuses); get-user-roster of an account with a session and
  * of one without (its stored roster, read asynchronously; the protocol
  * view: no hidden items), of a missing account (item-not-found); cancel
- * and bad session ids (XEP-0050 §4.6).
+ * and bad session ids (XEP-0050 §4.6); get-registered-users-num (the
+ * stored accounts, counted asynchronously) and get-online-users-num
+ * (accounts with a session, each once), in one step with their result
+ * forms (§4.13, §4.15); get-registered-users-list and
+ * get-online-users-list with max_items (§4.18, §4.20).
  * Not for: the account store (tests/unit/check_auth.c). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,9 +112,14 @@ run(const char *from, const char *node, const char *sid, const char *fields)
 
 /* ---- who may run commands ---- */
 
-static const char *const nodes[] = {NODE("add-user"), NODE("delete-user"),
+static const char *const nodes[] = {NODE("add-user"),
+                                    NODE("delete-user"),
                                     NODE("change-user-password"),
-                                    NODE("get-user-roster")};
+                                    NODE("get-user-roster"),
+                                    NODE("get-registered-users-num"),
+                                    NODE("get-online-users-num"),
+                                    NODE("get-registered-users-list"),
+                                    NODE("get-online-users-list")};
 
 /* XEP-0133 §5: forbidden to anyone but an admin, form or submission. */
 START_TEST(test_forbidden)
@@ -480,6 +489,229 @@ START_TEST(test_cancel_and_bad_session)
 }
 END_TEST
 
+/* ---- get-registered-users-num, get-online-users-num (§4.13, §4.15) ---- */
+
+/* The value of field var in the completed command's result form. */
+static const char *
+result_value(const roost_stanza_t *r, const char *node, const char *var)
+{
+    roost_stanza_t *c = command(r, "completed"), *x;
+    const char *type = NULL;
+
+    ck_assert_str_eq(roost_stanza_attr(c, "node"), node);
+    ck_assert_ptr_nonnull(roost_stanza_attr(c, "sessionid"));
+    x = roost_stanza_child(c, NS_X, "x");
+    ck_assert_ptr_nonnull(x);
+    ck_assert_str_eq(roost_stanza_attr(x, "type"), "result");
+    for (roost_stanza_t *f = roost_stanza_first_child(x); f != NULL;
+         f = roost_stanza_next_sibling(f)) {
+        const char *v = roost_stanza_attr(f, "var");
+
+        if (v != NULL && strcmp(v, "FORM_TYPE") == 0)
+            type = roost_stanza_child_text(f, NULL, "value");
+        else if (v != NULL && strcmp(v, var) == 0) {
+            ck_assert_ptr_nonnull(type);
+            ck_assert_str_eq(type, NS_ADM);
+            return roost_stanza_child_text(f, NULL, "value");
+        }
+    }
+    ck_abort_msg("no field %s", var);
+    return NULL;
+}
+
+START_TEST(test_registered_num)
+{
+    /* No form: executing completes at once. */
+    ck_assert_str_eq(
+        result_value(run(ADMIN, NODE("get-registered-users-num"), NULL, NULL),
+                     NODE("get-registered-users-num"), "registeredusersnum"),
+        "0");
+    ck_assert_int_eq(harness_account_add("alice", "x"), 0);
+    ck_assert_int_eq(harness_account_add("bob", "x"), 0);
+    ck_assert_int_eq(harness_account_add("carol", "x"), 0);
+    /* Counted on the storage queue, not on the loop: nothing until the
+     * job ran. */
+    harness_storage_hold(1);
+    harness_clear();
+    harness_inject(ADMIN, HOST,
+                   "<iq type='set' id='n'><command xmlns='" NS_CMD
+                   "' node='" NODE("get-registered-users-num") "'/></iq>");
+    ck_assert_uint_eq(harness_delivered_count(ADMIN), 0);
+    ck_assert_int_eq(harness_storage_pending(), 1);
+    harness_storage_hold(0);
+    ck_assert_int_eq(harness_storage_run(), 1);
+    ck_assert_str_eq(result_value(last(ADMIN), NODE("get-registered-users-num"),
+                                  "registeredusersnum"),
+                     "3");
+    /* A removal is counted once it has gone through. */
+    command(run(ADMIN, NODE("delete-user"), NULL,
+                F1("accountjids", "bob@localhost")),
+            "completed");
+    ck_assert_str_eq(
+        result_value(run(ADMIN, NODE("get-registered-users-num"), NULL, NULL),
+                     NODE("get-registered-users-num"), "registeredusersnum"),
+        "2");
+}
+END_TEST
+
+START_TEST(test_online_num)
+{
+    /* admin and alice (setup), each once however many resources. */
+    ck_assert_str_eq(
+        result_value(run(ADMIN, NODE("get-online-users-num"), NULL, NULL),
+                     NODE("get-online-users-num"), "onlineusersnum"),
+        "2");
+    ck_assert_ptr_nonnull(harness_session_add("alice@localhost/desk", 0, 0));
+    ck_assert_ptr_nonnull(harness_session_add("bob@localhost/a", 0, 0));
+    ck_assert_str_eq(
+        result_value(run(ADMIN, NODE("get-online-users-num"), NULL, NULL),
+                     NODE("get-online-users-num"), "onlineusersnum"),
+        "3");
+    ck_assert_int_eq(harness_session_remove(USER), 0);
+    ck_assert_int_eq(harness_session_remove("bob@localhost/a"), 0);
+    ck_assert_str_eq(
+        result_value(run(ADMIN, NODE("get-online-users-num"), NULL, NULL),
+                     NODE("get-online-users-num"), "onlineusersnum"),
+        "2");
+    /* A submitted (empty) form is accepted as well. */
+    ck_assert_str_eq(
+        result_value(run(ADMIN, NODE("get-online-users-num"), NULL, ""),
+                     NODE("get-online-users-num"), "onlineusersnum"),
+        "2");
+}
+END_TEST
+
+/* ---- get-registered-users-list, get-online-users-list (§4.18, §4.20) ---- */
+
+/* The values of field var in the completed command's result form, joined
+ * with spaces. */
+static const char *
+result_values(const roost_stanza_t *r, const char *node, const char *var)
+{
+    static char buf[4096];
+    roost_stanza_t *c = command(r, "completed"), *x;
+
+    ck_assert_str_eq(roost_stanza_attr(c, "node"), node);
+    x = roost_stanza_child(c, NS_X, "x");
+    ck_assert_ptr_nonnull(x);
+    ck_assert_str_eq(roost_stanza_attr(x, "type"), "result");
+    buf[0] = '\0';
+    for (roost_stanza_t *f = roost_stanza_first_child(x); f != NULL;
+         f = roost_stanza_next_sibling(f)) {
+        const char *v = roost_stanza_attr(f, "var");
+
+        if (v == NULL || strcmp(v, var) != 0)
+            continue;
+        for (roost_stanza_t *e = roost_stanza_first_child(f); e != NULL;
+             e = roost_stanza_next_sibling(e)) {
+            if (strcmp(roost_stanza_name(e), "value") != 0)
+                continue;
+            if (buf[0] != '\0')
+                strcat(buf, " ");
+            strcat(buf, roost_stanza_text(e));
+        }
+        return buf;
+    }
+    ck_abort_msg("no field %s", var);
+    return NULL;
+}
+
+/* A note of the completed command, or NULL. */
+static const char *
+note_of(const roost_stanza_t *r)
+{
+    roost_stanza_t *c = roost_stanza_child(r, NS_CMD, "command");
+    roost_stanza_t *n =
+        c != NULL ? roost_stanza_child(c, NS_CMD, "note") : NULL;
+
+    return n != NULL ? roost_stanza_text(n) : NULL;
+}
+
+START_TEST(test_registered_list)
+{
+    roost_stanza_t *r, *c, *x, *f;
+    int opts = 0;
+    char xml[1024];
+
+    ck_assert_int_eq(harness_account_add("carol", "x"), 0);
+    ck_assert_int_eq(harness_account_add("alice", "x"), 0);
+    ck_assert_int_eq(harness_account_add("bob", "x"), 0);
+    /* The form: max_items with the XEP's options. */
+    r = run(ADMIN, NODE("get-registered-users-list"), NULL, NULL);
+    c = command(r, "executing");
+    x = roost_stanza_child(c, NS_X, "x");
+    ck_assert_ptr_nonnull(x);
+    for (f = roost_stanza_first_child(x); f != NULL;
+         f = roost_stanza_next_sibling(f)) {
+        const char *v = roost_stanza_attr(f, "var");
+
+        if (v != NULL && strcmp(v, "max_items") == 0)
+            break;
+    }
+    ck_assert_ptr_nonnull(f);
+    ck_assert_str_eq(roost_stanza_attr(f, "type"), "list-single");
+    for (roost_stanza_t *o = roost_stanza_first_child(f); o != NULL;
+         o = roost_stanza_next_sibling(o))
+        opts++;
+    ck_assert_int_eq(opts, 7);
+    /* Submitted: every account, in order, read asynchronously. */
+    snprintf(xml, sizeof(xml),
+             "<iq type='set' id='l2'><command xmlns='" NS_CMD "' node='" NODE(
+                 "get-registered-users-list") "' sessionid='%s'><x xmlns='" NS_X
+                                              "' type='submit'>"
+                                              "<field "
+                                              "var='max_items'><value>none</"
+                                              "value></field>"
+                                              "</x></command></iq>",
+             roost_stanza_attr(c, "sessionid"));
+    harness_storage_hold(1);
+    harness_clear();
+    harness_inject(ADMIN, HOST, xml);
+    ck_assert_uint_eq(harness_delivered_count(ADMIN), 0);
+    harness_storage_hold(0);
+    ck_assert_int_eq(harness_storage_run(), 1);
+    r = last(ADMIN);
+    ck_assert_str_eq(result_values(r, NODE("get-registered-users-list"),
+                                   "registereduserjids"),
+                     "alice@localhost bob@localhost carol@localhost");
+    ck_assert_ptr_null(note_of(r));
+    /* max_items cuts the list, and says so. */
+    r = run(ADMIN, NODE("get-registered-users-list"), NULL,
+            F1("max_items", "2"));
+    ck_assert_str_eq(result_values(r, NODE("get-registered-users-list"),
+                                   "registereduserjids"),
+                     "alice@localhost bob@localhost");
+    ck_assert_pstr_eq(note_of(r), "2 of 3 accounts shown");
+    assert_error(run(ADMIN, NODE("get-registered-users-list"), NULL,
+                     F1("max_items", "many")),
+                 "bad-request");
+    assert_error(run(ADMIN, NODE("get-registered-users-list"), NULL,
+                     F1("max_items", "0")),
+                 "bad-request");
+}
+END_TEST
+
+START_TEST(test_online_list)
+{
+    roost_stanza_t *r;
+
+    ck_assert_ptr_nonnull(harness_session_add("alice@localhost/desk", 0, 0));
+    ck_assert_ptr_nonnull(harness_session_add("bob@localhost/a", 0, 0));
+    r = run(ADMIN, NODE("get-online-users-list"), NULL, F1("max_items", "25"));
+    ck_assert_str_eq(
+        result_values(r, NODE("get-online-users-list"), "onlineuserjids"),
+        "admin@localhost alice@localhost bob@localhost");
+    ck_assert_ptr_null(note_of(r));
+    ck_assert_int_eq(harness_session_remove("bob@localhost/a"), 0);
+    r = run(ADMIN, NODE("get-online-users-list"), NULL, F1("max_items", "1"));
+    ck_assert_pstr_eq(note_of(r), "1 of 2 accounts shown");
+    r = run(ADMIN, NODE("get-online-users-list"), NULL, "");
+    ck_assert_str_eq(
+        result_values(r, NODE("get-online-users-list"), "onlineuserjids"),
+        "admin@localhost alice@localhost");
+}
+END_TEST
+
 static Suite *
 admin_suite(void)
 {
@@ -524,6 +756,14 @@ admin_suite(void)
     tcase_add_test(tc, test_roster_offline);
     tcase_add_test(tc, test_roster_no_account);
     tcase_add_test(tc, test_roster_bad_jid);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("counts");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_registered_num);
+    tcase_add_test(tc, test_online_num);
+    tcase_add_test(tc, test_registered_list);
+    tcase_add_test(tc, test_online_list);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("sessions");

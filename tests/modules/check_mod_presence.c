@@ -6,7 +6,8 @@
  * afterwards, whether the stanza is routed or delivered, whether a roster
  * push is due, and the presence that follows (§3.1.5, §3.2.2, §3.3.3);
  * pre-approval (§3.4); initial presence (§4.2.2: probes to To/Both,
- * presence to From/Both, pending requests again); probe answers (§4.3.2);
+ * presence to From/Both, pending requests again, with the status they came
+ * with, bounded, after a restart too, §3.1.3); probe answers (§4.3.2);
  * unavailable to directed-presence recipients when a session closes
  * (§4.6.3) and to subscribers (§4.5.2); XEP-0012 offline user query.
  *
@@ -450,6 +451,159 @@ START_TEST(test_request_offline)
 }
 END_TEST
 
+/* The last subscribe delivered to jid (NULL if none). */
+static roost_stanza_t *
+got_subscribe(const char *jid)
+{
+    roost_stanza_t *found = NULL;
+
+    for (size_t i = 0; i < harness_delivered_count(jid); i++) {
+        roost_stanza_t *st = harness_delivered_stanza(jid, i);
+        const char *t = roost_stanza_attr(st, "type");
+
+        if (strcmp(roost_stanza_name(st), "presence") == 0 && t != NULL &&
+            strcmp(t, "subscribe") == 0)
+            found = st;
+    }
+    return found;
+}
+
+/* The <status/> of st in language lang (NULL: the one without xml:lang). */
+static const char *
+status_in(roost_stanza_t *st, const char *lang)
+{
+    for (roost_stanza_t *c = roost_stanza_first_child(st); c != NULL;
+         c = roost_stanza_next_sibling(c)) {
+        const char *l = roost_stanza_attr(c, "xml:lang");
+
+        if (strcmp(roost_stanza_name(c), "status") == 0 &&
+            (lang == NULL ? l == NULL : l != NULL && strcmp(l, lang) == 0))
+            return roost_stanza_text(c);
+    }
+    return NULL;
+}
+
+/* The module comes back as after a restart: the user's state and roster
+ * are read again from storage. */
+static void
+restart(void)
+{
+    ck_assert_int_eq(harness_storage_pending(), 0);
+    harness_user_drop("alice");
+    ck_assert_int_eq(harness_unload(pres), 0);
+    pres = harness_load(&roost_module_presence, HOST, NULL);
+    ck_assert_ptr_nonnull(pres);
+    ck_assert_int_eq(harness_roster_reload("alice"), 0);
+}
+
+/* §3.1.3: a request for an offline user keeps its <status/>es (and
+ * xml:lang) and is delivered with them at her initial presence, also
+ * after a restart and at each later login until she answers. */
+START_TEST(test_request_status)
+{
+    roost_stanza_t *p;
+
+    ck_assert_int_ge(harness_inject(BOB_FULL, ALICE,
+                                    "<presence type='subscribe' xml:lang='en'>"
+                                    "<status>Hi, it is Bob</status>"
+                                    "<status xml:lang='fr'>Salut</status>"
+                                    "</presence>"),
+                     0);
+    ck_assert_int_eq(state_of("alice", BOB), S_NONE_IN);
+    restart();
+    ck_assert_ptr_nonnull(harness_session_add(PHONE, 0, 0));
+    ck_assert_int_ge(harness_inject(PHONE, NULL, "<presence/>"), 0);
+    p = got_subscribe(PHONE);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_pstr_eq(roost_stanza_attr(p, "from"), BOB);
+    ck_assert_pstr_eq(roost_stanza_attr(p, "to"), ALICE);
+    ck_assert_pstr_eq(roost_stanza_attr(p, "xml:lang"), "en");
+    ck_assert_pstr_eq(status_in(p, NULL), "Hi, it is Bob");
+    ck_assert_pstr_eq(status_in(p, "fr"), "Salut");
+    /* Unanswered: again at the next login. */
+    ck_assert_int_eq(harness_session_remove(PHONE), 0);
+    harness_clear();
+    ck_assert_ptr_nonnull(harness_session_add(LAPTOP, 0, 0));
+    ck_assert_int_ge(harness_inject(LAPTOP, NULL, "<presence/>"), 0);
+    p = got_subscribe(LAPTOP);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_pstr_eq(status_in(p, NULL), "Hi, it is Bob");
+}
+END_TEST
+
+/* The kept status is bounded (1 KiB of text, cut on a UTF-8 character
+ * boundary); a request delivered at once keeps its status as sent. */
+START_TEST(test_request_status_bounded)
+{
+    static char xml[8192];
+    char *w = xml;
+    roost_stanza_t *p;
+    const char *t;
+
+    w += sprintf(w, "<presence type='subscribe'><status>x");
+    for (int i = 0; i < 1500; i++)
+        w += sprintf(w, "\xc3\xa9"); /* U+00E9, two bytes */
+    sprintf(w, "</status></presence>");
+    ck_assert_ptr_nonnull(harness_session_add(PHONE, 1, 0));
+    ck_assert_int_ge(harness_inject(BOB_FULL, ALICE, xml), 0);
+    p = got_subscribe(PHONE);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(strlen(status_in(p, NULL)), 3001);
+    ck_assert_int_eq(harness_session_remove(PHONE), 0);
+    restart();
+    harness_clear();
+    ck_assert_ptr_nonnull(harness_session_add(LAPTOP, 0, 0));
+    ck_assert_int_ge(harness_inject(LAPTOP, NULL, "<presence/>"), 0);
+    p = got_subscribe(LAPTOP);
+    ck_assert_ptr_nonnull(p);
+    t = status_in(p, NULL);
+    ck_assert_ptr_nonnull(t);
+    /* "x" and 511 characters: 1023 bytes, the 512th would not fit. */
+    ck_assert_uint_eq(strlen(t), 1023);
+    ck_assert_int_eq(strncmp(t,
+                             xml + strlen("<presence type='subscribe'>"
+                                          "<status>"),
+                             1023),
+                     0);
+}
+END_TEST
+
+/* Once answered, the kept request is forgotten (memory and storage): a
+ * later request without a status comes without one. */
+START_TEST(test_request_status_answered)
+{
+    char *val = NULL;
+    size_t len;
+    roost_store_t *st;
+    roost_stanza_t *p;
+
+    ck_assert_int_ge(harness_inject(BOB_FULL, ALICE,
+                                    "<presence type='subscribe'>"
+                                    "<status>first</status></presence>"),
+                     0);
+    st = harness_store("subrequest", ROOST_STORE_MAP);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(roost_store_get(st, "alice", BOB, &val, &len), 0);
+    roost_free(val);
+    val = NULL;
+    ck_assert_ptr_nonnull(harness_session_add(PHONE, 0, 0));
+    ck_assert_int_ge(
+        harness_inject(PHONE, BOB, "<presence type='unsubscribed'/>"), 0);
+    ck_assert_int_eq(state_of("alice", BOB), S_NONE);
+    ck_assert_int_eq(roost_store_get(st, "alice", BOB, &val, &len),
+                     -ROOST_ENOTFOUND);
+    ck_assert_int_ge(
+        harness_inject(BOB_FULL, ALICE, "<presence type='subscribe'/>"), 0);
+    ck_assert_int_eq(harness_session_remove(PHONE), 0);
+    harness_clear();
+    ck_assert_ptr_nonnull(harness_session_add(LAPTOP, 0, 0));
+    ck_assert_int_ge(harness_inject(LAPTOP, NULL, "<presence/>"), 0);
+    p = got_subscribe(LAPTOP);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_null(status_in(p, NULL));
+}
+END_TEST
+
 /* §3.4: a pre-approval is pushed with approved='true', and the contact's
  * later request is approved on the user's behalf. */
 START_TEST(test_preapproval)
@@ -776,6 +930,9 @@ presence_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_inbound, 0, N_IN_ROWS);
     tcase_add_test(tc, test_request_offline);
+    tcase_add_test(tc, test_request_status);
+    tcase_add_test(tc, test_request_status_bounded);
+    tcase_add_test(tc, test_request_status_answered);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("preapproval");

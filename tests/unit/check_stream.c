@@ -579,6 +579,47 @@ START_TEST(limits_give_policy_violation)
 }
 END_TEST
 
+/* Issue 6: a smaller stanza limit until SASL succeeds, lifted after. */
+START_TEST(preauth_stanza_limit_lifted)
+{
+    roost_stream_conf_t c = {
+        .limits = {.max_stanza = 2000, .max_depth = 16, .max_attrs = 16},
+        .tls_available = 1,
+        .tls_active = 1,
+        .require_encryption = 1,
+        .max_auth_attempts = 3,
+        .max_stanza_authed = 10000};
+    char big[3000 + 128];
+    roost_stream_t *st;
+
+    snprintf(big, sizeof(big),
+             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+             "mechanism='PLAIN'>%03000d</auth>",
+             0);
+    memset(&F, 0, sizeof(F));
+    st = roost_stream_new(&c, &ops, &F);
+    feed(st, HDR);
+    feed(st, big);
+    ck_assert_ptr_nonnull(strstr(F.out, "<policy-violation xmlns="));
+    ck_assert_int_eq(F.sasl_calls, 0);
+    roost_stream_free(st);
+
+    memset(&F, 0, sizeof(F));
+    st = roost_stream_new(&c, &ops, &F);
+    feed(st, HDR "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                 "mechanism='PLAIN'>AGp1bGlldABwdw==</auth>");
+    roost_stream_sasl_result(st, 2, "", NULL, "juliet");
+    feed(st, HDR "<iq type='set' id='b1'><bind "
+                 "xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    ck_assert_int_eq(roost_stream_state(st), ROOST_SS_BOUND);
+    snprintf(big, sizeof(big), "<message><body>%03000d</body></message>", 0);
+    feed(st, big);
+    ck_assert_int_eq(F.stanzas, 1);
+    ck_assert_ptr_null(strstr(F.out, "<policy-violation"));
+    roost_stream_free(st);
+}
+END_TEST
+
 START_TEST(error_text_and_idempotent)
 {
     roost_stream_t *st = mk_bound();
@@ -633,6 +674,7 @@ stream_suite(void)
     tcase_add_test(tc, peer_closes);
     tcase_add_test(tc, limits_give_policy_violation);
     tcase_add_test(tc, error_text_and_idempotent);
+    tcase_add_test(tc, preauth_stanza_limit_lifted);
     suite_add_tcase(s, tc);
     return s;
 }
