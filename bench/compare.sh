@@ -22,6 +22,20 @@
 # BENCH_FAN_USERS [200] BENCH_CONTACTS [150] BENCH_FAN_UPDATES [300]
 # BENCH_FAN_LAT [100] BENCH_OUT [bench/RESULTS.md] BENCH_KEEP [unset: the
 # temp dir is removed].
+#
+# Scenario selection: BENCH_SCENARIOS [all: "idle login msg rate fanout
+# rlogin offline mam idle15k"], e.g. BENCH_SCENARIOS="rlogin offline"
+# bench/compare.sh.  Only what the selected scenarios need is provisioned.
+# A selection other than all writes its raw lines to BENCH_RAW [bench/
+# results-raw-<scenarios>.tsv] and commands beside it, and does not
+# rewrite RESULTS.md (report.py --new prints its sections) unless
+# BENCH_OUT is set.  Knobs of the issue 7 scenarios: BENCH_RL_CONTACTS
+# [500] BENCH_RL_N [50 logins per account] BENCH_OFF_N [1000]
+# BENCH_MAM_FILL [10000] BENCH_MAM_Q [50 queries per kind]
+# BENCH_MAM_FILL_TIMEOUT [900 s: a server slower than that keeps the
+# archive it had by then, and the fill line says how many]
+# BENCH_BIG_IDLE [15000] BENCH_BIG_BASE [5000: the smaller idle run of
+# idle15k, for the per-session comparison].
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/servers.sh"
 
@@ -38,9 +52,25 @@ set -euo pipefail
 : "${BENCH_CONTACTS:=150}"
 : "${BENCH_FAN_UPDATES:=300}"
 : "${BENCH_FAN_LAT:=100}"
-: "${BENCH_OUT:=$BENCH_DIR/RESULTS.md}"
-RAW=$BENCH_DIR/results-raw.tsv
+: "${BENCH_RL_CONTACTS:=500}"
+: "${BENCH_RL_N:=50}"
+: "${BENCH_OFF_N:=1000}"
+: "${BENCH_MAM_FILL:=10000}"
+: "${BENCH_MAM_Q:=50}"
+: "${BENCH_MAM_FILL_TIMEOUT:=900}"
+: "${BENCH_BIG_IDLE:=15000}"
+: "${BENCH_BIG_BASE:=5000}"
+ALL_SCENARIOS="idle login msg rate fanout rlogin offline mam idle15k"
+: "${BENCH_SCENARIOS:=$ALL_SCENARIOS}"
+if [ "$BENCH_SCENARIOS" = "$ALL_SCENARIOS" ]; then
+    : "${BENCH_OUT:=$BENCH_DIR/RESULTS.md}"
+    : "${BENCH_RAW:=$BENCH_DIR/results-raw.tsv}"
+else
+    : "${BENCH_RAW:=$BENCH_DIR/results-raw-$(echo $BENCH_SCENARIOS | tr ' ' '-').tsv}"
+fi
+RAW=$BENCH_RAW
 RB=$BUILD/bench/roostbench
+want() { case " $BENCH_SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 for f in "$BUILD/roostd" "$RB"; do
     [ -x "$f" ] || { say "$f is not built (make -C $BUILD)"; exit 1; }
@@ -60,7 +90,13 @@ if ! command -v erl >/dev/null || [ ! -d /usr/lib/x86_64-linux-gnu/ejabberd-23.0
         --no-install-recommends ejabberd >/dev/null
     [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
 fi
-[ "$(ulimit -n)" -ge $((BENCH_IDLE + 200)) ] || ulimit -n $((BENCH_IDLE + 1000))
+# The servers inherit this limit (servers.sh): as high as allowed.
+ulimit -n "$(ulimit -Hn)"
+NEED_FD=$BENCH_IDLE
+want idle15k && NEED_FD=$BENCH_BIG_IDLE
+[ "$(ulimit -n)" -ge $((NEED_FD + 200)) ] ||
+    say "open-file limit $(ulimit -n) < $((NEED_FD + 200)): idle runs may stop short"
+
 
 WORK=$(mktemp -d /tmp/roostbench-XXXXXX)
 cleanup() {
@@ -70,14 +106,24 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 LOG=$WORK/bench.log
-CMDS=$BENCH_DIR/results-commands.txt
+CMDS=${RAW%.tsv}-commands.txt
+[ "$RAW" = "$BENCH_DIR/results-raw.tsv" ] && CMDS=$BENCH_DIR/results-commands.txt
 : > "$RAW.tmp"
 : > "$CMDS"
 T0=$(date +%s)
 
-NUSERS=$BENCH_IDLE
-[ $((2 * BENCH_PAIRS)) -gt "$NUSERS" ] && NUSERS=$((2 * BENCH_PAIRS))
-[ "$NUSERS" -lt 100 ] && NUSERS=100
+NUSERS=0
+want idle && NUSERS=$BENCH_IDLE
+want idle15k && [ "$BENCH_BIG_IDLE" -gt "$NUSERS" ] && NUSERS=$BENCH_BIG_IDLE
+if want login || want msg || want rate; then
+    [ $((2 * BENCH_PAIRS)) -gt "$NUSERS" ] && NUSERS=$((2 * BENCH_PAIRS))
+    [ "$NUSERS" -lt 100 ] && NUSERS=100
+fi
+
+start_mam() { # start_mam SERVER: the same, plus its XEP-0313 module
+    CUR=$1
+    SRV_MAM=1 "start_$1" "$WORK/$1" || { say "$1 (mam) did not start"; tail -20 "$WORK/$1"/*.log "$WORK/$1"/*.out 2>/dev/null; exit 1; }
+}
 
 start() { # start SERVER
     CUR=$1
@@ -85,13 +131,16 @@ start() { # start SERVER
 }
 
 # rb ROUND ARGS...: one roostbench run against the current server; its
-# RESULT lines go to the raw table, tagged with server and round.
+# RESULT lines go to the raw table, tagged with server and round (and
+# set=$RB_SET when that is set: idle15k's idle runs, kept apart from
+# scenario 2's in report.py).
 rb() {
     local round=$1 out
     shift
     echo "roostbench $* --pid \$PID   # $CUR" >> "$CMDS"
     out=$("$RB" "$@" --pid "$SRV_PID" 2>>"$LOG") || say "$CUR: roostbench $1 exited non-zero (see the log)"
-    printf '%s\n' "$out" | grep '^RESULT ' | sed "s/^RESULT /server=$CUR round=$round /" \
+    printf '%s\n' "$out" | grep '^RESULT ' \
+        | sed "s/^RESULT /server=$CUR round=$round ${RB_SET:+set=$RB_SET }/" \
         | tee -a "$RAW.tmp" | cut -c1-160 >&2 || true
 }
 
@@ -118,43 +167,126 @@ prosody_rosters() {
     }'
 }
 
-provision() { # provision SERVER: accounts u*, f*; fan-out rosters
+# The same for the roster-login account r0: mutual subscriptions with
+# r1..rK (and r0 in each of theirs); r<K+1> has none.
+prosody_star_roster() {
+    local dir=$1/data/localhost/roster
+    mkdir -p "$dir"
+    awk -v K="$BENCH_RL_CONTACTS" -v D="$dir" 'BEGIN {
+        hd = "return {\n\t[false] = {\n\t\t[\"pending\"] = {};\n\t\t[\"version\"] = 1;\n\t};\n"
+        it = "\t[\"%s@localhost\"] = {\n\t\t[\"groups\"] = {};\n\t\t[\"subscription\"] = \"both\";\n\t};\n"
+        f = D "/r0.dat"
+        printf "%s", hd > f
+        for (k = 1; k <= K; k++) printf it, "r" k > f
+        printf "};\n" > f
+        close(f)
+        for (k = 1; k <= K; k++) {
+            f = D "/r" k ".dat"
+            printf "%s", hd > f
+            printf it, "r0" > f
+            printf "};\n" > f
+            close(f)
+        }
+    }'
+}
+
+provision() { # provision SERVER: the accounts and rosters the scenarios need
     local s=$1
-    say "$s: provisioning $NUSERS + $BENCH_FAN_USERS accounts"
+    say "$s: provisioning"
     start "$s"
-    rb 0 register -n "$NUSERS" --conc 50 --port "$SRV_PORT" --timeout 900
-    rb 0 register -n "$BENCH_FAN_USERS" --prefix f --conc 50 --port "$SRV_PORT" --timeout 900
+    if [ "$NUSERS" -gt 0 ]; then
+        rb 0 register -n "$NUSERS" --conc 50 --port "$SRV_PORT" --timeout 1800
+    fi
+    if want fanout; then
+        rb 0 register -n "$BENCH_FAN_USERS" --prefix f --conc 50 --port "$SRV_PORT" --timeout 900
+    fi
+    if want rlogin; then
+        rb 0 register -n $((BENCH_RL_CONTACTS + 2)) --prefix r --conc 50 --port "$SRV_PORT" --timeout 900
+    fi
+    if want offline; then rb 0 register -n 2 --prefix o --conc 2 --port "$SRV_PORT"; fi
+    if want mam; then rb 0 register -n 11 --prefix m --conc 11 --port "$SRV_PORT"; fi
     if [ "$s" = prosody ]; then
         stop_server
-        prosody_rosters "$WORK/$s"
+        if want fanout; then prosody_rosters "$WORK/$s"; fi
+        if want rlogin; then prosody_star_roster "$WORK/$s"; fi
     else
-        say "$s: $BENCH_FAN_USERS x $BENCH_CONTACTS mutual subscriptions (protocol)"
-        rb 0 roster --prefix f --users "$BENCH_FAN_USERS" --contacts "$BENCH_CONTACTS" \
-            --port "$SRV_PORT" --timeout 900
+        if want fanout; then
+            say "$s: $BENCH_FAN_USERS x $BENCH_CONTACTS mutual subscriptions (protocol)"
+            rb 0 roster --prefix f --users "$BENCH_FAN_USERS" --contacts "$BENCH_CONTACTS" \
+                --port "$SRV_PORT" --timeout 900
+        fi
+        if want rlogin; then
+            say "$s: r0 x $BENCH_RL_CONTACTS mutual subscriptions (protocol)"
+            rb 0 roster --star --prefix r --contacts "$BENCH_RL_CONTACTS" \
+                --users $((BENCH_RL_CONTACTS + 1)) --port "$SRV_PORT" --timeout 900
+        fi
+        stop_server
+    fi
+    if want mam; then
+        # The archive is filled once (10k messages through the server,
+        # archived for sender and recipient); the rounds only query it.
+        start_mam "$s"
+        rb 0 mam --prefix m --partners 10 --fill "$BENCH_MAM_FILL" --queries 0 \
+            --port "$SRV_PORT" --timeout "$BENCH_MAM_FILL_TIMEOUT"
         stop_server
     fi
 }
 
 run_round() { # run_round SERVER ROUND
-    local s=$1 r=$2 v tls mech port
+    local s=$1 r=$2 v tls mech port n
     say "round $r: $s"
+    if want idle; then
+        start "$s"
+        rb "$r" idle -n "$BENCH_IDLE" --conc 100 --port "$SRV_PORT" --hold 3
+        stop_server
+        start "$s"
+        rb "$r" idle -n "$BENCH_IDLE" --conc 100 --port "$SRV_PLAIN_PORT" --tls none --hold 3
+        stop_server
+    fi
+    if want idle15k; then
+        # fresh process per run; the smaller run, same conditions, is the
+        # per-session baseline
+        for n in "$BENCH_BIG_BASE" "$BENCH_BIG_IDLE"; do
+            for tls in starttls none; do
+                start "$s"
+                check_nofile $((n + 100)) || true
+                port=$SRV_PORT
+                [ "$tls" = none ] && port=$SRV_PLAIN_PORT
+                RB_SET=idle15k rb "$r" idle -n "$n" --conc 100 --port "$port" \
+                    --tls "$tls" --hold 3 --timeout 900
+                stop_server
+            done
+        done
+    fi
+    if want rlogin || want offline; then
+        start "$s"
+        if want rlogin; then
+            rb "$r" rlogin -n "$BENCH_RL_N" --prefix r --first 0 --port "$SRV_PORT"
+            rb "$r" rlogin -n "$BENCH_RL_N" --prefix r --first $((BENCH_RL_CONTACTS + 1)) \
+                --port "$SRV_PORT"
+        fi
+        if want offline; then rb "$r" offline -n "$BENCH_OFF_N" --prefix o --port "$SRV_PORT"; fi
+        stop_server
+    fi
+    if want mam; then
+        start_mam "$s"
+        rb "$r" mam --prefix m --partners 10 --queries "$BENCH_MAM_Q" --port "$SRV_PORT"
+        stop_server
+    fi
+    want login || want msg || want rate || want fanout || return 0
     start "$s"
-    rb "$r" idle -n "$BENCH_IDLE" --conc 100 --port "$SRV_PORT" --hold 3
-    stop_server
-    start "$s"
-    rb "$r" idle -n "$BENCH_IDLE" --conc 100 --port "$SRV_PLAIN_PORT" --tls none --hold 3
-    for v in none/PLAIN none/SCRAM-SHA-1 starttls/PLAIN starttls/SCRAM-SHA-1 starttls/SCRAM-SHA-256; do
+    want login && for v in none/PLAIN none/SCRAM-SHA-1 starttls/PLAIN starttls/SCRAM-SHA-1 starttls/SCRAM-SHA-256; do
         tls=${v%/*} mech=${v#*/}
         port=$SRV_PORT
         [ "$tls" = none ] && port=$SRV_PLAIN_PORT
         rb "$r" login -n "$BENCH_LOGINS" --conc "$BENCH_LOGIN_CONC" --users 100 \
             --port "$port" --tls "$tls" --mech "$mech"
     done
-    rb "$r" msg --pairs "$BENCH_PAIRS" --window "$BENCH_WINDOW" --duration "$BENCH_DURATION" \
+    want msg && rb "$r" msg --pairs "$BENCH_PAIRS" --window "$BENCH_WINDOW" --duration "$BENCH_DURATION" \
         --port "$SRV_PORT"
-    rb "$r" rate --pairs "$BENCH_PAIRS" --rate "$BENCH_RATE" --duration "$BENCH_DURATION" \
+    want rate && rb "$r" rate --pairs "$BENCH_PAIRS" --rate "$BENCH_RATE" --duration "$BENCH_DURATION" \
         --port "$SRV_PORT"
-    rb "$r" fanout --prefix f --users "$BENCH_FAN_USERS" --contacts "$BENCH_CONTACTS" \
+    want fanout && rb "$r" fanout --prefix f --users "$BENCH_FAN_USERS" --contacts "$BENCH_CONTACTS" \
         --updates "$BENCH_FAN_UPDATES" --lat-updates "$BENCH_FAN_LAT" --port "$SRV_PORT"
     stop_server
 }
@@ -171,6 +303,12 @@ done
 T2=$(date +%s)
 mv "$RAW.tmp" "$RAW"
 say "provisioning $((T1 - T0)) s, rounds $((T2 - T1)) s"
+if [ -z "${BENCH_OUT:-}" ]; then
+    say "raw results in $RAW (selected scenarios: RESULTS.md not rewritten)"
+    python3 "$BENCH_DIR/report.py" --new --raw "$RAW" --commands "$CMDS" \
+        --provision-s $((T1 - T0)) --rounds-s $((T2 - T1)) --build "$BUILD" || true
+    exit 0
+fi
 python3 "$BENCH_DIR/report.py" --raw "$RAW" --commands "$CMDS" \
     --provision-s $((T1 - T0)) --rounds-s $((T2 - T1)) --build "$BUILD" > "$BENCH_OUT.tmp"
 mv "$BENCH_OUT.tmp" "$BENCH_OUT"

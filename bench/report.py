@@ -57,6 +57,8 @@ class Table:
                 continue
             if any(r.get(k) != v for k, v in sel.items()):
                 continue
+            if r.get('set') and 'set' not in sel:
+                continue    # e.g. idle15k's idle runs: only their own table
             if r.get('status') == 'unsupported':
                 return 'unsupported'
             x = num(r.get(field))
@@ -160,6 +162,127 @@ def versions(build):
             '| libevent / expat | %s / %s |' % (pkg('libevent-2.1-7'), pkg('libexpat1'))]
 
 
+def issue7_sections(t, rows):
+    """The scenarios issue 7 added: roster login, offline delivery, MAM
+    queries, idle sessions at scale.  Empty where the raw table has none."""
+    L = []
+    any_row = lambda **sel: next((r for r in t.rows if all(r.get(k) == v for k, v in sel.items())), {})
+    have = lambda **sel: bool(any_row(**sel))
+
+    def slope(server, field):
+        """per-contact cost: (big roster - empty roster) / contacts"""
+        big = any_row(scenario='rlogin', user='r0')
+        k = num(big.get('roster_items'))
+        b = t.median(server, field, scenario='rlogin', user='r0')
+        z = [r.get('user') for r in t.rows if r.get('scenario') == 'rlogin' and r.get('user') != 'r0']
+        e = t.median(server, field, scenario='rlogin', user=z[0]) if z else None
+        if isinstance(b, float) and isinstance(e, float) and k:
+            return (b - e) * 1000 / k     # ms -> us per contact
+        return None
+
+    if have(scenario='rlogin'):
+        big = any_row(scenario='rlogin', user='r0')
+        zero = next((r for r in t.rows if r.get('scenario') == 'rlogin' and r.get('user') != 'r0'), {})
+        K = big.get('roster_items', '?')
+        sels = [('%s contacts' % K, {'scenario': 'rlogin', 'user': 'r0'}),
+                ('0 contacts', {'scenario': 'rlogin', 'user': zero.get('user', '?')})]
+        L += block(t, 'Login with a %s-contact roster (issue 7, scenario rlogin)' % K, [
+            ('server CPU ms per login', 'srv_ms_per_login', True, None),
+            ('wall ms connect → roster result p50', 'login_p50_ms', True, None),
+            ('wall ms roster get → result p50', 'roster_p50_ms', True, None),
+            ('roster items received', 'roster_items', None, None),
+        ], sels, note=(
+            '%s logins of one account, one at a time: STARTTLS, SCRAM-SHA-1, bind, '
+            'roster get, initial presence, close; the server\'s CPU is read until '
+            'it is quiet after the last close, so the presence probes to the '
+            'contacts are in it. The contacts are all **offline** (mutual '
+            '"both" subscriptions, no sessions): the login pays the roster load '
+            'and a probe per contact, no broadcast to online resources. The '
+            '0-contact account is provisioned the same way.' % big.get('n', '?')))
+        L += ['| per-contact slope ((K − 0) / K) | ' + ' | '.join(
+            fmt(slope(s, 'srv_ms_per_login')) for s in SERVERS) +
+            ' | — | — |',
+            '', 'The slope row is µs of server CPU per roster contact per login.', '']
+
+    if have(scenario='offline'):
+        o = any_row(scenario='offline')
+        L += block(t, 'Offline messages (issue 7, scenario offline)', [
+            ('store: server CPU ms per message', 'store_srv_ms_per_msg', True, None),
+            ('store: server CPU s for all', 'store_srv_cpu_s', True, None),
+            ('delivery: presence → last message, ms', 'deliver_ms', True, None),
+            ('delivery: server CPU s', 'deliver_srv_cpu_s', True, None),
+            ('delivery: server CPU ms per message', 'deliver_srv_ms_per_msg', True, None),
+        ], [('', {'scenario': 'offline'})], note=(
+            '%s chat messages (~120-byte body) sent by one session, as fast as '
+            'the socket takes them, to an account with no session; "store" is '
+            'the server CPU from the first message until the server is quiet after '
+            'answering a ping sent behind the last one (parsing and routing '
+            'included, not only the storage). Then the account logs in (STARTTLS, '
+            'SCRAM-SHA-1, bind, roster get, initial presence); "delivery" runs '
+            'from its initial presence to the %s-th message, its CPU until the '
+            'server is quiet.' % (o.get('n', '?'), o.get('n', '?'))))
+
+    if have(scenario='mam'):
+        fill = [r for r in rows if r.get('scenario') == 'mam' and r.get('phase') == 'fill']
+        fv = {r['server']: r for r in fill}
+        n = next((r.get('n') for r in fill), '?')
+        L += block(t, 'MAM queries on a %s-message archive (issue 7, scenario mam)' % (
+            '/'.join(sorted({r.get('n', '?') for r in fill}, key=lambda x: -int(x)))
+            if fill else n), [
+            ('server CPU ms per query', 'srv_ms_per_query', True, None),
+            ('wall ms per query p50', 'wall_p50_ms', True, None),
+            ('wall ms per query p90', 'wall_p90_ms', True, None),
+            ('results per query (min)', 'min_results', None, None),
+        ], [('last page', {'scenario': 'mam', 'phase': 'last'}),
+            ('with=', {'scenario': 'mam', 'phase': 'with'}),
+            ('start/end', {'scenario': 'mam', 'phase': 'window'})], note=(
+            'The archive of m0 was filled once, at provisioning, with %s chat '
+            'messages sent through the server by 10 correspondents m1..m10 (each '
+            'archived for the sender and for m0), with each server\'s XEP-0313 '
+            'module archiving everything (Roost mod_mam default_policy always, '
+            'Prosody mod_mam default_archive_policy = true and '
+            'archive_expires_after = "never", ejabberd mod_mam default: always, '
+            'mnesia). Each round, %s queries of each kind, one at a time, by m0 '
+            '(urn:xmpp:mam:2, RSM max 50): "last page": <before/> over the whole '
+            'archive; "with=": the first page with m1 (1/10 of the archive); '
+            '"start/end": the first page of the window from 40% to 60% of the '
+            'archive\'s time span (whole seconds, at least 1 s wide).' % (
+                n, any_row(scenario='mam', phase='last').get('queries', '?'))))
+        if fv:
+            L += ['Filling the archive (one run per server, at provisioning; a server '
+                  'that had not archived them all when the fill timed out keeps what it '
+                  'had): ' + '; '.join(
+                      '%s %s messages in %s s wall, %s ms of server CPU per message' % (
+                          NAMES[s], fv[s].get('n'), fv[s].get('wall_s'), fv[s].get('srv_ms_per_msg'))
+                      for s in SERVERS if s in fv) + '.', '']
+
+    # idle15k: rows tagged set=idle15k; untagged idle rows at two or more
+    # sizes (a raw file of an idle15k-only run made before the tag)
+    big = [r for r in t.rows if r.get('scenario') == 'idle' and r.get('set') == 'idle15k']
+    tag = {'set': 'idle15k'} if big else {}
+    if not big:
+        big = [r for r in t.rows if r.get('scenario') == 'idle']
+    ns = sorted({int(r['n']) for r in big if num(r.get('n'))})
+    if len(ns) >= 2:
+        sels = []
+        for tls, tl in (('starttls', 'STARTTLS'), ('none', 'plain TCP')):
+            for n in ns:
+                sels.append(('%s, %d' % (tl, n),
+                             dict(scenario='idle', tls=tls, n=str(n), **tag)))
+        L += block(t, 'Idle sessions at %d (issue 7, scenario idle15k)' % ns[-1], [
+            ('sessions up', 'ok', False, None),
+            ('server RSS KiB per session', 'kib_per_session', True, None),
+            ('server CPU ms per session set-up', 'srv_ms_per_session_setup', True, None),
+            ('server CPU s while idle (hold)', 'srv_cpu_hold_s', True, None),
+        ], sels, note=(
+            'As scenario 2 (SCRAM-SHA-1, bind, roster get, initial presence; '
+            'a freshly started server per run; RSS 2 s after the last session '
+            'is up minus RSS before the first, divided by the sessions that came '
+            'up), at %s sessions: flat per-session cost means the same KiB per '
+            'session at both sizes.' % ' and '.join(str(n) for n in ns)))
+    return L
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--raw', required=True)
@@ -167,9 +290,17 @@ def main():
     ap.add_argument('--provision-s', type=int, default=0)
     ap.add_argument('--rounds-s', type=int, default=0)
     ap.add_argument('--build', default='build')
+    ap.add_argument('--new', action='store_true',
+                    help='print only the sections of the issue 7 scenarios')
     a = ap.parse_args()
     rows = parse(a.raw)
     t = Table(rows)
+    if a.new:
+        rounds = sorted({r['round'] for r in t.rows})
+        print('\n'.join(issue7_sections(t, rows) + [
+            'Medians over %d round(s) (%s); raw lines: %s.' % (
+                len(rounds), ', '.join(rounds), os.path.basename(a.raw)), '']))
+        return
     rounds = sorted({r['round'] for r in t.rows})
     any_row = lambda **sel: next((r for r in t.rows if all(r.get(k) == v for k, v in sel.items())), {})
 
@@ -330,6 +461,8 @@ def main():
     for label, rp, re_, hp, he in ref:
         L.append('| %s | %s | %s | %s | %s |' % (label, rp, fmt(hp), re_, fmt(he)))
     L.append('')
+
+    L += issue7_sections(t, rows)
 
     L += ['## How this was run', '',
           'Machine:', ''] + machine() + ['', 'Versions:', ''] + versions(a.build) + [

@@ -236,7 +236,7 @@ enum { SETUP_BIND, SETUP_FULL }; /* FULL: also roster get + presence */
 static struct {
     const char *host, *domain, *password, *prefix, *mech;
     int port, tls, n, conc, first, pairs, window, users, contacts, updates,
-        lat_updates, fan_conc, to_full, verbose;
+        lat_updates, fan_conc, to_full, verbose, star, fill, queries, partners;
     double duration, warmup, rate, hold, settle, timeout;
 } opt = {
     .host = "127.0.0.1",
@@ -261,6 +261,8 @@ static struct {
     .hold = 5,
     .settle = 2,
     .timeout = 300,
+    .queries = 20,
+    .partners = 10,
 };
 
 static struct event_base *base;
@@ -414,7 +416,7 @@ struct client {
     char *cfirst_bare, cnonce[64], server_sig[128];
     /* scenario state */
     int roster_items, roster_both, nsubs;
-    int64_t t0;
+    int64_t t0, t_rq; /* t_rq: roster get sent */
 };
 
 static int nclients_live;
@@ -689,6 +691,7 @@ client_new(int idx, int setup, const scen_t *sc)
     c->sc = sc;
     snprintf(c->user, sizeof(c->user), "%s%d", opt.prefix, idx);
     c->state = CS_CONNECTING;
+    c->t0 = now_ns();
     c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL)
         die("bufferevent_socket_new failed");
@@ -961,6 +964,7 @@ client_after_bind(client_t *c)
     }
     client_send(c, "<iq type='get' id='roster'><query xmlns='" NS_ROSTER
                    "'/></iq>");
+    c->t_rq = now_ns();
     c->state = CS_ROSTER;
 }
 
@@ -1167,7 +1171,10 @@ run_until(int (*cond)(void), double seconds)
 
 /* ----------------------------------------------- opening many sessions */
 
-/* A pool of sessions opened with at most opt.conc connecting at once. */
+/* A pool of sessions opened with at most opt.conc connecting at once.
+ * pool_soft: pool_open reports failed sessions instead of exiting (idle:
+ * how far a server gets is the result). */
+static int pool_soft;
 static struct {
     client_t **cl;
     int n, started, ready, failed, closed, setup;
@@ -1229,13 +1236,20 @@ pool_open(int n, int setup, const scen_t *sc)
     pool.setup = setup;
     pool.sc = sc;
     pool_start_next();
-    if (run_until(pool_all_ready, opt.timeout) < 0)
-        die("sessions not ready after %.0f s (%d of %d, %d failed)",
-            opt.timeout, pool.ready, n, pool.failed);
+    if (run_until(pool_all_ready, opt.timeout) < 0) {
+        if (!pool_soft)
+            die("sessions not ready after %.0f s (%d of %d, %d failed)",
+                opt.timeout, pool.ready, n, pool.failed);
+        note("sessions not ready after %.0f s (%d of %d, %d failed)",
+             opt.timeout, pool.ready, n, pool.failed);
+    }
     if (mech_unsupported)
         return;
-    if (pool.failed > 0)
+    if (pool.failed > 0 && !pool_soft)
         die("%d of %d sessions failed to open", pool.failed, n);
+    if (pool.failed > 0)
+        note("%d of %d sessions failed to open (%d ready)", pool.failed, n,
+             pool.ready);
 }
 
 static void
@@ -1408,9 +1422,11 @@ cmd_idle(void)
 {
     snap_t a, b, c, d;
     long rss0, rss1;
+    int k;
 
     rss0 = srv_rss_kib();
     a = snap();
+    pool_soft = 1;
     pool_open(opt.n, SETUP_FULL, &idle_scen);
     printf("RESULT scenario=idle mech=%s", opt.mech);
     print_common();
@@ -1424,17 +1440,18 @@ cmd_idle(void)
     c = snap();
     run_until(NULL, opt.hold);
     d = snap();
-    printf(" n=%d ok=%d setup_s=%.3f srv_cpu_setup_s=%.3f "
+    /* per session: over the sessions that came up (all, normally) */
+    k = pool.ready > 0 ? pool.ready : 1;
+    printf(" n=%d ok=%d failed=%d setup_s=%.3f srv_cpu_setup_s=%.3f "
            "srv_ms_per_session_setup=%.4f rss0_kib=%ld rss1_kib=%ld "
            "kib_per_session=%.2f hold_s=%.1f srv_cpu_hold_s=%.3f "
            "gen_cpu_s=%.3f\n",
-           opt.n, pool.ready, snap_wall(&a, &b), b.srv - a.srv,
-           (b.srv - a.srv) * 1000 / opt.n, rss0, rss1,
-           (double)(rss1 - rss0) / opt.n, snap_wall(&c, &d), d.srv - c.srv,
-           d.gen - a.gen);
+           opt.n, pool.ready, pool.failed, snap_wall(&a, &b), b.srv - a.srv,
+           (b.srv - a.srv) * 1000 / k, rss0, rss1, (double)(rss1 - rss0) / k,
+           snap_wall(&c, &d), d.srv - c.srv, d.gen - a.gen);
     fflush(stdout);
     pool_close_all();
-    return 0;
+    return pool.ready < opt.n ? 1 : 0;
 }
 
 /* ---------------------------------------------- scenario: 1:1 messages */
@@ -1801,8 +1818,10 @@ sub_pump(void)
         sub_queue_pos++;
         if (c == NULL || c->roster_both >= opt.contacts)
             continue;
+        /* --star: user 0 alone subscribes, to users 1..K */
         client_send(c, "<presence type='subscribe' to='%s%d@%s'/>", opt.prefix,
-                    opt.first + ring_contact(i, k), opt.domain);
+                    opt.first + (opt.star ? k + 1 : ring_contact(i, k)),
+                    opt.domain);
         sub_sent++;
     }
 }
@@ -1816,6 +1835,11 @@ sub_stanza(client_t *c, el_t *e)
         from != NULL) {
         if (strcmp(type, "subscribe") == 0) {
             client_send(c, "<presence type='subscribed' to='%s'/>", from);
+            /* --star: a contact subscribes back, for "both" */
+            if (opt.star && c->idx != opt.first) {
+                client_send(c, "<presence type='subscribe' to='%s'/>", from);
+                sub_sent++;
+            }
         } else if (strcmp(type, "subscribed") == 0) {
             sub_acked++;
             sub_pump();
@@ -1859,12 +1883,14 @@ cmd_roster(void)
 
     if (opt.contacts >= opt.users)
         die("--contacts must be less than --users");
+    if (opt.star)
+        opt.users = opt.contacts + 1;
     opt.n = opt.users;
     a = snap();
     pool_open(opt.users, SETUP_FULL, &sub_scen);
     if (mech_unsupported)
         die("mechanism %s not offered", opt.mech);
-    sub_queue_len = (int64_t)opt.users * opt.contacts;
+    sub_queue_len = (int64_t)(opt.star ? 1 : opt.users) * opt.contacts;
     sub_pump();
     if (run_until(sub_all_acked, opt.timeout) < 0)
         note("%" PRId64 " of %" PRId64 " subscriptions approved after %.0f s",
@@ -1877,9 +1903,11 @@ cmd_roster(void)
     if (run_until(sub_all_verified, 60) < 0)
         die("roster verification timed out");
     for (i = 0; i < pool.n; i++) {
-        if (pool.cl[i]->roster_both < opt.contacts)
+        int want = opt.star && i > 0 ? 1 : opt.contacts;
+
+        if (pool.cl[i]->roster_both < want)
             bad++;
-        if (pool.cl[i]->roster_both < minboth)
+        if (pool.cl[i]->roster_both < minboth && (!opt.star || i == 0))
             minboth = pool.cl[i]->roster_both;
     }
     b = snap();
@@ -1891,6 +1919,462 @@ cmd_roster(void)
     fflush(stdout);
     pool_close_all();
     return bad > 0 ? 1 : 0;
+}
+
+/* ---------------------------------------- waiting for the server to idle */
+
+/* Returns a snapshot taken when the server's CPU time stopped growing:
+ * the first of 4 polls 100 ms apart that all read the same CPU time (so
+ * asynchronous work, such as storage commits after the last reply, is
+ * counted), or the last poll after `limit` seconds. */
+static snap_t
+srv_quiet_snap(double limit)
+{
+    snap_t first = snap(), cur;
+    int64_t end = now_ns() + (int64_t)(limit * 1e9);
+    int same = 0;
+
+    if (srv_pid <= 0)
+        return first;
+    while (now_ns() < end) {
+        run_until(NULL, 0.1);
+        cur = snap();
+        if (cur.srv == first.srv) {
+            if (++same >= 3)
+                return first;
+        } else {
+            first = cur;
+            same = 0;
+        }
+    }
+    return snap();
+}
+
+/* ------------------------------------ scenario: login with a big roster */
+
+/* rlogin: -n logins of the one account <prefix><first>, --conc at once
+ * (default 1), each with the full set-up (STARTTLS, SASL, bind, roster
+ * get, initial presence), then closed.  Per login: wall ms from connect
+ * to the roster result, and from the roster get to its result; server CPU
+ * per login over the whole run (until the server's CPU is quiet after the
+ * last close, so presence probes and broadcasts are in it). */
+static int rl_ok, rl_failed, rl_started, rl_items = -1, rl_both = -1;
+static int64_t *rl_lat, *rl_rq;
+static size_t rl_n;
+
+static void rl_next(void);
+
+static void
+rl_ready(client_t *c)
+{
+    int64_t t = now_ns();
+
+    rl_lat[rl_n] = t - c->t0;
+    rl_rq[rl_n++] = t - c->t_rq;
+    if (rl_items < 0 || c->roster_items < rl_items)
+        rl_items = c->roster_items;
+    if (rl_both < 0 || c->roster_both < rl_both)
+        rl_both = c->roster_both;
+    client_end(c);
+}
+
+static void
+rl_done(client_t *c, int ok)
+{
+    if (ok && c->state == CS_CLOSING)
+        rl_ok++;
+    else
+        rl_failed++;
+    rl_next();
+}
+
+static const scen_t rl_scen = {rl_ready, NULL, rl_done};
+
+static void
+rl_next(void)
+{
+    while (!mech_unsupported && rl_started < opt.n &&
+           rl_started - rl_ok - rl_failed < opt.conc) {
+        rl_started++;
+        client_new(opt.first, SETUP_FULL, &rl_scen);
+    }
+}
+
+static int
+rl_all_done(void)
+{
+    return rl_ok + rl_failed >= opt.n ||
+           (mech_unsupported && nclients_live == 0);
+}
+
+static int
+cmd_rlogin(void)
+{
+    snap_t a, b;
+    double cpu;
+
+    rl_lat = xcalloc((size_t)opt.n, sizeof(*rl_lat));
+    rl_rq = xcalloc((size_t)opt.n, sizeof(*rl_rq));
+    a = srv_quiet_snap(10);
+    rl_next();
+    if (run_until(rl_all_done, opt.timeout) < 0)
+        die("logins not finished after %.0f s (%d ok, %d failed)", opt.timeout,
+            rl_ok, rl_failed);
+    b = srv_quiet_snap(10);
+    cpu = b.srv - a.srv;
+    qsort(rl_lat, rl_n, sizeof(*rl_lat), cmp_i64);
+    qsort(rl_rq, rl_n, sizeof(*rl_rq), cmp_i64);
+    printf("RESULT scenario=rlogin mech=%s", opt.mech);
+    print_common();
+    printf(" user=%s%d n=%d ok=%d failed=%d conc=%d roster_items=%d "
+           "login_p50_ms=%.3f login_p90_ms=%.3f roster_p50_ms=%.3f "
+           "roster_p90_ms=%.3f srv_cpu_s=%.3f srv_ms_per_login=%.4f "
+           "gen_cpu_s=%.3f roster_both=%d\n",
+           opt.prefix, opt.first, opt.n, rl_ok, rl_failed, opt.conc, rl_items,
+           pct_ms(rl_lat, rl_n, 0.5), pct_ms(rl_lat, rl_n, 0.9),
+           pct_ms(rl_rq, rl_n, 0.5), pct_ms(rl_rq, rl_n, 0.9), cpu,
+           rl_ok ? cpu * 1000 / rl_ok : 0, b.gen - a.gen, rl_both);
+    fflush(stdout);
+    return rl_failed > 0 ? 1 : 0;
+}
+
+/* ------------------------------------ scenario: offline message delivery */
+
+/* offline: <prefix><first> sends -n chat messages to <prefix><first+1>,
+ * which has no session (the server stores them); it closes once the
+ * server answered a ping sent after the last one and the server's CPU is
+ * quiet: "store" = server CPU from the first message to then (parsing and
+ * routing the messages included).  Then <prefix><first+1> logs in (roster
+ * get, initial presence): "deliver" = from its initial presence to the
+ * n-th stored message received, and the server CPU over that (until
+ * quiet). */
+static int off_got, off_ping, off_errors, off_phase;
+static int64_t off_t0, off_t1;
+
+static void
+off_stanza(client_t *c, el_t *e)
+{
+    const char *type = el_attr(e, "type"), *id = el_attr(e, "id");
+
+    if (strcmp(e->name, NS_CLIENT SEP "iq") == 0 && id != NULL &&
+        strcmp(id, "offping") == 0) {
+        off_ping = 1;
+        return;
+    }
+    if (strcmp(e->name, NS_CLIENT SEP "message") != 0)
+        return;
+    if (type != NULL && strcmp(type, "error") == 0) {
+        off_errors++;
+        return;
+    }
+    if (strncmp(el_text(el_child(e, NS_CLIENT SEP "body")), "off ", 4) == 0 &&
+        ++off_got == opt.n)
+        off_t1 = now_ns();
+}
+
+static void
+off_ready(client_t *c)
+{
+    if (off_phase == 1)
+        off_t0 = now_ns(); /* the recipient's initial presence just went out */
+    pool_ready(c);
+}
+
+static const scen_t off_scen = {off_ready, off_stanza, pool_done};
+
+static int
+off_pinged(void)
+{
+    return off_ping;
+}
+
+static int
+off_all_in(void)
+{
+    return off_got >= opt.n;
+}
+
+static int
+cmd_offline(void)
+{
+    snap_t a, b, c, d;
+    client_t *s;
+    int i, errors_store;
+
+    /* the sender: bind only (it needs no presence to send) */
+    pool_open(1, SETUP_BIND, &off_scen);
+    s = pool.cl[0];
+    if (mech_unsupported)
+        die("mechanism %s not offered", opt.mech);
+    a = srv_quiet_snap(10);
+    for (i = 0; i < opt.n; i++)
+        client_send(
+            s,
+            "<message to='%s%d@%s' type='chat' id='o%d'><body>off %d " BODY_PAD
+            "</body></message>",
+            opt.prefix, opt.first + 1, opt.domain, i, i);
+    client_send(s,
+                "<iq type='get' id='offping'><ping xmlns='" NS_PING "'/></iq>");
+    if (run_until(off_pinged, opt.timeout) < 0)
+        die("no ping reply after %.0f s", opt.timeout);
+    b = srv_quiet_snap(30);
+    errors_store = off_errors;
+    pool_close_all();
+
+    /* the recipient logs in */
+    opt.first++;
+    off_phase = 1;
+    c = srv_quiet_snap(10);
+    pool_open(1, SETUP_FULL, &off_scen);
+    opt.first--;
+    if (run_until(off_all_in, opt.timeout) < 0)
+        note("offline: %d of %d messages delivered after %.0f s", off_got,
+             opt.n, opt.timeout);
+    d = srv_quiet_snap(30);
+    printf("RESULT scenario=offline mech=%s", opt.mech);
+    print_common();
+    printf(" n=%d store_wall_s=%.3f store_srv_cpu_s=%.3f "
+           "store_srv_ms_per_msg=%.4f store_errors=%d delivered=%d "
+           "deliver_ms=%.3f deliver_srv_cpu_s=%.3f "
+           "deliver_srv_ms_per_msg=%.4f gen_cpu_s=%.3f\n",
+           opt.n, snap_wall(&a, &b), b.srv - a.srv,
+           (b.srv - a.srv) * 1000 / opt.n, errors_store, off_got,
+           off_got >= opt.n ? (double)(off_t1 - off_t0) / 1e6 : -1,
+           d.srv - c.srv, (d.srv - c.srv) * 1000 / opt.n, d.gen - a.gen);
+    fflush(stdout);
+    opt.first++;
+    pool_close_all();
+    opt.first--;
+    return off_got >= opt.n && errors_store == 0 ? 0 : 1;
+}
+
+/* ---------------------------------------------- scenario: MAM queries */
+
+/* mam: <prefix><first> owns the archive; --partners P accounts
+ * <prefix><first+1..first+P> are its correspondents.  All log in with
+ * initial presence.  --fill N: the partners send N chat messages (round
+ * robin, 100 in flight) to the owner's bare JID, through the server,
+ * which archives each for the sender and the recipient.  Then --queries Q
+ * of each kind, one at a time, by the owner (urn:xmpp:mam:2, RSM max 50):
+ * "last" the last page of the whole archive (<before/>), "with" the
+ * first page with the first partner, "window" the first page between
+ * start and end, 40% and 60% of the way between the archive's first and
+ * last timestamps (read first with two untimed queries).  Per kind: wall
+ * ms per query (p50, p90) and server CPU ms per query. */
+static int mam_sent, mam_recv, mam_results, mam_iq_done, mam_iq_err;
+static char mam_stamp[64];
+
+static void
+mam_fill_next(void)
+{
+    while (mam_sent < opt.fill && mam_sent - mam_recv < 100) {
+        client_t *c = pool.cl[1 + mam_sent % opt.partners];
+
+        client_send(
+            c,
+            "<message to='%s%d@%s' type='chat' id='a%d'><body>mam %d " BODY_PAD
+            "</body></message>",
+            opt.prefix, opt.first, opt.domain, mam_sent, mam_sent);
+        mam_sent++;
+    }
+}
+
+static void
+mam_stanza(client_t *c, el_t *e)
+{
+    el_t *r, *f, *d;
+
+    if (c != pool.cl[0])
+        return;
+    if (strcmp(e->name, NS_CLIENT SEP "message") == 0) {
+        if ((r = el_child(e, "urn:xmpp:mam:2" SEP "result")) != NULL) {
+            mam_results++;
+            f = el_child(r, "urn:xmpp:forward:0" SEP "forwarded");
+            d = f != NULL ? el_child(f, "urn:xmpp:delay" SEP "delay") : NULL;
+            if (d != NULL && el_attr(d, "stamp") != NULL)
+                snprintf(mam_stamp, sizeof(mam_stamp), "%s",
+                         el_attr(d, "stamp"));
+        } else if (strncmp(el_text(el_child(e, NS_CLIENT SEP "body")), "mam ",
+                           4) == 0) {
+            if (++mam_recv % 1000 == 0)
+                note("MAM fill: %d", mam_recv);
+            mam_fill_next();
+        }
+    } else if (strcmp(e->name, NS_CLIENT SEP "iq") == 0 &&
+               el_attr(e, "id") != NULL &&
+               strncmp(el_attr(e, "id"), "mq", 2) == 0) {
+        const char *type = el_attr(e, "type");
+
+        if (type == NULL || strcmp(type, "result") != 0) {
+            mam_iq_err++;
+            if (mam_iq_err < 4)
+                note("MAM query %s: type %s", el_attr(e, "id"),
+                     type != NULL ? type : "?");
+        }
+        mam_iq_done++;
+    }
+}
+
+static const scen_t mam_scen = {pool_ready, mam_stanza, pool_done};
+
+static int
+mam_filled(void)
+{
+    return mam_recv >= opt.fill;
+}
+
+static int mam_want;
+
+static int
+mam_iq_in(void)
+{
+    return mam_iq_done >= mam_want;
+}
+
+/* Sends one query (kind 0 last page, 1 with, 2 window, 3 first item)
+ * and waits for its iq result; returns the number of results. */
+static int
+mam_query(int kind, int max, const char *start, const char *end)
+{
+    static int seq;
+    char form[1024] = "", set[256];
+    int r0 = mam_results;
+
+    if (kind == 1)
+        snprintf(form, sizeof(form),
+                 "<x xmlns='jabber:x:data' type='submit'><field "
+                 "var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value>"
+                 "</field><field var='with'><value>%s%d@%s</value></field>"
+                 "</x>",
+                 opt.prefix, opt.first + 1, opt.domain);
+    else if (kind == 2)
+        snprintf(form, sizeof(form),
+                 "<x xmlns='jabber:x:data' type='submit'><field "
+                 "var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value>"
+                 "</field><field var='start'><value>%s</value></field>"
+                 "<field var='end'><value>%s</value></field></x>",
+                 start, end);
+    snprintf(set, sizeof(set),
+             "<set xmlns='http://jabber.org/protocol/rsm'><max>%d</max>%s"
+             "</set>",
+             max, kind == 0 ? "<before/>" : "");
+    seq++;
+    client_send(pool.cl[0],
+                "<iq type='set' id='mq%d'><query xmlns='urn:xmpp:mam:2' "
+                "queryid='q%d'>%s%s</query></iq>",
+                seq, seq, form, set);
+    mam_want = mam_iq_done + 1;
+    if (run_until(mam_iq_in, 60) < 0)
+        die("MAM query %d: no answer after 60 s", seq);
+    return mam_results - r0;
+}
+
+static time_t
+mam_parse_stamp(const char *s)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon,
+               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+        die("unexpected MAM stamp %s", s);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return timegm(&tm);
+}
+
+static void
+mam_fmt_stamp(time_t t, char *buf, size_t len)
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int
+cmd_mam(void)
+{
+    static const char *const kinds[] = {"last", "with", "window"};
+    char start[64], end[64];
+    time_t t_first, t_last;
+    int64_t *qlat;
+    snap_t a, b;
+    int k, q, nres, minres;
+
+    pool_open(1 + opt.partners, SETUP_FULL, &mam_scen);
+    if (mech_unsupported)
+        die("mechanism %s not offered", opt.mech);
+    run_until(NULL, 0.5);
+    if (opt.fill > 0) {
+        a = srv_quiet_snap(10);
+        mam_fill_next();
+        if (run_until(mam_filled, opt.timeout) < 0) {
+            /* a server too slow to archive them all in --timeout: stop
+             * sending, let the ones in flight arrive, report how far */
+            note("MAM fill: %d of %d messages after %.0f s: stopping", mam_recv,
+                 opt.fill, opt.timeout);
+            opt.fill = mam_sent;
+            if (run_until(mam_filled, 300) < 0)
+                die("MAM fill: %d of %d in flight still missing",
+                    mam_sent - mam_recv, mam_sent);
+        }
+        b = srv_quiet_snap(30);
+        printf("RESULT scenario=mam phase=fill");
+        print_common();
+        printf(" n=%d partners=%d wall_s=%.3f srv_cpu_s=%.3f "
+               "srv_ms_per_msg=%.4f gen_cpu_s=%.3f\n",
+               mam_recv, opt.partners, snap_wall(&a, &b), b.srv - a.srv,
+               (b.srv - a.srv) * 1000 / mam_recv, b.gen - a.gen);
+        fflush(stdout);
+    }
+    if (opt.queries > 0) {
+        /* the window: from the first and the last item's stamps */
+        mam_stamp[0] = '\0';
+        if (mam_query(3, 1, NULL, NULL) != 1 || mam_stamp[0] == '\0')
+            die("MAM: no first item (is the archive filled?)");
+        t_first = mam_parse_stamp(mam_stamp);
+        mam_query(0, 1, NULL, NULL);
+        t_last = mam_parse_stamp(mam_stamp);
+        /* stamps have whole seconds: the window is at least 1 s wide */
+        t_first += (t_last - t_first) * 2 / 5;
+        t_last = t_first + (t_last - t_first) / 3 > t_first + 1
+                     ? t_first + (t_last - t_first) / 3
+                     : t_first + 1;
+        mam_fmt_stamp(t_first, start, sizeof(start));
+        mam_fmt_stamp(t_last, end, sizeof(end));
+        note("MAM window %s .. %s", start, end);
+        qlat = xcalloc((size_t)opt.queries, sizeof(*qlat));
+        for (k = 0; k < 3; k++) {
+            minres = 1 << 30;
+            mam_iq_err = 0;
+            a = srv_quiet_snap(10);
+            for (q = 0; q < opt.queries; q++) {
+                int64_t t = now_ns();
+
+                nres = mam_query(k, 50, start, end);
+                qlat[q] = now_ns() - t;
+                if (nres < minres)
+                    minres = nres;
+            }
+            b = snap();
+            qsort(qlat, (size_t)opt.queries, sizeof(*qlat), cmp_i64);
+            printf("RESULT scenario=mam phase=%s", kinds[k]);
+            print_common();
+            printf(" queries=%d min_results=%d errors=%d wall_p50_ms=%.3f "
+                   "wall_p90_ms=%.3f srv_cpu_s=%.3f srv_ms_per_query=%.3f "
+                   "gen_cpu_s=%.3f window=%s/%s\n",
+                   opt.queries, minres, mam_iq_err,
+                   pct_ms(qlat, (size_t)opt.queries, 0.5),
+                   pct_ms(qlat, (size_t)opt.queries, 0.9), b.srv - a.srv,
+                   (b.srv - a.srv) * 1000 / opt.queries, b.gen - a.gen, start,
+                   end);
+            fflush(stdout);
+        }
+        free(qlat);
+    }
+    pool_close_all();
+    return 0;
 }
 
 /* ----------------------------------------------------------------- main */
@@ -1913,6 +2397,15 @@ usage(FILE *fp)
           "percentiles\n"
           "  fanout     presence fan-out to --contacts contacts; latency and\n"
           "             server CPU per 10k notifications\n"
+          "  rlogin     -n full logins (roster get, presence) of the one\n"
+          "             account <prefix><first>, --conc [1] at once: wall ms\n"
+          "             to the roster result, server CPU per login\n"
+          "  offline    -n messages from <prefix><first> to <prefix><first+1>\n"
+          "             while it is offline, then its login: store and\n"
+          "             delivery CPU, presence-to-last-message time\n"
+          "  mam        --fill N messages from --partners P [10] accounts\n"
+          "             into <prefix><first>'s archive, then --queries Q [20]\n"
+          "             of each kind (last page, with=, start/end window)\n"
           "\n"
           "options (defaults in brackets):\n"
           "  --host A [127.0.0.1] --port P [5222] --domain D [localhost]\n"
@@ -1925,6 +2418,8 @@ usage(FILE *fp)
           "  --rate R [1000] --to bare|full [bare]\n"
           "  --contacts K [150] --updates N [400] --lat-updates N [100]\n"
           "  --fan-conc C [16] --hold S [5] --settle S [2] --timeout S [300]\n"
+          "  --star         roster: user 0 alone subscribes, to users 1..K\n"
+          "  --fill N [0] --queries Q [20] --partners P [10]   (mam)\n"
           "  -v             report every failed session\n"
           "\n"
           "Each command prints one or more lines 'RESULT key=value ...'.\n",
@@ -1947,9 +2442,12 @@ main(int argc, char **argv)
         {"updates", 1, NULL, 'U'},  {"lat-updates", 1, NULL, 'L'},
         {"fan-conc", 1, NULL, 'F'}, {"hold", 1, NULL, 'h'},
         {"settle", 1, NULL, 's'},   {"timeout", 1, NULL, 'O'},
+        {"star", 0, NULL, 'S'},     {"fill", 1, NULL, 'I'},
+        {"queries", 1, NULL, 'Q'},  {"partners", 1, NULL, 'R'},
         {"help", 0, NULL, '?'},     {NULL, 0, NULL, 0}};
     const char *cmd;
-    int ch, users_set = 0, rc;
+    int ch, users_set = 0, conc_set = 0, rc;
+    struct rlimit rl;
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
@@ -1977,7 +2475,14 @@ main(int argc, char **argv)
         case 'w': opt.password = optarg; break;
         case 'i': srv_pid = atol(optarg); break;
         case 'n': opt.n = atoi(optarg); break;
-        case 'c': opt.conc = atoi(optarg); break;
+        case 'c':
+            opt.conc = atoi(optarg);
+            conc_set = 1;
+            break;
+        case 'S': opt.star = 1; break;
+        case 'I': opt.fill = atoi(optarg); break;
+        case 'Q': opt.queries = atoi(optarg); break;
+        case 'R': opt.partners = atoi(optarg); break;
         case 'u':
             opt.users = atoi(optarg);
             users_set = 1;
@@ -2007,6 +2512,24 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "login") == 0 && !users_set)
         opt.users = 50;
+    if (strcmp(cmd, "rlogin") == 0 && !conc_set)
+        opt.conc = 1;
+    if (opt.partners <= 0 || opt.fill < 0 || opt.queries < 0) {
+        usage(stderr);
+        return 2;
+    }
+    /* One descriptor per session: raise the soft limit to the hard one
+     * (idle -n 15000 needs more than the usual 1024). */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            note("setrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)opt.n + 64 > rl.rlim_cur &&
+        (strcmp(cmd, "idle") == 0 || strcmp(cmd, "register") == 0))
+        die("-n %d sessions need %d descriptors; the limit is %llu", opt.n,
+            opt.n + 64, (unsigned long long)rl.rlim_cur);
 
     signal(SIGPIPE, SIG_IGN);
     memset(&srv_addr, 0, sizeof(srv_addr));
@@ -2037,6 +2560,12 @@ main(int argc, char **argv)
         rc = cmd_msg(0);
     else if (strcmp(cmd, "fanout") == 0)
         rc = cmd_fanout();
+    else if (strcmp(cmd, "rlogin") == 0)
+        rc = cmd_rlogin();
+    else if (strcmp(cmd, "offline") == 0)
+        rc = cmd_offline();
+    else if (strcmp(cmd, "mam") == 0)
+        rc = cmd_mam();
     else {
         usage(stderr);
         return 2;

@@ -8,7 +8,14 @@
 # configs).  stop_server stops SRV_PID.
 #
 # Env: BUILD (Roost build tree, default <top>/build), BENCH_PORT_BASE
-# (default 15222: Roost +0/+1, Prosody +10, ejabberd +20).
+# (default 15222: Roost +0/+1, Prosody +10, ejabberd +20), SRV_MAM (set:
+# the server also runs its XEP-0313 archive module, archiving every
+# message; for the mam scenario only).
+#
+# Open files: each server inherits the caller's RLIMIT_NOFILE (compare.sh
+# raises the soft limit to the hard one, 20000 here); ejabberd is also
+# bounded by ERL_MAX_PORTS (32000 below).  check_nofile logs the limit
+# the server process actually has.
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(dirname "$BENCH_DIR")
@@ -55,6 +62,7 @@ start_roost() {
     SRV_PLAIN_PORT=$((BENCH_PORT_BASE + 1))
     subst "$BENCH_DIR/roost.conf.in" "$dir/roost.conf" \
         DATA_DIR="$dir/data" MODULES_DIR="$BUILD/modules/.libs" \
+        MAM="${SRV_MAM:+, \"mam\"}" \
         PORT=$SRV_PORT PLAIN_PORT=$SRV_PLAIN_PORT \
         CERT="$dir/localhost.crt" KEY="$dir/localhost.key"
     "$BUILD/roostd" -c "$dir/roost.conf" >>"$dir/roost.log" 2>&1 &
@@ -69,21 +77,22 @@ start_prosody() {
     SRV_PORT=$((BENCH_PORT_BASE + 10))
     SRV_PLAIN_PORT=$SRV_PORT
     subst "$BENCH_DIR/prosody.cfg.lua.in" "$dir/prosody.cfg.lua" \
-        DIR="$dir" PORT=$SRV_PORT
+        DIR="$dir" PORT=$SRV_PORT MAM="${SRV_MAM:+, \"mam\"}"
     prosody --config "$dir/prosody.cfg.lua" >>"$dir/prosody.out" 2>&1 &
     SRV_PID=$!
     wait_port $SRV_PORT
 }
 
 start_ejabberd() {
-    local dir=$1
+    local dir=$1 mam=
+    [ -n "${SRV_MAM:-}" ] && mam='mod_mam: {default: always}'
     mkdir -p "$dir/spool" "$dir/logs"
     make_cert "$dir"
     cat "$dir/localhost.crt" "$dir/localhost.key" > "$dir/ejabberd.pem"
     SRV_PORT=$((BENCH_PORT_BASE + 20))
     SRV_PLAIN_PORT=$SRV_PORT
     subst "$BENCH_DIR/ejabberd.yml.in" "$dir/ejabberd.yml" \
-        DIR="$dir" PORT=$SRV_PORT
+        DIR="$dir" PORT=$SRV_PORT MAM="$mam"
     # What `ejabberdctl foreground` runs, minus the su to the ejabberd
     # user and the Erlang distribution (no node name: no epmd to leave
     # behind).  erl execs erlexec, which execs beam.smp: $! is the VM.
@@ -98,6 +107,19 @@ start_ejabberd() {
         >>"$dir/ejabberd.out" 2>&1) &
     SRV_PID=$!
     wait_port $SRV_PORT
+}
+
+# check_nofile NEED: logs SRV_PID's open-file limit; returns 1 (with a
+# note) when it is below NEED.
+check_nofile() {
+    local lim
+    lim=$(awk '/^Max open files/ {print $4}' "/proc/$SRV_PID/limits" 2>/dev/null)
+    say "pid $SRV_PID: open-file limit ${lim:-?}"
+    if [ -n "$lim" ] && [ "$lim" != unlimited ] && [ "$lim" -lt "$1" ]; then
+        say "pid $SRV_PID: limit $lim is below the $1 this run needs"
+        return 1
+    fi
+    return 0
 }
 
 stop_server() {
