@@ -1074,7 +1074,8 @@ scl_final(scl_t *c, const char *gs2, const unsigned char *cbd, size_t cbdlen,
          &l);
     EVP_Digest(ck, hl, stored, &l, c->md, NULL);
     memcpy(cbin, gs2, strlen(gs2));
-    memcpy(cbin + strlen(gs2), cbd, cbdlen);
+    if (cbdlen > 0) /* cbd may be NULL: memcpy's arguments are nonnull */
+        memcpy(cbin + strlen(gs2), cbd, cbdlen);
     enc = b64(cbin, strlen(gs2) + cbdlen);
     snprintf(wp, sizeof(wp), "c=%s,r=%s", enc, nonce);
     free(enc);
@@ -1468,7 +1469,8 @@ fast_mac64(const char *token, const char *label, const unsigned char *cb,
     unsigned int len = sizeof(mac);
 
     memcpy(msg, label, strlen(label));
-    memcpy(msg + strlen(label), cb, cblen);
+    if (cblen > 0) /* NONE: cb is NULL */
+        memcpy(msg + strlen(label), cb, cblen);
     HMAC(EVP_sha256(), token, (int)strlen(token), msg, strlen(label) + cblen,
          mac, &len);
     EVP_EncodeBlock((unsigned char *)out, mac, 32);
@@ -1484,7 +1486,8 @@ fast_ir(const char *user, const char *token, const unsigned char *cb,
     size_t n = strlen(user);
 
     memcpy(msg, "Initiator", 9);
-    memcpy(msg + 9, cb, cblen);
+    if (cblen > 0) /* NONE: cb is NULL */
+        memcpy(msg + 9, cb, cblen);
     HMAC(EVP_sha256(), token, (int)strlen(token), msg, 9 + cblen, mac, &len);
     memcpy(raw, user, n);
     raw[n] = '\0';
