@@ -39,6 +39,7 @@
  * event queue never holds more than a few entries.
  *
  * Not for stream semantics (names, versions, features): core/stream.c. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -842,12 +843,11 @@ xml_set_caps(roost_xml_t *x)
         x->mem_cap = x->tree_cap = SIZE_MAX;
 }
 
-static roost_xml_t *
-xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb, void *ud,
-           int doc)
+/* Settings of a new (zeroed) x, before it has an expat parser. */
+static void
+xml_init(roost_xml_t *x, const roost_xml_limits_t *limits,
+         const roost_xml_cb_t *cb, void *ud, int doc)
 {
-    roost_xml_t *x = roost_xcalloc(1, sizeof(*x));
-
     x->lim = *limits;
     if (x->lim.max_depth < 1)
         x->lim.max_depth = 1;
@@ -858,6 +858,15 @@ xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb, void *ud,
     if (cb != NULL)
         x->cb = *cb;
     x->ud = ud;
+}
+
+static roost_xml_t *
+xml_create(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb, void *ud,
+           int doc)
+{
+    roost_xml_t *x = roost_xcalloc(1, sizeof(*x));
+
+    xml_init(x, limits, cb, ud, doc);
     xml_parser_new(x);
     xml_setup(x);
     xml_clear(x);
@@ -1199,9 +1208,118 @@ xml_doc_error(void *ud, const char *cond, const char *text)
     d->error = 1;
 }
 
+/* One document parser per thread.  roost_stanza_parse() runs for every
+ * stored item a user load reads (roster items, last presences, offline
+ * messages), on the loop thread and on storage workers, and creating and
+ * freeing an expat parser each time was much of its cost (xml_create and
+ * xml_destroy: 17.5% of a 500-contact login, doc/profiling.md).  So each
+ * thread keeps one roost_xml_t with its expat parser and puts both back to
+ * the state of a new one before each document (xml_doc_reuse): expat by
+ * XML_ParserReset() (tag stack, namespace bindings, DTD tables, error and
+ * parsing status; it keeps only the namespace separator), then every
+ * handler and setting again, a new hash salt included (xml_setup); ours
+ * by zeroing the struct and initialising it as xml_create() does, keeping
+ * only the buffers (expat's parser, the event queue, the scratch buffer)
+ * and the count of the heap expat still holds.  A parser that grew past
+ * XML_DOC_KEEP bytes (a big offline message) is freed rather than kept.
+ * The thread's parser is freed at thread exit (a pthread key destructor);
+ * the main thread's lives until the process ends, reachable from its
+ * thread-specific data.  A nested call (none exists: the document
+ * callbacks only store the result) would get a parser of its own. */
+#define XML_DOC_KEEP (64 * 1024)
+
+static __thread roost_xml_t *xml_doc_cached; /* xml_doc_key_free */
+static __thread int xml_doc_busy;
+static pthread_key_t xml_doc_key;
+static pthread_once_t xml_doc_once = PTHREAD_ONCE_INIT;
+static int xml_doc_key_ok;
+
+static void
+xml_doc_key_free(void *ptr)
+{
+    if (xml_doc_cached == ptr)
+        xml_doc_cached = NULL;
+    xml_destroy(ptr);
+}
+
+static void
+xml_doc_key_init(void)
+{
+    xml_doc_key_ok = pthread_key_create(&xml_doc_key, xml_doc_key_free) == 0;
+}
+
+/* The cached x made equal to a new document parser for limits, cb, ud. */
+static void
+xml_doc_reuse(roost_xml_t *x, const roost_xml_limits_t *limits,
+              const roost_xml_cb_t *cb, void *ud)
+{
+    roost_xml_t keep = *x, *saved = xml_mem_current;
+
+    xml_clear(x); /* drops stanzas and strings a failed parse left */
+    memset(x, 0, sizeof(*x));
+    x->p = keep.p;
+    x->mem = keep.mem;
+    x->q = keep.q;
+    x->qcap = keep.qcap;
+    x->scratch = keep.scratch;
+    x->scratch_cap = keep.scratch_cap;
+    xml_init(x, limits, cb, ud, 1);
+    xml_mem_current = x;
+    if (!XML_ParserReset(x->p, "UTF-8")) { /* cannot fail: no parent */
+        XML_ParserFree(x->p);
+        xml_parser_new(x);
+    }
+    xml_mem_current = saved;
+    xml_setup(x);
+    xml_clear(x);
+}
+
+/* A document parser for this thread: the cached one (*cached = 1) or, in
+ * a nested call or without a thread key, a new one (*cached = 0). */
+static roost_xml_t *
+xml_doc_get(const roost_xml_limits_t *limits, const roost_xml_cb_t *cb,
+            void *ud, int *cached)
+{
+    roost_xml_t *x = xml_doc_cached;
+
+    *cached = 0;
+    if (xml_doc_busy)
+        return xml_create(limits, cb, ud, 1);
+    if (x != NULL) {
+        xml_doc_reuse(x, limits, cb, ud);
+    } else {
+        pthread_once(&xml_doc_once, xml_doc_key_init);
+        x = xml_create(limits, cb, ud, 1);
+        if (!xml_doc_key_ok || pthread_setspecific(xml_doc_key, x) != 0)
+            return x;
+        xml_doc_cached = x;
+    }
+    *cached = 1;
+    xml_doc_busy = 1;
+    return x;
+}
+
+/* Done with x from xml_doc_get(). */
+static void
+xml_doc_put(roost_xml_t *x, int cached)
+{
+    if (!cached) {
+        xml_destroy(x);
+        return;
+    }
+    xml_doc_busy = 0;
+    xml_clear(x);
+    if (x->mem > XML_DOC_KEEP) {
+        xml_doc_cached = NULL;
+        pthread_setspecific(xml_doc_key, NULL);
+        xml_destroy(x);
+    }
+}
+
 /* Borrows xml.  Parses one complete document (optional XML declaration,
  * one root element) with the stream parser's restrictions; the root
- * becomes a new stanza the caller unrefs.  NULL on any error. */
+ * becomes a new stanza the caller unrefs.  NULL on any error.  Uses the
+ * calling thread's document parser (see above). */
 roost_stanza_t *
 roost_stanza_parse(const char *xml, size_t len)
 {
@@ -1213,16 +1331,17 @@ roost_stanza_parse(const char *xml, size_t len)
                               XML_DOC_MAX_ATTRS};
     xml_doc_t d = {NULL, 0};
     roost_xml_t *x;
+    int cached;
 
     if (xml == NULL || len == 0)
         return NULL;
-    x = xml_create(&lim, &cb, &d, 1);
+    x = xml_doc_get(&lim, &cb, &d, &cached);
     if (roost_xml_feed(x, xml, len, NULL) == 0) {
         x->limit = x->fed;
         xml_parse(x, "", 0, 1);
         xml_drain(x);
     }
-    xml_destroy(x);
+    xml_doc_put(x, cached);
     if (d.error || d.st == NULL) {
         roost_stanza_unref(d.st);
         return NULL;

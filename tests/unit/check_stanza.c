@@ -426,6 +426,234 @@ START_TEST(test_roundtrip)
 }
 END_TEST
 
+/* roost_stanza_parse() keeps one parser per thread and resets it between
+ * documents.  Each probe must come out of the reused parser exactly as out
+ * of a new one (a new thread's first parse), whatever the document before
+ * it did: fail midway, nest deeply, declare namespace prefixes, grow the
+ * parser past what is kept. */
+static char *
+nested(int depth, const char *decl)
+{
+    size_t n = (size_t)depth * (16 + strlen(decl)) + 16, len = 0;
+    char *s = malloc(n);
+
+    ck_assert_ptr_nonnull(s);
+    for (int i = 0; i < depth; i++)
+        len += (size_t)snprintf(s + len, n - len, "<p:e%s>", decl);
+    for (int i = 0; i < depth; i++)
+        len += (size_t)snprintf(s + len, n - len, "</p:e>");
+    return s;
+}
+
+static char *
+big_text(void)
+{
+    size_t n = 200 * 1024;
+    char *s = malloc(n + 64);
+
+    ck_assert_ptr_nonnull(s);
+    strcpy(s, "<a xmlns='urn:big'><b xmlns:z='urn:z' z:c='1'>");
+    memset(s + strlen(s), 'x', n);
+    strcpy(s + strlen("<a xmlns='urn:big'><b xmlns:z='urn:z' z:c='1'>") + n,
+           "</b></a>");
+    return s;
+}
+
+/* Serialisation of doc parsed, or "NULL". */
+static char *
+parse_ser(const char *doc)
+{
+    roost_stanza_t *el = roost_stanza_parse(doc, strlen(doc));
+    char *out, *ret;
+
+    if (el == NULL)
+        return strdup("NULL");
+    out = roost_stanza_serialize(el, NULL, NULL);
+    ret = strdup(out);
+    roost_free(out);
+    roost_stanza_unref(el);
+    return ret;
+}
+
+static void *
+fresh_thread(void *arg)
+{
+    return parse_ser(arg);
+}
+
+/* The same on a new thread, so on a new parser. */
+static char *
+parse_ser_fresh(const char *doc)
+{
+    pthread_t t;
+    void *ret;
+
+    ck_assert_int_eq(pthread_create(&t, NULL, fresh_thread, (void *)doc), 0);
+    ck_assert_int_eq(pthread_join(t, &ret), 0);
+    return ret;
+}
+
+#define ROSTER_ITEM                                                            \
+    "<item xmlns='jabber:iq:roster' jid='juliet@example.com' name='Juliet' "   \
+    "subscription='both'><group>Friends</group></item>"
+
+static const char *const reuse_before[] = {
+    /* failed midway */
+    "<a xmlns='urn:a' xmlns:p='urn:p'><p:b xml:lang='de'><c>text",
+    "<a xmlns:p='urn:p'><p:b></c></a>",
+    "<a xmlns:q='urn:q'><q:b>\xff</q:b></a>",
+    "<!DOCTYPE a><a/>",
+    "<!DOCTYPE a [<!ENTITY e 'x'>]><a>&e;</a>",
+    "<a xmlns:p='urn:p'><p:b><!-- c --></p:b></a>",
+    "<a xmlns:p='urn:p'><p:b><?pi x?></p:b></a>",
+    "<a>&foo;</a>",
+    "<?xml version='1.0' encoding='ISO-8859-1'?><a/>",
+    "<a><b>a\x01</b></a>",
+    /* deep: at the limit, and past it (policy-violation midway) */
+    "deep:255",
+    "deep:256",
+    "deep:300",
+    /* other prefixes and default namespaces */
+    "<q xmlns='urn:q' xmlns:p='urn:p' xmlns:r='urn:r'><p:x r:y='1'>"
+    "<z xmlns='urn:z'/></p:x></q>",
+    "<p:q xmlns:p='jabber:iq:roster' xmlns:group='urn:g'/>",
+    /* bigger than what is kept */
+    "big",
+    ROSTER_ITEM,
+};
+
+static const char *const reuse_probe[] = {
+    ROSTER_ITEM,
+    "<presence xmlns='jabber:client' from='a@b/c' type='unavailable'>"
+    "<status>away</status><delay xmlns='urn:xmpp:delay' stamp='x'/>"
+    "</presence>",
+    "<a xml:lang='en'><b>x &amp; y</b></a>",
+    /* prefixes declared by an earlier document stay undeclared */
+    "<a><p:b/></a>",
+    "<a q:x='1'/>",
+    "<item xmlns='jabber:iq:roster'><group:g/></item>",
+    "<a><b/></a>",
+    /* the restrictions */
+    "<!DOCTYPE a><a/>",
+    "<!DOCTYPE a [<!ENTITY e 'x'>]><a>&e;</a>",
+    "<a><!-- c --></a>",
+    "<?pi x?><a/>",
+    "<a>&foo;</a>",
+    "<a>\xff</a>",
+    "<?xml version='1.0' encoding='ISO-8859-1'?><a/>",
+    "<a>",
+    /* the depth limit */
+    "deep:255",
+    "deep:256",
+    "deep:257",
+};
+
+static char *
+reuse_doc(const char *spec)
+{
+    if (strncmp(spec, "deep:", 5) == 0)
+        return nested(atoi(spec + 5), " xmlns:p='urn:p'");
+    if (strcmp(spec, "big") == 0)
+        return big_text();
+    return strdup(spec);
+}
+
+START_TEST(test_parse_reuse)
+{
+    char *before = reuse_doc(reuse_before[_i]);
+
+    for (size_t j = 0; j < sizeof(reuse_probe) / sizeof(reuse_probe[0]); j++) {
+        char *probe = reuse_doc(reuse_probe[j]);
+        char *fresh = parse_ser_fresh(probe), *reused;
+
+        free(parse_ser(before));
+        reused = parse_ser(probe);
+        ck_assert_msg(strcmp(fresh, reused) == 0,
+                      "after %.60s: %.60s gave %.80s, fresh %.80s",
+                      reuse_before[_i], reuse_probe[j], reused, fresh);
+        free(reused);
+        free(fresh);
+        free(probe);
+    }
+    free(before);
+}
+END_TEST
+
+/* What the probes give on a new parser, so that the comparison above is
+ * not between two wrong answers. */
+START_TEST(test_parse_reuse_fresh)
+{
+    static const char *const want[] = {
+        "<item xmlns=\"jabber:iq:roster\" jid=\"juliet@example.com\" "
+        "name=\"Juliet\" subscription=\"both\"><group>Friends</group></item>",
+        NULL,
+        "<a xml:lang=\"en\"><b>x &amp; y</b></a>",
+        "NULL",
+        "NULL",
+        "NULL",
+        "<a><b/></a>",
+        "NULL",
+        "NULL",
+        "NULL",
+        "NULL",
+        "NULL",
+        "NULL",
+        "NULL",
+        "NULL",
+        NULL,
+        NULL,
+        "NULL",
+    };
+
+    ck_assert_uint_eq(sizeof(want) / sizeof(want[0]),
+                      sizeof(reuse_probe) / sizeof(reuse_probe[0]));
+    for (size_t j = 0; j < sizeof(want) / sizeof(want[0]); j++) {
+        char *probe = reuse_doc(reuse_probe[j]);
+        char *got = parse_ser_fresh(probe);
+
+        if (want[j] != NULL)
+            ck_assert_msg(strcmp(got, want[j]) == 0, "%.60s: %s",
+                          reuse_probe[j], got);
+        else
+            ck_assert_str_ne(got, "NULL");
+        free(got);
+        free(probe);
+    }
+}
+END_TEST
+
+/* Many threads parse at once and exit: each has its own parser, freed at
+ * its exit (LeakSanitizer checks that in the ASan build). */
+static void *
+reuse_worker(void *arg)
+{
+    for (int i = 0; i < 200; i++) {
+        char *s = parse_ser(i % 3 == 2 ? "<a><!-- c --></a>" : ROSTER_ITEM);
+
+        if (i % 3 == 2 ? strcmp(s, "NULL") != 0 : strcmp(s, "NULL") == 0) {
+            free(s);
+            return (void *)1;
+        }
+        free(s);
+    }
+    return NULL;
+}
+
+START_TEST(test_parse_threads)
+{
+    pthread_t t[8];
+    void *ret;
+
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, reuse_worker, NULL), 0);
+    ck_assert_ptr_null(reuse_worker(NULL));
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(pthread_join(t[i], &ret), 0);
+        ck_assert_ptr_null(ret);
+    }
+}
+END_TEST
+
 START_TEST(test_parse)
 {
     static const char *const bad[] = {
@@ -638,6 +866,9 @@ stanza_suite(void)
     ADD("namespaces", test_namespaces);
     ADD_LOOP("roundtrip", test_roundtrip, roundtrip);
     ADD("parse", test_parse);
+    ADD_LOOP("parse_reuse", test_parse_reuse, reuse_before);
+    ADD("parse_reuse_fresh", test_parse_reuse_fresh);
+    ADD("parse_threads", test_parse_threads);
     ADD("deep", test_deep);
     ADD("reply", test_reply);
     ADD_LOOP("err_names", test_err_names, errs);

@@ -757,6 +757,66 @@ START_TEST(test_server_ns)
 }
 END_TEST
 
+/* roost_stanza_parse() from inside a stream parser's callback (a module
+ * reading a stored item while handling a stanza): the document parser and
+ * the stream parser keep apart (memory accounting, namespaces, errors),
+ * and a failed document leaves the next one, and the stream, intact. */
+typedef struct doc_in_cb {
+    rec_t r;
+    int n;
+    char got[4][256];
+} doc_in_cb_t;
+
+static int
+doc_in_cb_stanza(void *ud, roost_stanza_t *st)
+{
+    doc_in_cb_t *d = ud;
+    static const char *const docs[] = {
+        "<item xmlns='jabber:iq:roster' jid='a@b'><group>G</group></item>",
+        "<a xmlns:p='urn:p'><p:b><!-- c --></p:b></a>",
+        "<a><p:b/></a>",
+        "<x xmlns='urn:x' xml:lang='en'/>",
+    };
+    const char *doc = docs[d->n % 4];
+    roost_stanza_t *el = roost_stanza_parse(doc, strlen(doc));
+    char *s = el != NULL ? roost_stanza_serialize(el, NULL, NULL) : NULL;
+
+    snprintf(d->got[d->n % 4], sizeof(d->got[0]), "%s", s ? s : "NULL");
+    roost_free(s);
+    roost_stanza_unref(el);
+    d->n++;
+    return rec_stanza(&d->r, st);
+}
+
+START_TEST(test_doc_in_callback)
+{
+    doc_in_cb_t d;
+    roost_xml_cb_t cb = {rec_open, doc_in_cb_stanza, rec_close, rec_error};
+    roost_xml_limits_t lim = {65536, 16, 32};
+    roost_xml_t *x;
+
+    memset(&d, 0, sizeof(d));
+    x = roost_xml_new(&lim, &cb, &d);
+    d.r.x = x;
+    ck_assert_int_eq(feed_str(x, HDR "<message><p:x xmlns:p='urn:p'/></message>"
+                                     "<iq/><presence/><message/>"),
+                     0);
+    ck_assert_int_eq(d.n, 4);
+    ck_assert_str_eq(d.got[0], "<item xmlns=\"jabber:iq:roster\" "
+                               "jid=\"a@b\"><group>G</group></item>");
+    ck_assert_str_eq(d.got[1], "NULL");
+    ck_assert_str_eq(d.got[2], "NULL");
+    ck_assert_str_eq(d.got[3], "<x xmlns=\"urn:x\" xml:lang=\"en\"/>");
+    ck_assert_str_eq(d.r.log, HDR_LOG "S <message xmlns=\"jabber:client\"><x "
+                                      "xmlns=\"urn:p\"/></message>\n"
+                                      "S <iq xmlns=\"jabber:client\"/>\n"
+                                      "S <presence xmlns=\"jabber:client\"/>\n"
+                                      "S <message xmlns=\"jabber:client\"/>\n");
+    ck_assert_int_eq(d.r.nerr, 0);
+    roost_xml_free(x);
+}
+END_TEST
+
 START_TEST(test_attr_names)
 {
     rec_t r;
@@ -991,6 +1051,7 @@ xml_suite(void)
     ADD("close", test_close);
     ADD("server_ns", test_server_ns);
     ADD("attr_names", test_attr_names);
+    ADD("doc_in_callback", test_doc_in_callback);
     ADD("no_callbacks", test_no_callbacks);
     ADD_LOOP("release_same", test_release_same, release_in);
     ADD("release_when", test_release_when);
