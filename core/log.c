@@ -1,6 +1,9 @@
 /* core/log.c: the log sink.  One line per record, written with one
  * fprintf so concurrent worker threads do not interleave within a line.
- * Not a log router: no syslog or rotation yet (reopen on SIGHUP later). */
+ * The stream is stderr; roostd opens log_file onto descriptor 2 and a
+ * SIGHUP reopen is one dup2() there (core/main.c main_log_open), so no
+ * FILE is ever closed under a worker that is writing.  The level is
+ * atomic: the loop changes it on SIGHUP while workers read it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +12,7 @@
 
 #include "log.h"
 
-int roost_log_level = ROOST_LOG_INFO;
+_Atomic int roost_log_level = ROOST_LOG_INFO;
 static FILE *log_fp;
 
 static const char *const log_names[] = {"error", "warn", "info", "debug"};

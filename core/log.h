@@ -6,7 +6,8 @@
 #include <stdarg.h>
 #include <roost/common.h>
 
-extern int roost_log_level;
+/* Written by the loop (start, SIGHUP), read by every thread. */
+extern _Atomic int roost_log_level;
 
 /* Writes one line "date level [tag] message" to the log stream. */
 void roost_log_write(int level, const char *tag, const char *fmt, ...)
