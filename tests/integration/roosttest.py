@@ -7,7 +7,7 @@ with STARTTLS / direct TLS, SCRAM-SHA-1/-256(-PLUS), PLAIN and binding.
 Every socket operation has a timeout (<= 10 s): no test can hang.
 """
 import base64, hashlib, hmac, os, select, shutil, signal, socket, ssl
-import shlex, subprocess, tempfile, time, unicodedata
+import re, shlex, subprocess, tempfile, time, unicodedata
 import xml.etree.ElementTree as ET
 from xml.parsers import expat
 from xml.sax.saxutils import quoteattr
@@ -211,7 +211,25 @@ class Roost(ServerUnderTest):
                                capture_output=True, timeout=30, cwd=self.dir)
             if r.returncode != 0:
                 raise TestFailure('roostctl adduser %s: %s' % (jid, (r.stderr or r.stdout).decode()))
+        self._spawn_ready()
+
+    def _spawn_ready(self):
+        """roostd, then wait for its "ready" line: the ports accept
+        connections before privileges are dropped and the signal handlers
+        are installed, so a test that looks at the process (uid) or
+        signals it right after the port opens would race with start-up."""
+        start = os.path.getsize(self.logfile) if os.path.exists(self.logfile) else 0
         self._spawn([self.roostd, '-c', self.config])
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            with open(self.logfile, 'rb') as f:
+                f.seek(start)
+                if re.search(rb'roostd \S+ ready', f.read()):
+                    return
+            if self.proc.poll() is not None:
+                raise TestFailure('roostd exited with %s before ready' % self.proc.returncode)
+            time.sleep(0.02)
+        raise TestFailure('roostd not ready after %ss' % TIMEOUT)
 
     def kill9(self):
         """SIGKILL: no chance to flush or commit anything."""
@@ -221,7 +239,7 @@ class Roost(ServerUnderTest):
 
     def restart(self):
         """roostd again on the same config and data directory."""
-        self._spawn([self.roostd, '-c', self.config])
+        self._spawn_ready()
 
 
 PROSODY_MODULES = ['roster', 'saslauth', 'tls', 'disco', 'ping', 'version',
