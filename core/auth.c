@@ -359,6 +359,29 @@ auth_read(const char *host, const char *user, char **val, size_t *len)
 }
 
 int
+roost_auth_generation(const char *host, const char *user,
+                      char out[ROOST_AUTH_GEN_LEN])
+{
+    unsigned char md[32];
+    unsigned int mdlen = sizeof(md);
+    char *val = NULL;
+    size_t len;
+    int r = auth_read(host, user, &val, &len);
+
+    if (r < 0)
+        return r;
+    /* The record holds fresh random salts, so every password set (and
+     * every re-creation of the account) gives a new digest. */
+    r = EVP_Digest(val, len, md, &mdlen, EVP_sha256(), NULL) == 1 ? 0
+                                                                  : -ROOST_EIO;
+    OPENSSL_cleanse(val, len);
+    roost_free(val);
+    for (int i = 0; r == 0 && i < (ROOST_AUTH_GEN_LEN - 1) / 2; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return r;
+}
+
+int
 roost_auth_exists(const char *host, const char *user)
 {
     char *val = NULL;

@@ -22,6 +22,13 @@ int roost_auth_set_password(const char *host, const char *user,
 int roost_auth_delete(const char *host, const char *user);
 /* 1 if the account exists, 0 if not, -ROOST_E* on storage failure. */
 int roost_auth_exists(const char *host, const char *user);
+/* A short digest (hex, NUL-terminated) of user@host's stored credentials
+ * in out: it changes whenever the password is set or the account is
+ * created again, so a FAST token can remember which credentials it was
+ * issued under.  0, -ROOST_ENOTFOUND, -ROOST_EINVAL or -ROOST_ESTORAGE. */
+#define ROOST_AUTH_GEN_LEN 33
+int roost_auth_generation(const char *host, const char *user,
+                          char out[ROOST_AUTH_GEN_LEN]);
 /* The authPassword value for mech ("SCRAM-SHA-1" or "SCRAM-SHA-256"),
  * new string (roost_free).  0, -ROOST_ENOTFOUND, -ROOST_ESTORAGE. */
 int roost_auth_get_scram(const char *host, const char *user, const char *mech,

@@ -1005,9 +1005,10 @@ conn_fast_work(void *arg)
 {
     roost_session_t *s = arg;
     char *user = NULL, *add = NULL;
-    int rc = roost_fast_verify(s->host->name, s->sasl_in2, s->sasl_mech,
-                               s->sasl_in, s->cb->fast, s->cb->fast_len,
-                               s->fast_invalidate, &user, &add);
+    int rc = roost_fast_verify(
+        s->host->name, s->sasl_in2, s->sasl_mech, s->sasl_in, s->cb->fast,
+        s->cb->fast_len, s->fast_invalidate,
+        roost_srv->cfg->fast_token_lifetime, &s->fast_rotate, &user, &add);
 
     if (rc == 0) {
         s->sasl_status = ROOST_SASL_SUCCESS;
@@ -1015,10 +1016,24 @@ conn_fast_work(void *arg)
         s->sasl_out = add;
     } else {
         s->sasl_status = ROOST_SASL_FAILURE;
-        s->sasl_cond = roost_xstrdup(
-            rc == -ROOST_EAUTH ? "not-authorized" : "temporary-auth-failure");
+        /* XEP-0484 §5.2: a token we no longer trust. */
+        s->sasl_cond =
+            roost_xstrdup(rc == -ROOST_EAUTH     ? "not-authorized"
+                          : rc == -ROOST_EDENIED ? "credentials-expired"
+                                                 : "temporary-auth-failure");
     }
     return 0;
+}
+
+/* Back on the loop: a token close to expiry is rotated in <success/>. */
+static void
+conn_fast_done(void *arg, int rc)
+{
+    roost_session_t *s = arg;
+
+    if (!s->closing && s->fast_rotate && s->sasl_status == ROOST_SASL_SUCCESS)
+        roost_stream_fast_rotate(s->stream, s->sasl_mech);
+    conn_sasl_done(s, rc);
 }
 
 typedef struct {
@@ -1129,7 +1144,7 @@ op_sasl_step(void *ud, const char *mech, const char *data)
             conn_sasl_done(s, 0);
             return;
         }
-        roost_worker_submit(ROOST_WQ_STORAGE, conn_fast_work, conn_sasl_done,
+        roost_worker_submit(ROOST_WQ_STORAGE, conn_fast_work, conn_fast_done,
                             s);
         return;
     }

@@ -34,6 +34,7 @@
 
 #include <roost/jid.h>
 
+#include "auth.h"
 #include "fast.h"
 #include "storage.h"
 #include "tls.h"
@@ -112,28 +113,36 @@ fast_now_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* One agent's record: "mech\ncur\ncur_exp\nnew\nnew_exp\ncur_mech"
- * ("-" for an empty slot), mech being the 'new' token's mechanism.
- * Records written before the channel-binding mechanisms have no
- * cur_mech: both tokens were HT-SHA-256-NONE, so it defaults to mech. */
+/* One agent's record: "mech\ncur\ncur_exp\nnew\nnew_exp\ncur_mech\ngen"
+ * ("-" for an empty slot), mech being the 'new' token's mechanism and
+ * gen the account's credential generation (roost_auth_generation) when
+ * the tokens were issued: a password change or a re-created account
+ * makes them untrusted (XEP-0484 §5.2, credentials-expired).  Records
+ * written before the channel-binding mechanisms have no cur_mech: both
+ * tokens were HT-SHA-256-NONE, so it defaults to mech; records without
+ * gen take the account's current one at their next use. */
 typedef struct {
     char mech[32], cur_mech[32];
     char cur[64], neu[64];
+    char gen[ROOST_AUTH_GEN_LEN];
     int64_t cur_exp, new_exp;
 } fast_rec_t;
 
 static void
 fast_parse(const char *v, fast_rec_t *r)
 {
-    char cur[64] = "", neu[64] = "";
+    char cur[64] = "", neu[64] = "", gen[ROOST_AUTH_GEN_LEN] = "";
     long long ce = 0, ne = 0;
     int n;
 
     memset(r, 0, sizeof(*r));
-    n = sscanf(v, "%31[^\n]\n%63[^\n]\n%lld\n%63[^\n]\n%lld\n%31[^\n]", r->mech,
-               cur, &ce, neu, &ne, r->cur_mech);
+    n = sscanf(v,
+               "%31[^\n]\n%63[^\n]\n%lld\n%63[^\n]\n%lld\n%31[^\n]\n%32[^\n]",
+               r->mech, cur, &ce, neu, &ne, r->cur_mech, gen);
     if (n < 1)
         return;
+    if (n >= 7 && strcmp(gen, "-") != 0)
+        snprintf(r->gen, sizeof(r->gen), "%s", gen);
     if (n < 6)
         snprintf(r->cur_mech, sizeof(r->cur_mech), "%s", r->mech);
     if (strcmp(cur, "-") != 0)
@@ -148,15 +157,16 @@ static int
 fast_save(roost_store_t *s, const char *user, const char *agent,
           const fast_rec_t *r)
 {
-    char v[320];
+    char v[360];
     int n;
 
     if (r->cur[0] == '\0' && r->neu[0] == '\0')
         return roost_store_delete(s, user, agent);
-    n = snprintf(v, sizeof(v), "%s\n%s\n%lld\n%s\n%lld\n%s",
+    n = snprintf(v, sizeof(v), "%s\n%s\n%lld\n%s\n%lld\n%s\n%s",
                  r->mech[0] ? r->mech : "-", r->cur[0] ? r->cur : "-",
                  (long long)r->cur_exp, r->neu[0] ? r->neu : "-",
-                 (long long)r->new_exp, r->cur_mech[0] ? r->cur_mech : "-");
+                 (long long)r->new_exp, r->cur_mech[0] ? r->cur_mech : "-",
+                 r->gen[0] ? r->gen : "-");
     return roost_store_set(s, user, agent, v, (size_t)n);
 }
 
@@ -176,13 +186,15 @@ int
 roost_fast_store_new(const char *host, const char *user, const char *agent,
                      const char *mech, const char *token, int64_t expiry_ms)
 {
-    roost_store_t *s = roost_storage_store(host, FAST_STORE, ROOST_STORE_MAP);
+    roost_store_t *s;
     fast_rec_t r;
-    char *v = NULL;
+    char *v = NULL, gen[ROOST_AUTH_GEN_LEN];
     size_t len;
     int rc;
 
-    if (s == NULL)
+    if ((rc = roost_auth_generation(host, user, gen)) < 0)
+        return rc;
+    if ((s = roost_storage_store(host, FAST_STORE, ROOST_STORE_MAP)) == NULL)
         return -ROOST_ESTORAGE;
     rc = roost_store_get(s, user, agent, &v, &len);
     if (rc == 0)
@@ -194,6 +206,10 @@ roost_fast_store_new(const char *host, const char *user, const char *agent,
         roost_store_close(s);
         return rc;
     }
+    /* A 'current' token from before a password change is not trusted. */
+    if (r.gen[0] != '\0' && strcmp(r.gen, gen) != 0)
+        r.cur[0] = '\0';
+    snprintf(r.gen, sizeof(r.gen), "%s", gen);
     /* XEP-0484 §3.4: an unused earlier 'new' token is replaced. */
     snprintf(r.mech, sizeof(r.mech), "%s", mech);
     snprintf(r.neu, sizeof(r.neu), "%s", token);
@@ -223,18 +239,20 @@ fast_hmac(const char *token, const char *label, const unsigned char *cb,
 int
 roost_fast_verify(const char *host, const char *agent, const char *mech,
                   const char *b64, const unsigned char *cb, size_t cblen,
-                  int invalidate, char **user_out, char **additional_out)
+                  int invalidate, int64_t lifetime_ms, int *rotate_out,
+                  char **user_out, char **additional_out)
 {
     unsigned char raw[1100], mac[32], resp[32];
-    char *user, *v = NULL;
+    char *user, *v = NULL, gen[ROOST_AUTH_GEN_LEN];
     const unsigned char *given;
     roost_store_t *s;
     fast_rec_t r;
     size_t len, b64len = b64 != NULL ? strlen(b64) : 0, ulen;
     int n, rc, which = 0;
-    int64_t now = fast_now_ms();
+    int64_t now = fast_now_ms(), exp;
 
     *user_out = *additional_out = NULL;
+    *rotate_out = 0;
     if (agent == NULL || mech == NULL || cblen > ROOST_FAST_CB_MAX ||
         b64len == 0 || b64len > 4 * ((sizeof(raw) - 4) / 3))
         return -ROOST_EAUTH;
@@ -267,13 +285,12 @@ roost_fast_verify(const char *host, const char *agent, const char *mech,
     roost_free(v);
     /* §6.1: the 'new' slot first, then 'current'; constant time.  §3.4:
      * each token only with the mechanism it was issued for. */
-    if (r.neu[0] != '\0' && r.new_exp > now && strcmp(r.mech, mech) == 0) {
+    if (r.neu[0] != '\0' && strcmp(r.mech, mech) == 0) {
         fast_hmac(r.neu, "Initiator", cb, cblen, mac);
         if (CRYPTO_memcmp(mac, given, 32) == 0)
             which = 2;
     }
-    if (which == 0 && r.cur[0] != '\0' && r.cur_exp > now &&
-        strcmp(r.cur_mech, mech) == 0) {
+    if (which == 0 && r.cur[0] != '\0' && strcmp(r.cur_mech, mech) == 0) {
         fast_hmac(r.cur, "Initiator", cb, cblen, mac);
         if (CRYPTO_memcmp(mac, given, 32) == 0)
             which = 1;
@@ -283,6 +300,33 @@ roost_fast_verify(const char *host, const char *agent, const char *mech,
         roost_store_close(s);
         return -ROOST_EAUTH;
     }
+    /* §5.2: a token we no longer trust (expired, or issued before the
+     * password was changed or the account deleted) fails with
+     * credentials-expired, and is forgotten. */
+    exp = which == 2 ? r.new_exp : r.cur_exp;
+    rc = roost_auth_generation(host, user, gen);
+    if (rc < 0 && rc != -ROOST_ENOTFOUND) {
+        roost_free(user);
+        roost_store_close(s);
+        return rc;
+    }
+    if (exp <= now || rc == -ROOST_ENOTFOUND ||
+        (r.gen[0] != '\0' && strcmp(r.gen, gen) != 0)) {
+        if (exp <= now && rc == 0 && (r.gen[0] == '\0' || !strcmp(r.gen, gen)))
+            (which == 2 ? r.neu : r.cur)[0] = '\0';
+        else
+            r.cur[0] = r.neu[0] = '\0';
+        fast_save(s, user, agent, &r);
+        roost_free(user);
+        roost_store_close(s);
+        return -ROOST_EDENIED;
+    }
+    if (r.gen[0] == '\0')
+        snprintf(r.gen, sizeof(r.gen), "%s", gen);
+    /* §3.5: close to expiry (in its last half), the client gets a new
+     * token in <success/> without asking; this one stays valid until
+     * the new one is used. */
+    *rotate_out = !invalidate && lifetime_ms > 0 && exp - now < lifetime_ms / 2;
     fast_hmac(which == 2 ? r.neu : r.cur, "Responder", cb, cblen, resp);
     *additional_out = roost_xmalloc(64);
     EVP_EncodeBlock((unsigned char *)*additional_out, resp, 32);
@@ -299,8 +343,7 @@ roost_fast_verify(const char *host, const char *agent, const char *mech,
         r.neu[0] = '\0';
         r.new_exp = 0;
     }
-    if (invalidate || which == 2)
-        fast_save(s, user, agent, &r);
+    fast_save(s, user, agent, &r);
     roost_store_close(s);
     *user_out = user;
     return 0;

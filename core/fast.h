@@ -40,11 +40,17 @@ int roost_fast_store_new(const char *host, const char *user, const char *agent,
  * agent agent, cb (cblen bytes, from roost_fast_cb; borrowed) being this
  * connection's channel-binding data for mech: 0 with *user_out (the
  * prepared localpart) and *additional_out (base64 of the server's HMAC)
- * set (roost_free both), -ROOST_EAUTH, or -ROOST_ESTORAGE.  A token
- * matches only with the mechanism it was issued for.  invalidate: retire
- * the token used (XEP-0484 §3.6). */
+ * set (roost_free both); -ROOST_EAUTH (no such token); -ROOST_EDENIED
+ * (the token matched but is no longer trusted: expired, or issued before
+ * the password changed or the account was deleted: XEP-0484's
+ * credentials-expired); or -ROOST_ESTORAGE.  A token matches only with
+ * the mechanism it was issued for.  invalidate: retire the token used
+ * (XEP-0484 §3.6).  *rotate_out: 1 when the token is in the last half of
+ * lifetime_ms (the configured token lifetime) and not being invalidated,
+ * so the caller should hand out a new one (§3.5). */
 int roost_fast_verify(const char *host, const char *agent, const char *mech,
                       const char *b64, const unsigned char *cb, size_t cblen,
-                      int invalidate, char **user_out, char **additional_out);
+                      int invalidate, int64_t lifetime_ms, int *rotate_out,
+                      char **user_out, char **additional_out);
 
 #endif /* ROOST_CORE_FAST_H */

@@ -127,6 +127,7 @@ struct roost_session {
     char *sasl_mech, *sasl_in;
     char *sasl_in2;      /* FAST: the SASL2 user agent id */
     int fast_invalidate; /* FAST: retire the token used */
+    int fast_rotate;     /* FAST: token close to expiry, hand out a new one */
     char addr[64];       /* peer address for logs */
     roost_jid_t *jid;    /* full JID once bound */
     int available, priority;

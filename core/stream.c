@@ -1008,6 +1008,13 @@ roost_stream_fast_invalidate(const roost_stream_t *st)
     return st->fast_invalidate;
 }
 
+void
+roost_stream_fast_rotate(roost_stream_t *st, const char *mech)
+{
+    if (st->fast_req == NULL && !st->fast_invalidate && mech != NULL)
+        st->fast_req = roost_xstrdup(mech);
+}
+
 const char *
 roost_stream_id(const roost_stream_t *st)
 {

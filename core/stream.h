@@ -165,6 +165,11 @@ const char *roost_stream_user(const roost_stream_t *st);
  * whether its XEP-0484 <fast/> asked to invalidate the token. */
 const char *roost_stream_sasl2_agent(const roost_stream_t *st);
 int roost_stream_fast_invalidate(const roost_stream_t *st);
+/* XEP-0484 §3.5: the <success/> of this SASL2 exchange carries a new
+ * token for mech even though the client did not ask (the one it used is
+ * close to expiry).  No effect when the client asked for one itself or
+ * is invalidating its token without asking for a new one. */
+void roost_stream_fast_rotate(roost_stream_t *st, const char *mech);
 /* The id we gave the stream. */
 const char *roost_stream_id(const roost_stream_t *st);
 int roost_stream_tls_active(const roost_stream_t *st);

@@ -22,7 +22,9 @@ import hashlib
 import hmac
 import os
 import ssl
+import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -244,6 +246,89 @@ def fast_tokens(srv):
     check(s.tag == '{%s}failure' % NS2, 'an invalidated token was accepted')
 
 
+def fast_token_by_password(srv, jid, agent):
+    """A SCRAM login over SASL2 that asks for a HT-SHA-256-NONE token."""
+    c = preauth(srv, jid)
+    try:
+        s, _ = auth2_scram(c, USERS[jid],
+                           "<user-agent id='%s'/><request-token xmlns='%s' "
+                           "mechanism='HT-SHA-256-NONE'/>" % (agent, NS_FAST))
+        tok = s.find('{%s}token' % NS_FAST)
+        check(tok is not None, 'no token: %s' % rt.to_string(s))
+        return tok.get('token')
+    finally:
+        c.close()
+
+
+def roostctl_passwd(srv, jid, password):
+    r = subprocess.run([srv.roostctl, '-c', srv.config, 'passwd', jid, '--password', password],
+                       capture_output=True, timeout=30, cwd=srv.dir)
+    check(r.returncode == 0, 'roostctl passwd: %s' % (r.stderr or r.stdout).decode())
+
+
+def fast_credentials_expired(srv):
+    """XEP-0484 §5.2: a token the server no longer trusts fails with
+    credentials-expired.  After a password change, a token issued before
+    it no longer logs in (it would otherwise outlive the password)."""
+    agent = 'a8f1e2c4-0000-4000-8000-0000000000e1'
+    token = fast_token_by_password(srv, 'alice@localhost', agent)
+    time.sleep(0.3)                  # the token is written behind
+    c, s = fast_auth(srv, 'alice@localhost', token, agent)
+    c.close()
+    check(s.tag == '{%s}success' % NS2, 'FAST login before the change: %s' % rt.to_string(s))
+    roostctl_passwd(srv, 'alice@localhost', 'a brand new password')
+    try:
+        c, s = fast_auth(srv, 'alice@localhost', token, agent)
+        c.close()
+        check(s.tag == '{%s}failure' % NS2 and
+              s.find('{%s}credentials-expired' % NS_SASL) is not None,
+              'a token from before the password change: %s' % rt.to_string(s))
+    finally:
+        roostctl_passwd(srv, 'alice@localhost', USERS['alice@localhost'])
+
+
+def fast_rotation(srv):
+    """XEP-0484 §3.5: a token in the last half of its lifetime (4 s
+    here) gets a new token in <success/> without <request-token/>; the
+    old one keeps working until the new one is used, then stops.  An
+    invalidating login gets no new token."""
+    agent = 'a8f1e2c4-0000-4000-8000-0000000000r1'
+    token = fast_token_by_password(srv, 'alice@localhost', agent)
+    time.sleep(0.3)
+    c, s = fast_auth(srv, 'alice@localhost', token, agent)
+    c.close()
+    check(s.tag == '{%s}success' % NS2 and s.find('{%s}token' % NS_FAST) is None,
+          'a fresh token was rotated: %s' % rt.to_string(s))
+    time.sleep(2.3)                  # past half of the 4 s lifetime
+    c, s = fast_auth(srv, 'alice@localhost', token, agent)
+    c.close()
+    check(s.tag == '{%s}success' % NS2, 'FAST login: %s' % rt.to_string(s))
+    new = s.find('{%s}token' % NS_FAST)
+    check(new is not None and new.get('token') not in (None, token) and new.get('expiry'),
+          'no rotated token: %s' % rt.to_string(s))
+    time.sleep(0.3)
+    c, s = fast_auth(srv, 'alice@localhost', token, agent)
+    c.close()
+    check(s.tag == '{%s}success' % NS2,
+          'the old token stopped before the new one was used: %s' % rt.to_string(s))
+    # still due: another new token, which replaces the unused one (§3.5)
+    newer = s.find('{%s}token' % NS_FAST)
+    check(newer is not None and newer.get('token') != new.get('token'),
+          'no second rotation: %s' % rt.to_string(s))
+    time.sleep(0.3)
+    c, s = fast_auth(srv, 'alice@localhost', new.get('token'), agent)
+    c.close()
+    check(s.tag == '{%s}failure' % NS2, 'a replaced unused token worked: %s' % rt.to_string(s))
+    c, s = fast_auth(srv, 'alice@localhost', newer.get('token'), agent, " invalidate='true'")
+    c.close()
+    check(s.tag == '{%s}success' % NS2 and s.find('{%s}token' % NS_FAST) is None,
+          'invalidating login: %s' % rt.to_string(s))
+    time.sleep(0.3)
+    c, s = fast_auth(srv, 'alice@localhost', token, agent)
+    c.close()
+    check(s.tag == '{%s}failure' % NS2, 'the old token outlived the new one: %s' % rt.to_string(s))
+
+
 FAST_BY_TLS = {
     # TLS 1.3: tls-exporter and tls-server-end-point; no tls-unique (RFC 9266)
     None: ['HT-SHA-256-EXPR', 'HT-SHA-256-ENDP', 'HT-SHA-256-NONE'],
@@ -436,7 +521,7 @@ def ssdp(srv):
 
 
 TESTS = [feature, plain_no_bind, scram_bind2_sm, failures, fast_tokens,
-         fast_channel_binding, ssdp]
+         fast_channel_binding, ssdp, fast_credentials_expired]
 
 
 class Roost(rt.Roost):
@@ -444,8 +529,14 @@ class Roost(rt.Roost):
     extra_limits = 'auth_failures_per_ip = 100; '
 
 
+class ShortFast(Roost):
+    extra_limits = Roost.extra_limits + 'fast_token_lifetime = 4; '
+
+
 def main():
     p, f = rt.run_group(Roost, USERS, TESTS, 'sasl2')
+    p2, f2 = rt.run_group(ShortFast, USERS, [fast_rotation], 'sasl2')
+    p, f = p + p2, f + f2
     print('%d passed, %d failed' % (p, f))
     return 1 if f else 0
 

@@ -1454,6 +1454,8 @@ static const unsigned char cb_a[32] = "exporter-or-end-point-data-A...";
 static const unsigned char cb_b[32] = "exporter-or-end-point-data-B...";
 static const unsigned char cb_u[12] = "finished-12";
 
+#define FAST_LIFE (INT64_C(3600) * 1000) /* the token lifetime in force */
+
 static int64_t
 fast_future(void)
 {
@@ -1502,8 +1504,12 @@ fast_try(const char *mech, const char *token, const unsigned char *ccb,
     char ir[128], *user = NULL, *add = NULL;
     int rc;
 
+    int rotate;
+
     fast_ir("alice", token, ccb, ccblen, ir);
-    rc = roost_fast_verify(HOST, AGENT, mech, ir, scb, scblen, 0, &user, &add);
+    rc = roost_fast_verify(HOST, AGENT, mech, ir, scb, scblen, 0, FAST_LIFE,
+                           &rotate, &user, &add);
+    ck_assert_int_eq(rotate, 0); /* tokens here live an hour of FAST_LIFE */
     if (rc == 0) {
         ck_assert_str_eq(user, "alice");
         if (add_out != NULL)
@@ -1625,6 +1631,118 @@ START_TEST(test_fast_old_record)
 }
 END_TEST
 
+/* XEP-0484 §5.2: a token issued before the password changed, or for an
+ * account that was deleted (and perhaps created again by someone else),
+ * or past its expiry, fails with credentials-expired (-ROOST_EDENIED), not
+ * as an unknown token, and is forgotten. */
+START_TEST(test_fast_untrusted)
+{
+    const char *ta = "token-A-0123456789abcdefghijklmnopqrstu";
+    const char *tb = "token-B-0123456789abcdefghijklmnopqrstu";
+    int64_t past = (int64_t)time(NULL) * 1000 - 1000;
+
+    switch (_i) {
+    case 0: /* password changed after the token was issued */
+        ck_assert_int_eq(roost_fast_store_new(HOST, "alice", AGENT,
+                                              "HT-SHA-256-NONE", ta,
+                                              fast_future()),
+                         0);
+        ck_assert_int_eq(
+            fast_try("HT-SHA-256-NONE", ta, NULL, 0, NULL, 0, NULL), 0);
+        ck_assert_int_eq(roost_auth_set_password(HOST, "alice", "new!", ITER),
+                         0);
+        ck_assert_int_eq(
+            fast_try("HT-SHA-256-NONE", ta, NULL, 0, NULL, 0, NULL),
+            -ROOST_EDENIED);
+        /* forgotten: now simply unknown */
+        ck_assert_int_eq(
+            fast_try("HT-SHA-256-NONE", ta, NULL, 0, NULL, 0, NULL),
+            -ROOST_EAUTH);
+        break;
+    case 1: /* account deleted, then created again */
+        ck_assert_int_eq(roost_fast_store_new(HOST, "alice", AGENT,
+                                              "HT-SHA-256-NONE", ta,
+                                              fast_future()),
+                         0);
+        ck_assert_int_eq(roost_auth_delete(HOST, "alice"), 0);
+        ck_assert_int_eq(roost_auth_create(HOST, "alice", PASS, ITER), 0);
+        ck_assert_int_eq(
+            fast_try("HT-SHA-256-NONE", ta, NULL, 0, NULL, 0, NULL),
+            -ROOST_EDENIED);
+        break;
+    case 2: /* account deleted: no token for it */
+        ck_assert_int_eq(roost_fast_store_new(HOST, "alice", AGENT,
+                                              "HT-SHA-256-NONE", ta,
+                                              fast_future()),
+                         0);
+        ck_assert_int_eq(roost_auth_delete(HOST, "alice"), 0);
+        ck_assert_int_eq(
+            fast_try("HT-SHA-256-NONE", ta, NULL, 0, NULL, 0, NULL),
+            -ROOST_EDENIED);
+        ck_assert_int_eq(roost_fast_store_new(HOST, "alice", AGENT,
+                                              "HT-SHA-256-NONE", tb,
+                                              fast_future()),
+                         -ROOST_ENOTFOUND);
+        break;
+    case 3: /* expired */
+        ck_assert_int_eq(roost_fast_store_new(HOST, "alice", AGENT,
+                                              "HT-SHA-256-NONE", ta, past),
+                         0);
+        ck_assert_int_eq(
+            fast_try("HT-SHA-256-NONE", ta, NULL, 0, NULL, 0, NULL),
+            -ROOST_EDENIED);
+        break;
+    case 4: /* a 'current' token from before a password change does not
+             * survive the next token issued after it */
+        ck_assert_int_eq(roost_fast_store_new(HOST, "alice", AGENT,
+                                              "HT-SHA-256-NONE", ta,
+                                              fast_future()),
+                         0);
+        ck_assert_int_eq(
+            fast_try("HT-SHA-256-NONE", ta, NULL, 0, NULL, 0, NULL),
+            0); /* ta is 'current' */
+        ck_assert_int_eq(roost_auth_set_password(HOST, "alice", "new!", ITER),
+                         0);
+        ck_assert_int_eq(roost_fast_store_new(HOST, "alice", AGENT,
+                                              "HT-SHA-256-NONE", tb,
+                                              fast_future()),
+                         0);
+        ck_assert_int_eq(
+            fast_try("HT-SHA-256-NONE", ta, NULL, 0, NULL, 0, NULL),
+            -ROOST_EAUTH);
+        ck_assert_int_eq(
+            fast_try("HT-SHA-256-NONE", tb, NULL, 0, NULL, 0, NULL), 0);
+        break;
+    }
+}
+END_TEST
+
+/* XEP-0484 §3.5: a token in the last half of its lifetime asks for
+ * rotation; one being invalidated never does. */
+START_TEST(test_fast_rotate)
+{
+    const char *ta = "token-A-0123456789abcdefghijklmnopqrstu";
+    char ir[128], *user = NULL, *add = NULL;
+    int64_t now = (int64_t)time(NULL) * 1000;
+    /* _i 0: 90% of the lifetime left; 1: 10% left; 2: 10% left but
+     * invalidating */
+    int64_t exp = now + (_i == 0 ? FAST_LIFE / 10 * 9 : FAST_LIFE / 10);
+    int rotate = -1;
+
+    ck_assert_int_eq(
+        roost_fast_store_new(HOST, "alice", AGENT, "HT-SHA-256-NONE", ta, exp),
+        0);
+    fast_ir("alice", ta, NULL, 0, ir);
+    ck_assert_int_eq(roost_fast_verify(HOST, AGENT, "HT-SHA-256-NONE", ir, NULL,
+                                       0, _i == 2, FAST_LIFE, &rotate, &user,
+                                       &add),
+                     0);
+    ck_assert_int_eq(rotate, _i == 1);
+    roost_free(user);
+    roost_free(add);
+}
+END_TEST
+
 static Suite *
 sasl_suite(void)
 {
@@ -1671,6 +1789,8 @@ sasl_suite(void)
     TC("fast_cb", test_fast_cb, N(fast_cases));
     TC("fast_slot_mechs", test_fast_slot_mechs, 1);
     TC("fast_old_record", test_fast_old_record, 1);
+    TC("fast_untrusted", test_fast_untrusted, 5);
+    TC("fast_rotate", test_fast_rotate, 3);
 #undef TC
     return su;
 }
