@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <libconfig.h>
 
 #include "config.h"
 #include "log.h"
@@ -294,6 +295,68 @@ main_needs_restart(const char *what)
               "reload: %s changed: not applied, needs a restart", what);
 }
 
+/* Whether two libconfig settings (or their absence) hold the same value:
+ * types, scalars, group members by name, list and array items in order. */
+static int
+main_setting_eq(const config_setting_t *a, const config_setting_t *b)
+{
+    int n;
+
+    if (a == NULL || b == NULL)
+        return a == b;
+    if (config_setting_type(a) != config_setting_type(b))
+        return 0;
+    switch (config_setting_type(a)) {
+    case CONFIG_TYPE_INT:
+        return config_setting_get_int(a) == config_setting_get_int(b);
+    case CONFIG_TYPE_INT64:
+        return config_setting_get_int64(a) == config_setting_get_int64(b);
+    case CONFIG_TYPE_FLOAT:
+        return config_setting_get_float(a) == config_setting_get_float(b);
+    case CONFIG_TYPE_BOOL:
+        return config_setting_get_bool(a) == config_setting_get_bool(b);
+    case CONFIG_TYPE_STRING:
+        return main_streq(config_setting_get_string(a),
+                          config_setting_get_string(b));
+    case CONFIG_TYPE_GROUP:
+        n = config_setting_length(a);
+        if (n != config_setting_length(b))
+            return 0;
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *x = config_setting_get_elem(a, i);
+
+            if (!main_setting_eq(
+                    x, config_setting_get_member(b, config_setting_name(x))))
+                return 0;
+        }
+        return 1;
+    case CONFIG_TYPE_LIST:
+    case CONFIG_TYPE_ARRAY:
+        n = config_setting_length(a);
+        if (n != config_setting_length(b))
+            return 0;
+        for (int i = 0; i < n; i++)
+            if (!main_setting_eq(config_setting_get_elem(a, i),
+                                 config_setting_get_elem(b, i)))
+                return 0;
+        return 1;
+    default: return 1;
+    }
+}
+
+/* The group named after module inside host h, and the top-level one
+ * (roost_config_module_opts reads both). */
+static void
+main_module_groups(const roost_config_t *c, const roost_host_conf_t *h,
+                   const char *module, const config_setting_t *out[2])
+{
+    const config_setting_t *hs = h->setting;
+
+    out[0] = hs != NULL ? config_setting_get_member(hs, module) : NULL;
+    out[1] = config_setting_get_member(
+        config_root_setting((const config_t *)c->lc), module);
+}
+
 static int
 main_listen_in(const roost_listen_conf_t *l, const roost_config_t *c)
 {
@@ -402,6 +465,19 @@ main_reload_diff(const roost_config_t *run, const roost_config_t *cfg)
         if (!main_strlist_eq(o->modules, n->modules)) {
             snprintf(what, sizeof(what), "hosts (%s: modules)", n->domain);
             main_needs_restart(what);
+        }
+        /* Module options are read once, when the module loads. */
+        for (int m = 0; n->modules != NULL && n->modules[m] != NULL; m++) {
+            const config_setting_t *og[2], *ng[2];
+
+            main_module_groups(run, o, n->modules[m], og);
+            main_module_groups(cfg, n, n->modules[m], ng);
+            if (!main_setting_eq(og[0], ng[0]) ||
+                !main_setting_eq(og[1], ng[1])) {
+                snprintf(what, sizeof(what), "hosts (%s: %s options)",
+                         n->domain, n->modules[m]);
+                main_needs_restart(what);
+            }
         }
         if (!main_strlist_eq(o->admins, n->admins)) {
             snprintf(what, sizeof(what), "hosts (%s: admins)", n->domain);

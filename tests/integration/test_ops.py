@@ -476,23 +476,31 @@ def log_level_reload(srv):
 
 
 def restart_needed_logged(srv):
-    """A changed listen port, a new host and a new storage path are
-    logged as needing a restart and not applied: the old port still
-    serves, the new one is not opened."""
+    """A changed listen port, a new host, a new storage path and changed
+    module options are logged as needing a restart and not applied: the
+    old port still serves, the new one is not opened."""
     conf = srv.conf_text.replace('port = %d;' % srv.c2s_port, 'port = %d;' % srv.port2)
     conf = conf.replace('path = "roost.db";', 'path = "other.db";')
     end = conf.rindex('\n);')       # the end of hosts = ( ... )
     conf = conf[:end] + ',\n  { domain = "added.test"; modules = [ "ping" ]; }' + conf[end:]
-    check(conf.count('added.test') == 1 and 'other.db' in conf and str(srv.port2) in conf,
-          'could not rewrite the config')
+    # module options: a top-level group (every host) and one in a host
+    conf += '\nvcard = { max_size = 8192; };\n'
+    old = '{ domain = "example.test"; '
+    conf = conf.replace(old, old + 'vcard = { max_size = 4096; }; ')
+    check(conf.count('added.test') == 1 and 'other.db' in conf and str(srv.port2) in conf
+          and 'max_size = 4096' in conf, 'could not rewrite the config')
     srv.set_config(conf)
     try:
         lines = hup(srv)
         for what in ('listen (new listener 127.0.0.1 port %d)' % srv.port2,
                      'listen (listener 127.0.0.1 port %d removed)' % srv.c2s_port,
-                     'hosts (added.test added)', 'storage.path'):
+                     'hosts (added.test added)', 'storage.path',
+                     'hosts (localhost: vcard options)',
+                     'hosts (example.test: vcard options)'):
             check('%s changed: not applied, needs a restart' % what in lines,
                   'no restart notice for %s:\n%s' % (what, lines))
+        check('ping options' not in lines,
+              'unchanged module options reported:\n%s' % lines)
         try:
             socket.create_connection(('127.0.0.1', srv.port2), timeout=1).close()
             raise TestFailure('the new port was opened without a restart')
