@@ -68,6 +68,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include <roost/account.h>
 #include <roost/module.h>
 #include <roost/roster.h>
 #include <roost/store.h>
@@ -97,6 +98,12 @@
 #define MAM_PURGE_USERS 100
 #define MAM_PURGE_AGAIN 100
 #define MAM_PURGE_FIRST 60000
+/* Archives written before mam_users existed are found once, through the
+ * account list (at most this many accounts; the rest join mam_users when
+ * they next archive), and the key below marks it done. */
+#define MAM_INDEX_MAX    200000
+#define MAM_INDEX_MARKER "indexed"
+#define MAM_INDEX_OWNER  "#meta"
 /* Quota: at most this many of the oldest items go per append (an archive
  * over a lowered quota shrinks over the following appends). */
 #define MAM_QUOTA_BATCH 100
@@ -1756,6 +1763,141 @@ mam_expire_arm(roost_mod_t *m, uint64_t msec)
     roost_timer_add(m, msec, mam_expire_tick, NULL);
 }
 
+/* Indexing archives from before mam_users: marker read -> account list ->
+ * each account with items recorded -> marker written, all on the storage
+ * worker, before the first purge round (which runs a minute later). */
+typedef struct {
+    roost_mod_t *m;
+    roost_store_t *arch, *users;
+    char **names; /* NULL-terminated, owned */
+    int done;     /* out: the marker was there */
+    int added;    /* out: accounts recorded */
+} mam_index_t;
+
+static void
+mam_index_free(mam_index_t *x)
+{
+    for (int i = 0; x->names != NULL && x->names[i] != NULL; i++)
+        roost_free(x->names[i]);
+    roost_free(x->names);
+    roost_free(x);
+}
+
+static int
+mam_index_check_work(void *arg)
+{
+    mam_index_t *x = arg;
+    char *val = NULL;
+    size_t len;
+    int rc = roost_store_get(x->users, MAM_INDEX_OWNER, MAM_INDEX_MARKER, &val,
+                             &len);
+
+    roost_free(val);
+    if (rc < 0 && rc != -ROOST_ENOTFOUND)
+        return rc;
+    x->done = rc == 0;
+    return 0;
+}
+
+static int
+mam_index_work(void *arg)
+{
+    mam_index_t *x = arg;
+    char *val;
+    size_t len;
+    int rc;
+
+    for (int i = 0; x->names[i] != NULL; i++) {
+        if ((rc = roost_store_count(x->arch, x->names[i])) < 0)
+            return rc;
+        if (rc == 0)
+            continue;
+        val = NULL;
+        rc = roost_store_get(x->users, "", x->names[i], &val, &len);
+        roost_free(val);
+        if (rc == -ROOST_ENOTFOUND) {
+            if ((rc = roost_store_set(x->users, "", x->names[i], "", 0)) < 0)
+                return rc;
+            x->added++;
+        } else if (rc < 0) {
+            return rc;
+        }
+    }
+    return roost_store_set(x->users, MAM_INDEX_OWNER, MAM_INDEX_MARKER, "1", 1);
+}
+
+static void
+mam_index_done(void *arg, int rc)
+{
+    mam_index_t *x = arg;
+
+    if (rc < 0)
+        roost_log(x->m, ROOST_LOG_ERROR,
+                  "indexing archives for expiry failed: %s (tried again at "
+                  "the next start)",
+                  roost_strerror(rc));
+    else if (x->added > 0)
+        roost_log(x->m, ROOST_LOG_INFO,
+                  "%d archives from an earlier version will now expire",
+                  x->added);
+    mam_index_free(x);
+}
+
+static void
+mam_index_listed(roost_mod_t *m, void *arg, int result,
+                 const char *const *users)
+{
+    mam_index_t *x = arg;
+    int n = 0;
+
+    if (result < 0 || users == NULL) {
+        roost_log(m, ROOST_LOG_ERROR,
+                  "listing accounts to index archives failed: %s",
+                  roost_strerror(result));
+        mam_index_free(x);
+        return;
+    }
+    if (result > MAM_INDEX_MAX)
+        roost_log(m, ROOST_LOG_WARN,
+                  "%d accounts: the archives of the first %d are indexed "
+                  "for expiry, the others when they next archive",
+                  result, MAM_INDEX_MAX);
+    while (users[n] != NULL)
+        n++;
+    x->names = roost_xcalloc((size_t)n + 1, sizeof(*x->names));
+    for (int i = 0; i < n; i++)
+        x->names[i] = roost_xstrdup(users[i]);
+    roost_store_async(m, mam_index_work, mam_index_done, x);
+}
+
+static void
+mam_index_checked(void *arg, int rc)
+{
+    mam_index_t *x = arg;
+
+    if (rc < 0 || x->done) {
+        if (rc < 0)
+            roost_log(x->m, ROOST_LOG_ERROR,
+                      "reading the archive index marker failed: %s",
+                      roost_strerror(rc));
+        mam_index_free(x);
+        return;
+    }
+    roost_host_account_list(x->m, MAM_INDEX_MAX, mam_index_listed, x);
+}
+
+static void
+mam_index_start(roost_mod_t *m)
+{
+    mam_t *d = mam_data(m);
+    mam_index_t *x = roost_xcalloc(1, sizeof(*x)); /* mam_index_free */
+
+    x->m = m;
+    x->arch = d->arch;
+    x->users = d->users;
+    roost_store_async(m, mam_index_check_work, mam_index_checked, x);
+}
+
 /* --- account --- */
 
 typedef struct {
@@ -1863,6 +2005,8 @@ mam_load(roost_mod_t *m)
                            NULL);
     if (rc == 0)
         rc = roost_hook_iq(m, MAM_NS, "metadata", mam_metadata_get, NULL, NULL);
+    if (rc == 0 && conf->expires_after > 0)
+        mam_index_start(m);
     if (rc == 0 && conf->expires_after > 0)
         mam_expire_arm(m, conf->cleanup_interval < MAM_PURGE_FIRST
                               ? (uint64_t)conf->cleanup_interval

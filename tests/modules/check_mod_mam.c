@@ -869,6 +869,43 @@ START_TEST(test_expiry)
 }
 END_TEST
 
+/* Archives from before mam_users existed (items, no record of the
+ * account) are found once through the account list when expiry is on,
+ * so they expire too; the marker stops it from running again. */
+static void
+setup_old_archive(void)
+{
+    conf_expires_ms = 7 * 86400 * 1000LL;
+    conf_interval_ms = 3600 * 1000;
+    ck_assert_ptr_nonnull(harness_load(&roost_module_disco, HOST, NULL));
+    ck_assert_ptr_nonnull(harness_load(&roost_module_message, HOST, NULL));
+    ck_assert_ptr_nonnull(harness_load(&roost_module_offline, HOST, NULL));
+    ck_assert_int_eq(harness_account_add("alice", "pw-alice"), 0);
+    ck_assert_int_eq(harness_account_add("bob", "pw-bob"), 0);
+    ck_assert_int_eq(harness_account_add("carol", "pw-carol"), 0);
+    arch = harness_store("mam", ROOST_STORE_ARCHIVE);
+    ck_assert_ptr_nonnull(arch);
+    old_items("alice", 5, 30);
+    old_items("bob", 2, 1);
+    ck_assert_ptr_nonnull(harness_load(&roost_module_mam, HOST, mam_conf_init));
+}
+
+START_TEST(test_expiry_old_archive)
+{
+    roost_store_t *users = harness_store("mam_users", ROOST_STORE_MAP);
+    char *val = NULL;
+    size_t len;
+
+    harness_storage_run();                 /* the indexing jobs */
+    ck_assert_int_eq(users_recorded(), 2); /* alice and bob, not carol */
+    ck_assert_int_eq(roost_store_get(users, "#meta", "indexed", &val, &len), 0);
+    roost_free(val);
+    harness_advance(60000); /* the first purge round */
+    ck_assert_int_eq(archived("alice"), 0);
+    ck_assert_int_eq(archived("bob"), 2);
+}
+END_TEST
+
 /* Without archive_expires_after, no timer and nothing removed. */
 START_TEST(test_no_expiry)
 {
@@ -957,6 +994,10 @@ mam_suite(void)
     tc = tcase_create("expiry");
     tcase_add_checked_fixture(tc, setup_expiry, teardown);
     tcase_add_test(tc, test_expiry);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("expiry_old_archive");
+    tcase_add_checked_fixture(tc, setup_old_archive, teardown);
+    tcase_add_test(tc, test_expiry_old_archive);
     suite_add_tcase(s, tc);
     tc = tcase_create("defaults");
     tcase_add_checked_fixture(tc, setup, teardown);
