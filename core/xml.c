@@ -766,15 +766,28 @@ xml_parser_free(roost_xml_t *x)
     }
 }
 
+/* expat's hash salt (against attribute-name collision floods), one per
+ * parser.  A per-thread generator (splitmix64) seeded once from
+ * getrandom: unpredictable to a peer, without a system call for every
+ * document parsed (roster items, stored stanzas, each connection). */
 static unsigned long
 xml_salt(void)
 {
-    unsigned long salt;
+    static __thread uint64_t state;
+    static __thread int seeded;
+    uint64_t z;
 
-    if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != (ssize_t)sizeof(salt))
-        salt = (unsigned long)time(NULL) ^ ((unsigned long)getpid() << 16) ^
-               (unsigned long)(uintptr_t)&salt;
-    return salt;
+    if (!seeded) {
+        if (getrandom(&state, sizeof(state), GRND_NONBLOCK) !=
+            (ssize_t)sizeof(state))
+            state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16) ^
+                    (uint64_t)(uintptr_t)&state;
+        seeded = 1;
+    }
+    z = (state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return (unsigned long)(z ^ (z >> 31));
 }
 
 /* Handlers and settings; needed again after every XML_ParserReset(),
