@@ -52,6 +52,8 @@
 #define PRIV_NS          "jabber:iq:privacy"
 #define PRIV_NS_BLOCK    "urn:xmpp:blocking"
 #define PRIV_NS_BLOCKERR "urn:xmpp:blocking:errors"
+#define PRIV_NS_CARBONS  "urn:xmpp:carbons:2"
+#define PRIV_NS_FORWARD  "urn:xmpp:forward:0"
 #define PRIV_BLOCK_LIST  "Blocked contacts" /* as ejabberd names it */
 
 #define PRIV_STACK_SESSIONS 16
@@ -657,10 +659,30 @@ priv_bare_denied(roost_mod_t *m, const priv_user_t *u, const char *user,
     return deny;
 }
 
+/* The sender of the message a received carbon (XEP-0280 §7) carries, when
+ * st is one from the account's own bare JID; NULL otherwise (roost_jid_free). */
+static roost_jid_t *
+priv_carbon_sender(const roost_ev_t *ev)
+{
+    const roost_stanza_t *c, *f, *msg;
+    const char *from;
+
+    if (roost_stanza_kind(ev->stanza) != ROOST_STANZA_MESSAGE ||
+        roost_jid_resource(ev->from) != NULL)
+        return NULL;
+    c = roost_stanza_child(ev->stanza, PRIV_NS_CARBONS, "received");
+    f = c != NULL ? roost_stanza_child(c, PRIV_NS_FORWARD, "forwarded") : NULL;
+    msg = f != NULL ? roost_stanza_child(f, ROOST_NS_CLIENT, "message") : NULL;
+    from = msg != NULL ? roost_stanza_attr(msg, "from") : NULL;
+    return from != NULL ? roost_jid_new(from) : NULL;
+}
+
 /* Each session's own list, as the stanza reaches it (ROOST_EV_DELIVER):
  * what another resource's list let through for the bare JID, or what a
  * module delivers (offline messages, broadcasts), is silently kept from a
- * session whose list denies it. */
+ * session whose list denies it.  A received carbon is judged as the
+ * message it carries: a resource that blocks a sender does not read that
+ * sender's messages through the copies of another resource's. */
 static roost_verdict_t
 priv_deliver(const roost_ev_t *ev, void *arg)
 {
@@ -670,9 +692,19 @@ priv_deliver(const roost_ev_t *ev, void *arg)
     const priv_item_t *it;
     unsigned kind;
 
-    if (priv_data(m)->own || ev->from == NULL || user == NULL ||
-        roost_jid_bare_eq(ev->from, ev->to))
+    if (priv_data(m)->own || ev->from == NULL || user == NULL)
         return ROOST_PASS;
+    if (roost_jid_bare_eq(ev->from, ev->to)) {
+        roost_jid_t *sender = priv_carbon_sender(ev);
+
+        it = NULL;
+        if (sender != NULL && !roost_jid_bare_eq(sender, ev->to) &&
+            (u = priv_user(m, user, 0)) != NULL)
+            it = priv_match(m, user, priv_applicable(m, u, ev->session), sender,
+                            priv_kind(ev->stanza, 0));
+        roost_jid_free(sender);
+        return it != NULL && it->deny ? ROOST_HANDLED : ROOST_PASS;
+    }
     kind = priv_kind(ev->stanza, 0);
     if (kind == 0 && roost_stanza_kind(ev->stanza) == ROOST_STANZA_PRESENCE)
         return ROOST_PASS; /* subscriptions: judged on the way in */

@@ -33,13 +33,15 @@ from roosttest import check, Client, TestFailure  # noqa: E402
 
 NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi',
          'ivan', 'judy', 'mallory', 'oscar', 'peggy', 'trent', 'victor',
-         'walter', 'sybil', 'rupert', 'uma', 'wendy', 'yara', 'zoe', 'quinn']
+         'walter', 'sybil', 'rupert', 'uma', 'wendy', 'yara', 'zoe', 'quinn',
+         'kim', 'lou', 'max']
 USERS = dict(('%s@localhost' % n, '%s-Secret-%d' % (n, i)) for i, n in enumerate(NAMES))
 USERS['xena@example.test'] = 'xena-Secret-x'
 NS_PRIV = 'jabber:iq:privacy'
 NS_BLOCK = 'urn:xmpp:blocking'
 NS_BLOCKERR = 'urn:xmpp:blocking:errors'
 NS_ROSTER = 'jabber:iq:roster'
+NS_CARBONS = 'urn:xmpp:carbons:2'
 
 
 class PrivacyRoost(rt.Roost):
@@ -50,7 +52,7 @@ class PrivacyRoost(rt.Roost):
         with open(self.config) as f:
             conf = f.read()
         conf, n = re.subn(r'modules = \[([^\]]*)\]',
-                          lambda mo: 'modules = [%s, "offline", "privacy" ]'
+                          lambda mo: 'modules = [%s, "offline", "privacy", "carbons" ]'
                           % mo.group(1).rstrip(), conf)
         check(n == len(rt.DOMAINS), 'could not rewrite the module lists')
         with open(self.config, 'w') as f:
@@ -671,6 +673,43 @@ def per_resource_bare(srv):
             c.close()
 
 
+def is_carbon_of(mid):
+    """A XEP-0280 <received/> copy of the message with id mid."""
+    path = '{%s}received/{urn:xmpp:forward:0}forwarded/{jabber:client}message' % NS_CARBONS
+    return lambda e: (rt.tag(e) == 'message' and
+                      any(m.get('id') == mid for m in e.findall(path)))
+
+
+def per_resource_carbons(srv):
+    """A resource whose active list denies a sender's messages does not
+    read them through the carbon copies of its other resource's messages
+    (XEP-0280 <received/>, judged as the message it carries); a sender it
+    does not deny still reaches it as a carbon."""
+    k1 = login(srv, 'kim', 'one', presence='<presence/>')
+    k2 = login(srv, 'kim', 'two', presence='<presence/>')
+    lou = login(srv, 'lou')
+    mx = login(srv, 'max')
+    try:
+        for c in (k1, k2):
+            c.send("<iq type='set' id='cb'><enable xmlns='%s'/></iq>" % NS_CARBONS)
+            wait_for(c, lambda e: rt.tag(e) == 'iq' and e.get('id') == 'cb' and
+                     e.get('type') == 'result', 'carbons enabled')
+        set_list_ok(k1, 'no-lou', "<item type='jid' value='lou@localhost' "
+                    "action='deny' order='1'><message/></item>")
+        check(priv_set(k1, 'active', 'no-lou').get('type') == 'result', 'active k1')
+        stanzas(k1, 0.3)
+        send_msg(mx, 'kim@localhost/two', 'cc1')
+        wait_for(k2, is_msg('cc1'), 'the addressed resource')
+        wait_for(k1, is_carbon_of('cc1'), 'a carbon of an allowed sender')
+        send_msg(lou, 'kim@localhost/two', 'cc2')
+        wait_for(k2, is_msg('cc2'), 'the addressed resource, which does not deny lou')
+        none_of(k1, is_carbon_of('cc2'), 'a carbon of a denied sender')
+        none_of(lou, lambda e: rt.tag(e) == 'message', 'nothing back to the sender')
+    finally:
+        for c in (k1, k2, lou, mx):
+            c.close()
+
+
 def errors_0016(srv):
     """XEP-0016 §2.1, §2.3-2.8 error conditions."""
     c = login(srv, 'oscar', 'err')
@@ -735,7 +774,8 @@ def survives_restart(srv):
 PORTABLE = [block_basic, block_errors_unblock_all, block_offline, block_presence]
 ALL = PORTABLE + [mapping_both_ways, rules_message, rules_presence,
                   presence_in_strangers, presence_out_other_vhost, rules_iq_and_all,
-                  active_vs_default, per_resource_bare, errors_0016, survives_restart]
+                  active_vs_default, per_resource_bare, per_resource_carbons, errors_0016,
+                  survives_restart]
 
 
 def run_group(cls, tests):
