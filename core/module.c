@@ -344,21 +344,82 @@ roost_modules_shutdown(void)
     }
 }
 
+/* The events being dispatched by roost_hooks_run_r, innermost first (a
+ * handler may route a stanza, which runs hooks again): where
+ * roost_event_replace finds the event it is given.  The frames live on
+ * the stack of roost_hooks_run_r; loop thread only. */
+typedef struct hooks_frame {
+    roost_ev_t e;
+    roost_stanza_t **cur; /* the caller's reference, swapped on replace */
+    struct hooks_frame *up;
+} hooks_frame_t;
+
+static hooks_frame_t *hooks_top;
+
+static int
+attr_same(const roost_stanza_t *a, const roost_stanza_t *b, const char *name)
+{
+    const char *x = roost_stanza_attr(a, name), *y = roost_stanza_attr(b, name);
+
+    return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+int
+roost_event_replace(const roost_ev_t *ev, roost_stanza_t *st)
+{
+    hooks_frame_t *f;
+
+    for (f = hooks_top; f != NULL && &f->e != ev; f = f->up)
+        ;
+    /* The router classified the stanza by these: a replacement keeps
+     * them, or routing would not match what the hooks decided on. */
+    if (f == NULL || st == NULL || f->e.stanza == NULL ||
+        roost_stanza_kind(st) != roost_stanza_kind(f->e.stanza) ||
+        !attr_same(st, f->e.stanza, "from") ||
+        !attr_same(st, f->e.stanza, "to") ||
+        !attr_same(st, f->e.stanza, "type"))
+        return -ROOST_EINVAL;
+    roost_stanza_ref(st);
+    roost_stanza_unref(*f->cur);
+    *f->cur = st;
+    f->e.stanza = st;
+    return 0;
+}
+
+roost_verdict_t
+roost_hooks_run_r(roost_host_t *h, roost_event_t ev, roost_session_t *origin,
+                  roost_stanza_t **st, const roost_jid_t *from,
+                  const roost_jid_t *to)
+{
+    hooks_frame_t f = {
+        .e = {.origin = origin, .stanza = *st, .from = from, .to = to},
+        .cur = st,
+        .up = hooks_top};
+    roost_verdict_t v = ROOST_PASS;
+
+    hooks_top = &f;
+    for (roost_hook_entry_t *k = h->hooks[ev]; k != NULL; k = k->next) {
+        f.e.mod = k->mod;
+        if (k->fn(&f.e, k->arg) == ROOST_HANDLED ||
+            (origin != NULL && origin->closing && ev == ROOST_EV_PRE_STANZA)) {
+            v = ROOST_HANDLED;
+            break;
+        }
+    }
+    hooks_top = f.up;
+    return v;
+}
+
 roost_verdict_t
 roost_hooks_run(roost_host_t *h, roost_event_t ev, roost_session_t *origin,
                 roost_stanza_t *st, const roost_jid_t *from,
                 const roost_jid_t *to)
 {
-    roost_ev_t e = {.origin = origin, .stanza = st, .from = from, .to = to};
+    roost_stanza_t *cur = st != NULL ? roost_stanza_ref(st) : NULL;
+    roost_verdict_t v = roost_hooks_run_r(h, ev, origin, &cur, from, to);
 
-    for (roost_hook_entry_t *k = h->hooks[ev]; k != NULL; k = k->next) {
-        e.mod = k->mod;
-        if (k->fn(&e, k->arg) == ROOST_HANDLED)
-            return ROOST_HANDLED;
-        if (origin != NULL && origin->closing && ev == ROOST_EV_PRE_STANZA)
-            return ROOST_HANDLED;
-    }
-    return ROOST_PASS;
+    roost_stanza_unref(cur);
+    return v;
 }
 
 roost_verdict_t
@@ -689,14 +750,19 @@ roost_send(roost_mod_t *m, roost_stanza_t *st)
                     strcmp(roost_jid_domain(from), m->host->name) == 0
                 ? roost_server_find_user(m->host, roost_jid_node(from))
                 : NULL;
+        /* A hook may substitute the stanza (roost_event_replace): what
+         * is routed is then the substitute. */
+        roost_stanza_t *cur = roost_stanza_ref(st);
         int drop = u != NULL && u->loaded && to != NULL &&
-                   roost_hooks_run(m->host, ROOST_EV_OUTBOUND, NULL, st, from,
-                                   to) == ROOST_HANDLED;
+                   roost_hooks_run_r(m->host, ROOST_EV_OUTBOUND, NULL, &cur,
+                                     from, to) == ROOST_HANDLED;
 
         roost_jid_free(from);
         roost_jid_free(to);
-        if (drop)
-            return 0;
+        if (!drop)
+            roost_router_route(m->host, NULL, cur);
+        roost_stanza_unref(cur);
+        return 0;
     }
     roost_router_route(m->host, NULL, st);
     return 0;

@@ -249,6 +249,11 @@ route_no_user(roost_host_t *th, roost_stanza_t *st)
     roost_router_bounce(th, st, ROOST_SE_SERVICE_UNAVAILABLE, NULL);
 }
 
+static void route_default(roost_host_t *th, roost_host_t *h, roost_stanza_t *st,
+                          roost_stanza_kind_t kind, const char *type,
+                          roost_rt_target_t target, roost_session_t *full,
+                          const roost_jid_t *to);
+
 static void
 route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
             roost_stanza_t *st, const roost_jid_t *from, const roost_jid_t *to)
@@ -258,7 +263,6 @@ route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
     roost_rt_target_t target;
     roost_session_t *full = NULL;
     roost_event_t ev = ROOST_EV__COUNT;
-    roost_rt_action_t act;
 
     if (roost_jid_node(to) == NULL)
         target = ROOST_RT_HOST;
@@ -311,11 +315,30 @@ route_local(roost_host_t *th, roost_host_t *h, roost_session_t *origin,
         break;
     default: return;
     }
-    if (ev != ROOST_EV__COUNT &&
-        roost_hooks_run(th, ev, origin, st, from, to) == ROOST_HANDLED)
-        return;
+    if (ev != ROOST_EV__COUNT) {
+        /* A hook may substitute the stanza (roost_event_replace); the
+         * default below applies to the substitute. */
+        roost_stanza_t *cur = roost_stanza_ref(st);
 
-    act = roost_router_default(kind, type, target, full != NULL);
+        if (roost_hooks_run_r(th, ev, origin, &cur, from, to) != ROOST_HANDLED)
+            route_default(th, h, cur, kind, type, target, full, to);
+        roost_stanza_unref(cur);
+        return;
+    }
+    route_default(th, h, st, kind, type, target, full, to);
+}
+
+/* What the core does with a local stanza nobody handled (the table in
+ * doc/stanza_routing.md). */
+static void
+route_default(roost_host_t *th, roost_host_t *h, roost_stanza_t *st,
+              roost_stanza_kind_t kind, const char *type,
+              roost_rt_target_t target, roost_session_t *full,
+              const roost_jid_t *to)
+{
+    roost_rt_action_t act =
+        roost_router_default(kind, type, target, full != NULL);
+
     switch (act) {
     case ROOST_RA_DELIVER_FULL: roost_conn_send(full, st); break;
     case ROOST_RA_DELIVER_AVAILABLE:
@@ -400,6 +423,7 @@ roost_router_c2s(roost_session_t *s, roost_stanza_t *st)
     const char *to_s = roost_stanza_attr(st, "to");
     roost_stanza_kind_t kind = roost_stanza_kind(st);
     roost_jid_t *to = NULL;
+    roost_stanza_t *cur;
 
     if (s->user != NULL && s->user->deleting)
         return; /* the account is being removed (roost_account_delete) */
@@ -452,10 +476,15 @@ roost_router_c2s(roost_session_t *s, roost_stanza_t *st)
             s->available = type == NULL;
             s->priority = (int)prio;
         }
-        if (roost_hooks_run(s->host, ROOST_EV_PRE_STANZA, s, st, s->jid,
-                            s->jid) == ROOST_HANDLED)
-            return;
-        roost_hooks_run(s->host, ROOST_EV_PRESENCE_OUT, s, st, s->jid, s->jid);
+        /* A PRE_STANZA hook may substitute the presence
+         * (roost_event_replace): the fan-out then sends the substitute,
+         * one rewrite for all recipients. */
+        cur = roost_stanza_ref(st);
+        if (roost_hooks_run_r(s->host, ROOST_EV_PRE_STANZA, s, &cur, s->jid,
+                              s->jid) != ROOST_HANDLED)
+            roost_hooks_run_r(s->host, ROOST_EV_PRESENCE_OUT, s, &cur, s->jid,
+                              s->jid);
+        roost_stanza_unref(cur);
         return;
     }
     if (to == NULL) {
@@ -463,8 +492,10 @@ roost_router_c2s(roost_session_t *s, roost_stanza_t *st)
         roost_stanza_set_attr(st, "to", roost_jid_bare(s->jid));
         to = roost_jid_new(roost_jid_bare(s->jid));
     }
-    if (roost_hooks_run(s->host, ROOST_EV_PRE_STANZA, s, st, s->jid, to) !=
+    cur = roost_stanza_ref(st);
+    if (roost_hooks_run_r(s->host, ROOST_EV_PRE_STANZA, s, &cur, s->jid, to) !=
         ROOST_HANDLED)
-        route_jids(s->host, s, st, s->jid, to);
+        route_jids(s->host, s, cur, s->jid, to);
+    roost_stanza_unref(cur);
     roost_jid_free(to);
 }

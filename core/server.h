@@ -278,6 +278,14 @@ void roost_modules_shutdown(void);
 roost_verdict_t roost_hooks_run(roost_host_t *h, roost_event_t ev,
                                 roost_session_t *origin, roost_stanza_t *st,
                                 const roost_jid_t *from, const roost_jid_t *to);
+/* The same where hooks may substitute the stanza (roost_event_replace):
+ * *st is a reference the caller holds; on return it is the stanza to go
+ * on with (the substitute, whose reference the caller then holds, the
+ * old one released). */
+roost_verdict_t roost_hooks_run_r(roost_host_t *h, roost_event_t ev,
+                                  roost_session_t *origin, roost_stanza_t **st,
+                                  const roost_jid_t *from,
+                                  const roost_jid_t *to);
 /* ROOST_EV_DELIVER for st (borrowed) about to go to the bound session
  * s: HANDLED when s must not get it. */
 roost_verdict_t roost_hooks_deliver(roost_session_t *s, roost_stanza_t *st);

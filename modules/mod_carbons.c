@@ -33,19 +33,13 @@
  *
  * <private/> is removed before a message is delivered to the recipient
  * (§9: the receiving server SHOULD remove it): just above mod_message
- * (after archiving, copies and mod_offline's queue), this module delivers
- * a stripped copy itself, as mod_message would, and stops the chain: to
- * the full JID's session (RFC 6121 §8.5.3.1), or for the bare JID (and a
- * full JID without session, §8.5.3.2.1) to the available non-negative
- * resources of the highest priority, the next tier when all of those
- * refuse it (their privacy lists), all of them for a headline
- * (§8.5.2.1.1).  The modules may not change ev->stanza, and a DELIVER
- * hook cannot swap it either (HANDLED there means "refused", which sends
- * mod_message on to the next tier and makes mod_offline keep its batch).
- * When nobody is available the original goes on to offline storage,
- * which removes <private/> from what it stores (mod_offline: a stripped
- * copy routed again from here would be archived twice by mod_mam and pass
- * every hook again).
+ * (after archiving, copies and mod_offline's queue), a stripped copy
+ * replaces the event's stanza (roost_event_replace) for the hooks that
+ * follow, and mod_message delivers it by its own rules (RFC 6121
+ * §8.5.2.1.1, §8.5.3); when nobody is available it goes on to offline
+ * storage (which also removes <private/> from what it stores, for
+ * messages that reach it other ways).  Routing a stripped copy again
+ * instead would archive it twice (mod_mam) and run every hook again.
  *
  * Security (§11): a copy is only trustworthy from the user's own bare
  * JID.  A message carrying <sent/> or <received/> that arrives for a
@@ -467,86 +461,36 @@ carbons_filter(const roost_ev_t *ev, void *arg)
     return ROOST_HANDLED;
 }
 
-/* Delivers st to node's available sessions with non-negative priority:
- * all of them (all != 0), or those sharing the highest priority, a tier
- * whose sessions all refuse it (-ROOST_EDENIED) handing it to the next
- * one: mod_message's rules (RFC 6121 §8.5.2.1.1).  Returns how many got
- * it. */
-static int
-carbons_deliver_tiers(roost_mod_t *m, const char *node, roost_stanza_t *st,
-                      int all)
-{
-    roost_session_t *stack[CARBONS_STACK_SESSIONS], **ss = stack;
-    int n = roost_user_sessions(m, node, ss, CARBONS_STACK_SESSIONS);
-    int best = -1, sent = 0;
-
-    if (n > CARBONS_STACK_SESSIONS) {
-        ss = roost_xcalloc((size_t)n, sizeof(*ss)); /* freed below */
-        n = roost_user_sessions(m, node, ss, n);
-    }
-    for (int i = 0; i < n; i++) {
-        int prio = roost_session_priority(ss[i]);
-
-        if (roost_session_available(ss[i]) && prio >= 0 && prio > best)
-            best = prio;
-    }
-    while (best >= 0 && sent == 0) {
-        int next = -1;
-
-        for (int i = 0; i < n; i++) {
-            int prio = roost_session_priority(ss[i]);
-
-            if (!roost_session_available(ss[i]) || prio < 0)
-                continue;
-            if (prio < best && prio > next)
-                next = prio;
-            if ((!all && prio != best) || (all && prio > best))
-                continue;
-            if (roost_session_deliver(ss[i], st) == 0)
-                sent++;
-        }
-        best = all ? -1 : next;
-    }
-    if (ss != stack)
-        roost_free(ss);
-    return sent;
-}
-
 /* ROOST_EV_MESSAGE_BARE and _FULL, just above mod_message: §9's removal
- * of <private/> before the message reaches the recipient. */
+ * of <private/> before the message reaches the recipient.  The stripped
+ * copy takes the event's stanza's place (roost_event_replace), and
+ * mod_message delivers it by its usual rules. */
 static roost_verdict_t
 carbons_strip(const roost_ev_t *ev, void *arg)
 {
     const char *node = roost_jid_node(ev->to);
     carbons_type_t type = carbons_type(ev->stanza);
-    roost_session_t *target = NULL;
     roost_stanza_t *c, *p;
-    int sent;
 
     if (node == NULL ||
         carbons_child(ev->stanza, CARBONS_NS, "private") == NULL)
         return ROOST_PASS;
-    if (roost_jid_resource(ev->to) != NULL)
-        target = roost_session_find(ev->mod, ev->to);
-    /* What mod_message delivers to the bare JID: normal and chat (also to
-     * a full JID without session), headline (only to the bare JID). */
-    if (target == NULL && type != CARBONS_CHAT && type != CARBONS_NORMAL &&
-        (type != CARBONS_HEADLINE || roost_jid_resource(ev->to) != NULL))
+    /* What mod_message delivers: to a full JID with a session anything,
+     * to the bare JID normal and chat (also to a full JID without
+     * session) and headline (only to the bare JID). */
+    if (type != CARBONS_CHAT && type != CARBONS_NORMAL &&
+        (type != CARBONS_HEADLINE || roost_jid_resource(ev->to) != NULL) &&
+        (roost_jid_resource(ev->to) == NULL ||
+         roost_session_find(ev->mod, ev->to) == NULL))
         return ROOST_PASS;
     c = roost_stanza_copy(ev->stanza);
     while ((p = carbons_child(c, CARBONS_NS, "private")) != NULL)
         roost_stanza_remove(p);
-    if (target != NULL) {
-        roost_session_deliver(target, c);
-        sent = 1;
-    } else {
-        sent =
-            carbons_deliver_tiers(ev->mod, node, c, type == CARBONS_HEADLINE);
-    }
+    if (roost_event_replace(ev, c) < 0) /* kind, from, to, type are kept */
+        roost_log(ev->mod, ROOST_LOG_WARN, "<private/> not removed for %s",
+                  roost_jid_full(ev->to));
     roost_stanza_unref(c);
-    /* Nobody available: the original goes on to mod_offline, which
-     * stores it without <private/> (see the file comment). */
-    return sent > 0 ? ROOST_HANDLED : ROOST_PASS;
+    return ROOST_PASS;
 }
 
 static roost_verdict_t

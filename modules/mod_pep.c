@@ -61,8 +61,11 @@
  *
  * XEP-0398: a metadata item the account publishes to
  * urn:xmpp:avatar:metadata (with its data in urn:xmpp:avatar:data) is
- * handed to mod_vcard for the vCard's PHOTO (pep_avatar_to_vcard); the
- * other direction is mod_vcard's, through ordinary publishes.
+ * handed to mod_vcard for the vCard's PHOTO (pep_avatar_to_vcard); when
+ * the metadata goes (its newest item retracted, the node purged or
+ * deleted: pep_avatar_removed) the vCard follows what is left, or loses
+ * its PHOTO; the other direction is mod_vcard's, through ordinary
+ * publishes.
  *
  * Not here (see the gaps in the top-level report): subscription options
  * (§6.3) and subids, the authorize access model and pending subscriptions,
@@ -78,6 +81,7 @@
 #include <roost/module.h>
 #include <roost/roster.h>
 #include <roost/store.h>
+#include <roost/util.h>
 
 #define PEP_NS          "http://jabber.org/protocol/pubsub"
 #define PEP_NS_OWNER    "http://jabber.org/protocol/pubsub#owner"
@@ -334,111 +338,6 @@ pep_new_id(roost_mod_t *m, char *buf, size_t len)
 
     snprintf(buf, len, "%" PRIx64 "-%" PRIx64, (uint64_t)pep_now(),
              ++pm->counter);
-}
-
-/* --- SHA-1 (FIPS 180-4) and base64, for XEP-0115 verification strings. */
-
-typedef struct {
-    uint32_t h[5];
-    uint64_t len;
-    unsigned char buf[64];
-    size_t n;
-} sha1_t;
-
-#define ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
-
-static void
-sha1_block(sha1_t *c, const unsigned char *p)
-{
-    uint32_t w[80], a, b, d, e, f, k, t, cc;
-
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 80; i++)
-        w[i] = ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4];
-    for (int i = 0; i < 80; i++) {
-        if (i < 20)
-            f = (b & cc) | (~b & d), k = 0x5A827999;
-        else if (i < 40)
-            f = b ^ cc ^ d, k = 0x6ED9EBA1;
-        else if (i < 60)
-            f = (b & cc) | (b & d) | (cc & d), k = 0x8F1BBCDC;
-        else
-            f = b ^ cc ^ d, k = 0xCA62C1D6;
-        t = ROL(a, 5) + f + e + k + w[i];
-        e = d, d = cc, cc = ROL(b, 30), b = a, a = t;
-    }
-    c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d, c->h[4] += e;
-}
-
-static void
-sha1_init(sha1_t *c)
-{
-    static const uint32_t h0[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE,
-                                   0x10325476, 0xC3D2E1F0};
-
-    memcpy(c->h, h0, sizeof(h0));
-    c->len = 0;
-    c->n = 0;
-}
-
-static void
-sha1_update(sha1_t *c, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-
-    c->len += len;
-    while (len > 0) {
-        size_t take = 64 - c->n < len ? 64 - c->n : len;
-
-        memcpy(c->buf + c->n, p, take);
-        c->n += take, p += take, len -= take;
-        if (c->n == 64) {
-            sha1_block(c, c->buf);
-            c->n = 0;
-        }
-    }
-}
-
-static void
-sha1_final(sha1_t *c, unsigned char out[20])
-{
-    uint64_t bits = c->len * 8;
-    unsigned char pad = 0x80, zero = 0, lb[8];
-
-    sha1_update(c, &pad, 1);
-    while (c->n != 56)
-        sha1_update(c, &zero, 1);
-    for (int i = 0; i < 8; i++)
-        lb[i] = (unsigned char)(bits >> (56 - 8 * i));
-    sha1_update(c, lb, 8);
-    for (int i = 0; i < 20; i++)
-        out[i] = (unsigned char)(c->h[i / 4] >> (24 - 8 * (i % 4)));
-}
-
-/* Base64 (RFC 4648 §4) of len bytes into out (4 * ceil(len / 3) + 1). */
-static void
-base64(const unsigned char *in, size_t len, char *out)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-
-        if (i + 1 < len)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        out[o++] = tab[v >> 18 & 63];
-        out[o++] = tab[v >> 12 & 63];
-        out[o++] = i + 1 < len ? tab[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < len ? tab[v & 63] : '=';
-    }
-    out[o] = '\0';
 }
 
 /* ---------------------------------------------------------- errors */
@@ -1326,13 +1225,13 @@ pep_caps_string(roost_stanza_t *q, char **out, strv_t *notify)
 static void
 pep_caps_hash(const char *s, char out[29])
 {
-    sha1_t c;
-    unsigned char d[20];
+    unsigned char d[ROOST_SHA1_LEN];
+    char *b64;
 
-    sha1_init(&c);
-    sha1_update(&c, s, strlen(s));
-    sha1_final(&c, d);
-    base64(d, 20, out);
+    roost_sha1(s, strlen(s), d);
+    b64 = roost_base64_encode(d, sizeof(d));
+    snprintf(out, 29, "%s", b64); /* 28 characters for 20 bytes */
+    roost_free(b64);
 }
 
 /* ---------------------------------------------------- notifications */
@@ -2319,10 +2218,13 @@ pep_bm_publish(pep_req_t *r, roost_stanza_t *pub)
  * (no url) is the one: its item's base64 goes to mod_vcard as an IQ set
  * <photo xmlns='urn:roost:vcard-photo' type='..' id='..'/> from the
  * account's bare JID to itself, which mod_vcard checks (base64, SHA-1 =
- * id), stores and answers; the answer to the bare JID is dropped.  An
- * empty <metadata/> (XEP-0084 §4.5) removes the photo.  Only the
- * client's publishes (ev->origin set) count: mod_vcard publishes what a
- * vCard set brings with origin NULL, and that must not come back. */
+ * id), stores and answers; the answer to the bare JID is dropped.  The
+ * rest of an existing vCard stays (§2.1 stores the data "as a photo in
+ * the vcard"; mod_vcard replaces only its PHOTO).  An empty <metadata/>
+ * (XEP-0084 §4.5), or meta NULL (no metadata any more: retracted, purged,
+ * deleted), removes the photo.  Only the client's requests (ev->origin
+ * set) count: mod_vcard publishes what a vCard set brings with origin
+ * NULL, and that must not come back. */
 static void
 pep_avatar_to_vcard(pep_req_t *r, roost_stanza_t *meta)
 {
@@ -2332,8 +2234,8 @@ pep_avatar_to_vcard(pep_req_t *r, roost_stanza_t *meta)
     const char *id = NULL, *b64 = NULL;
     char idbuf[64];
 
-    for (roost_stanza_t *c = roost_stanza_first_child(meta); c != NULL;
-         c = roost_stanza_next_sibling(c)) {
+    for (roost_stanza_t *c = meta ? roost_stanza_first_child(meta) : NULL;
+         c != NULL; c = roost_stanza_next_sibling(c)) {
         if (strcmp(roost_stanza_name(c), "info") != 0 ||
             roost_stanza_ns(c) == NULL ||
             strcmp(roost_stanza_ns(c), PEP_NS_AV_META) != 0)
@@ -2376,6 +2278,33 @@ pep_avatar_to_vcard(pep_req_t *r, roost_stanza_t *meta)
     }
     roost_send(r->m, iq);
     roost_stanza_unref(iq);
+}
+
+static int
+pep_is_av_meta(const roost_stanza_t *payload)
+{
+    return strcmp(roost_stanza_name(payload), "metadata") == 0 &&
+           roost_stanza_ns(payload) != NULL &&
+           strcmp(roost_stanza_ns(payload), PEP_NS_AV_META) == 0;
+}
+
+/* The client changed the avatar metadata node other than by publishing
+ * (retracted its newest item, purged or deleted it; n NULL when deleted):
+ * the vCard follows the newest metadata item left, or loses its photo
+ * (XEP-0084 §4.5: no metadata, no avatar). */
+static void
+pep_avatar_removed(pep_req_t *r, const char *node, const pep_node_t *n)
+{
+    roost_stanza_t *meta = NULL;
+
+    if (!r->owner || r->ev->origin == NULL || strcmp(node, PEP_NS_AV_META) != 0)
+        return;
+    if (n != NULL && n->nitems > 0) {
+        meta = n->items[n->nitems - 1].payload;
+        if (!pep_is_av_meta(meta))
+            return; /* not an avatar: nothing to mirror */
+    }
+    pep_avatar_to_vcard(r, meta);
 }
 
 /* §7.1 publish (with §7.1.5 publish-options). */
@@ -2514,10 +2443,7 @@ pep_publish(pep_req_t *r, roost_stanza_t *pubsub, roost_stanza_t *pub)
     if (strcmp(node, PEP_NS_BM2) == 0) /* XEP-0411 §3 */
         pep_bm_notify_legacy(r->m, r->user, r->owner_bare, r->u, w);
     if (r->owner && r->ev->origin != NULL &&
-        strcmp(node, PEP_NS_AV_META) == 0 &&
-        strcmp(roost_stanza_name(payload), "metadata") == 0 &&
-        roost_stanza_ns(payload) != NULL &&
-        strcmp(roost_stanza_ns(payload), PEP_NS_AV_META) == 0)
+        strcmp(node, PEP_NS_AV_META) == 0 && pep_is_av_meta(payload))
         pep_avatar_to_vcard(r, payload); /* XEP-0398 §2.1 */
 
     /* §7.1.2: the result names the item id */
@@ -2539,6 +2465,7 @@ pep_retract(pep_req_t *r, roost_stanza_t *ret)
     const char *id = item ? roost_stanza_attr(item, "id") : NULL;
     pep_node_t *n;
     pep_wb_t *w;
+    int newest;
 
     /* §7.2.3.1: the owner, or a publisher (§4.1) */
     n = node != NULL ? pep_node_find(r->u, node) : NULL;
@@ -2566,9 +2493,12 @@ pep_retract(pep_req_t *r, roost_stanza_t *ret)
             pep_broadcast(r->m, r->user, r->owner_bare, r->u, n, msg, w);
             roost_stanza_unref(msg);
         }
+        newest = i == n->nitems - 1;
         pep_item_remove(r->u, n, i, w);
         if (strcmp(node, PEP_NS_BM2) == 0) /* XEP-0411 §3 */
             pep_bm_notify_legacy(r->m, r->user, r->owner_bare, r->u, w);
+        if (newest) /* the current avatar went */
+            pep_avatar_removed(r, node, n);
         return pep_reply_wb(r, w, NULL);
     }
     return pep_error(r->ev, ROOST_SE_ITEM_NOT_FOUND, NULL); /* §7.2.3.3 */
@@ -2867,6 +2797,7 @@ pep_delete(pep_req_t *r, roost_stanza_t *req, int purge)
     roost_stanza_unref(msg);
     while (n->nitems > 0)
         pep_item_remove(r->u, n, n->nitems - 1, w);
+    pep_avatar_removed(r, node, NULL);
     if (!purge) {
         pep_wb_op(w, 0, node, NULL, 0);
         idx = (int)(n - r->u->nodes);

@@ -52,13 +52,12 @@
  * <photo/> or with another hash is replaced (MUST and MAY of §3), one with
  * an empty <photo/> is left alone (XEP-0153 §4.1: the client is not
  * ready to advertise).  The event's stanza is never changed: a rewritten
- * copy goes instead, at the three places the account's available presence
- * leaves: ROOST_EV_OUTBOUND (mod_presence's broadcasts and probe
- * answers), ROOST_EV_DELIVER (to the account's own resources) and, for
- * the client's directed presence, ROOST_EV_PRE_STANZA after every other
- * hook.  The hash is the current one when the presence leaves, so a probe
- * answered after an avatar change carries the new hash.  The account
- * advertises urn:xmpp:pep-vcard-conversion:0 (§2).
+ * copy replaces it (roost_event_replace) once, in ROOST_EV_PRE_STANZA,
+ * before mod_presence fans a broadcast out to contacts and resources (one
+ * copy per broadcast, not per recipient), and again in ROOST_EV_OUTBOUND
+ * only for presence whose hash is out of date: a probe answered after an
+ * avatar change carries the new hash.  The account advertises
+ * urn:xmpp:pep-vcard-conversion:0 (§2).
  *
  * Prosody 0.12 differs: it answers a get of one's own missing vCard and
  * of another user's with <item-not-found/>, and has no size limit.  Its
@@ -77,6 +76,7 @@
 
 #include <roost/module.h>
 #include <roost/store.h>
+#include <roost/util.h>
 
 #define VCARD_NS          "vcard-temp"
 #define VCARD_NS_UPDATE   "vcard-temp:x:update"               /* XEP-0153 */
@@ -104,14 +104,14 @@ typedef struct {
 
 /* Per account (roost_user_state): the avatar's hash, "" for none. */
 typedef struct {
-    char hash[41];
+    char hash[ROOST_SHA1_HEX_SIZE];
 } vcard_user_t;
 
 /* An avatar taken from a PHOTO: the image's hash and size, its type and
  * its base64 without whitespace.  type and b64 from roost_xmalloc
  * (vcard_photo_clear). */
 typedef struct {
-    char hash[41];
+    char hash[ROOST_SHA1_HEX_SIZE];
     char *type;
     char *b64;
     size_t bytes;
@@ -175,182 +175,7 @@ vcard_send_error(vcard_job_t *j, roost_stanza_err_t cond)
     vcard_send(j, roost_stanza_error(j->iq, cond, NULL));
 }
 
-/* --- avatars: SHA-1 (FIPS 180-4) and base64 (RFC 4648 §4) --- */
-
-typedef struct {
-    uint32_t h[5];
-    uint64_t len;
-    unsigned char buf[64];
-    size_t n;
-} vcard_sha1_t;
-
-#define VCARD_ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
-
-static void
-vcard_sha1_block(vcard_sha1_t *c, const unsigned char *p)
-{
-    uint32_t w[80], a, b, d, e, f, k, t, cc;
-
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 80; i++)
-        w[i] = VCARD_ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4];
-    for (int i = 0; i < 80; i++) {
-        if (i < 20)
-            f = (b & cc) | (~b & d), k = 0x5A827999;
-        else if (i < 40)
-            f = b ^ cc ^ d, k = 0x6ED9EBA1;
-        else if (i < 60)
-            f = (b & cc) | (b & d) | (cc & d), k = 0x8F1BBCDC;
-        else
-            f = b ^ cc ^ d, k = 0xCA62C1D6;
-        t = VCARD_ROL(a, 5) + f + e + k + w[i];
-        e = d, d = cc, cc = VCARD_ROL(b, 30), b = a, a = t;
-    }
-    c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d, c->h[4] += e;
-}
-
-static void
-vcard_sha1_update(vcard_sha1_t *c, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-
-    c->len += len;
-    while (len > 0) {
-        size_t take = 64 - c->n < len ? 64 - c->n : len;
-
-        memcpy(c->buf + c->n, p, take);
-        c->n += take, p += take, len -= take;
-        if (c->n == 64) {
-            vcard_sha1_block(c, c->buf);
-            c->n = 0;
-        }
-    }
-}
-
-/* The lower-case hex SHA-1 of len bytes at data, in out[41]. */
-static void
-vcard_sha1_hex(const void *data, size_t len, char out[41])
-{
-    static const uint32_t h0[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE,
-                                   0x10325476, 0xC3D2E1F0};
-    vcard_sha1_t c;
-    uint64_t bits = (uint64_t)len * 8;
-    unsigned char pad = 0x80, zero = 0, lb[8];
-
-    memcpy(c.h, h0, sizeof(h0));
-    c.len = 0;
-    c.n = 0;
-    vcard_sha1_update(&c, data, len);
-    vcard_sha1_update(&c, &pad, 1);
-    while (c.n != 56)
-        vcard_sha1_update(&c, &zero, 1);
-    for (int i = 0; i < 8; i++)
-        lb[i] = (unsigned char)(bits >> (56 - 8 * i));
-    vcard_sha1_update(&c, lb, 8);
-    for (int i = 0; i < 20; i++)
-        snprintf(out + 2 * i, 3, "%02x",
-                 (unsigned)(c.h[i / 4] >> (24 - 8 * (i % 4))) & 0xff);
-}
-
-static int
-vcard_b64_val(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+')
-        return 62;
-    if (ch == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict base64 of in (whitespace between groups allowed, as vCards wrap
- * BINVAL; nothing else outside the alphabet; padding only at the end and
- * complete; no leftover bits).  Returns the decoded bytes (roost_free; at
- * most 3/4 of strlen(in), so bounded by the input) with *len, or NULL
- * when in is not base64 or decodes to nothing. */
-static unsigned char *
-vcard_b64_decode(const char *in, size_t *len)
-{
-    size_t n = strlen(in), o = 0, q = 0, pad = 0;
-    unsigned char *out = roost_xmalloc(n / 4 * 3 + 3); /* the caller */
-    uint32_t acc = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        int v;
-
-        if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')
-            continue;
-        if (ch == '=') {
-            if (q < 2 || ++pad > 2)
-                goto bad;
-            acc <<= 6;
-            if (++q == 4) {
-                /* A padded group: 1 or 2 bytes, unused bits zero. */
-                if (pad == 2 && (acc & 0xFFFF) == 0)
-                    out[o++] = (unsigned char)(acc >> 16);
-                else if (pad == 1 && (acc & 0xFF) == 0) {
-                    out[o++] = (unsigned char)(acc >> 16);
-                    out[o++] = (unsigned char)(acc >> 8);
-                } else
-                    goto bad;
-                q = 0;
-                acc = 0;
-            }
-            continue;
-        }
-        if (pad > 0 || (v = vcard_b64_val(ch)) < 0)
-            goto bad;
-        acc = acc << 6 | (uint32_t)v;
-        if (++q == 4) {
-            out[o++] = (unsigned char)(acc >> 16);
-            out[o++] = (unsigned char)(acc >> 8);
-            out[o++] = (unsigned char)acc;
-            q = 0;
-            acc = 0;
-        }
-    }
-    if (q != 0 || o == 0)
-        goto bad;
-    *len = o;
-    return out;
-bad:
-    roost_free(out);
-    return NULL;
-}
-
-/* Base64 of len bytes, without line breaks (roost_free). */
-static char *
-vcard_b64_encode(const unsigned char *in, size_t len)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = roost_xmalloc((len + 2) / 3 * 4 + 1); /* the caller */
-    size_t o = 0;
-
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-
-        if (i + 1 < len)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        out[o++] = tab[v >> 18 & 63];
-        out[o++] = tab[v >> 12 & 63];
-        out[o++] = i + 1 < len ? tab[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < len ? tab[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
-}
+/* --- avatars: images --- */
 
 /* The MIME type and pixel size of PNG, GIF and JPEG images from their
  * headers (0 when the header does not say); NULL type for other data. */
@@ -403,7 +228,8 @@ vcard_photo_clear(vcard_photo_t *ph)
 }
 
 /* Fills ph from base64 b64 and a type (NULL: from the image's magic).
- * Returns 0, or -ROOST_EINVAL when b64 is not strict base64. */
+ * Returns 0, or -ROOST_EINVAL when b64 is not strict base64 (whitespace
+ * allowed, as vCards wrap BINVAL) or decodes to nothing. */
 static int
 vcard_photo_from_b64(vcard_photo_t *ph, const char *b64, const char *type)
 {
@@ -412,15 +238,17 @@ vcard_photo_from_b64(vcard_photo_t *ph, const char *b64, const char *type)
     size_t n;
 
     memset(ph, 0, sizeof(*ph));
-    img = vcard_b64_decode(b64, &n);
-    if (img == NULL)
+    img = roost_base64_decode(b64, &n);
+    if (img == NULL || n == 0) {
+        roost_free(img);
         return -ROOST_EINVAL;
-    vcard_sha1_hex(img, n, ph->hash);
+    }
+    roost_sha1_hex(img, n, ph->hash);
     sniffed = vcard_image_info(img, n, &ph->width, &ph->height);
     if (type == NULL || type[0] == '\0')
         type = sniffed;
     ph->type = type != NULL ? roost_xstrdup(type) : NULL;
-    ph->b64 = vcard_b64_encode(img, n);
+    ph->b64 = roost_base64_encode(img, n);
     ph->bytes = n;
     roost_free(img);
     return 0;
@@ -616,7 +444,7 @@ vcard_avatar_changed(vcard_job_t *j)
 {
     void **slot = roost_user_data(j->m, j->user);
     vcard_user_t *u = slot != NULL ? *slot : NULL;
-    char old[41];
+    char old[ROOST_SHA1_HEX_SIZE];
 
     snprintf(old, sizeof(old), "%s", u != NULL ? u->hash : "");
     if (j->photo_ok)
@@ -810,12 +638,20 @@ vcard_presence_hash(roost_mod_t *m, roost_stanza_t *st, const roost_jid_t *from)
     return u->hash;
 }
 
-/* ROOST_EV_OUTBOUND: presence the server sends on the account's behalf
- * (mod_presence's broadcasts to contacts and probe answers) goes out with
- * the hash: a rewritten copy is sent instead (it passes here again, and
- * needs nothing then). */
+/* The account's available presence goes out with the hash: a rewritten
+ * copy takes the stanza's place (roost_event_replace) before the core
+ * sends it anywhere.  Hooked twice.  ROOST_EV_PRE_STANZA, after every
+ * other hook (privacy lists and mod_presence's directed-presence list see
+ * the client's original): the client's broadcast, rewritten once before
+ * mod_presence fans it out, so every contact and every own resource gets
+ * the hash from this one copy; and its directed presence (MUC joins, §3
+ * "MUST also be injected").  ROOST_EV_OUTBOUND: presence the server sends
+ * for the account from what it kept (probe answers, mod_presence's
+ * stored presence of each resource), whose hash may predate an avatar
+ * change.  What already carries the current hash (every copy of a
+ * broadcast rewritten here) passes as it is. */
 static roost_verdict_t
-vcard_pres_outbound(const roost_ev_t *ev, void *arg)
+vcard_pres_hash(const roost_ev_t *ev, void *arg)
 {
     const char *hash = vcard_presence_hash(ev->mod, ev->stanza, ev->from);
     roost_stanza_t *c;
@@ -824,47 +660,11 @@ vcard_pres_outbound(const roost_ev_t *ev, void *arg)
     if (hash == NULL)
         return ROOST_PASS;
     c = vcard_with_hash(ev->stanza, hash);
-    roost_send(ev->mod, c);
+    if (roost_event_replace(ev, c) < 0) /* kind, to and from are kept */
+        roost_log(ev->mod, ROOST_LOG_WARN, "presence of %s not rewritten",
+                  roost_jid_full(ev->from));
     roost_stanza_unref(c);
-    return ROOST_HANDLED;
-}
-
-/* ROOST_EV_DELIVER: the same for the account's presence delivered to its
- * own resources (and to local contacts, which OUTBOUND already did). */
-static roost_verdict_t
-vcard_pres_deliver(const roost_ev_t *ev, void *arg)
-{
-    const char *hash = vcard_presence_hash(ev->mod, ev->stanza, ev->from);
-    roost_stanza_t *c;
-
-    (void)arg;
-    if (hash == NULL)
-        return ROOST_PASS;
-    c = vcard_with_hash(ev->stanza, hash);
-    roost_session_deliver(ev->session, c);
-    roost_stanza_unref(c);
-    return ROOST_HANDLED;
-}
-
-/* ROOST_EV_PRE_STANZA, last: directed presence from the client (MUC joins,
- * §3 "MUST also be injected") is routed as a rewritten copy instead; the
- * other hooks (privacy lists, mod_presence's directed-presence list) have
- * seen the original.  Broadcast presence (no 'to') is left to
- * vcard_pres_outbound and vcard_pres_deliver. */
-static roost_verdict_t
-vcard_pres_directed(const roost_ev_t *ev, void *arg)
-{
-    const char *hash;
-    roost_stanza_t *c;
-
-    (void)arg;
-    if (ev->origin == NULL || roost_stanza_attr(ev->stanza, "to") == NULL ||
-        (hash = vcard_presence_hash(ev->mod, ev->stanza, ev->from)) == NULL)
-        return ROOST_PASS;
-    c = vcard_with_hash(ev->stanza, hash);
-    roost_send(ev->mod, c);
-    roost_stanza_unref(c);
-    return ROOST_HANDLED;
+    return ROOST_PASS;
 }
 
 /* --- get --- */
@@ -1050,15 +850,11 @@ vcard_load(roost_mod_t *m)
                         NULL);
     /* After the filters: what they let through gets the hash. */
     if (rc == 0)
-        rc = roost_hook(m, ROOST_EV_OUTBOUND, ROOST_PRIO_DEFAULT,
-                        vcard_pres_outbound, NULL);
-    if (rc == 0)
-        rc = roost_hook(m, ROOST_EV_DELIVER, ROOST_PRIO_DEFAULT,
-                        vcard_pres_deliver, NULL);
-    /* When nobody else took it, instead of the core's routing. */
-    if (rc == 0)
         rc = roost_hook(m, ROOST_EV_PRE_STANZA, ROOST_PRIO_FALLBACK,
-                        vcard_pres_directed, NULL);
+                        vcard_pres_hash, NULL);
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_OUTBOUND, ROOST_PRIO_DEFAULT,
+                        vcard_pres_hash, NULL);
     return rc;
 }
 

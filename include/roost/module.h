@@ -1,8 +1,9 @@
 /* roost/module.h: the interface between the Roost core and a module.
  *
- * A module includes this, roost/stanza.h, roost/jid.h and roost/store.h,
- * and nothing from core/.  It is one shared object exporting one
- * roost_module_t under the symbol roost_module_<name> (ROOST_MODULE(name)).
+ * A module includes this, roost/stanza.h, roost/jid.h, roost/store.h and
+ * roost/util.h (SHA-1, base64), and nothing from core/.  It is one shared
+ * object exporting one roost_module_t under the symbol
+ * roost_module_<name> (ROOST_MODULE(name)).
  * The core instantiates it once per virtual host that lists it; per-vhost
  * state lives behind roost_mod_data(), never in file-scope globals.
  *
@@ -223,6 +224,21 @@ ROOST_API roost_verdict_t roost_bounce(const roost_ev_t *ev,
  * Borrows payload (may be NULL): a copy is attached to the result. */
 ROOST_API roost_verdict_t roost_reply(const roost_ev_t *ev,
                                       const roost_stanza_t *payload);
+
+/* Substitutes st for the stanza of the event being dispatched, from a
+ * handler of that event: the later hooks get st as ev->stanza (so does
+ * the caller, at once), and what the core does with the stanza after the
+ * hooks uses st: the ROOST_EV_PRESENCE_OUT fan-out after a broadcast's
+ * ROOST_EV_PRE_STANZA, routing after ROOST_EV_PRE_STANZA and
+ * ROOST_EV_OUTBOUND, the default delivery after the routed events.  This
+ * is how a module rewrites a stanza once, before the fan-out, instead of
+ * once per recipient (mod_vcard's avatar hash).  st must keep the kind
+ * and the from, to and type attributes of ev->stanza (the router has
+ * classified the stanza by them).  Not for ROOST_EV_DELIVER, IQ and nonza
+ * handlers, or events without a stanza.  Borrows st (the core takes its
+ * own reference); a stanza that an earlier replace put in is released.
+ * Returns 0 or -ROOST_EINVAL (another event, or st differs). */
+ROOST_API int roost_event_replace(const roost_ev_t *ev, roost_stanza_t *st);
 
 /* Per-user state (DESIGN.md, "State and storage").  A module that keeps
  * state about a local account (privacy lists, offline queue counters...)

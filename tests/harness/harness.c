@@ -284,38 +284,90 @@ hook_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* The events being fired by hooks_fire_r, innermost first, as in
+ * core/module.c: roost_event_replace finds its event here. */
+struct hooks_frame {
+    roost_ev_t e;
+    roost_stanza_t **cur; /* the caller's reference, swapped on replace */
+    struct hooks_frame *up;
+};
+
+static struct hooks_frame *hooks_top;
+static int replace_count; /* successful roost_event_replace() calls */
+
+static int
+attr_same(const roost_stanza_t *a, const roost_stanza_t *b, const char *name)
+{
+    const char *x = roost_stanza_attr(a, name), *y = roost_stanza_attr(b, name);
+
+    return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+int
+roost_event_replace(const roost_ev_t *ev, roost_stanza_t *st)
+{
+    struct hooks_frame *f;
+
+    for (f = hooks_top; f != NULL && &f->e != ev; f = f->up)
+        ;
+    if (f == NULL || st == NULL || f->e.stanza == NULL ||
+        roost_stanza_kind(st) != roost_stanza_kind(f->e.stanza) ||
+        !attr_same(st, f->e.stanza, "from") ||
+        !attr_same(st, f->e.stanza, "to") ||
+        !attr_same(st, f->e.stanza, "type"))
+        return -ROOST_EINVAL;
+    roost_stanza_ref(st);
+    roost_stanza_unref(*f->cur);
+    *f->cur = st;
+    f->e.stanza = st;
+    replace_count++;
+    return 0;
+}
+
+int
+harness_replace_count(void)
+{
+    return replace_count;
+}
+
 /* Runs the hooks of ev in priority order until one returns HANDLED.  The
  * stanza is serialised before and after each handler: handlers borrow it
- * and must not change it (HOUSE 9: roost_stanza_copy() to mutate). */
+ * and must not change it (HOUSE 9: roost_stanza_copy() to mutate).  *st
+ * is a reference the caller holds; a handler may substitute another
+ * (roost_event_replace), which *st then is (the caller's reference). */
 static int
-hooks_fire(roost_event_t ev, roost_session_t *origin, roost_stanza_t *st,
-           const roost_jid_t *from, const roost_jid_t *to)
+hooks_fire_r(roost_event_t ev, roost_session_t *origin, roost_stanza_t **st,
+             const roost_jid_t *from, const roost_jid_t *to)
 {
     struct hook *snap;
     size_t n = 0;
     int verdict = ROOST_PASS;
     char *before = NULL;
+    struct hooks_frame f = {
+        .e = {.origin = origin, .stanza = *st, .from = from, .to = to},
+        .cur = st,
+        .up = hooks_top};
 
     snap = roost_xcalloc(H.hooks.n + 1, sizeof(*snap));
     for (size_t i = 0; i < H.hooks.n; i++)
         if (H.hooks.v[i].ev == ev)
             snap[n++] = H.hooks.v[i];
     qsort(snap, n, sizeof(*snap), hook_cmp);
-    if (st != NULL)
-        before = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
+    hooks_top = &f;
     for (size_t i = 0; i < n; i++) {
-        roost_ev_t e = {.mod = snap[i].m,
-                        .origin = origin,
-                        .stanza = st,
-                        .from = from,
-                        .to = to};
-        int v = snap[i].fn(&e, snap[i].arg);
+        roost_stanza_t *was = *st;
+        int v;
 
+        if (was != NULL)
+            before = roost_stanza_serialize(was, ROOST_NS_CLIENT, NULL);
+        f.e.mod = snap[i].m;
+        v = snap[i].fn(&f.e, snap[i].arg);
         if (v != ROOST_PASS && v != ROOST_HANDLED)
             harness_violation("%s: hook for event %d returned %d",
                               roost_mod_name(snap[i].m), (int)ev, v);
-        if (st != NULL) {
-            char *after = roost_stanza_serialize(st, ROOST_NS_CLIENT, NULL);
+        if (was != NULL && *st == was) {
+            /* Replaced: the old one may be gone, and is not checked. */
+            char *after = roost_stanza_serialize(was, ROOST_NS_CLIENT, NULL);
 
             if (strcmp(before, after) != 0)
                 harness_violation("%s: hook changed its borrowed stanza "
@@ -323,14 +375,29 @@ hooks_fire(roost_event_t ev, roost_session_t *origin, roost_stanza_t *st,
                                   roost_mod_name(snap[i].m), before, after);
             roost_free(after);
         }
+        roost_free(before);
+        before = NULL;
         if (v == ROOST_HANDLED) {
             verdict = ROOST_HANDLED;
             break;
         }
     }
-    roost_free(before);
+    hooks_top = f.up;
     roost_free(snap);
     return verdict;
+}
+
+/* hooks_fire_r for callers that go on with st whatever the hooks did
+ * (a substitute is dropped). */
+static int
+hooks_fire(roost_event_t ev, roost_session_t *origin, roost_stanza_t *st,
+           const roost_jid_t *from, const roost_jid_t *to)
+{
+    roost_stanza_t *cur = st != NULL ? roost_stanza_ref(st) : NULL;
+    int v = hooks_fire_r(ev, origin, &cur, from, to);
+
+    roost_stanza_unref(cur);
+    return v;
 }
 
 /* ---- routing ---- */
@@ -1216,6 +1283,7 @@ harness_reset(void)
     dh = H.deliver_hooks;
     memset(&H, 0, sizeof(H));
     H.deliver_hooks = dh;
+    replace_count = 0;
     return v;
 }
 
@@ -1362,6 +1430,9 @@ deliver_available(const char *node, roost_stanza_t *st)
  * applies the core's default when nobody handles it (core/router.c
  * roost_router_default, doc/stanza_routing.md).  Returns ROOST_HANDLED
  * when a handler took it or it was delivered to a session. */
+static int route_default(roost_stanza_t *st, roost_stanza_kind_t kind, int bare,
+                         roost_session_t *full, const roost_jid_t *to);
+
 static int
 route_local(roost_session_t *origin, roost_stanza_t *st,
             const roost_jid_t *from, const roost_jid_t *to)
@@ -1369,7 +1440,7 @@ route_local(roost_session_t *origin, roost_stanza_t *st,
     roost_stanza_kind_t kind = roost_stanza_kind(st);
     enum { T_HOST, T_BARE, T_FULL } target;
     roost_session_t *full = NULL;
-    int ev = -1, err = type_is(st, "error");
+    int ev = -1;
 
     ruser_touch(roost_jid_node(to));
     if (roost_jid_node(to) == NULL)
@@ -1412,11 +1483,26 @@ route_local(roost_session_t *origin, roost_stanza_t *st,
         break;
     default: return ROOST_PASS;
     }
-    if (ev >= 0 &&
-        hooks_fire((roost_event_t)ev, origin, st, from, to) == ROOST_HANDLED)
-        return ROOST_HANDLED;
+    if (ev >= 0) {
+        /* A hook may substitute the stanza: the defaults apply to that. */
+        roost_stanza_t *cur = roost_stanza_ref(st);
+        int v = hooks_fire_r((roost_event_t)ev, origin, &cur, from, to);
 
-    /* Nobody took it: the core's defaults. */
+        if (v != ROOST_HANDLED)
+            v = route_default(cur, kind, target == T_BARE, full, to);
+        roost_stanza_unref(cur);
+        return v;
+    }
+    return route_default(st, kind, target == T_BARE, full, to);
+}
+
+/* Nobody took st: the core's defaults. */
+static int
+route_default(roost_stanza_t *st, roost_stanza_kind_t kind, int bare,
+              roost_session_t *full, const roost_jid_t *to)
+{
+    int err = type_is(st, "error");
+
     switch (kind) {
     case ROOST_STANZA_MESSAGE:
         /* doc/stanza_routing.md rows 3, 5, 6 and 8: to a full JID with a
@@ -1437,26 +1523,25 @@ route_local(roost_session_t *origin, roost_stanza_t *st,
     case ROOST_STANZA_PRESENCE:
         if (err)
             return ROOST_PASS;
-        if (target == T_FULL && full != NULL &&
-            (roost_stanza_attr(st, "type") == NULL ||
-             type_is(st, "unavailable"))) {
+        if (full != NULL && (roost_stanza_attr(st, "type") == NULL ||
+                             type_is(st, "unavailable"))) {
             session_deliver(full, st);
             return ROOST_HANDLED;
         }
-        if (target == T_BARE && (roost_stanza_attr(st, "type") == NULL ||
-                                 type_is(st, "unavailable")))
+        if (bare && (roost_stanza_attr(st, "type") == NULL ||
+                     type_is(st, "unavailable")))
             deliver_available(roost_jid_node(to), st);
         return ROOST_PASS;
     case ROOST_STANZA_IQ:
     default:
         if (type_is(st, "result") || err) {
-            if (target == T_FULL && full != NULL) {
+            if (full != NULL) {
                 session_deliver(full, st);
                 return ROOST_HANDLED;
             }
             return ROOST_PASS;
         }
-        if (target == T_FULL && full != NULL) {
+        if (full != NULL) {
             session_deliver(full, st);
             return ROOST_HANDLED;
         }
@@ -1542,11 +1627,12 @@ harness_inject_stanza(const char *from, const char *to,
             origin->available = roost_stanza_attr(st, "type") == NULL;
             origin->priority = prio < -128 || prio > 127 ? 0 : (int)prio;
         }
-        if (hooks_fire(ROOST_EV_PRE_STANZA, origin, st, jfrom, jfrom) ==
+        /* A PRE_STANZA hook may substitute it for the fan-out. */
+        if (hooks_fire_r(ROOST_EV_PRE_STANZA, origin, &st, jfrom, jfrom) ==
             ROOST_HANDLED)
             v = ROOST_HANDLED;
         else
-            v = hooks_fire(ROOST_EV_PRESENCE_OUT, origin, st, jfrom, jfrom);
+            v = hooks_fire_r(ROOST_EV_PRESENCE_OUT, origin, &st, jfrom, jfrom);
         goto out;
     }
     /* RFC 6120 §10.3: no 'to' means the sender's account (bare JID). */
@@ -1557,8 +1643,8 @@ harness_inject_stanza(const char *from, const char *to,
         goto bad;
     roost_stanza_set_attr(st, "to", roost_jid_full(jto));
 
-    if (origin != NULL && hooks_fire(ROOST_EV_PRE_STANZA, origin, st, jfrom,
-                                     jto) == ROOST_HANDLED) {
+    if (origin != NULL && hooks_fire_r(ROOST_EV_PRE_STANZA, origin, &st, jfrom,
+                                       jto) == ROOST_HANDLED) {
         v = ROOST_HANDLED;
         goto out;
     }
@@ -1915,17 +2001,19 @@ roost_send(roost_mod_t *m, roost_stanza_t *st)
          * filters (ROOST_EV_OUTBOUND) decide first. */
         roost_jid_t *from = roost_jid_new(roost_stanza_attr(st, "from"));
         roost_jid_t *to = roost_jid_new(roost_stanza_attr(st, "to"));
-        int drop =
-            from != NULL && to != NULL && roost_jid_node(from) != NULL &&
-            strcmp(roost_jid_domain(from), H.host) == 0 &&
-            hooks_fire(ROOST_EV_OUTBOUND, NULL, st, from, to) == ROOST_HANDLED;
+        roost_stanza_t *cur = roost_stanza_ref(st);
+        int drop = from != NULL && to != NULL && roost_jid_node(from) != NULL &&
+                   strcmp(roost_jid_domain(from), H.host) == 0 &&
+                   hooks_fire_r(ROOST_EV_OUTBOUND, NULL, &cur, from, to) ==
+                       ROOST_HANDLED;
 
         roost_jid_free(from);
         roost_jid_free(to);
-        if (drop)
-            return 0;
+        /* What is routed is the substitute, when a hook made one. */
+        if (!drop)
+            route_out(cur);
+        roost_stanza_unref(cur);
     }
-    route_out(st);
     return 0;
 }
 

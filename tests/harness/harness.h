@@ -226,6 +226,9 @@ int harness_stream_feature_count(void);
 /* Number of roost_log() calls at level so far (counted whatever
  * roost_log_level is). */
 int harness_log_count(int level);
+/* Successful roost_event_replace() calls since the last harness_reset():
+ * how many times modules substituted an event's stanza. */
+int harness_replace_count(void);
 
 /* Before authentication (XEP-0077).  harness_preauth_add makes an
  * unauthenticated c2s session (no JID; roost_session_addr() is addr, or

@@ -22,7 +22,8 @@ whose caps say urn:xmpp:avatar:metadata+notify, is notified of the
 XEP-0084 metadata, reads the open data node and sees the hash in
 Mercutio's presence (XEP-0153); Mercutio publishes another avatar through
 PEP and Benvolio reads it in his vCard; removing the PHOTO publishes
-empty metadata; the account advertises urn:xmpp:pep-vcard-conversion:0).
+empty metadata, and deleting the metadata node clears the vCard PHOTO;
+the account advertises urn:xmpp:pep-vcard-conversion:0).
 
     python3 test_pep.py                   # roostd with mod_pep
     python3 test_pep.py --server prosody  # the same against Prosody 0.12
@@ -526,6 +527,23 @@ def avatar_conversion(srv):
         check(meta is not None and len(meta) == 0, rt.to_string(item))
         m.send('<presence/>')
         check(presence_photo(b, mfull, 'presence without avatar') == '', 'empty photo')
+
+        # the metadata node deleted (XEP-0084 §4.5: no metadata, no avatar):
+        # the vCard loses its PHOTO and keeps the rest, the hash is empty
+        iq_ok(m, publish(m, AVD, GIF_SHA1, "<data xmlns='%s'>%s</data>" % (AVD, GIF_B64)))
+        iq_ok(m, publish(m, AVM, GIF_SHA1,
+                         "<metadata xmlns='%s'><info id='%s' bytes='20' type='image/gif'/>"
+                         "</metadata>" % (AVM, GIF_SHA1)))
+        m.send('<presence/>')
+        check(presence_photo(b, mfull, 'gif again') == GIF_SHA1, 'gif hash again')
+        iq_ok(m, "<iq type='set' id='del'><pubsub xmlns='%s#owner'><delete node='%s'/>"
+              "</pubsub></iq>" % (PS, AVM))
+        r = iq_ok(m, "<iq type='get' id='vd'><vCard xmlns='%s'/></iq>" % VCARD)
+        card = r.find('{%s}vCard' % VCARD)
+        check(card is not None and card.find('{%s}PHOTO' % VCARD) is None
+              and card.findtext('{%s}FN' % VCARD) == 'Mercutio', rt.to_string(r))
+        m.send('<presence/>')
+        check(presence_photo(b, mfull, 'presence after delete') == '', 'photo after delete')
     finally:
         for c in (m, b):
             c.close()

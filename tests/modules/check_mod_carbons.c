@@ -509,6 +509,52 @@ START_TEST(test_private_bare_tier)
 }
 END_TEST
 
+/* A stand-in for offline storage (ROOST_PRIO_FALLBACK): keeps a copy of
+ * what reaches it. */
+static roost_stanza_t *stored;
+
+static roost_verdict_t
+fake_store(const roost_ev_t *ev, void *arg)
+{
+    (void)arg;
+    roost_stanza_unref(stored);
+    stored = roost_stanza_copy(ev->stanza);
+    return ROOST_HANDLED;
+}
+
+static int
+fake_store_load(roost_mod_t *m)
+{
+    return roost_hook(m, ROOST_EV_MESSAGE_BARE, ROOST_PRIO_FALLBACK, fake_store,
+                      NULL);
+}
+
+static const roost_module_t fake_offline = {
+    .abi = ROOST_ABI,
+    .name = "fakeoffline",
+    .load = fake_store_load,
+};
+
+/* The stripped message replaces the original for every later hook
+ * (roost_event_replace): mod_message delivers it by its own rules, and
+ * when nobody is available it is what offline storage gets. */
+START_TEST(test_private_replaced)
+{
+    ck_assert_ptr_nonnull(harness_load(&fake_offline, "localhost", NULL));
+    ck_assert_ptr_nonnull(harness_session_add(BALCONY, 1, 0));
+    harness_inject(BALCONY, BARE,
+                   "<message type='chat' id='o'><body>hi</body><private "
+                   "xmlns='" NS "'/></message>");
+    ck_assert_int_eq(harness_replace_count(), 1);
+    ck_assert_ptr_nonnull(stored);
+    ck_assert_str_eq(roost_stanza_attr(stored, "id"), "o");
+    ck_assert_str_eq(roost_stanza_child_text(stored, NULL, "body"), "hi");
+    ck_assert_ptr_null(roost_stanza_child(stored, NS, "private"));
+    roost_stanza_unref(stored);
+    stored = NULL;
+}
+END_TEST
+
 /* §11: a carbon from anyone but the user's bare JID is dropped; one
  * from the bare JID (a copy routed again) goes on, never copied. */
 START_TEST(test_forged)
@@ -631,6 +677,7 @@ carbons_suite(void)
     tcase_add_test(tc, test_private_stripped);
     tcase_add_test(tc, test_private_stripped_bare);
     tcase_add_test(tc, test_private_bare_tier);
+    tcase_add_test(tc, test_private_replaced);
     tcase_add_test(tc, test_forged);
     suite_add_tcase(s, tc);
 

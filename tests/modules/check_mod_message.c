@@ -7,7 +7,8 @@
  * which resources get the message, which error (if any) goes back to the
  * sender, and the verdict.  Then: PASS reaching an offline module at
  * ROOST_PRIO_FALLBACK, many resources, availability following presence,
- * and hook removal on unload.
+ * a stanza substituted by an earlier hook (roost_event_replace: what is
+ * delivered, what is refused) and hook removal on unload.
  * Not for: privacy, carbons or offline storage itself. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -430,6 +431,86 @@ START_TEST(test_unload_removes_hooks)
 }
 END_TEST
 
+/* ---- a substituted stanza (roost_event_replace) is what is delivered ---- */
+
+/* A stand-in for a module that rewrites messages before delivery
+ * (ROOST_PRIO_COPY): adds <subject/>, and tries the substitutions the
+ * core refuses (another to, another type) and one from ROOST_EV_DELIVER. */
+static int subst_rc[4];
+
+static roost_verdict_t
+subst_msg(const roost_ev_t *ev, void *arg)
+{
+    roost_stanza_t *c = roost_stanza_copy(ev->stanza), *bad;
+
+    (void)arg;
+    roost_stanza_add_text(roost_stanza_add_child(c, NULL, "subject"), "s", 1);
+    bad = roost_stanza_copy(c);
+    roost_stanza_set_attr(bad, "to", CHAMBER);
+    subst_rc[0] = roost_event_replace(ev, bad);
+    roost_stanza_set_attr(bad, "to", roost_stanza_attr(c, "to"));
+    roost_stanza_set_attr(bad, "type", "headline");
+    subst_rc[1] = roost_event_replace(ev, bad);
+    roost_stanza_unref(bad);
+    subst_rc[2] = roost_event_replace(ev, c);
+    roost_stanza_unref(c);
+    /* Later hooks see the substitute as ev->stanza. */
+    ck_assert_ptr_nonnull(roost_stanza_child(ev->stanza, NULL, "subject"));
+    return ROOST_PASS;
+}
+
+static roost_verdict_t
+subst_deliver(const roost_ev_t *ev, void *arg)
+{
+    (void)arg;
+    subst_rc[3] = roost_event_replace(ev, ev->stanza);
+    return ROOST_PASS;
+}
+
+static int
+subst_load(roost_mod_t *m)
+{
+    int rc =
+        roost_hook(m, ROOST_EV_MESSAGE_BARE, ROOST_PRIO_COPY, subst_msg, NULL);
+
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_DELIVER, ROOST_PRIO_DEFAULT, subst_deliver,
+                        NULL);
+    return rc;
+}
+
+static const roost_module_t subst_mod = {
+    .abi = ROOST_ABI,
+    .name = "subst",
+    .load = subst_load,
+};
+
+START_TEST(test_substitute_delivered)
+{
+    roost_stanza_t *got;
+
+    ck_assert_ptr_nonnull(harness_load(&subst_mod, "localhost", NULL));
+    ck_assert_ptr_nonnull(harness_session_add(BALCONY, 1, 0));
+    ck_assert_ptr_nonnull(harness_session_add(CHAMBER, 1, -1));
+    harness_deliver_hooks(1);
+    ck_assert_int_eq(harness_inject(ROMEO, BARE,
+                                    "<message type='chat' id='x'><body>x"
+                                    "</body></message>"),
+                     ROOST_HANDLED);
+    harness_deliver_hooks(0);
+    ck_assert_int_eq(subst_rc[0], -ROOST_EINVAL); /* another to */
+    ck_assert_int_eq(subst_rc[1], -ROOST_EINVAL); /* another type */
+    ck_assert_int_eq(subst_rc[2], 0);
+    ck_assert_int_eq(subst_rc[3], -ROOST_EINVAL); /* not in DELIVER */
+    ck_assert_int_eq(harness_replace_count(), 1);
+    ck_assert_uint_eq(harness_delivered_count(CHAMBER), 0);
+    ck_assert_uint_eq(harness_delivered_count(BALCONY), 1);
+    got = harness_delivered_stanza(BALCONY, 0);
+    ck_assert_str_eq(roost_stanza_attr(got, "id"), "x");
+    ck_assert_str_eq(roost_stanza_child_text(got, NULL, "subject"), "s");
+}
+END_TEST
+
 static Suite *
 message_suite(void)
 {
@@ -458,6 +539,7 @@ message_suite(void)
     tcase_add_test(tc, test_many_resources);
     tcase_add_test(tc, test_follows_presence);
     tcase_add_test(tc, test_local_sender);
+    tcase_add_test(tc, test_substitute_delivered);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("unload");

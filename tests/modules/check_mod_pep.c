@@ -1739,6 +1739,85 @@ START_TEST(avatar_to_vcard_not)
 }
 END_TEST
 
+#define META_PNG                                                               \
+    "<metadata xmlns='" AVM "'><info id='" PNG_SHA1 "' bytes='73' "            \
+    "type='image/png'/></metadata>"
+
+/* The avatar's photo IQ i removes the vCard's photo. */
+static void
+ck_photo_removed(int i)
+{
+    roost_stanza_t *p = fake_photo_el(i);
+
+    ck_assert_ptr_null(roost_stanza_attr(p, "id"));
+    ck_assert_str_eq(roost_stanza_text(p), "");
+}
+
+/* XEP-0084 §4.5 and XEP-0398: no metadata any more, no photo in the
+ * vCard: the current metadata item retracted, the node purged or deleted.
+ * Retracting an older item changes nothing; retracting the newest of two
+ * puts the older one back. */
+START_TEST(avatar_removed)
+{
+    publish(AVD, PNG_SHA1, "<data xmlns='" AVD "'>" PNG_B64 "</data>");
+    publish(AVM, PNG_SHA1, META_PNG);
+    ck_assert_int_eq(fake_nphoto, 1);
+    ck_result(own("<iq type='set' id='r'><pubsub xmlns='" PS "'><retract "
+                  "node='" AVM "'><item id='" PNG_SHA1 "'/></retract>"
+                  "</pubsub></iq>"));
+    ck_assert_int_eq(fake_nphoto, 2);
+    ck_photo_removed(1);
+
+    publish(AVM, PNG_SHA1, META_PNG);
+    ck_assert_int_eq(fake_nphoto, 3);
+    ck_result(own("<iq type='set' id='pu'><pubsub xmlns='" PSO "'><purge "
+                  "node='" AVM "'/></pubsub></iq>"));
+    ck_assert_int_eq(fake_nphoto, 4);
+    ck_photo_removed(3);
+
+    publish(AVM, PNG_SHA1, META_PNG);
+    ck_assert_int_eq(fake_nphoto, 5);
+    ck_result(own("<iq type='set' id='d'><pubsub xmlns='" PSO "'><delete "
+                  "node='" AVM "'/></pubsub></iq>"));
+    ck_assert_int_eq(fake_nphoto, 6);
+    ck_photo_removed(5);
+}
+END_TEST
+
+START_TEST(avatar_retract_older)
+{
+    roost_stanza_t *p;
+
+    /* Two metadata items kept: the PNG, then an empty one (no avatar). */
+    ck_result(
+        own("<iq type='set' id='c'><pubsub xmlns='" PS "'><create "
+            "node='" AVM "'/><configure><x xmlns='jabber:x:data' "
+            "type='submit'><field var='FORM_TYPE' type='hidden'><value>" PS
+            "#node_config</value></field><field var='pubsub#max_items'>"
+            "<value>2</value></field></x></configure></pubsub></iq>"));
+    publish(AVD, PNG_SHA1, "<data xmlns='" AVD "'>" PNG_B64 "</data>");
+    publish(AVM, PNG_SHA1, META_PNG);
+    publish(AVM, "none", "<metadata xmlns='" AVM "'/>");
+    ck_assert_int_eq(fake_nphoto, 2);
+    /* The older one: the current avatar stays. */
+    ck_result(own("<iq type='set' id='r'><pubsub xmlns='" PS "'><retract "
+                  "node='" AVM "'><item id='" PNG_SHA1 "'/></retract>"
+                  "</pubsub></iq>"));
+    ck_assert_int_eq(fake_nphoto, 2);
+    /* The newest, with an older one left: that one is the avatar. */
+    publish(AVM, PNG_SHA1, META_PNG);
+    ck_assert_int_eq(fake_nphoto, 3);
+    publish(AVM, "none2", "<metadata xmlns='" AVM "'/>");
+    ck_assert_int_eq(fake_nphoto, 4);
+    ck_result(own("<iq type='set' id='r2'><pubsub xmlns='" PS "'><retract "
+                  "node='" AVM "'><item id='none2'/></retract></pubsub></iq>"));
+    ck_assert_int_eq(fake_nphoto, 5);
+    p = fake_photo_el(4);
+    ck_assert_str_eq(roost_stanza_attr(p, "id"), PNG_SHA1);
+    ck_assert_str_eq(roost_stanza_text(p), PNG_B64);
+}
+END_TEST
+
 static Suite *
 pep_suite(void)
 {
@@ -1776,6 +1855,8 @@ pep_suite(void)
     tcase_add_checked_fixture(tc, av_setup, av_teardown);
     tcase_add_test(tc, avatar_to_vcard);
     tcase_add_test(tc, avatar_to_vcard_not);
+    tcase_add_test(tc, avatar_removed);
+    tcase_add_test(tc, avatar_retract_older);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -609,7 +609,8 @@ START_TEST(test_av_presence_directed)
 }
 END_TEST
 
-/* The account's other resources get it too (ROOST_EV_DELIVER). */
+/* The account's other resources get it too: from the broadcast
+ * rewritten before the fan-out, whatever ROOST_EV_DELIVER does. */
 START_TEST(test_av_presence_own_resource)
 {
     roost_stanza_t *p;
@@ -623,6 +624,58 @@ START_TEST(test_av_presence_own_resource)
     ck_assert_str_eq(roost_stanza_child_text(p, NULL, "show"), "away");
     ck_assert_str_eq(photo_of(p), PNG_SHA1);
     harness_deliver_hooks(0);
+}
+END_TEST
+
+/* One rewrite per broadcast: the presence is replaced once, before the
+ * fan-out (roost_event_replace), and every recipient's copy comes from
+ * it; nothing is rewritten per recipient (no ROOST_EV_DELIVER hook, no
+ * second copy in ROOST_EV_OUTBOUND).  The same for directed presence. */
+START_TEST(test_av_presence_once)
+{
+    roost_stanza_t *p;
+
+    harness_deliver_hooks(1);
+    ck_assert_ptr_nonnull(harness_session_add(TABLET, 1, 0));
+    set_card(PHONE, NULL, CARD_PNG);
+    ck_assert_int_eq(harness_hook_count(ROOST_EV_DELIVER), 0);
+    ck_assert_int_eq(harness_replace_count(), 0);
+    ck_assert_str_eq(photo_of(broadcast("<presence/>")), PNG_SHA1);
+    ck_assert_int_eq(harness_replace_count(), 1);
+    p = harness_delivered_stanza(TABLET, 0);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(photo_of(p), PNG_SHA1);
+    /* Already carrying the hash: nothing to replace. */
+    ck_assert_str_eq(
+        photo_of(broadcast("<presence><x xmlns='" UPD "'><photo>" PNG_SHA1
+                           "</photo></x></presence>")),
+        PNG_SHA1);
+    ck_assert_int_eq(harness_replace_count(), 1);
+    harness_inject(PHONE, "room@muc.remote.example/al", "<presence/>");
+    ck_assert_int_eq(harness_replace_count(), 2);
+    harness_deliver_hooks(0);
+}
+END_TEST
+
+/* Presence the server sends from what it kept (a probe answer) after an
+ * avatar change goes out with the new hash (ROOST_EV_OUTBOUND). */
+START_TEST(test_av_presence_stale)
+{
+    roost_stanza_t *kept;
+    size_t n;
+
+    set_card(PHONE, NULL, CARD_PNG);
+    kept = roost_stanza_copy(broadcast("<presence/>"));
+    ck_assert_str_eq(photo_of(kept), PNG_SHA1);
+    set_card(PHONE, NULL, CARD_PHOTO("", GIF_B64));
+    roost_stanza_set_attr(kept, "to", "carol@remote.example/x");
+    n = harness_sent_count();
+    ck_assert_int_eq(roost_send(harness_mod("fakepep"), kept), 0);
+    ck_assert_uint_eq(harness_sent_count(), n + 1);
+    ck_assert_str_eq(photo_of(harness_sent_stanza(n)), GIF_SHA1);
+    /* The caller's stanza is not touched. */
+    ck_assert_str_eq(photo_of(kept), PNG_SHA1);
+    roost_stanza_unref(kept);
 }
 END_TEST
 
@@ -777,6 +830,8 @@ vcard_suite(void)
     tcase_add_test(tc, test_av_presence_none);
     tcase_add_test(tc, test_av_presence_directed);
     tcase_add_test(tc, test_av_presence_own_resource);
+    tcase_add_test(tc, test_av_presence_once);
+    tcase_add_test(tc, test_av_presence_stale);
     tcase_add_test(tc, test_av_hash_at_login);
     tcase_add_test(tc, test_av_pep_to_vcard);
     tcase_add_test(tc, test_av_pep_to_vcard_new);
