@@ -12,6 +12,9 @@
  * second one is refused with <conflict/>.  Stanzas for a component that is
  * not connected are bounced (service-unavailable) by the router's rules.
  *
+ * Until the handshake a connection is under the pre-authentication
+ * limits of core/conn.c (bytes, stanza size, the total), as clients are.
+ *
  * Not here: TLS on the component port (XEP-0114 is meant for localhost or
  * a private network), XEP-0225 (component connections). */
 #include <inttypes.h>
@@ -46,6 +49,9 @@ struct roost_comp {
     char addr[64];
     struct event *timer; /* authentication deadline, then the flush */
     roost_comp_t *next;  /* comp_all */
+    /* Pre-auth limits (core/conn.c) until the handshake. */
+    int preauth;
+    size_t pa_mem, pa_read, pa_mark;
 };
 
 static roost_comp_t *comp_all;
@@ -132,12 +138,26 @@ comp_free_now(roost_comp_t *c)
             *pp = c->next;
             break;
         }
+    if (c->preauth)
+        roost_preauth_account(&c->pa_mem, 0);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     if (c->timer != NULL)
         event_free(c->timer);
     roost_xml_free(c->xml);
     roost_free(c);
+}
+
+/* Brings c's share of the pre-auth total up to date: O(1). */
+static void
+comp_preauth_update(roost_comp_t *c)
+{
+    if (!c->preauth || c->bev == NULL)
+        return;
+    roost_preauth_account(
+        &c->pa_mem, sizeof(*c) + roost_xml_memory(c->xml) +
+                        evbuffer_get_length(bufferevent_get_input(c->bev)) +
+                        evbuffer_get_length(bufferevent_get_output(c->bev)));
 }
 
 static void
@@ -176,7 +196,9 @@ comp_write(roost_comp_t *c, const char *buf, size_t len)
         4 * roost_srv->cfg->output_hwm) {
         comp_log(c, ROOST_LOG_WARN, "closing: the component does not read");
         comp_schedule_free(c);
+        return;
     }
+    comp_preauth_update(c);
 }
 
 static void
@@ -315,6 +337,10 @@ comp_handshake(roost_comp_t *c, roost_stanza_t *el)
         return;
     }
     c->authed = 1;
+    /* The pre-auth limits end (stanzas up to limits.max_stanza_size). */
+    c->preauth = 0;
+    roost_preauth_account(&c->pa_mem, 0);
+    roost_xml_set_max_stanza(c->xml, (size_t)roost_srv->cfg->max_stanza_size);
     event_del(c->timer);
     comp_puts(c, "<handshake/>");
     comp_log(c, ROOST_LOG_INFO, "connected (XEP-0114)");
@@ -398,6 +424,19 @@ comp_read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
 
     c->refs++;
+    if (c->preauth && !c->closing &&
+        roost_preauth_count(&c->pa_read, &c->pa_mark,
+                            evbuffer_get_length(in))) {
+        /* limits.preauth_max_bytes, as for c2s (core/conn.c). */
+        comp_log(c, ROOST_LOG_INFO,
+                 "closing: %zu bytes before the handshake "
+                 "(preauth_max_bytes)",
+                 c->pa_read);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        c->pa_mark = 0;
+        comp_close(c, "policy-violation",
+                   "too much data before authentication");
+    }
     while (!c->closing && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         size_t used = 0;
@@ -409,6 +448,10 @@ comp_read_cb(struct bufferevent *bev, void *arg)
         if (rc < 0)
             break;
         evbuffer_drain(in, rc == 0 ? v.iov_len : used);
+    }
+    if (c->preauth) {
+        c->pa_mark = evbuffer_get_length(in); /* counted already */
+        comp_preauth_update(c);
     }
     comp_release(c);
 }
@@ -439,20 +482,30 @@ comp_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
                struct sockaddr *sa, int socklen, void *arg)
 {
     roost_config_t *cfg = roost_srv->cfg;
-    roost_comp_t *c = roost_xcalloc(1, sizeof(*c)); /* comp_free_now */
+    roost_comp_t *c;
     struct timeval tv;
+    char ip[64] = "?";
 
+    if (sa->sa_family == AF_INET)
+        evutil_inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip,
+                         sizeof(ip));
+    else if (sa->sa_family == AF_INET6)
+        evutil_inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip,
+                         sizeof(ip));
+    if (roost_preauth_full(ip)) {
+        /* limits.preauth_max_total: as c2s does, before any byte. */
+        evutil_closesocket(fd);
+        return;
+    }
+    c = roost_xcalloc(1, sizeof(*c)); /* comp_free_now */
     c->id = ++comp_next_id;
     c->refs = 1;
     c->next = comp_all;
     comp_all = c;
-    if (sa->sa_family == AF_INET)
-        evutil_inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr,
-                         c->addr, sizeof(c->addr));
-    else if (sa->sa_family == AF_INET6)
-        evutil_inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
-                         c->addr, sizeof(c->addr));
-    c->xml = roost_xml_new(&(roost_xml_limits_t){(size_t)cfg->max_stanza_size,
+    snprintf(c->addr, sizeof(c->addr), "%s", ip);
+    /* Until the handshake: limits.preauth_* (comp_handshake). */
+    c->preauth = 1;
+    c->xml = roost_xml_new(&(roost_xml_limits_t){roost_preauth_max_stanza(),
                                                  (int)cfg->max_depth,
                                                  (int)cfg->max_attrs},
                            &comp_xml_cb, c);
@@ -468,6 +521,7 @@ comp_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     tv.tv_sec = (time_t)(cfg->auth_timeout / 1000);
     tv.tv_usec = (suseconds_t)((cfg->auth_timeout % 1000) * 1000);
     evtimer_add(c->timer, &tv);
+    comp_preauth_update(c);
 }
 
 int

@@ -52,9 +52,14 @@ typedef struct {
 typedef struct {
     int require_encryption;
     const char *dialback_secret, *dns_servers, *ca_file;
-    int secure_auth;
+    int secure_auth, bidi;
     int64_t connect_timeout, idle_timeout;
 } conf_s2s_t;
+
+typedef struct {
+    const char *domain;
+    int require_encryption, bidi;
+} conf_peer_t;
 
 typedef struct {
     const char *domain, *host;
@@ -157,6 +162,16 @@ static const roost_opt_t conf_s2s_opts[] = {
     {"ca_file", ROOST_OPT_STR, CONF_OFF(conf_s2s_t, ca_file), NULL, 0, 0},
     {"secure_auth", ROOST_OPT_BOOL, CONF_OFF(conf_s2s_t, secure_auth), "false",
      0, 0},
+    {"bidi", ROOST_OPT_BOOL, CONF_OFF(conf_s2s_t, bidi), "true", 0, 0},
+    {NULL, 0, 0, NULL, 0, 0}};
+
+/* Defaults here are placeholders: an unset key takes the s2s group's
+ * value (conf_load_peers). */
+static const roost_opt_t conf_peer_opts[] = {
+    {"domain", ROOST_OPT_STR, CONF_OFF(conf_peer_t, domain), NULL, 0, 0},
+    {"require_encryption", ROOST_OPT_BOOL,
+     CONF_OFF(conf_peer_t, require_encryption), "true", 0, 0},
+    {"bidi", ROOST_OPT_BOOL, CONF_OFF(conf_peer_t, bidi), "true", 0, 0},
     {NULL, 0, 0, NULL, 0, 0}};
 
 static const roost_opt_t conf_route_opts[] = {
@@ -722,12 +737,55 @@ conf_load_limits(roost_config_t *c, const config_setting_t *root, char **err)
                          err);
 }
 
+/* s2s.peers = ( { domain; require_encryption; bidi; }, ... ): policy per
+ * remote domain, unset keys from the s2s group. */
+static int
+conf_load_peers(roost_config_t *c, const config_setting_t *peers, char **err)
+{
+    int rc, n;
+
+    if (!config_setting_is_list(peers))
+        return conf_fail(c, peers, err, "'peers' must be a list of groups");
+    n = config_setting_length(peers);
+    c->s2s_peers =
+        roost_xcalloc((size_t)(n > 0 ? n : 1), sizeof(*c->s2s_peers));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(peers, i);
+        roost_s2s_peer_t *p = &c->s2s_peers[c->ns2s_peers];
+        conf_peer_t r;
+
+        memset(&r, 0, sizeof(r));
+        if (!config_setting_is_group(e))
+            return conf_fail(c, e, err, "peers entries must be groups");
+        if ((rc = conf_fill(c, e, conf_peer_opts, &r, NULL, false, err)) != 0)
+            return rc;
+        if (r.domain == NULL)
+            return conf_fail(c, e, err, "a peer needs 'domain'");
+        if ((p->domain = roost_jid_prep_domain(r.domain)) == NULL)
+            return conf_fail(c, e, err, "'%s' is not a valid domain", r.domain);
+        c->ns2s_peers++;
+        for (int j = 0; j < c->ns2s_peers - 1; j++)
+            if (strcmp(c->s2s_peers[j].domain, p->domain) == 0)
+                return conf_fail(c, e, err, "peer '%s' is listed twice",
+                                 p->domain);
+        p->require_encryption =
+            config_setting_get_member(e, "require_encryption") != NULL
+                ? r.require_encryption
+                : c->s2s_require_encryption;
+        p->bidi =
+            config_setting_get_member(e, "bidi") != NULL ? r.bidi : c->s2s_bidi;
+    }
+    return 0;
+}
+
 /* s2s = { require_encryption; dialback_secret; connect_timeout;
- * idle_timeout; routes = ( { domain; host; port; }, ... ); } */
+ * idle_timeout; bidi; routes = ( { domain; host; port; }, ... );
+ * peers = ( ... ); } */
 static int
 conf_load_s2s(roost_config_t *c, const config_setting_t *root, char **err)
 {
-    static const char *const skip[] = {"routes", NULL};
+    static const char *const skip[] = {"routes", "peers", NULL};
+    const config_setting_t *peers;
     const config_setting_t *s, *routes;
     conf_s2s_t raw;
     int rc, n;
@@ -744,6 +802,10 @@ conf_load_s2s(roost_config_t *c, const config_setting_t *root, char **err)
     if (raw.dns_servers != NULL && *raw.dns_servers != '\0')
         c->s2s_dns_servers = roost_xstrdup(raw.dns_servers);
     c->s2s_secure_auth = raw.secure_auth;
+    c->s2s_bidi = raw.bidi;
+    peers = s != NULL ? config_setting_get_member(s, "peers") : NULL;
+    if (peers != NULL && (rc = conf_load_peers(c, peers, err)) != 0)
+        return rc;
     if (raw.ca_file != NULL) {
         /* Relative to the config file's directory, as every path. */
         char *dir = roost_xstrdup(c->path), *slash = strrchr(dir, '/');
@@ -1134,6 +1196,9 @@ roost_config_free(roost_config_t *c)
         roost_free(c->s2s_routes[i].host);
     }
     roost_free(c->s2s_routes);
+    for (int i = 0; i < c->ns2s_peers; i++)
+        roost_free(c->s2s_peers[i].domain);
+    roost_free(c->s2s_peers);
     roost_free(c->s2s_secret);
     roost_free(c->s2s_dns_servers);
     roost_free(c->s2s_ca_file);

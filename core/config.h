@@ -45,6 +45,15 @@ typedef struct {
     int port;
 } roost_s2s_route_t;
 
+/* Policy for one remote domain (s2s.peers), both directions: streams to
+ * it and streams authenticating as it.  Unset keys take the s2s group's
+ * values. */
+typedef struct {
+    char *domain;           /* prepared */
+    int require_encryption; /* STARTTLS before dialback */
+    int bidi;               /* XEP-0288 with this peer */
+} roost_s2s_peer_t;
+
 typedef struct {
     char *domain;           /* prepared domain */
     char *cert, *key;       /* absolute paths; default data_dir/certs/D.* */
@@ -108,8 +117,11 @@ typedef struct {
     int s2s_secure_auth;         /* PKIX (SASL EXTERNAL) only, no dialback */
     int64_t s2s_connect_timeout; /* ms to connect and authenticate: 30 s */
     int64_t s2s_idle_timeout;    /* ms an unused stream stays: 300 s */
+    int s2s_bidi;                /* XEP-0288 offered and asked for: true */
     roost_s2s_route_t *s2s_routes;
     int ns2s_routes;
+    roost_s2s_peer_t *s2s_peers; /* s2s.peers; core/s2s.c hashes them */
+    int ns2s_peers;
     roost_component_conf_t *components; /* components = ( ... ) */
     int ncomponents;
     roost_host_conf_t *hosts;

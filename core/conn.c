@@ -321,7 +321,14 @@ conn_auth_failed(roost_session_t *s)
  * flow control); paused ones are read again, oldest first, as the total
  * falls.  Nobody is dropped for it: auth_timeout ends connections that
  * hold memory without authenticating, and dropping the oldest would let
- * a flood of new connections evict logins in progress. */
+ * a flood of new connections evict logins in progress.
+ *
+ * Incoming s2s streams (until a domain pair is verified) and component
+ * connections (until the handshake) use the same accounting through
+ * roost_preauth_*(): they count into the total and are refused at
+ * accept when it is full, their bytes and stanzas are bounded alike;
+ * they are not paused (each holds at most preauth_max_bytes of input,
+ * and connect_timeout / auth_timeout ends them). */
 
 static size_t
 conn_pending_input(roost_session_t *s)
@@ -373,19 +380,45 @@ conn_preauth_resume(void)
         bufferevent_enable(s->bev, EV_READ);
 }
 
+void
+roost_preauth_account(size_t *mem, size_t cost)
+{
+    conn_preauth_total = conn_preauth_total - *mem + cost;
+    *mem = cost;
+    conn_preauth_resume();
+}
+
+int
+roost_preauth_count(size_t *read, size_t *mark, size_t len)
+{
+    int64_t max = roost_srv->cfg->preauth_max_bytes;
+
+    if (len > *mark)
+        *read += len - *mark;
+    *mark = len;
+    return max > 0 && *read > (size_t)max;
+}
+
+size_t
+roost_preauth_max_stanza(void)
+{
+    const roost_config_t *cfg = roost_srv->cfg;
+
+    return (size_t)(cfg->preauth_max_stanza < cfg->max_stanza_size
+                        ? cfg->preauth_max_stanza
+                        : cfg->max_stanza_size);
+}
+
 /* Brings s's share of the total up to date: O(1). */
 static void
 conn_preauth_update(roost_session_t *s)
 {
-    size_t cost;
-
     if (!s->preauth)
         return;
-    cost = sizeof(*s) + conn_pending_input(s) + conn_pending_output(s) +
-           (s->stream != NULL ? roost_stream_memory(s->stream) : 0);
-    conn_preauth_total = conn_preauth_total - s->preauth_mem + cost;
-    s->preauth_mem = cost;
-    conn_preauth_resume();
+    roost_preauth_account(
+        &s->preauth_mem,
+        sizeof(*s) + conn_pending_input(s) + conn_pending_output(s) +
+            (s->stream != NULL ? roost_stream_memory(s->stream) : 0));
 }
 
 /* After s's input was processed: past the total, s is not read until
@@ -420,11 +453,31 @@ conn_preauth_leave(roost_session_t *s)
 {
     if (!s->preauth)
         return;
-    conn_preauth_total -= s->preauth_mem;
-    s->preauth_mem = 0;
     s->preauth = 0;
     conn_paused_del(s);
-    conn_preauth_resume();
+    roost_preauth_account(&s->preauth_mem, 0);
+}
+
+int
+roost_preauth_full(const char *ip)
+{
+    int64_t max = roost_srv->cfg->preauth_max_total;
+    int64_t now;
+
+    if (max <= 0 || conn_preauth_total < (size_t)max)
+        return 0;
+    conn_refused++;
+    now = conn_now_ms();
+    if (now - conn_refuse_logged >= 1000) {
+        ROOST_LOG(ROOST_LOG_WARN, "core",
+                  "refusing a connection from %s: unauthenticated "
+                  "connections hold %zu bytes (preauth_max_total); "
+                  "%u refused since the last report",
+                  ip, conn_preauth_total, conn_refused);
+        conn_refuse_logged = now;
+        conn_refused = 0;
+    }
+    return 1;
 }
 
 /* Whether a new connection is refused: unauthenticated connections hold
@@ -442,23 +495,10 @@ conn_preauth_refuse(evutil_socket_t fd, const roost_listen_conf_t *l,
         "<stream:error><resource-constraint "
         "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
         "</stream:stream>";
-    int64_t max = roost_srv->cfg->preauth_max_total;
-    int64_t now;
     char junk[512];
 
-    if (max <= 0 || conn_preauth_total < (size_t)max)
+    if (!roost_preauth_full(ip))
         return 0;
-    conn_refused++;
-    now = conn_now_ms();
-    if (now - conn_refuse_logged >= 1000) {
-        ROOST_LOG(ROOST_LOG_WARN, "core",
-                  "refusing a connection from %s: unauthenticated "
-                  "connections hold %zu bytes (preauth_max_total); "
-                  "%u refused since the last report",
-                  ip, conn_preauth_total, conn_refused);
-        conn_refuse_logged = now;
-        conn_refused = 0;
-    }
     if (l->tls != ROOST_TLS_DIRECT) {
         /* Unread input would turn the close into a reset that can
          * overtake the error: take what has arrived. */
@@ -1451,7 +1491,6 @@ static void
 conn_read_cb(struct bufferevent *bev, void *arg)
 {
     roost_session_t *s = arg;
-    int64_t max = roost_srv->cfg->preauth_max_bytes;
 
     s->ping_outstanding = 0;
     s->last_input = conn_now_ms();
@@ -1461,10 +1500,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 
         /* Bytes that arrived since the input was last looked at:
          * pipelined ones waiting for TLS or SASL count too. */
-        if (len > s->in_mark)
-            s->preauth_read += len - s->in_mark;
-        s->in_mark = len;
-        if (max > 0 && s->preauth_read > (size_t)max) {
+        if (roost_preauth_count(&s->preauth_read, &s->in_mark, len)) {
             roost_session_log(s, ROOST_LOG_INFO,
                               "closing: %zu bytes before authentication "
                               "(preauth_max_bytes)",
@@ -1621,10 +1657,7 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 
     memset(&sc, 0, sizeof(sc));
     /* Smaller stanzas until SASL succeeds (the stream lifts it). */
-    sc.limits.max_stanza =
-        (size_t)(cfg->preauth_max_stanza < cfg->max_stanza_size
-                     ? cfg->preauth_max_stanza
-                     : cfg->max_stanza_size);
+    sc.limits.max_stanza = roost_preauth_max_stanza();
     sc.max_stanza_authed = (size_t)cfg->max_stanza_size;
     sc.limits.max_depth = (int)cfg->max_depth;
     sc.limits.max_attrs = (int)cfg->max_attrs;

@@ -432,6 +432,18 @@ main_reload_diff(const roost_config_t *run, const roost_config_t *cfg)
             main_needs_restart(strs[i].name);
     if (run->s2s_require_encryption != cfg->s2s_require_encryption)
         main_needs_restart("s2s.require_encryption");
+    if (run->s2s_bidi != cfg->s2s_bidi)
+        main_needs_restart("s2s.bidi");
+    if (run->ns2s_peers != cfg->ns2s_peers)
+        main_needs_restart("s2s.peers");
+    for (int i = 0; i < run->ns2s_peers && i < cfg->ns2s_peers; i++)
+        if (!main_streq(run->s2s_peers[i].domain, cfg->s2s_peers[i].domain) ||
+            run->s2s_peers[i].require_encryption !=
+                cfg->s2s_peers[i].require_encryption ||
+            run->s2s_peers[i].bidi != cfg->s2s_peers[i].bidi) {
+            main_needs_restart("s2s.peers");
+            break;
+        }
     if (run->ns2s_routes != cfg->ns2s_routes)
         main_needs_restart("s2s.routes");
     for (int i = 0; i < run->ns2s_routes && i < cfg->ns2s_routes; i++)

@@ -55,11 +55,13 @@ typedef enum {
     IN_READY            /* header answered */
 } s2s_state_t;
 
-/* A dialback verification we asked an authoritative server for, on an
- * outgoing stream, for an incoming stream (in_id). */
+/* A dialback verification we asked an authoritative server for, for an
+ * incoming stream (in_id): on our outgoing stream to it, or on a stream
+ * of its on which it asked for bidi (XEP-0288) and is verified. */
 typedef struct s2s_verify {
-    char *id;  /* the incoming stream's id */
-    char *key; /* the key the peer gave there */
+    char *id;             /* the incoming stream's id */
+    char *key;            /* the key the peer gave there */
+    char *remote, *local; /* the pair to verify (remote's key for local) */
     uint64_t in_id;
     int sent;
     struct s2s_verify *next;
@@ -88,6 +90,7 @@ struct roost_s2s {
     roost_xml_t *xml;
     char stream_id[40]; /* IN: ours; OUT: the peer's */
     int tls;
+    int notls;     /* IN: the listener has tls = "none" (no STARTTLS) */
     int bidi;      /* XEP-0288: OUT we sent <bidi/>, IN the peer did */
     int bidi_used; /* the reverse direction carried a stanza (logged) */
     char addr[64];
@@ -106,13 +109,23 @@ struct roost_s2s {
     s2s_verify_t *verifies;
     /* IN */
     s2s_pair_t *pairs;
-    char *hdr_from;      /* the 'from' of the peer's header, prepared */
-    int sasl_authed;     /* SASL EXTERNAL succeeded on this stream */
+    char *hdr_from;  /* the 'from' of the peer's header, prepared */
+    int sasl_authed; /* SASL EXTERNAL succeeded on this stream */
+    /* Pre-auth limits (core/conn.c) until a pair is verified here. */
+    int preauth;
+    size_t pa_mem, pa_read, pa_mark;
     struct event *timer; /* connect/auth deadline, then idle, then flush */
     UT_hash_handle hh;   /* OUT: s2s_out by key */
     roost_s2s_t *all_next, *all_prev;
 };
 
+/* s2s.peers hashed by domain at start: a policy lookup is O(1). */
+typedef struct s2s_peer {
+    const roost_s2s_peer_t *conf; /* in roost_srv->cfg */
+    UT_hash_handle hh;
+} s2s_peer_t;
+
+static s2s_peer_t *s2s_peer_table;
 static roost_s2s_t *s2s_out_table;
 static s2s_pair_t *s2s_bidi_table;
 static roost_s2s_t *s2s_all;
@@ -129,7 +142,10 @@ static void s2s_read_cb(struct bufferevent *bev, void *arg);
 static void s2s_event_cb(struct bufferevent *bev, short what, void *arg);
 static void s2s_close(roost_s2s_t *c, const char *cond, const char *text);
 static void s2s_out_fail(roost_s2s_t *c, roost_stanza_err_t cond);
+static void s2s_out_end(roost_s2s_t *c, roost_stanza_err_t cond,
+                        const char *why);
 static void s2s_out_bidi_stanza(roost_s2s_t *c, roost_stanza_t *st);
+static void s2s_verifies_fail(roost_s2s_t *c);
 static void s2s_in_verify(roost_s2s_t *c, roost_stanza_t *el);
 static const roost_xml_cb_t s2s_xml_cb;
 
@@ -200,7 +216,49 @@ s2s_key_eq(const char *a, const char *b)
     return r == 0;
 }
 
+/* --- policy per peer (s2s.peers) --- */
+
+/* Whether streams with domain (prepared; NULL: not known yet) need TLS
+ * before dialback, and whether XEP-0288 is used with it: its s2s.peers
+ * entry, else the s2s group's setting. */
+static const roost_s2s_peer_t *
+s2s_peer(const char *domain)
+{
+    s2s_peer_t *p = NULL;
+
+    if (domain != NULL && s2s_peer_table != NULL)
+        HASH_FIND_STR(s2s_peer_table, domain, p);
+    return p != NULL ? p->conf : NULL;
+}
+
+static int
+s2s_require_tls(const char *domain)
+{
+    const roost_s2s_peer_t *p = s2s_peer(domain);
+
+    return p != NULL ? p->require_encryption
+                     : roost_srv->cfg->s2s_require_encryption;
+}
+
+static int
+s2s_bidi_on(const char *domain)
+{
+    const roost_s2s_peer_t *p = s2s_peer(domain);
+
+    return p != NULL ? p->bidi : roost_srv->cfg->s2s_bidi;
+}
+
 /* --- lifetime --- */
+
+static void
+s2s_verify_free(s2s_verify_t *v)
+{
+    roost_free(v->id);
+    roost_free(v->key);
+    roost_free(v->remote);
+    roost_free(v->local);
+    roost_free(v);
+}
 
 static roost_s2s_t *
 s2s_new(s2s_dir_t dir)
@@ -246,7 +304,8 @@ s2s_bidi_update(roost_s2s_t *c, s2s_pair_t *p)
     char key[S2S_KEY_MAX];
     s2s_pair_t *other;
 
-    if (!(c->dir == S2S_IN && c->bidi && p->valid && !c->closing)) {
+    if (!(c->dir == S2S_IN && c->bidi && p->valid && !c->closing &&
+          s2s_bidi_on(p->remote))) {
         s2s_bidi_unindex(p);
         return;
     }
@@ -264,6 +323,8 @@ s2s_bidi_update(roost_s2s_t *c, s2s_pair_t *p)
 static void
 s2s_free_now(roost_s2s_t *c)
 {
+    if (c->preauth)
+        roost_preauth_account(&c->pa_mem, 0);
     if (c->dir == S2S_OUT && c->key != NULL)
         HASH_DEL(s2s_out_table, c);
     if (c->lookup != NULL)
@@ -281,9 +342,7 @@ s2s_free_now(roost_s2s_t *c)
         s2s_verify_t *v = c->verifies;
 
         c->verifies = v->next;
-        roost_free(v->id);
-        roost_free(v->key);
-        roost_free(v);
+        s2s_verify_free(v);
     }
     while (c->pairs != NULL) {
         s2s_pair_t *p = c->pairs;
@@ -330,6 +389,7 @@ s2s_schedule_free(roost_s2s_t *c)
     if (c->freeing)
         return;
     c->freeing = c->closing = 1;
+    s2s_verifies_fail(c);
     if (c->dir == S2S_OUT && c->key != NULL) {
         HASH_DEL(s2s_out_table, c);
         roost_free(c->key);
@@ -347,6 +407,39 @@ s2s_find_id(uint64_t id)
         if (c->id == id && !c->closing)
             return c;
     return NULL;
+}
+
+/* --- pre-auth limits (incoming streams, core/conn.c) --- */
+
+/* Brings c's share of the pre-auth total up to date: O(1). */
+static void
+s2s_preauth_update(roost_s2s_t *c)
+{
+    struct bufferevent *under;
+    size_t cost;
+
+    if (!c->preauth || c->bev == NULL)
+        return;
+    cost = sizeof(*c) + roost_xml_memory(c->xml) +
+           evbuffer_get_length(bufferevent_get_input(c->bev)) +
+           evbuffer_get_length(bufferevent_get_output(c->bev));
+    under = bufferevent_get_underlying(c->bev);
+    if (under != NULL)
+        cost += evbuffer_get_length(bufferevent_get_input(under)) +
+                evbuffer_get_length(bufferevent_get_output(under));
+    roost_preauth_account(&c->pa_mem, cost);
+}
+
+/* A pair was verified on incoming c: the peer is known, the pre-auth
+ * limits end (the stanza limit becomes limits.max_stanza_size). */
+static void
+s2s_in_authed(roost_s2s_t *c)
+{
+    if (!c->preauth)
+        return;
+    c->preauth = 0;
+    roost_preauth_account(&c->pa_mem, 0);
+    roost_xml_set_max_stanza(c->xml, (size_t)roost_srv->cfg->max_stanza_size);
 }
 
 /* --- output --- */
@@ -371,7 +464,9 @@ s2s_write(roost_s2s_t *c, const char *buf, size_t len)
             s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_TIMEOUT);
         else
             s2s_schedule_free(c);
+        return;
     }
+    s2s_preauth_update(c);
 }
 
 static void
@@ -701,19 +796,12 @@ s2s_local_host(const roost_s2s_t *c)
     return s2s_host_for(c->local);
 }
 
-/* Bounces every queued stanza (RFC 6120 §10.4.3) and ends the stream;
- * verify requests riding on it are answered as failed. */
+/* The verify requests on c (going away) are answered as failed on the
+ * streams that wait for them (XEP-0220 §2.4: the receiving server could
+ * not verify). */
 static void
-s2s_out_fail(roost_s2s_t *c, roost_stanza_err_t cond)
+s2s_verifies_fail(roost_s2s_t *c)
 {
-    roost_host_t *h = s2s_local_host(c);
-    roost_stanza_t **q = c->q;
-    int qn = c->qn;
-
-    c->q = NULL;
-    c->qn = c->qcap = 0;
-    s2s_log(c, ROOST_LOG_INFO, "failed (%s): %d queued stanzas bounced",
-            roost_stanza_err_name(cond), qn);
     while (c->verifies != NULL) {
         s2s_verify_t *v = c->verifies;
         roost_s2s_t *in = s2s_find_id(v->in_id);
@@ -722,18 +810,39 @@ s2s_out_fail(roost_s2s_t *c, roost_stanza_err_t cond)
         if (in != NULL) {
             char buf[600];
 
-            /* XEP-0220 §2.4: the receiving server could not verify. */
             snprintf(buf, sizeof(buf), "<db:result type='error'");
-            roost_xml_append_attr(buf, sizeof(buf), "from", c->local);
-            roost_xml_append_attr(buf, sizeof(buf), "to", c->remote);
+            roost_xml_append_attr(buf, sizeof(buf), "from", v->local);
+            roost_xml_append_attr(buf, sizeof(buf), "to", v->remote);
             strcat(buf, "><error type='cancel'><remote-server-not-found "
                         "xmlns='" ROOST_NS_STANZAS "'/></error></db:result>");
             s2s_puts(in, buf);
         }
-        roost_free(v->id);
-        roost_free(v->key);
-        roost_free(v);
+        s2s_verify_free(v);
     }
+}
+
+/* Bounces every queued stanza (RFC 6120 §10.4.3) and ends the stream;
+ * verify requests riding on it are answered as failed.  why: NULL for a
+ * failure, else what the peer did (it ended the stream), which is what
+ * gets logged. */
+static void
+s2s_out_end(roost_s2s_t *c, roost_stanza_err_t cond, const char *why)
+{
+    roost_host_t *h = s2s_local_host(c);
+    roost_stanza_t **q = c->q;
+    int qn = c->qn;
+
+    c->q = NULL;
+    c->qn = c->qcap = 0;
+    if (why == NULL)
+        s2s_log(c, ROOST_LOG_INFO, "failed (%s): %d queued stanzas bounced",
+                roost_stanza_err_name(cond), qn);
+    else if (qn > 0)
+        s2s_log(c, ROOST_LOG_INFO, "%s: %d queued stanzas bounced (%s)", why,
+                qn, roost_stanza_err_name(cond));
+    else
+        s2s_log(c, ROOST_LOG_INFO, "%s", why);
+    s2s_verifies_fail(c);
     s2s_close(c, NULL, NULL);
     for (int i = 0; i < qn; i++) {
         if (h != NULL)
@@ -741,6 +850,20 @@ s2s_out_fail(roost_s2s_t *c, roost_stanza_err_t cond)
         roost_stanza_unref(q[i]);
     }
     roost_free(q);
+}
+
+static void
+s2s_out_fail(roost_s2s_t *c, roost_stanza_err_t cond)
+{
+    s2s_out_end(c, cond, NULL);
+}
+
+/* Whether outgoing c was still waiting to be authenticated (it has our
+ * key out, or stanzas queued): the peer ending it then is a refusal. */
+static int
+s2s_out_waiting(const roost_s2s_t *c)
+{
+    return !c->authed && (c->db_sent || c->qn > 0 || c->state == OUT_SASL);
 }
 
 static void
@@ -759,23 +882,27 @@ s2s_out_flush(roost_s2s_t *c)
 }
 
 static void
+s2s_send_verify(roost_s2s_t *c, s2s_verify_t *v)
+{
+    char buf[1200];
+
+    v->sent = 1;
+    snprintf(buf, sizeof(buf), "<db:verify");
+    roost_xml_append_attr(buf, sizeof(buf), "from", v->local);
+    roost_xml_append_attr(buf, sizeof(buf), "to", v->remote);
+    roost_xml_append_attr(buf, sizeof(buf), "id", v->id);
+    strcat(buf, ">");
+    s2s_puts(c, buf);
+    s2s_puts(c, v->key);
+    s2s_puts(c, "</db:verify>");
+}
+
+static void
 s2s_out_send_verifies(roost_s2s_t *c)
 {
-    for (s2s_verify_t *v = c->verifies; v != NULL; v = v->next) {
-        char buf[1200];
-
-        if (v->sent)
-            continue;
-        v->sent = 1;
-        snprintf(buf, sizeof(buf), "<db:verify");
-        roost_xml_append_attr(buf, sizeof(buf), "from", c->local);
-        roost_xml_append_attr(buf, sizeof(buf), "to", c->remote);
-        roost_xml_append_attr(buf, sizeof(buf), "id", v->id);
-        strcat(buf, ">");
-        s2s_puts(c, buf);
-        s2s_puts(c, v->key);
-        s2s_puts(c, "</db:verify>");
-    }
+    for (s2s_verify_t *v = c->verifies; v != NULL; v = v->next)
+        if (!v->sent)
+            s2s_send_verify(c, v);
 }
 
 /* TLS is up (or not required) and the features are in: ask to be let in
@@ -889,6 +1016,58 @@ s2s_out_try_external(roost_s2s_t *c, roost_stanza_t *features)
     return 1;
 }
 
+/* A db:verify answer (type valid or invalid) on c, our outgoing stream
+ * or a bidi stream of the peer's (XEP-0288): only an answer to a request
+ * we sent on c counts, from the domain we asked; the pair on the
+ * incoming stream waiting for it is then verified or refused. */
+static void
+s2s_verify_answer(roost_s2s_t *c, roost_stanza_t *el)
+{
+    const char *id = roost_stanza_attr(el, "id");
+    const char *from = roost_stanza_attr(el, "from");
+    s2s_verify_t **pp, *v = NULL;
+    roost_s2s_t *in;
+    char buf[800];
+
+    for (pp = &c->verifies; id != NULL && *pp != NULL; pp = &(*pp)->next)
+        if ((*pp)->sent && strcmp((*pp)->id, id) == 0) {
+            v = *pp;
+            *pp = v->next;
+            break;
+        }
+    if (v == NULL || from == NULL || strcmp(from, v->remote) != 0) {
+        s2s_log(c, ROOST_LOG_INFO, "unsolicited dialback verify ignored");
+        if (v != NULL)
+            s2s_verify_free(v);
+        return;
+    }
+    in = s2s_find_id(v->in_id);
+    if (in != NULL) {
+        int ok = s2s_type_is(el, "valid");
+
+        for (s2s_pair_t *p = in->pairs; p != NULL; p = p->next)
+            if (strcmp(p->remote, v->remote) == 0 &&
+                strcmp(p->local, v->local) == 0) {
+                p->valid = ok;
+                s2s_bidi_update(in, p);
+                if (ok)
+                    s2s_in_authed(in);
+            }
+        snprintf(buf, sizeof(buf), "<db:result");
+        roost_xml_append_attr(buf, sizeof(buf), "from", v->local);
+        roost_xml_append_attr(buf, sizeof(buf), "to", v->remote);
+        roost_xml_append_attr(buf, sizeof(buf), "type",
+                              ok ? "valid" : "invalid");
+        strcat(buf, "/>");
+        s2s_puts(in, buf);
+        s2s_log(in, ROOST_LOG_INFO, "%s %s by dialback",
+                ok ? "verified" : "refused", v->remote);
+        if (!ok)
+            s2s_close(in, "not-authorized", "dialback key is invalid");
+    }
+    s2s_verify_free(v);
+}
+
 static int
 s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
 {
@@ -904,12 +1083,13 @@ s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
             s2s_puts(c, "<starttls xmlns='" ROOST_NS_TLS "'/>");
             return 0;
         }
-        if (!c->tls && roost_srv->cfg->s2s_require_encryption) {
+        if (!c->tls && s2s_require_tls(c->remote)) {
+            /* s2s.require_encryption, or this peer's (s2s.peers). */
             s2s_log(c, ROOST_LOG_INFO, "peer offers no TLS: giving up");
             s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
             return 1;
         }
-        if (!c->bidi && !c->authed &&
+        if (!c->bidi && !c->authed && s2s_bidi_on(c->remote) &&
             roost_stanza_child(el, NS_BIDI_FEAT, "bidi") != NULL) {
             /* XEP-0288 §2: before authenticating; the peer may then send
              * its stanzas for us on this stream (s2s_out_bidi_stanza). */
@@ -982,57 +1162,16 @@ s2s_out_element(roost_s2s_t *c, roost_stanza_t *el)
         return c->closing;
     }
     if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0) {
-        const char *id = roost_stanza_attr(el, "id");
-        const char *from = roost_stanza_attr(el, "from");
-        s2s_verify_t **pp, *v = NULL;
-        roost_s2s_t *in;
-        char buf[800];
-
-        /* Only an answer to a request we sent on this stream counts. */
-        for (pp = &c->verifies; id != NULL && *pp != NULL; pp = &(*pp)->next)
-            if ((*pp)->sent && strcmp((*pp)->id, id) == 0) {
-                v = *pp;
-                *pp = v->next;
-                break;
-            }
-        if (v == NULL || from == NULL || strcmp(from, c->remote) != 0) {
-            s2s_log(c, ROOST_LOG_INFO, "unsolicited dialback verify ignored");
-            if (v != NULL) {
-                roost_free(v->id);
-                roost_free(v->key);
-                roost_free(v);
-            }
-            return 0;
-        }
-        in = s2s_find_id(v->in_id);
-        if (in != NULL) {
-            int ok = s2s_type_is(el, "valid");
-
-            for (s2s_pair_t *p = in->pairs; p != NULL; p = p->next)
-                if (strcmp(p->remote, c->remote) == 0 &&
-                    strcmp(p->local, c->local) == 0) {
-                    p->valid = ok;
-                    s2s_bidi_update(in, p);
-                }
-            snprintf(buf, sizeof(buf), "<db:result");
-            roost_xml_append_attr(buf, sizeof(buf), "from", c->local);
-            roost_xml_append_attr(buf, sizeof(buf), "to", c->remote);
-            roost_xml_append_attr(buf, sizeof(buf), "type",
-                                  ok ? "valid" : "invalid");
-            strcat(buf, "/>");
-            s2s_puts(in, buf);
-            s2s_log(in, ROOST_LOG_INFO, "%s %s by dialback",
-                    ok ? "verified" : "refused", c->remote);
-            if (!ok)
-                s2s_close(in, "not-authorized", "dialback key is invalid");
-        }
-        roost_free(v->id);
-        roost_free(v->key);
-        roost_free(v);
-        return 0;
+        s2s_verify_answer(c, el);
+        return c->closing;
     }
     if (strcmp(ns, ROOST_NS_STREAM) == 0 && strcmp(name, "error") == 0) {
-        s2s_log(c, ROOST_LOG_INFO, "peer sent a stream error");
+        roost_stanza_t *cond = roost_stanza_first_child(el);
+
+        s2s_log(c, ROOST_LOG_INFO, "peer sent a stream error: %s",
+                cond != NULL && roost_stanza_name(cond) != NULL
+                    ? roost_stanza_name(cond)
+                    : "(no condition)");
         s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
         return 1;
     }
@@ -1301,17 +1440,18 @@ static void
 s2s_in_features(roost_s2s_t *c)
 {
     int secure = roost_srv->cfg->s2s_secure_auth;
+    /* The peer is not authenticated yet: its header's from only says
+     * whose policy applies to what we offer (s2s_in_plain_ok decides). */
+    int req = !c->tls && s2s_require_tls(c->hdr_from);
 
     s2s_puts(c, "<stream:features>");
-    if (!c->tls) {
-        s2s_puts(c, roost_srv->cfg->s2s_require_encryption
-                        ? "<starttls xmlns='" ROOST_NS_TLS
+    if (!c->tls && !c->notls)
+        s2s_puts(c, req ? "<starttls xmlns='" ROOST_NS_TLS
                           "'><required/></starttls>"
                         : "<starttls xmlns='" ROOST_NS_TLS "'/>");
-        if (roost_srv->cfg->s2s_require_encryption) {
-            s2s_puts(c, "</stream:features>");
-            return;
-        }
+    if (req) {
+        s2s_puts(c, "</stream:features>");
+        return;
     }
     /* EXTERNAL while not authenticated that way, and only when the
      * peer's certificate chains to a trust anchor (the name is checked
@@ -1321,7 +1461,7 @@ s2s_in_features(roost_s2s_t *c)
                     "'><mechanism>EXTERNAL</mechanism></mechanisms>");
     if (!secure)
         s2s_puts(c, "<dialback xmlns='" NS_DB_FEAT "'><errors/></dialback>");
-    if (!c->bidi)
+    if (!c->bidi && s2s_bidi_on(c->hdr_from))
         s2s_puts(c, "<bidi xmlns='" NS_BIDI_FEAT "'/>");
     s2s_puts(c, "</stream:features>");
 }
@@ -1379,6 +1519,7 @@ s2s_in_auth(roost_s2s_t *c, roost_stanza_t *el)
     p->next = c->pairs;
     c->pairs = p;
     s2s_bidi_update(c, p);
+    s2s_in_authed(c);
     if (c->remote == NULL)
         c->remote = roost_xstrdup(domain);
     c->sasl_authed = 1;
@@ -1427,14 +1568,31 @@ s2s_in_result(roost_s2s_t *c, roost_stanza_t *el)
     c->pairs = p;
     if (c->remote == NULL)
         c->remote = roost_xstrdup(remote);
-    out = s2s_out_get(to, remote);
     v = roost_xcalloc(1, sizeof(*v)); /* freed with the answer */
     v->id = roost_xstrdup(c->stream_id);
     v->key = roost_xstrndup(key, 256);
+    v->remote = roost_xstrdup(remote);
+    v->local = roost_xstrdup(to);
     v->in_id = c->id;
+    s2s_log(c, ROOST_LOG_DEBUG, "verifying %s's key", remote);
+    /* The authoritative server is asked on a stream that exists if one
+     * can carry it: our authenticated stream to it (s2s_out_get finds
+     * it), else a stream of its on which it asked for bidi and is
+     * verified for that pair (our direction on it, XEP-0288), else our
+     * stream to it, made if needed. */
+    if ((out = s2s_bidi_find(to, remote)) != NULL && out != c) {
+        v->next = out->verifies;
+        out->verifies = v;
+        s2s_log(out, ROOST_LOG_INFO,
+                "dialback verify request for %s sent on this bidirectional "
+                "stream (XEP-0288)",
+                remote);
+        s2s_send_verify(out, v);
+        return;
+    }
+    out = s2s_out_get(to, remote);
     v->next = out->verifies;
     out->verifies = v;
-    s2s_log(c, ROOST_LOG_DEBUG, "verifying %s's key", remote);
     if (out->state == OUT_READY)
         s2s_out_send_verifies(out);
 }
@@ -1526,10 +1684,38 @@ s2s_start_tls_in(roost_s2s_t *c)
     }
     c->bev = tb;
     c->tls = 1;
+    c->pa_mark = 0; /* a new input buffer */
     bufferevent_setcb(tb, s2s_read_cb, NULL, s2s_event_cb, c);
     bufferevent_enable(tb, EV_READ | EV_WRITE);
     roost_xml_reset(c->xml);
     c->state = IN_OPEN;
+}
+
+/* Whether el may come on incoming c without TLS.  The peer is not known
+ * before dialback, so the domain a dialback element claims decides:
+ * a db:result or db:verify only for a domain whose policy allows
+ * plaintext (s2s.peers), so that a domain that needs TLS cannot be
+ * authenticated (nor have its keys checked) on a plaintext stream;
+ * anything else by the domain the stream authenticated as, or the
+ * header's (stanzas still need a verified pair). */
+static int
+s2s_in_plain_ok(const roost_s2s_t *c, roost_stanza_t *el, const char *ns,
+                const char *name)
+{
+    const char *from = roost_stanza_attr(el, "from");
+    char *d;
+    int ok;
+
+    if (c->tls)
+        return 1;
+    if (strcmp(ns, NS_DB) != 0 ||
+        (strcmp(name, "result") != 0 && strcmp(name, "verify") != 0))
+        return !s2s_require_tls(c->remote != NULL ? c->remote : c->hdr_from);
+    if (from == NULL || (d = roost_jid_prep_domain(from)) == NULL)
+        return 0;
+    ok = !s2s_require_tls(d);
+    roost_free(d);
+    return ok;
 }
 
 static int
@@ -1540,7 +1726,7 @@ s2s_in_element(roost_s2s_t *c, roost_stanza_t *el)
     if (ns == NULL)
         ns = "";
     if (strcmp(ns, ROOST_NS_TLS) == 0 && strcmp(name, "starttls") == 0) {
-        if (c->tls) {
+        if (c->tls || c->notls) {
             s2s_puts(c, "<failure xmlns='" ROOST_NS_TLS "'/>");
             s2s_close(c, NULL, NULL);
             return 1;
@@ -1549,8 +1735,8 @@ s2s_in_element(roost_s2s_t *c, roost_stanza_t *el)
         s2s_start_tls_in(c);
         return 1;
     }
-    if (!c->tls && roost_srv->cfg->s2s_require_encryption) {
-        /* RFC 6120 §5.3.1: TLS first. */
+    if (!s2s_in_plain_ok(c, el, ns, name)) {
+        /* RFC 6120 §5.3.1: TLS first (for this domain). */
         s2s_close(c, "policy-violation", "STARTTLS is required");
         return 1;
     }
@@ -1575,7 +1761,12 @@ s2s_in_element(roost_s2s_t *c, roost_stanza_t *el)
         return c->closing;
     }
     if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0) {
-        s2s_in_verify(c, el);
+        /* A request (we are the authoritative server), or the answer to
+         * one we sent on this stream (bidi, s2s_in_result). */
+        if (roost_stanza_attr(el, "type") != NULL)
+            s2s_verify_answer(c, el);
+        else
+            s2s_in_verify(c, el);
         return c->closing;
     }
     if (roost_stanza_kind(el) != ROOST_STANZA_OTHER) {
@@ -1692,10 +1883,18 @@ s2s_xml_close(void *ud)
 {
     roost_s2s_t *c = ud;
 
-    if (c->dir == S2S_OUT && c->qn > 0)
-        s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND);
-    else
-        s2s_close(c, NULL, NULL);
+    /* The peer ended the stream: not a failure once it is established
+     * (what is still queued bounces all the same). */
+    if (c->dir == S2S_OUT) {
+        s2s_out_end(c, ROOST_SE_REMOTE_SERVER_NOT_FOUND,
+                    s2s_out_waiting(c) ? "the peer closed the stream before "
+                                         "authenticating us"
+                                       : "the peer closed the stream");
+        return;
+    }
+    s2s_log(c, c->remote != NULL ? ROOST_LOG_INFO : ROOST_LOG_DEBUG,
+            "the peer closed the stream");
+    s2s_close(c, NULL, NULL);
 }
 
 static void
@@ -1727,6 +1926,19 @@ s2s_read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in;
 
     c->refs++;
+    in = bufferevent_get_input(bev);
+    if (c->preauth && !c->closing && c->bev == bev &&
+        roost_preauth_count(&c->pa_read, &c->pa_mark,
+                            evbuffer_get_length(in))) {
+        /* limits.preauth_max_bytes, as for c2s (core/conn.c). */
+        s2s_log(c, ROOST_LOG_INFO,
+                "closing: %zu bytes before authentication "
+                "(preauth_max_bytes)",
+                c->pa_read);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        c->pa_mark = 0;
+        s2s_close(c, "policy-violation", "too much data before authentication");
+    }
     while (!c->closing && c->bev == bev &&
            evbuffer_get_length(in = bufferevent_get_input(bev)) > 0) {
         struct evbuffer_iovec v;
@@ -1739,6 +1951,11 @@ s2s_read_cb(struct bufferevent *bev, void *arg)
         if (rc < 0)
             break;
         evbuffer_drain(in, rc == 0 ? v.iov_len : used);
+    }
+    if (c->preauth && c->bev == bev) {
+        /* What is left was counted already. */
+        c->pa_mark = evbuffer_get_length(bufferevent_get_input(bev));
+        s2s_preauth_update(c);
     }
     s2s_release(c);
 }
@@ -1755,14 +1972,38 @@ s2s_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         unsigned long e = bufferevent_get_openssl_error(bev);
+        int out_up = c->dir == S2S_OUT && c->state != OUT_CONNECTING;
+        /* The peer hung up: TCP FIN, also without TLS close_notify (a
+         * server shutting down often sends neither that nor
+         * </stream:stream>).  Logged as such, not as a failure. */
+        int hangup = ((what & BEV_EVENT_EOF) && e == 0) ||
+                     ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
 
+        if (c->closing) {
+            s2s_schedule_free(c);
+            return;
+        }
+        if (out_up && hangup) {
+            s2s_out_end(c, ROOST_SE_REMOTE_SERVER_TIMEOUT,
+                        s2s_out_waiting(c)
+                            ? "the peer closed the connection before "
+                              "authenticating us"
+                            : "the peer closed the connection");
+            return;
+        }
+        if (c->dir == S2S_IN && hangup) {
+            s2s_log(c, c->remote != NULL ? ROOST_LOG_INFO : ROOST_LOG_DEBUG,
+                    "the peer closed the connection");
+            s2s_schedule_free(c);
+            return;
+        }
         s2s_log(c, ROOST_LOG_INFO, "connection %s%s%s",
                 (what & BEV_EVENT_EOF) ? "closed" : "failed",
                 e != 0 ? ": TLS: " : "",
                 e != 0 ? ERR_reason_error_string(e) : "");
-        if (c->dir == S2S_OUT && !c->closing && c->state == OUT_CONNECTING)
+        if (c->dir == S2S_OUT && c->state == OUT_CONNECTING)
             s2s_connect_next(c);
-        else if (c->dir == S2S_OUT && !c->closing)
+        else if (out_up)
             s2s_out_fail(c, ROOST_SE_REMOTE_SERVER_TIMEOUT);
         else
             s2s_schedule_free(c);
@@ -1775,7 +2016,7 @@ s2s_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 {
     const roost_listen_conf_t *l = arg;
     roost_config_t *cfg = roost_srv->cfg;
-    roost_s2s_t *c = s2s_new(S2S_IN);
+    roost_s2s_t *c;
     struct timeval tv;
     char ip[64] = "?";
 
@@ -1785,9 +2026,18 @@ s2s_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     else if (sa->sa_family == AF_INET6)
         evutil_inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip,
                          sizeof(ip));
+    if (roost_preauth_full(ip)) {
+        /* limits.preauth_max_total: as c2s does, before any byte. */
+        evutil_closesocket(fd);
+        return;
+    }
+    c = s2s_new(S2S_IN);
     snprintf(c->addr, sizeof(c->addr), "%s", ip);
     c->state = IN_OPEN;
-    c->xml = roost_xml_new(&(roost_xml_limits_t){(size_t)cfg->max_stanza_size,
+    c->notls = l != NULL && l->tls == ROOST_TLS_NONE;
+    /* Until a pair is verified: limits.preauth_* (s2s_in_authed). */
+    c->preauth = 1;
+    c->xml = roost_xml_new(&(roost_xml_limits_t){roost_preauth_max_stanza(),
                                                  (int)cfg->max_depth,
                                                  (int)cfg->max_attrs},
                            &s2s_xml_cb, c);
@@ -1816,6 +2066,7 @@ s2s_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     c->timer = evtimer_new(roost_srv->base, s2s_in_timer_cb, c);
     timeval_ms(&tv, cfg->s2s_connect_timeout);
     evtimer_add(c->timer, &tv);
+    s2s_preauth_update(c);
     s2s_log(c, ROOST_LOG_DEBUG, "connected");
 }
 
@@ -1838,6 +2089,7 @@ roost_s2s_listen(const roost_listen_conf_t *l, char **err)
     ROOST_LOG(ROOST_LOG_INFO, "core", "listening on %s port %d (s2s, %s)",
               l->address, l->port,
               l->tls == ROOST_TLS_DIRECT               ? "direct TLS"
+              : l->tls == ROOST_TLS_NONE               ? "no TLS"
               : roost_srv->cfg->s2s_require_encryption ? "STARTTLS required"
                                                        : "STARTTLS offered");
     return 0;
@@ -1888,6 +2140,13 @@ roost_s2s_init(char **err)
     }
     s2s_routes = roost_xcalloc((size_t)roost_srv->cfg->ns2s_routes + 1,
                                sizeof(*s2s_routes)); /* shutdown */
+    for (int i = 0; i < roost_srv->cfg->ns2s_peers; i++) {
+        s2s_peer_t *p = roost_xcalloc(1, sizeof(*p)); /* shutdown */
+
+        p->conf = &roost_srv->cfg->s2s_peers[i];
+        HASH_ADD_KEYPTR(hh, s2s_peer_table, p->conf->domain,
+                        strlen(p->conf->domain), p);
+    }
     for (int i = 0; i < roost_srv->cfg->ns2s_routes; i++) {
         s2s_routes[i].domain = roost_srv->cfg->s2s_routes[i].domain;
         s2s_routes[i].host = roost_srv->cfg->s2s_routes[i].host;
@@ -1916,6 +2175,14 @@ roost_s2s_shutdown(void)
     s2s_resolver = NULL;
     roost_free(s2s_routes);
     s2s_routes = NULL;
+    {
+        s2s_peer_t *p, *tmp;
+
+        HASH_ITER (hh, s2s_peer_table, p, tmp) {
+            HASH_DEL(s2s_peer_table, p);
+            roost_free(p);
+        }
+    }
     if (s2s_client_ctx != NULL)
         SSL_CTX_free(s2s_client_ctx);
     s2s_client_ctx = NULL;

@@ -21,10 +21,21 @@
  * server is the dialback authoritative server for its domain.
  *
  * Bidirectional streams (XEP-0288): offered on incoming streams and asked
- * for on outgoing ones.  On a peer's bidi stream, our stanzas from L to R
- * use it once R was verified for L there (instead of a stream of ours);
- * on our bidi stream to R as L, the peer may send from R to L only.
- * Dialback verify requests still use a connection of their own. */
+ * for on outgoing ones (s2s.bidi, per peer in s2s.peers).  On a peer's
+ * bidi stream, our stanzas from L to R use it once R was verified for L
+ * there (instead of a stream of ours); on our bidi stream to R as L, the
+ * peer may send from R to L only.  A dialback verify request goes on our
+ * stream to the authoritative server if it is authenticated, else on a
+ * bidi stream of that server's verified for the pair, else on our stream
+ * to it (made if needed).
+ *
+ * Policy per remote domain (s2s.peers, hashed): require_encryption and
+ * bidi, both directions.  Before dialback the peer is unknown, so on a
+ * stream without TLS a db:result or db:verify is refused
+ * (<policy-violation/>) for a domain whose policy requires TLS.
+ *
+ * Incoming streams are under the pre-authentication limits of core/conn.c
+ * (bytes, stanza size, the total) until a pair is verified on them. */
 #ifndef ROOST_CORE_S2S_H
 #define ROOST_CORE_S2S_H
 

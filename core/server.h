@@ -217,6 +217,21 @@ void roost_conn_close(roost_session_t *s, const char *cond, const char *text);
 int roost_conn_resume(roost_session_t *n, roost_session_t *o);
 void roost_session_log(const roost_session_t *s, int level, const char *fmt,
                        ...) ROOST_PRINTF(3, 4);
+/* Pre-authentication limits (limits.preauth_*), one accounting for c2s,
+ * s2s and component connections.  roost_preauth_full: whether a new
+ * connection from ip is refused because unauthenticated connections hold
+ * preauth_max_total (logged, at most once a second).
+ * roost_preauth_account: moves a connection's share of that total from
+ * *mem to cost (0 when it authenticated or goes); O(1).
+ * roost_preauth_count: counts the bytes that arrived in an input buffer
+ * now len bytes long, *mark being its length when last counted (the
+ * caller sets it to what is left after parsing); 1 once *read passed
+ * preauth_max_bytes (the caller closes with <policy-violation/>), else
+ * 0.  roost_preauth_max_stanza: the stanza limit until then. */
+int roost_preauth_full(const char *ip);
+void roost_preauth_account(size_t *mem, size_t cost);
+int roost_preauth_count(size_t *read, size_t *mark, size_t len);
+size_t roost_preauth_max_stanza(void);
 
 /* router.c */
 /* A stanza from a bound c2s session (borrowed). */

@@ -177,12 +177,157 @@ def slixmpp_component(srv):
         p.wait()
 
 
+def _comp_header(srv, domain, name):
+    """A component stream to domain, up to the server's header."""
+    c = Client(srv, None, None, name=name)
+    c.sock = socket.create_connection(('127.0.0.1', srv.comp_port), timeout=5)
+    c.parser = rt.StreamParser()
+    c.send("<stream:stream xmlns='%s' xmlns:stream='http://etherx.jabber.org/streams' "
+           "to='%s'>" % (NS_COMP, domain))
+    deadline = time.monotonic() + 5
+    while c.parser.header is None and not c.parser.ended:
+        if not c._fill(deadline):
+            raise TestFailure('no stream header from the component port')
+    return c
+
+
+def _stream_error(c):
+    """(condition, text) of the stream error c gets."""
+    el = c.recv_stream_error()
+    return (rt.error_condition(el, rt.NS_STREAM_ERR),
+            el.findtext('{%s}text' % rt.NS_STREAM_ERR) or '')
+
+
+def preauth_stanza_size(srv):
+    """Before the handshake a component connection has the pre-auth
+    stanza limit of clients (limits.preauth_max_stanza_size, 16 KiB): a
+    20 KB <handshake/> is a <policy-violation/>.  After it, stanzas up
+    to limits.max_stanza_size pass (a 40 KB message both ways)."""
+    c = _comp_header(srv, 'gw.localhost', 'comp-big')
+    c.send('<handshake>%s</handshake>' % ('a' * 20000))
+    cond, text = _stream_error(c)
+    check(cond == 'policy-violation' and 'too large' in text,
+          'a 20 KB handshake: %s (%s)' % (cond, text))
+    comp, ans = raw_component(srv, 'gw.localhost', SECRET)
+    alice = Client(srv, 'alice@localhost', USERS['alice@localhost']).login()
+    try:
+        check(ans.tag == '{%s}handshake' % NS_COMP, 'handshake: %s' % rt.to_string(ans))
+        big = 'x' * 40000
+        comp.send("<message from='u@gw.localhost' to='%s' id='big1'><body>%s</body></message>"
+                  % (alice.full_jid, big))
+        m = alice.recv()
+        check(rt.tag(m) == 'message' and m.get('id') == 'big1' and
+              m.findtext('{jabber:client}body') == big, 'a 40 KB message from the component')
+    finally:
+        alice.close()
+        comp.close()
+
+
+def preauth_bytes(srv):
+    """limits.preauth_max_bytes (4 KiB in this group) holds before the
+    handshake as for clients: 6 KB of whitespace keepalives (each run
+    within the stanza limit) get <policy-violation/>, 'too much data
+    before authentication'; a component that handshakes in time is
+    unaffected."""
+    c = _comp_header(srv, 'gw.localhost', 'comp-flood')
+    for _ in range(6):
+        c.send(' ' * 1000)
+    cond, text = _stream_error(c)
+    check(cond == 'policy-violation' and 'before authentication' in text,
+          '6 KB before the handshake: %s (%s)' % (cond, text))
+    comp, ans = raw_component(srv, 'gw.localhost', SECRET)
+    try:
+        check(ans.tag == '{%s}handshake' % NS_COMP, 'handshake: %s' % rt.to_string(ans))
+        for _ in range(6):
+            comp.send(' ' * 1000)
+        comp.send("<presence from='u@gw.localhost' to='u@gw.localhost' type='probe'/>")
+        time.sleep(0.3)
+        check(not comp.parser.ended, 'an authenticated component was cut off')
+    finally:
+        comp.close()
+
+
+def _comp_refused(srv):
+    """True when a new component connection is closed without a stream
+    header (refused at accept)."""
+    try:
+        c = _comp_header(srv, 'gw.localhost', 'comp-probe')
+    except (rt.StreamClosed, TestFailure, OSError):
+        return True
+    ended = c.parser.ended
+    c.sock.close()
+    return ended
+
+
+def _c2s_refused(srv):
+    """True when a new client connection gets <resource-constraint/>."""
+    c = Client(srv, name='c2s-probe')
+    c.connect()
+    c.parser = rt.StreamParser()
+    try:
+        return c.expect_stream_error(timeout=1) == 'resource-constraint'
+    except rt.StreamClosed:
+        return True
+    except TestFailure as e:
+        if 'nothing received' in str(e):
+            return False
+        raise
+    finally:
+        c.sock.close()
+
+
+def preauth_total(srv):
+    """limits.preauth_max_total (128 KiB in this group) counts component
+    connections before their handshake, as it counts clients: connections
+    each holding half a handshake (3 KB) fill it, then a new component
+    connection is refused at accept (closed, no header), a new client
+    connection too (<resource-constraint/>); once they go, a component
+    connects and handshakes again."""
+    holders = []
+    try:
+        full = False
+        for i in range(60):
+            try:
+                h = _comp_header(srv, 'gw.localhost', 'holder%d' % i)
+            except (rt.StreamClosed, TestFailure, OSError):
+                h = None
+            if h is not None:
+                h.send('<handshake>' + 'h' * 3000)
+                holders.append(h)
+                time.sleep(0.05)
+            # Both kinds refused (connections closed by an earlier test
+            # still count until they are freed, 2 s after their error).
+            if _comp_refused(srv) and _c2s_refused(srv):
+                full = True
+                break
+        check(full, '%d component connections with 3 KB pending each and no '
+              'refusal of both a component and a client' % len(holders))
+        check(len(holders) >= 2, 'refused after only %d connections' % len(holders))
+    finally:
+        for h in holders:
+            h.sock.close()
+    deadline = time.monotonic() + 5
+    while _comp_refused(srv) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    comp, ans = raw_component(srv, 'gw.localhost', SECRET)
+    check(ans.tag == '{%s}handshake' % NS_COMP, 'after the holders went: %s'
+          % rt.to_string(ans))
+    comp.close()
+
+
+class PreauthCompRoost(CompRoost):
+    extra_limits = 'preauth_max_bytes = 4096; preauth_max_total = 131072; '
+
+
 TESTS = [handshake_ok_and_routing, wrong_secret, unknown_component, forged_from,
-         offline_component, slixmpp_component]
+         offline_component, slixmpp_component, preauth_stanza_size]
 
 
 def main():
     p, f = rt.run_group(CompRoost, USERS, TESTS, 'component')
+    p2, f2 = rt.run_group(PreauthCompRoost, USERS, [preauth_bytes, preauth_total],
+                          'component')
+    p, f = p + p2, f + f2
     print('%d passed, %d failed' % (p, f))
     return 1 if f else 0
 

@@ -483,6 +483,8 @@ def restart_needed_logged(srv):
     conf = conf.replace('path = "roost.db";', 'path = "other.db";')
     end = conf.rindex('\n);')       # the end of hosts = ( ... )
     conf = conf[:end] + ',\n  { domain = "added.test"; modules = [ "ping" ]; }' + conf[end:]
+    # s2s settings (the s2s group is added: the test config has none)
+    conf += '\ns2s = { bidi = false; peers = ( { domain = "old.example"; bidi = true; } ); };\n'
     # module options: a top-level group (every host) and one in a host
     conf += '\nvcard = { max_size = 8192; };\n'
     old = '{ domain = "example.test"; '
@@ -495,7 +497,7 @@ def restart_needed_logged(srv):
         for what in ('listen (new listener 127.0.0.1 port %d)' % srv.port2,
                      'listen (listener 127.0.0.1 port %d removed)' % srv.c2s_port,
                      'hosts (added.test added)', 'storage.path',
-                     'hosts (localhost: vcard options)',
+                     'hosts (localhost: vcard options)', 's2s.bidi', 's2s.peers',
                      'hosts (example.test: vcard options)'):
             check('%s changed: not applied, needs a restart' % what in lines,
                   'no restart notice for %s:\n%s' % (what, lines))

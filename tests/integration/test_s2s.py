@@ -11,7 +11,12 @@ an external component of a.test (XEP-0114) talking to b.test both ways
 (a.test answering dialback for the component's domain), and attacks:
 stanzas with a from the stream did not verify (<invalid-from/>), an
 unsolicited dialback verify answer, plaintext dialback when TLS is
-required.
+required.  Also: a dialback verify request sent on a peer's bidi stream
+instead of a new connection, s2s.bidi = false (c.test: two connections),
+s2s.peers (legacy.test, without TLS, allowed by a.test only, refused by
+b.test; inbound the claimed domain decides), the pre-auth limits on an
+unauthenticated stream (bytes, stanza size; lifted once verified), and
+the log line when a peer shuts down (c.test stops last).
 
     python3 test_s2s.py
 
@@ -33,6 +38,7 @@ USERS_A = {'alice@a.test': 'alice-Secret-1', 'anne@a.test': 'anne-Secret-2',
 USERS_B = {'bob@b.test': 'bob-Secret-1', 'bea@b.test': 'bea-Secret-2',
            'bill@b.test': 'bill-Secret-3'}
 USERS_C = {'carl@c.test': 'carl-Secret-1'}
+USERS_L = {'lee@legacy.test': 'lee-Secret-1'}
 NS_ROSTER = 'jabber:iq:roster'
 NS_PRIV = 'jabber:iq:privacy'
 
@@ -88,7 +94,7 @@ class FedRoost(rt.Roost):
         os.makedirs(os.path.join(self.dir, 'data'), exist_ok=True)
 
 
-USERS = dict(USERS_A, **USERS_B, **USERS_C)
+USERS = dict(USERS_A, **USERS_B, **USERS_C, **USERS_L)
 
 
 def login(srv, jid, presence=True):
@@ -175,9 +181,11 @@ def bidi_one_connection(servers):
           'b.test authenticated a second stream to a.test')
 
 
-def _fake_peer_accept(lsock, domain, cert):
+def _fake_peer_accept(lsock, domain, cert, expect='result'):
     """Accepts a.test's connection as the server of domain: STARTTLS,
-    features with dialback and bidi; returns (client, <bidi/> seen)."""
+    features with dialback and bidi; returns (client, <bidi/> seen) after
+    accepting a.test's dialback key, or with expect='verify' (client,
+    a.test's db:verify request) unanswered."""
     s, _ = lsock.accept()
     s.settimeout(10)
     c = Client(servers_global[0], None, None, name='fake-' + domain)
@@ -204,6 +212,10 @@ def _fake_peer_accept(lsock, domain, cert):
     bidi = el.tag == '{urn:xmpp:bidi}bidi'
     if bidi:
         el = c.recv()
+    if expect == 'verify':
+        check(el.tag == '{jabber:server:dialback}verify' and el.get('from') == 'a.test',
+              'dialback verify request expected: %s' % rt.to_string(el))
+        return c, el
     check(el.tag == '{jabber:server:dialback}result' and el.get('from') == 'a.test',
           'dialback result expected: %s' % rt.to_string(el))
     c.send("<db:result from='%s' to='a.test' type='valid'/>" % domain)
@@ -233,6 +245,52 @@ def bidi_unverified_from(servers):
         none_of(alice, is_msg('fb3'), 'a forged stanza over a bidi stream')
     finally:
         alice.close()
+
+def verify_over_bidi(servers):
+    """A dialback verify request goes on a stream that exists: bidi.test
+    (a fake server here) opens a bidi stream to a.test and is verified
+    (a.test asks bidi.test's port, once); when bidi.test then opens a
+    second stream, a.test sends the verify request on the first one
+    (XEP-0288: its direction towards bidi.test), takes the answer there,
+    and opens no connection."""
+    a = servers[0]
+    lsock, cert = FAKE_PEER['sock'], FAKE_PEER['cert']
+    f1, _ = _raw_s2s(a.s2s_port, 'bidi.test', 'a.test')
+    f1.send("<bidi xmlns='urn:xmpp:bidi'/><db:result from='bidi.test' to='a.test'>"
+            "k1k1k1</db:result>")
+    v, req = _fake_peer_accept(lsock, 'bidi.test', cert, expect='verify')
+    check(req.text == 'k1k1k1', 'key asked about: %s' % rt.to_string(req))
+    v.send("<db:verify from='bidi.test' to='a.test' id='%s' type='valid'/>" % req.get('id'))
+    r = f1.recv(timeout=10)
+    check(r.tag == '{jabber:server:dialback}result' and r.get('type') == 'valid',
+          'first stream: %s' % rt.to_string(r))
+    # bidi.test drops a.test's verify connection: nothing of a.test's own
+    # to bidi.test is left.
+    v.send('</stream:stream>')
+    v.sock.close()
+    time.sleep(0.5)
+    f2, _ = _raw_s2s(a.s2s_port, 'bidi.test', 'a.test')
+    f2.send("<db:result from='bidi.test' to='a.test'>k2k2k2</db:result>")
+    q = f1.recv(timeout=10)
+    check(q.tag == '{jabber:server:dialback}verify' and q.get('from') == 'a.test' and
+          q.get('to') == 'bidi.test' and q.text == 'k2k2k2' and q.get('type') is None,
+          'a verify request on the bidi stream: %s' % rt.to_string(q))
+    f1.send("<db:verify from='bidi.test' to='a.test' id='%s' type='valid'/>" % q.get('id'))
+    r = f2.recv(timeout=10)
+    check(r.tag == '{jabber:server:dialback}result' and r.get('type') == 'valid',
+          'second stream: %s' % rt.to_string(r))
+    lsock.settimeout(0.5)
+    try:
+        lsock.accept()[0].close()
+        raise TestFailure('a.test opened a connection to bidi.test for the verify request')
+    except socket.timeout:
+        pass
+    finally:
+        lsock.settimeout(15)
+    for c in (f1, f2):
+        c.send('</stream:stream>')
+        c.sock.close()
+
 
 def message_both_ways(servers):
     """A message from a.test reaches b.test and the reply comes back, with
@@ -509,6 +567,161 @@ def srv_lookup(servers):
           in log, 'a.test did not use the _xmpps-server SRV target with direct TLS (log)')
 
 
+def bidi_off_two_connections(servers):
+    """s2s.bidi = false on c.test: it neither offers XEP-0288 nor uses
+    a.test's stream, so carl's reply in srv_lookup went over a stream of
+    c.test's own (authenticated by dialback), two connections in all."""
+    a, c_srv = servers[0], servers_global[2]
+    alice = login(a, 'alice@a.test')
+    carl = login(c_srv, 'carl@c.test')
+    try:
+        msg(alice, 'carl@c.test', 'bo1', 'there')
+        wait_for(carl, is_msg('bo1'), 'message to c.test', timeout=15)
+        msg(carl, alice.full_jid, 'bo2', 'and back')
+        wait_for(alice, is_msg('bo2'), 'reply from c.test', timeout=15)
+    finally:
+        alice.close()
+        carl.close()
+    alog, clog = open(a.logfile).read(), open(c_srv.logfile).read()
+    check('c.test->a.test] authenticated (dialback)' in clog,
+          'c.test did not authenticate a stream of its own to a.test (log)')
+    check('a.test->c.test] bidirectional' not in alog and
+          'c.test<-a.test] bidirectional' not in clog,
+          'a bidirectional stream between a.test and c.test (log)')
+
+
+def _stream_error(c):
+    el = c.recv_stream_error()
+    return (rt.error_condition(el, rt.NS_STREAM_ERR),
+            el.findtext('{%s}text' % rt.NS_STREAM_ERR) or '')
+
+
+def peer_plaintext_policy(servers):
+    """s2s.peers on a.test lets legacy.test (no TLS at all) federate in
+    plaintext, that peer only: alice and lee talk both ways; b.test, with
+    the default policy, refuses legacy.test (bob's message bounces).
+    The entry also turns XEP-0288 off for legacy.test (a.test keeps it
+    for b.test): lee's reply comes on a stream of legacy.test's own."""
+    a, b = servers[:2]
+    lsrv = servers_global[3]
+    alice = login(a, 'alice@a.test')
+    lee = login(lsrv, 'lee@legacy.test')
+    bob = login(b, 'bob@b.test')
+    try:
+        msg(alice, 'lee@legacy.test', 'pl1', 'in plaintext')
+        m = wait_for(lee, is_msg('pl1'), 'message over a plaintext stream', timeout=15)
+        check(m.get('from') == alice.full_jid, 'from %s' % m.get('from'))
+        msg(lee, alice.full_jid, 'pl2', 'back')
+        wait_for(alice, is_msg('pl2'), 'reply from legacy.test', timeout=15)
+        msg(bob, 'lee@legacy.test', 'pl3')
+        e = wait_for(bob, is_msg('pl3'), 'bounce from b.test', timeout=15)
+        check(e.get('type') == 'error' and
+              rt.error_condition(e) == 'remote-server-not-found', 'bounce: %s' % rt.to_string(e))
+        none_of(lee, is_msg('pl3'), 'a message over a stream b.test must refuse')
+    finally:
+        alice.close()
+        lee.close()
+        bob.close()
+    alog, blog = open(a.logfile).read(), open(b.logfile).read()
+    check('a.test->legacy.test] authenticated (dialback)' in alog,
+          'a.test did not authenticate to legacy.test (log)')
+    check('b.test->legacy.test] peer offers no TLS: giving up' in blog,
+          'b.test did not refuse legacy.test for lack of TLS (log)')
+    check('a.test<-legacy.test] verified legacy.test by dialback' in alog and
+          'legacy.test] bidirectional' not in alog,
+          'legacy.test (bidi = false in its s2s.peers entry) used a bidi stream (log)')
+
+
+def peer_plaintext_inbound(servers):
+    """Inbound, before authentication the claimed domain decides: on a
+    plaintext stream a.test takes dialback for legacy.test (features
+    without <required/>; the made-up key is checked with legacy.test
+    and found invalid), but <policy-violation/> for b.test, also on a
+    stream whose header says legacy.test."""
+    a = servers[0]
+    c, feats = _raw_s2s(a.s2s_port, 'legacy.test', 'a.test', tls=False)
+    check(feats.find('{urn:ietf:params:xml:ns:xmpp-tls}starttls') is not None and
+          feats.find('{urn:ietf:params:xml:ns:xmpp-tls}starttls/'
+                     '{urn:ietf:params:xml:ns:xmpp-tls}required') is None and
+          feats.find('{urn:xmpp:features:dialback}dialback') is not None,
+          'features for legacy.test: %s' % rt.to_string(feats))
+    c.send("<db:result from='legacy.test' to='a.test'>%s</db:result>" % ('0' * 64))
+    while True:
+        el = c.recv(timeout=10)
+        if el.tag == '{jabber:server:dialback}result':
+            check(el.get('type') == 'invalid', 'a made-up key: %s' % rt.to_string(el))
+            break
+    c, feats = _raw_s2s(a.s2s_port, 'b.test', 'a.test', tls=False)
+    check(feats.find('{urn:ietf:params:xml:ns:xmpp-tls}starttls/'
+                     '{urn:ietf:params:xml:ns:xmpp-tls}required') is not None,
+          'STARTTLS not required for b.test: %s' % rt.to_string(feats))
+    c.send("<db:result from='b.test' to='a.test'>%s</db:result>" % ('0' * 64))
+    check(c.expect_stream_error() == 'policy-violation', 'plaintext dialback for b.test')
+    c, feats = _raw_s2s(a.s2s_port, 'legacy.test', 'a.test', tls=False)
+    c.send("<db:result from='b.test' to='a.test'>%s</db:result>" % ('0' * 64))
+    check(c.expect_stream_error() == 'policy-violation',
+          'plaintext dialback for b.test under a legacy.test header')
+    c, feats = _raw_s2s(a.s2s_port, 'legacy.test', 'a.test', tls=False)
+    c.send("<db:verify from='b.test' to='a.test' id='x'>%s</db:verify>" % ('0' * 64))
+    check(c.expect_stream_error() == 'policy-violation', 'plaintext verify request from b.test')
+
+
+def preauth_bytes(servers):
+    """limits.preauth_max_bytes (64 KiB) holds for s2s until a domain
+    pair is verified: a peer that sends 75 KB of dialback verify
+    requests without authenticating gets <policy-violation/>."""
+    a = servers[0]
+    c, _ = _raw_s2s(a.s2s_port, 'evil.test', 'a.test')
+    req = "<db:verify from='evil.test' to='a.test' id='v%04d'>0123456789</db:verify>"
+    c.sock.sendall(''.join(req % i for i in range(1000)).encode())
+    cond, text = _stream_error(c)
+    check(cond == 'policy-violation' and 'before authentication' in text,
+          '75 KB before authentication: %s (%s)' % (cond, text))
+
+
+def preauth_stanza_size(servers):
+    """limits.preauth_max_stanza_size (16 KiB) until a pair is verified:
+    a 20 KB db:result is a <policy-violation/>; after authentication
+    stanzas up to max_stanza_size pass (40 KB messages both ways)."""
+    a, b = servers[:2]
+    c, _ = _raw_s2s(a.s2s_port, 'evil.test', 'a.test')
+    c.send("<db:result from='evil.test' to='a.test'>%s</db:result>" % ('0' * 20000))
+    cond, text = _stream_error(c)
+    check(cond == 'policy-violation' and 'too large' in text,
+          'a 20 KB db:result: %s (%s)' % (cond, text))
+    alice = login(a, 'alice@a.test')
+    bob = login(b, 'bob@b.test')
+    try:
+        big = 'y' * 40000
+        msg(alice, bob.full_jid, 'big1', big)
+        m = wait_for(bob, is_msg('big1'), 'a 40 KB message to b.test', timeout=15)
+        check(m.findtext('{jabber:client}body') == big, 'body of the big message')
+        msg(bob, alice.full_jid, 'big2', big)
+        wait_for(alice, is_msg('big2'), 'a 40 KB message from b.test', timeout=15)
+    finally:
+        alice.close()
+        bob.close()
+
+
+def peer_close_logged(servers):
+    """When a peer shuts down (c.test stops), a.test logs that the peer
+    closed the stream, not that the stream failed."""
+    a, c_srv = servers[0], servers_global[2]
+    problems = c_srv.stop()
+    c_srv.stopped = True
+    check(not problems, 'c.test stop: %s' % problems)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        alog = open(a.logfile).read()
+        if 'a.test->c.test] the peer closed' in alog:
+            break
+        time.sleep(0.1)
+    check('a.test->c.test] the peer closed the ' in alog,
+          'no "peer closed" line for a.test->c.test')
+    check('a.test->c.test] failed (' not in alog,
+          'a peer shutting down logged as a failure')
+
+
 def start_dnsmasq(port, c_port):
     """dnsmasq on 127.0.0.1:port serving the SRV record of c.test."""
     import shutil
@@ -524,19 +737,30 @@ def start_dnsmasq(port, c_port):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-TESTS = [bidi_one_connection, bidi_unverified_from, message_both_ways, subscription_and_presence, privacy_across,
+TESTS = [bidi_one_connection, bidi_unverified_from, verify_over_bidi, message_both_ways, subscription_and_presence, privacy_across,
          unreachable_bounces, attack_unverified_from, attack_unsolicited_verify,
-         attack_plaintext, forged_dialback_key, component_over_s2s, srv_lookup]
+         attack_plaintext, forged_dialback_key, component_over_s2s, srv_lookup,
+         bidi_off_two_connections, peer_plaintext_policy, peer_plaintext_inbound,
+         preauth_bytes, preauth_stanza_size, peer_close_logged]
 
 
 def main():
-    ports = rt.free_ports(15)
+    ports = rt.free_ports(19)
     a = FedRoost(USERS_A, 'a.test', ports[0:4])
     b = FedRoost(USERS_B, 'b.test', ports[4:8])
     c = FedRoost(USERS_C, 'c.test', ports[8:12])
-    a.routes = {'b.test': b.s2s_port}
+    # legacy.test: no TLS on its s2s port; a.test allows that (s2s.peers)
+    # for legacy.test only, b.test does not.
+    lsrv = FedRoost(USERS_L, 'legacy.test', ports[15:19])
+    lsrv.s2s_tls = 'none'
+    lsrv.s2s_extra = 'require_encryption = false; '
+    lsrv.routes = {'a.test': a.s2s_port, 'b.test': b.s2s_port}
+    a.s2s_extra = ('peers = ( { domain = "legacy.test"; require_encryption = false; '
+                   'bidi = false; } ); ')
+    a.routes = {'b.test': b.s2s_port, 'legacy.test': lsrv.s2s_port}
     b.routes = {'a.test': a.s2s_port, 'comp.a.test': a.s2s_port,
-                'sub.comp.a.test': a.s2s_port}
+                'sub.comp.a.test': a.s2s_port, 'legacy.test': lsrv.s2s_port}
+    c.s2s_extra = 'bidi = false; '           # XEP-0288 off (two connections)
     a.components = {'comp.a.test': COMP_SECRET}
     a.comp_port = ports[13]
     a.routes['bidi.test'] = ports[14]
@@ -550,8 +774,8 @@ def main():
     c.s2s_tls = 'direct'                     # XEP-0368 on the listening side
     dns_port = ports[12]
     a.dns = '127.0.0.1:%d' % dns_port       # c.test only through SRV
-    servers = (a, b, c)
-    servers_global[:] = [a, b, c]
+    servers = (a, b, c, lsrv)
+    servers_global[:] = [a, b, c, lsrv]
     passed = failed = 0
     dns = None
     try:
@@ -567,12 +791,16 @@ def main():
                 print('FAIL s2s:%s: %s' % (t.__name__, e))
                 failed += 1
             for s in servers:
+                if getattr(s, 'stopped', False):
+                    continue
                 if s.proc is None or s.proc.poll() is not None:
                     print('FAIL s2s:%s: %s not running afterwards' % (t.__name__, s.domain))
                     print(s.log_tail(40))
                     failed += 1
                     raise SystemExit(1)
         for s in servers:
+            if getattr(s, 'stopped', False):
+                continue
             problems = s.stop()
             if problems:
                 print('FAIL s2s:clean-shutdown(%s): %s' % (s.domain, '; '.join(problems)))

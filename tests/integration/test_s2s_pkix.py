@@ -11,7 +11,11 @@ checks) between roostd processes, with a test CA made here by openssl.
   secure_auth), so c's message bounces and nothing reaches a;
 - b.test trusts no CA (s2s.ca_file of an unrelated CA) and has
   secure_auth off: it falls back to dialback with a.test... which a.test
-  refuses (secure_auth): the message to a.test bounces.
+  refuses (secure_auth): the message to a.test bounces;
+- e.test's certificate names it only by an SRV-ID (_xmpp-server.e.test,
+  RFC 6125 §6.5.1; no DNS-ID, a CN that is no name of it): with
+  secure_auth on both sides, e.test and a.test federate over SASL
+  EXTERNAL.
 
     python3 test_s2s_pkix.py
 
@@ -34,7 +38,9 @@ USERS_A = {'alice@a.test': 'alice-Secret-1'}
 USERS_B = {'bob@b.test': 'bob-Secret-1'}
 USERS_C = {'carl@c.test': 'carl-Secret-1'}
 USERS_D = {'dora@d.test': 'dora-Secret-1'}
+USERS_E = {'eve@e.test': 'eve-Secret-1'}
 S.USERS.update(USERS_D)
+S.USERS.update(USERS_E)
 
 
 def openssl(*args):
@@ -126,7 +132,28 @@ def untrusted_ca_refused(servers):
         dora.close()
 
 
-TESTS = [secure_both_ways, wrong_name_refused, untrusted_ca_refused]
+def srv_id_only(servers):
+    """e.test's certificate has an SRV-ID for _xmpp-server.e.test and
+    no other identifier: a.test (secure_auth) accepts it for e.test
+    (SASL EXTERNAL), messages flow both ways."""
+    a, e = servers[0], servers[4]
+    alice = S.login(a, 'alice@a.test')
+    eve = S.login(e, 'eve@e.test')
+    try:
+        S.msg(eve, 'alice@a.test', 'sv1')
+        m = S.wait_for(alice, S.is_msg('sv1'), 'message e -> a', timeout=15)
+        check(m.get('from') == eve.full_jid, 'from %s' % m.get('from'))
+        S.msg(alice, eve.full_jid, 'sv2')
+        S.wait_for(eve, S.is_msg('sv2'), 'message a -> e', timeout=15)
+    finally:
+        alice.close()
+        eve.close()
+    la = open(a.logfile).read()
+    check('authenticated e.test (SASL EXTERNAL)' in la,
+          'a.test did not authenticate e.test by its SRV-ID certificate')
+
+
+TESTS = [secure_both_ways, wrong_name_refused, untrusted_ca_refused, srv_id_only]
 
 
 def main():
@@ -139,19 +166,24 @@ def main():
              'b.test': make_cert(tmp, ca, 'otherName:1.3.6.1.5.5.7.8.5;UTF8:b.test', 'b',
                                  cn='b-server'),
              'c.test': make_cert(tmp, ca, 'wrong.test', 'c'),
-             'd.test': make_cert(tmp, other_ca, 'd.test', 'd')}
-    ports = rt.free_ports(16)
+             'd.test': make_cert(tmp, other_ca, 'd.test', 'd'),
+             # An SRV-ID only (RFC 4985, RFC 6125 §6.5.1).
+             'e.test': make_cert(tmp, ca,
+                                 'otherName:1.3.6.1.5.5.7.8.7;IA5:_xmpp-server.e.test',
+                                 'e', cn='e-server')}
+    ports = rt.free_ports(20)
     a = S.FedRoost(USERS_A, 'a.test', ports[0:4])
     b = S.FedRoost(USERS_B, 'b.test', ports[4:8])
     c = S.FedRoost(USERS_C, 'c.test', ports[8:12])
     d = S.FedRoost(USERS_D, 'd.test', ports[12:16])
-    servers = (a, b, c, d)
+    e = S.FedRoost(USERS_E, 'e.test', ports[16:20])
+    servers = (a, b, c, d, e)
     for s in servers:
         s.routes = dict((o.domain, o.s2s_port) for o in servers if o is not s)
         key, crt = certs[s.domain]
         s.host_extra = 'cert = "%s"; key = "%s"; ' % (crt, key)
         s.s2s_extra = 'ca_file = "%s"; ' % ca[1]
-    for s in (a, b):
+    for s in (a, b, e):
         s.s2s_extra += 'secure_auth = true; '
     passed = failed = 0
     try:

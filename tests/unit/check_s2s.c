@@ -1,6 +1,7 @@
 /* tests/unit/check_s2s.c: the parts of core/s2s.c that need no sockets:
- * dialback keys (XEP-0185) and certificate name checks (RFC 6125,
- * XEP-0178) on certificates made here with the OpenSSL API.  The stream
+ * dialback keys (XEP-0185), certificate name checks (RFC 6125,
+ * XEP-0178) on certificates made here with the OpenSSL API, and the
+ * s2s.peers / s2s.bidi settings as core/config.c reads them.  The stream
  * exchanges are driven over real sockets by tests/integration/test_s2s.py
  * and test_s2s_pkix.py. */
 #include <check.h>
@@ -11,6 +12,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "config.h"
 #include "s2s.h"
 
 /* XEP-0185 §3, the published example. */
@@ -219,6 +221,75 @@ START_TEST(test_cert_embedded_nul)
 }
 END_TEST
 
+#define PEERS_HOST "hosts = ({ domain = \"localhost\"; });\n"
+
+/* s2s.peers: domains prepared, keys left out take the s2s group's
+ * values (both ways: a true and a false default). */
+START_TEST(test_peers_inherit)
+{
+    static const char text[] =
+        "s2s = { require_encryption = true; bidi = false;\n"
+        "  peers = ( { domain = \"Legacy.Example\";"
+        " require_encryption = false; },\n"
+        "            { domain = \"b.example\"; bidi = true; } ); "
+        "};\n" PEERS_HOST;
+    char *err = NULL;
+    roost_config_t *c = roost_config_load_text("/nonexistent/roost.conf", text,
+                                               strlen(text), &err);
+
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->s2s_bidi, 0);
+    ck_assert_int_eq(c->ns2s_peers, 2);
+    ck_assert_str_eq(c->s2s_peers[0].domain, "legacy.example");
+    ck_assert_int_eq(c->s2s_peers[0].require_encryption, 0);
+    ck_assert_int_eq(c->s2s_peers[0].bidi, 0);
+    ck_assert_str_eq(c->s2s_peers[1].domain, "b.example");
+    ck_assert_int_eq(c->s2s_peers[1].require_encryption, 1);
+    ck_assert_int_eq(c->s2s_peers[1].bidi, 1);
+    roost_config_free(c);
+    /* Defaults: bidi on, no peers. */
+    c = roost_config_load_text("/nonexistent/roost.conf", PEERS_HOST,
+                               strlen(PEERS_HOST), &err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->s2s_bidi, 1);
+    ck_assert_int_eq(c->ns2s_peers, 0);
+    roost_config_free(c);
+}
+END_TEST
+
+/* Bad peers fail at load with file:line. */
+static const struct {
+    const char *text, *want;
+} bad_peers[] = {
+    {"s2s = { peers = ( { domain = \"a.example\"; },\n"
+     "  { domain = \"A.example\"; } ); };\n",
+     "roost.conf:2: peer 'a.example' is listed twice"},
+    {"s2s = { peers = ( { require_encryption = false; } ); };\n",
+     "a peer needs 'domain'"},
+    {"s2s = { peers = ( \"a.example\" ); };\n", "peers entries must be groups"},
+    {"s2s = { peers = { domain = \"a.example\"; }; };\n",
+     "'peers' must be a list of groups"},
+    {"s2s = { peers = ( { domain = \"a.example\"; bidi = 1; } ); };\n", "bidi"},
+    {"s2s = { peers = ( { domain = \"a.example\"; tls = true; } ); };\n",
+     "tls"},
+};
+
+START_TEST(test_peers_bad)
+{
+    char text[512], *err = NULL;
+    roost_config_t *c;
+
+    snprintf(text, sizeof(text), "%s%s", bad_peers[_i].text, PEERS_HOST);
+    c = roost_config_load_text("/nonexistent/roost.conf", text, strlen(text),
+                               &err);
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_msg(strstr(err, bad_peers[_i].want) != NULL, "%s: want %s", err,
+                  bad_peers[_i].want);
+    roost_free(err);
+}
+END_TEST
+
 static Suite *
 s2s_suite(void)
 {
@@ -232,6 +303,11 @@ s2s_suite(void)
     tcase_add_loop_test(tc, test_cert_names, 0,
                         (int)(sizeof(names) / sizeof(names[0])));
     tcase_add_test(tc, test_cert_embedded_nul);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("peers_config");
+    tcase_add_test(tc, test_peers_inherit);
+    tcase_add_loop_test(tc, test_peers_bad, 0,
+                        (int)(sizeof(bad_peers) / sizeof(bad_peers[0])));
     suite_add_tcase(s, tc);
     return s;
 }
