@@ -165,9 +165,142 @@ roost_roster_item_encode(const roost_roster_item_t *it)
     return out;
 }
 
-void
-roost_roster_load_entry(roost_roster_t *r, const char *key, const char *val,
-                        size_t len)
+/* --- loading --- */
+
+/* The stored form as roost_roster_item_encode writes it, read without
+ * expat: a login reads every item of the roster, and a contact's load
+ * (presence to an offline account) its item for the sender, so this is
+ * the commonest document the server parses.  Only what is certainly
+ * well-formed and means the same to expat is accepted: <item> with
+ * double-quoted known attributes (each at most once) and <group>
+ * children with text, ASCII only (no UTF-8 to check), no character
+ * references, no control characters, '>' escaped; anything else
+ * returns -1 and goes to the XML parser, which decides as before. */
+typedef struct {
+    char buf[1024]; /* decoded strings, NUL-terminated */
+    size_t used;
+    const char *attr[7]; /* by ROSTER_A_* */
+    const char *groups[65];
+    int ng;
+} roster_fast_t;
+
+enum {
+    ROSTER_A_JID,
+    ROSTER_A_NAME,
+    ROSTER_A_SUB,
+    ROSTER_A_ASK,
+    ROSTER_A_PENDING,
+    ROSTER_A_APPROVED,
+    ROSTER_A_HIDDEN
+};
+
+static const char *const roster_attr_names[] = {
+    "jid", "name", "subscription", "ask", "pending-in", "approved", "hidden"};
+
+/* Decodes p[0..n) (text or attribute value, end excluded) into f->buf;
+ * NULL if it holds what the fast path leaves to expat. */
+static const char *
+roster_fast_text(roster_fast_t *f, const char *p, size_t n, int attr)
+{
+    char *out = f->buf + f->used, *o = out;
+
+    if (n + 1 > sizeof(f->buf) - f->used)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+
+        /* roost_stanza_serialize escapes '>' (so no "]]>" either). */
+        if (c >= 0x80 || c < 0x20 || c == '<' || c == '>' || (attr && c == '"'))
+            return NULL;
+        if (c != '&') {
+            *o++ = (char)c;
+            continue;
+        }
+        if (n - i >= 5 && memcmp(p + i, "&amp;", 5) == 0)
+            *o++ = '&', i += 4;
+        else if (n - i >= 4 && memcmp(p + i, "&lt;", 4) == 0)
+            *o++ = '<', i += 3;
+        else if (n - i >= 4 && memcmp(p + i, "&gt;", 4) == 0)
+            *o++ = '>', i += 3;
+        else if (n - i >= 6 && memcmp(p + i, "&quot;", 6) == 0)
+            *o++ = '"', i += 5;
+        else if (n - i >= 6 && memcmp(p + i, "&apos;", 6) == 0)
+            *o++ = '\'', i += 5;
+        else
+            return NULL;
+    }
+    *o++ = '\0';
+    f->used += (size_t)(o - out);
+    return out;
+}
+
+static int
+roster_fast_parse(roster_fast_t *f, const char *p, size_t len)
+{
+    const char *end = p + len;
+
+    memset(f->attr, 0, sizeof(f->attr));
+    f->used = 0;
+    f->ng = 0;
+    if (len < 7 || memcmp(p, "<item", 5) != 0)
+        return -1;
+    p += 5;
+    for (;;) {
+        const char *name, *q;
+        size_t nl;
+        int a;
+
+        if (end - p >= 2 && p[0] == '/' && p[1] == '>')
+            return p + 2 == end ? 0 : -1;
+        if (p < end && *p == '>') {
+            p++;
+            break;
+        }
+        if (p >= end || *p != ' ')
+            return -1;
+        name = ++p;
+        while (p < end && *p != '=')
+            p++;
+        nl = (size_t)(p - name);
+        if (end - p < 2 || p[1] != '"')
+            return -1;
+        for (a = 0; a < 7; a++)
+            if (strlen(roster_attr_names[a]) == nl &&
+                memcmp(roster_attr_names[a], name, nl) == 0)
+                break;
+        if (a == 7 || f->attr[a] != NULL)
+            return -1;
+        p += 2;
+        if ((q = memchr(p, '"', (size_t)(end - p))) == NULL ||
+            (f->attr[a] = roster_fast_text(f, p, (size_t)(q - p), 1)) == NULL)
+            return -1;
+        p = q + 1;
+    }
+    /* Children: <group>text</group>, then </item>. */
+    for (;;) {
+        const char *q;
+
+        if (end - p == 7 && memcmp(p, "</item>", 7) == 0)
+            return 0;
+        if (end - p < 7 || memcmp(p, "<group>", 7) != 0)
+            return -1;
+        p += 7;
+        if ((q = memchr(p, '<', (size_t)(end - p))) == NULL || q == p ||
+            end - q < 8 || memcmp(q, "</group>", 8) != 0)
+            return -1;
+        /* Past 64 groups, checked and dropped (as the XML path does). */
+        if ((f->groups[f->ng] = roster_fast_text(f, p, (size_t)(q - p), 0)) ==
+            NULL)
+            return -1;
+        if (f->ng < 64)
+            f->ng++;
+        p = q + 8;
+    }
+}
+
+/* The entry from a stored item, as the XML parser reads it. */
+static void
+roster_load_xml(roost_roster_t *r, const char *key, const char *val, size_t len)
 {
     roost_stanza_t *el;
     roost_roster_item_t it;
@@ -208,6 +341,37 @@ roost_roster_load_entry(roost_roster_t *r, const char *key, const char *val,
     it.groups = groups;
     roster_put(r, entry_new(&it));
     roost_stanza_unref(el);
+}
+
+void
+roost_roster_load_entry(roost_roster_t *r, const char *key, const char *val,
+                        size_t len)
+{
+    roster_fast_t f;
+    roost_roster_item_t it;
+    int sub;
+
+    if (*key == '\0' || roster_fast_parse(&f, val, len) != 0) {
+        roster_load_xml(r, key, val, len);
+        return;
+    }
+    memset(&it, 0, sizeof(it));
+    it.jid = f.attr[ROSTER_A_JID];
+    sub = roost_sub_parse(f.attr[ROSTER_A_SUB]);
+    if (it.jid == NULL || strcmp(it.jid, key) != 0 || sub < 0) {
+        ROOST_LOG(ROOST_LOG_WARN, "roster", "ignoring a damaged item for %s",
+                  key);
+        return;
+    }
+    it.sub = (roost_sub_t)sub;
+    it.name = f.attr[ROSTER_A_NAME];
+    it.ask = f.attr[ROSTER_A_ASK] != NULL;
+    it.pending_in = f.attr[ROSTER_A_PENDING] != NULL;
+    it.approved = f.attr[ROSTER_A_APPROVED] != NULL;
+    it.hidden = f.attr[ROSTER_A_HIDDEN] != NULL;
+    f.groups[f.ng] = NULL;
+    it.groups = f.groups;
+    roster_put(r, entry_new(&it));
 }
 
 /* --- the public API --- */

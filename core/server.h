@@ -72,6 +72,8 @@ typedef struct roost_user {
     void **mod_state; /* per module instance (index) */
     int nmod_state;
     roost_user_waiter_t *waiters, **waiters_tail; /* while loading */
+    struct worker_job *load_job; /* its queued load (core/worker.h handle),
+                                  * until the load's done ran */
     UT_hash_handle hh;
 } roost_user_t;
 

@@ -9,7 +9,18 @@
  * write-behind on the same FIFO storage queue.  A module that reads a
  * roster outside the account's events (roost_roster_load_async) pins the
  * state the same way, for the duration of its callback.  Not here: what
- * the state means (core/roster.c, modules). */
+ * the state means (core/roster.c, modules).
+ *
+ * Load order: a load is a read that may wait (roost_worker_submit_late):
+ * it never runs before a storage job submitted ahead of it, so it sees
+ * every write the account's previous state queued, and while the account
+ * is loading nothing else writes its data (writers hold its loaded
+ * state), so running it later only makes it fresher.  Ordinary storage
+ * jobs (writes, and the load of a login) go first: a login whose
+ * contacts were just probed (hundreds of loads) does not make the next
+ * login's own load wait behind them.  A login is recognised as a need
+ * from the done callback of a SASL step (ROOST_WQ_CPU, core/conn.c); its
+ * load, or the queued one it joins, is made ordinary. */
 #include <string.h>
 
 #include "auth.h"
@@ -36,6 +47,7 @@ typedef struct {
     int nmod;
     roost_user_loader_t **loaders; /* snapshot, by module index */
     void **states;
+    roost_sm_hold_t *hold; /* the stanza's XEP-0198 ack waits for us */
 } user_load_t;
 
 static void
@@ -103,7 +115,13 @@ user_load_done(void *arg, int rc)
     user_load_t *j = arg;
     roost_user_t *u = j->u;
     roost_user_waiter_t *w;
+    roost_sm_ctx_t saved;
+    roost_sm_hold_t *hold = j->hold;
 
+    /* As roost_sm_storage_submit would: what the waiters do next still
+     * belongs to the stanza that asked for the load. */
+    roost_sm_enter_hold(hold, &saved);
+    u->load_job = NULL;
     if (rc < 0)
         ROOST_LOG(ROOST_LOG_ERROR, u->host->name,
                   "loading the state of %s failed: %s", u->node,
@@ -128,6 +146,8 @@ user_load_done(void *arg, int rc)
         roost_free(w);
     }
     roost_user_unpin(u);
+    roost_sm_leave(&saved);
+    roost_sm_release(hold);
 }
 
 void
@@ -136,7 +156,9 @@ roost_user_need(roost_host_t *h, const char *node,
 {
     roost_user_t *u = roost_server_find_user(h, node);
     roost_user_waiter_t *w;
-    user_load_t *j;
+    user_load_t *j = NULL;
+    roost_worker_job_t *job;
+    int login = roost_worker_done_queue() == ROOST_WQ_CPU;
 
     if (u != NULL && u->loaded) {
         u->pins++;
@@ -149,7 +171,7 @@ roost_user_need(roost_host_t *h, const char *node,
         u->host = h;
         u->waiters_tail = &u->waiters;
         HASH_ADD_KEYPTR(hh, h->users, u->node, strlen(u->node), u);
-        j = roost_xcalloc(1, sizeof(*j));
+        j = roost_xcalloc(1, sizeof(*j)); /* freed by user_load_done */
         j->u = u;
         j->host = roost_xstrdup(h->name);
         j->node = roost_xstrdup(node);
@@ -159,14 +181,29 @@ roost_user_need(roost_host_t *h, const char *node,
         j->states = roost_xcalloc((size_t)j->nmod + 1, sizeof(*j->states));
         for (roost_user_loader_t *l = h->loaders; l != NULL; l = l->next)
             j->loaders[roost_mod_index(l->mod)] = l;
-        roost_sm_storage_submit(user_load_work, user_load_done, j);
+    } else if (login) {
+        roost_worker_promote(u->load_job); /* NULL: running or done */
     }
+    /* The waiter first: before roost_worker_init the load runs (and its
+     * waiters with it) inside the submit below. */
     u->pins++;
-    w = roost_xcalloc(1, sizeof(*w));
+    w = roost_xcalloc(1, sizeof(*w)); /* freed by user_load_done */
     w->fn = fn;
     w->arg = arg;
     *u->waiters_tail = w;
     u->waiters_tail = &w->next;
+    if (j == NULL)
+        return;
+    j->hold = roost_sm_hold();
+    if (login) {
+        roost_worker_submit(ROOST_WQ_STORAGE, user_load_work, user_load_done,
+                            j);
+        return;
+    }
+    /* u may be gone when the load ran synchronously (job NULL). */
+    job = roost_worker_submit_late(user_load_work, user_load_done, j);
+    if (job != NULL)
+        u->load_job = job;
 }
 
 void

@@ -18,7 +18,18 @@
  * cannot be re-run safely).  The hooks live outside the running state, so
  * they may be set before roost_worker_init and survive a shutdown.
  *
- * Not a general thread pool: no priorities, no cancellation, no timeouts.
+ * Postponable jobs (roost_worker_submit_late): the storage queue keeps a
+ * second list of reads that may wait, taken only when the ordinary list is
+ * empty.  A postponable job therefore never runs before a job submitted
+ * ahead of it (that one was taken first), only after some submitted
+ * behind it; core/user.c queues account loads there so that one login's
+ * hundreds of contact loads (presence probes to offline contacts) do not
+ * hold up the next login's own load, and promotes a queued load when a
+ * login needs it.  Their done callbacks wait on a done queue of their
+ * own, run after the ordinary ones and at most WORKER_LATE_DONE_MAX per
+ * loop turn, so that a burst of them never holds the loop for long.
+ *
+ * Not a general thread pool: no cancellation, no timeouts.
  * Jobs must not block forever; shutdown waits for them.  Before
  * roost_worker_init (roostctl, unit tests of callers) a submitted job runs
  * synchronously: work, then done, inside roost_worker_submit, without
@@ -40,12 +51,21 @@
  * work (microseconds, checked after each job) behind its first job. */
 #define WORKER_BATCH_MAX  256
 #define WORKER_BATCH_USEC 10000
+/* Postponable jobs are handed back in smaller batches: their done
+ * callbacks then run in shorter loop turns, between which the loop
+ * serves its sockets (a login in progress). */
+#define WORKER_LATE_BATCH_MAX 32
+/* ... and their done callbacks run at most this many per loop turn. */
+#define WORKER_LATE_DONE_MAX 32
 
 typedef struct worker_job {
     int (*work)(void *arg);
     void (*done)(void *arg, int result);
     void *arg;
     int result;
+    int q;         /* ROOST_WQ_* it ran on */
+    int late;      /* queued on the postponable list (under the queue lock) */
+    int postponed; /* taken from that list */
     struct worker_job *next;
 } worker_job_t;
 
@@ -53,6 +73,7 @@ typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     worker_job_t *head, *tail;
+    worker_job_t *late_head, *late_tail; /* postponable jobs */
     int stop;
     pthread_t *threads;
     int nthreads;
@@ -75,12 +96,16 @@ static struct {
     pthread_mutex_t done_lock;
     pthread_cond_t done_cond; /* a job finished or pending dropped */
     worker_job_t *done_head, *done_tail;
-    int signalled; /* a wake-up byte is in the pipe */
+    worker_job_t *late_done_head, *late_done_tail; /* postponed jobs' */
+    struct event *more; /* runs the rest of late_done next loop turn */
+    int signalled;      /* a wake-up byte is in the pipe */
     int pending;
     int in_done;             /* done callbacks running now (loop thread) */
+    int done_q;              /* queue of the running done callback, or -1 */
     worker_batch_t batch[2]; /* per queue; begin NULL = no batching */
 } wk = {.pipe_rd = -1,
         .pipe_wr = -1,
+        .done_q = -1,
         .done_lock = PTHREAD_MUTEX_INITIALIZER,
         .done_cond = PTHREAD_COND_INITIALIZER};
 
@@ -95,32 +120,46 @@ worker_push(worker_job_t **head, worker_job_t **tail, worker_job_t *j)
     *tail = j;
 }
 
-/* Takes the first queued job; q->lock held, q->head not NULL. */
+/* Takes the first ordinary job, else the first postponable one, or NULL;
+ * q->lock held. */
 static worker_job_t *
 worker_pop(worker_queue_t *q)
 {
     worker_job_t *j = q->head;
 
-    q->head = j->next;
-    if (q->head == NULL)
-        q->tail = NULL;
+    if (j != NULL) {
+        q->head = j->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+    } else if ((j = q->late_head) != NULL) {
+        q->late_head = j->next;
+        if (q->late_head == NULL)
+            q->late_tail = NULL;
+        j->late = 0;
+        j->postponed = 1;
+    } else {
+        return NULL;
+    }
     j->next = NULL;
     return j;
 }
 
-/* Appends the finished jobs head..tail (linked) to the done queue and wakes
- * the loop. */
+/* Appends the finished jobs head..tail (linked, one kind: a batch never
+ * mixes them) to the done queue of their kind and wakes the loop. */
 static void
 worker_finish(worker_job_t *head, worker_job_t *tail)
 {
     char b = 1;
+    worker_job_t **dh, **dt;
 
     pthread_mutex_lock(&wk.done_lock);
-    if (wk.done_tail != NULL)
-        wk.done_tail->next = head;
+    dh = head->postponed ? &wk.late_done_head : &wk.done_head;
+    dt = head->postponed ? &wk.late_done_tail : &wk.done_tail;
+    if (*dt != NULL)
+        (*dt)->next = head;
     else
-        wk.done_head = head;
-    wk.done_tail = tail;
+        *dh = head;
+    *dt = tail;
     if (!wk.signalled) {
         /* One byte per empty->non-empty transition keeps the pipe from
          * filling; EAGAIN would mean a byte is already there. */
@@ -146,13 +185,16 @@ worker_usec_since(const struct timespec *t0)
 /* Runs j and the jobs queued behind it (within the batch bounds) between
  * b->begin and b->end, then hands them all to the loop.  If begin fails,
  * j runs alone outside a batch, with its own result: the next batch tries
- * begin again. */
+ * begin again.  A batch holds ordinary or postponable jobs, not both: an
+ * ordinary job queued meanwhile ends a batch of postponable ones, whose
+ * done callbacks would otherwise hold its own back until the batch's end
+ * (up to WORKER_BATCH_MAX jobs). */
 static void
 worker_run_batch(worker_queue_t *q, const worker_batch_t *b, worker_job_t *j)
 {
     worker_job_t *head = NULL, *tail = NULL;
     struct timespec t0;
-    int n = 0, r;
+    int n = 0, r, late = j->postponed;
 
     if (b->begin(b->arg) != 0) {
         ROOST_LOG(ROOST_LOG_WARN, "worker",
@@ -165,11 +207,11 @@ worker_run_batch(worker_queue_t *q, const worker_batch_t *b, worker_job_t *j)
     for (;;) {
         j->result = j->work(j->arg);
         worker_push(&head, &tail, j);
-        if (++n >= WORKER_BATCH_MAX ||
+        if (++n >= (late ? WORKER_LATE_BATCH_MAX : WORKER_BATCH_MAX) ||
             worker_usec_since(&t0) >= WORKER_BATCH_USEC)
             break;
         pthread_mutex_lock(&q->lock);
-        j = q->head != NULL ? worker_pop(q) : NULL;
+        j = late == (q->head == NULL) ? worker_pop(q) : NULL;
         pthread_mutex_unlock(&q->lock);
         if (j == NULL)
             break;
@@ -193,13 +235,12 @@ worker_main(void *varg)
 
     for (;;) {
         pthread_mutex_lock(&q->lock);
-        while (q->head == NULL && !q->stop)
+        while (q->head == NULL && q->late_head == NULL && !q->stop)
             pthread_cond_wait(&q->cond, &q->lock);
-        if (q->head == NULL) { /* stop requested and nothing left */
+        if ((j = worker_pop(q)) == NULL) { /* stop, and nothing left */
             pthread_mutex_unlock(&q->lock);
             return NULL;
         }
-        j = worker_pop(q);
         pthread_mutex_unlock(&q->lock);
 
         pthread_mutex_lock(&wk.done_lock);
@@ -220,12 +261,16 @@ static void
 worker_run_done(worker_job_t *list)
 {
     worker_job_t *j;
+    int saved_q;
 
     while ((j = list) != NULL) {
         list = j->next;
         wk.in_done++;
+        saved_q = wk.done_q; /* a done callback may drain (nesting) */
+        wk.done_q = j->q;
         if (j->done != NULL)
             j->done(j->arg, j->result);
+        wk.done_q = saved_q;
         wk.in_done--;
         roost_free(j);
         pthread_mutex_lock(&wk.done_lock);
@@ -235,29 +280,64 @@ worker_run_done(worker_job_t *list)
     }
 }
 
-/* Takes the whole done queue; called with done_lock held. */
+/* Takes the ordinary done queue and then at most late_max (all when
+ * negative) of the postponed jobs' done queue, in that order; called with
+ * done_lock held.  Ordinary completions go first: a login's SASL step or
+ * load does not wait behind hundreds of contact loads' callbacks. */
 static worker_job_t *
-worker_take_done(void)
+worker_take_done(int late_max)
 {
-    worker_job_t *list = wk.done_head;
+    worker_job_t *list = wk.done_head, *tail = wk.done_tail, *j;
 
     wk.done_head = wk.done_tail = NULL;
+    while ((j = wk.late_done_head) != NULL && late_max-- != 0) {
+        wk.late_done_head = j->next;
+        if (wk.late_done_head == NULL)
+            wk.late_done_tail = NULL;
+        j->next = NULL;
+        if (tail != NULL)
+            tail->next = j;
+        else
+            list = j;
+        tail = j;
+    }
     return list;
+}
+
+/* Runs what is done, postponed jobs' callbacks WORKER_LATE_DONE_MAX at a
+ * time: the rest waits for the next loop turn (wk.more), so that the
+ * sockets are served in between. */
+static void
+worker_run_some(void)
+{
+    static const struct timeval now = {0, 0};
+    worker_job_t *list;
+
+    pthread_mutex_lock(&wk.done_lock);
+    list = worker_take_done(WORKER_LATE_DONE_MAX);
+    if (wk.late_done_head != NULL)
+        evtimer_add(wk.more, &now);
+    pthread_mutex_unlock(&wk.done_lock);
+    worker_run_done(list);
+}
+
+static void
+worker_more(evutil_socket_t fd, short what, void *arg)
+{
+    worker_run_some();
 }
 
 static void
 worker_wakeup(evutil_socket_t fd, short what, void *arg)
 {
     char buf[64];
-    worker_job_t *list;
 
     pthread_mutex_lock(&wk.done_lock);
     while (read(fd, buf, sizeof(buf)) > 0)
         ;
     wk.signalled = 0;
-    list = worker_take_done();
     pthread_mutex_unlock(&wk.done_lock);
-    worker_run_done(list);
+    worker_run_some();
 }
 
 static void
@@ -282,6 +362,7 @@ worker_start_queue(worker_queue_t *q, int n)
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->cond, NULL);
     q->head = q->tail = NULL;
+    q->late_head = q->late_tail = NULL;
     q->stop = 0;
     q->threads = roost_xcalloc((size_t)n, sizeof(pthread_t));
     for (q->nthreads = 0; q->nthreads < n; q->nthreads++) {
@@ -308,7 +389,8 @@ roost_worker_init(struct event_base *base, int ncpu)
     wk.pipe_rd = fds[0];
     wk.pipe_wr = fds[1];
     wk.ev = event_new(base, fds[0], EV_READ | EV_PERSIST, worker_wakeup, NULL);
-    if (wk.ev == NULL || event_add(wk.ev, NULL) < 0)
+    wk.more = evtimer_new(base, worker_more, NULL);
+    if (wk.ev == NULL || wk.more == NULL || event_add(wk.ev, NULL) < 0)
         goto fail;
     if (worker_start_queue(&wk.q[ROOST_WQ_STORAGE], 1) < 0)
         goto fail;
@@ -325,7 +407,10 @@ roost_worker_init(struct event_base *base, int ncpu)
 fail:
     if (wk.ev != NULL)
         event_free(wk.ev);
+    if (wk.more != NULL)
+        event_free(wk.more);
     wk.ev = NULL;
+    wk.more = NULL;
     close(fds[0]);
     close(fds[1]);
     wk.pipe_rd = wk.pipe_wr = -1;
@@ -348,11 +433,11 @@ roost_worker_set_batch(roost_wq_t q, int (*begin)(void *arg),
     pthread_mutex_unlock(&wk.done_lock);
 }
 
-/* Queues work(arg) on q; done(arg, result) later runs on the loop.  Loop
- * thread only.  Before roost_worker_init, runs both synchronously. */
-void
-roost_worker_submit(roost_wq_t q, int (*work)(void *arg),
-                    void (*done)(void *arg, int result), void *arg)
+/* Queues a job on q (its postponable list with late set); NULL when the
+ * threads are not running (then work and done ran here). */
+static worker_job_t *
+worker_submit(roost_wq_t q, int late, int (*work)(void *arg),
+              void (*done)(void *arg, int result), void *arg)
 {
     worker_job_t *j;
     worker_queue_t *wq;
@@ -362,20 +447,77 @@ roost_worker_submit(roost_wq_t q, int (*work)(void *arg),
 
         if (done != NULL)
             done(arg, r);
-        return;
+        return NULL;
     }
-    wq = &wk.q[q == ROOST_WQ_CPU ? ROOST_WQ_CPU : ROOST_WQ_STORAGE];
-    j = roost_xcalloc(1, sizeof(*j));
+    q = q == ROOST_WQ_CPU ? ROOST_WQ_CPU : ROOST_WQ_STORAGE;
+    wq = &wk.q[q];
+    j = roost_xcalloc(1, sizeof(*j)); /* freed by worker_run_done */
     j->work = work;
     j->done = done;
     j->arg = arg;
+    j->q = q;
     pthread_mutex_lock(&wk.done_lock);
     wk.pending++;
     pthread_mutex_unlock(&wk.done_lock);
     pthread_mutex_lock(&wq->lock);
-    worker_push(&wq->head, &wq->tail, j);
+    if (late) {
+        j->late = 1;
+        worker_push(&wq->late_head, &wq->late_tail, j);
+    } else {
+        worker_push(&wq->head, &wq->tail, j);
+    }
     pthread_cond_signal(&wq->cond);
     pthread_mutex_unlock(&wq->lock);
+    return j;
+}
+
+/* Queues work(arg) on q; done(arg, result) later runs on the loop.  Loop
+ * thread only.  Before roost_worker_init, runs both synchronously. */
+void
+roost_worker_submit(roost_wq_t q, int (*work)(void *arg),
+                    void (*done)(void *arg, int result), void *arg)
+{
+    worker_submit(q, 0, work, done, arg);
+}
+
+roost_worker_job_t *
+roost_worker_submit_late(int (*work)(void *arg),
+                         void (*done)(void *arg, int result), void *arg)
+{
+    return worker_submit(ROOST_WQ_STORAGE, 1, work, done, arg);
+}
+
+/* Moves j, if still on the postponable list, to the ordinary list's
+ * tail.  The list is searched: promotions are rare (a login whose
+ * account's load was queued by a stanza). */
+void
+roost_worker_promote(roost_worker_job_t *j)
+{
+    worker_queue_t *q;
+    worker_job_t **pp, *prev = NULL;
+
+    if (j == NULL || !wk.running)
+        return;
+    q = &wk.q[j->q];
+    pthread_mutex_lock(&q->lock);
+    if (j->late) {
+        for (pp = &q->late_head; *pp != NULL && *pp != j; pp = &(*pp)->next)
+            prev = *pp;
+        if (*pp == j) {
+            *pp = j->next;
+            if (q->late_tail == j)
+                q->late_tail = prev;
+            j->late = 0;
+            worker_push(&q->head, &q->tail, j);
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+int
+roost_worker_done_queue(void)
+{
+    return wk.done_q;
 }
 
 /* Blocks until every submitted job's done callback has run.  On the loop
@@ -397,13 +539,13 @@ roost_worker_drain(void)
         return;
     }
     while (wk.pending > wk.in_done) {
-        if (wk.done_head == NULL) {
+        if (wk.done_head == NULL && wk.late_done_head == NULL) {
             pthread_cond_wait(&wk.done_cond, &wk.done_lock);
             continue;
         }
-        /* A stale wake-up byte may stay in the pipe; the loop callback
-         * then finds the queue empty, which is harmless. */
-        list = worker_take_done();
+        /* A stale wake-up byte may stay in the pipe (or wk.more armed);
+         * the loop callback then finds the queue empty: harmless. */
+        list = worker_take_done(-1);
         pthread_mutex_unlock(&wk.done_lock);
         worker_run_done(list);
         pthread_mutex_lock(&wk.done_lock);
@@ -422,7 +564,9 @@ roost_worker_shutdown(void)
     worker_stop_queue(&wk.q[ROOST_WQ_STORAGE]);
     worker_stop_queue(&wk.q[ROOST_WQ_CPU]);
     event_free(wk.ev);
+    event_free(wk.more);
     wk.ev = NULL;
+    wk.more = NULL;
     close(wk.pipe_rd);
     close(wk.pipe_wr);
     wk.pipe_rd = wk.pipe_wr = -1;

@@ -20,14 +20,37 @@ int roost_worker_init(struct event_base *base, int ncpu);
  * be NULL).  Callable only from the loop thread. */
 void roost_worker_submit(roost_wq_t q, int (*work)(void *arg),
                          void (*done)(void *arg, int result), void *arg);
+/* A storage read that may be postponed (core/user.c's account loads): it
+ * runs on ROOST_WQ_STORAGE like any job, never before a job submitted
+ * ahead of it, but only when no ordinary job is queued, so jobs submitted
+ * after it may run first; among themselves such jobs stay FIFO.  Their
+ * done callbacks run after the ordinary ones that are ready, at most 32
+ * per loop turn.  Only for work whose result can only get fresher by
+ * waiting (a read of state no one writes meanwhile).  Returns a handle
+ * for roost_worker_promote, valid until done has been called; NULL before
+ * roost_worker_init (then work and done ran synchronously, as with
+ * roost_worker_submit). */
+typedef struct worker_job roost_worker_job_t;
+roost_worker_job_t *
+roost_worker_submit_late(int (*work)(void *arg),
+                         void (*done)(void *arg, int result), void *arg);
+/* A postponable job that is still queued becomes an ordinary one, as if
+ * submitted now; nothing if it has started.  Loop thread only, j a
+ * handle whose done has not run yet. */
+void roost_worker_promote(roost_worker_job_t *j);
+/* The queue (ROOST_WQ_*) whose done callback is running on the loop now,
+ * or -1 outside done callbacks. */
+int roost_worker_done_queue(void);
 /* Group commit: makes q run its jobs in batches.  On a worker thread,
  * begin(arg) runs before the first job of a batch and end(arg, 1) after
  * the last; only when end returned 0 do the batch's done callbacks run
- * (in submission order, for the one-thread storage queue), and if it
+ * (in submission order, for the one-thread storage queue, postponable
+ * jobs aside; a batch holds only one kind), and if it
  * failed each of them gets -ROOST_ESTORAGE instead of its job's result.
  * end(arg, 0) would ask for a rollback (the worker does not use it yet).
  * begin and end return 0 or -ROOST_E*; a batch whose begin failed runs one
- * job unbatched.  A batch is at most 256 jobs or 10 ms of work.  With
+ * job unbatched.  A batch is at most 256 jobs (32 postponable ones) or
+ * 10 ms of work.  With
  * several threads (ROOST_WQ_CPU) batches run concurrently.  begin or end
  * NULL clears the hooks.  May be called before roost_worker_init (the
  * hooks persist across init and shutdown); change them only while q is

@@ -9,7 +9,9 @@
  * presence to From/Both, pending requests again, with the status they came
  * with, bounded, after a restart too, §3.1.3); probe answers (§4.3.2);
  * unavailable to directed-presence recipients when a session closes
- * (§4.6.3) and to subscribers (§4.5.2); XEP-0012 offline user query.
+ * (§4.6.3) and to subscribers (§4.5.2); XEP-0012 offline user query;
+ * stored roster items read back (core/roster.c reads its own form without
+ * expat and leaves every other form to it: both give the same item).
  *
  * The expectations are the RFC's: where mod_presence differs, a test
  * fails.  Not for: jabber:iq:roster (check_mod_roster.c). */
@@ -915,6 +917,117 @@ END_TEST
 
 /* ---- suite ---- */
 
+/* ---- stored roster items (core/roster.c) ---- */
+
+/* A stored value and the item it must load as (jid NULL: ignored as
+ * damaged).  The first rows are the form roost_roster_item_encode writes
+ * (read without expat), the others leave that form and go to expat. */
+static const struct {
+    const char *val;
+    const char *jid, *name, *sub;
+    int ask, pending_in, approved, hidden, ngroups;
+    const char *group0;
+} stored_rows[] = {
+    {"<item jid=\"c@x\" subscription=\"both\"/>", "c@x", NULL, "both", 0, 0, 0,
+     0, 0, NULL},
+    {"<item jid=\"c@x\" name=\"A &amp; B &lt;&gt; &quot;q&quot; &apos;\" "
+     "subscription=\"none\" ask=\"subscribe\" pending-in=\"1\" "
+     "approved=\"1\" hidden=\"1\"><group>G &amp; H</group><group>2</group>"
+     "</item>",
+     "c@x", "A & B <> \"q\" '", "none", 1, 1, 1, 1, 2, "G & H"},
+    {"<item jid=\"c@x\" name=\"\" subscription=\"to\"></item>", "c@x", "", "to",
+     0, 0, 0, 0, 0, NULL},
+    {"<item jid=\"d@x\" subscription=\"both\"/>", NULL, NULL, NULL, 0, 0, 0, 0,
+     0, NULL}, /* not the key's item */
+    {"<item jid=\"c@x\" subscription=\"all\"/>", NULL, NULL, NULL, 0, 0, 0, 0,
+     0, NULL},
+    /* Not the written form: expat decides. */
+    {"<item jid='c@x' subscription='from'/>", "c@x", NULL, "from", 0, 0, 0, 0,
+     0, NULL},
+    {"<item jid=\"c@x\"  subscription=\"both\" />", "c@x", NULL, "both", 0, 0,
+     0, 0, 0, NULL},
+    {"<item jid=\"c@x\" name=\"a>b &#65;\xc3\xa9\" subscription=\"both\"/>",
+     "c@x", "a>b A\xc3\xa9", "both", 0, 0, 0, 0, 0, NULL},
+    {"<item jid=\"c@x\" name=\"a&#9;b\tc\" subscription=\"both\"/>", "c@x",
+     "a\tb c", "both", 0, 0, 0, 0, 0, NULL},
+    {"<item jid=\"c@x\" subscription=\"both\" extra=\"1\"/>", "c@x", NULL,
+     "both", 0, 0, 0, 0, 0, NULL},
+    {"<item xmlns=\"jabber:iq:roster\" jid=\"c@x\" subscription=\"both\">"
+     "<group>\xc3\xa9</group><other/></item>",
+     "c@x", NULL, "both", 0, 0, 0, 0, 1, "\xc3\xa9"},
+    {"<item jid=\"c@x\" subscription=\"both\" jid=\"c@x\"/>", NULL, NULL, NULL,
+     0, 0, 0, 0, 0, NULL}, /* not well-formed */
+    {"<item jid=\"c@x\" name=\"\xff\" subscription=\"both\"/>", NULL, NULL,
+     NULL, 0, 0, 0, 0, 0, NULL}, /* not UTF-8 */
+    {"<item jid=\"c@x\" name=\"&bogus;\" subscription=\"both\"/>", NULL, NULL,
+     NULL, 0, 0, 0, 0, 0, NULL},
+    {"<item jid=\"c@x\" subscription=\"both\"><group>a]]>b</group></item>",
+     NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL},
+    {"<item jid=\"c@x\" subscription=\"both\"/>\n", "c@x", NULL, "both", 0, 0,
+     0, 0, 0, NULL},
+    {"<item jid=\"c@x\" subscription=\"both\"/><x/>", NULL, NULL, NULL, 0, 0, 0,
+     0, 0, NULL},
+};
+#define N_STORED_ROWS ((int)(sizeof(stored_rows) / sizeof(stored_rows[0])))
+
+START_TEST(test_roster_stored)
+{
+    const char *kv[] = {"c@x", stored_rows[_i].val, NULL};
+    const roost_roster_item_t *it;
+    int ng = 0;
+
+    ck_assert_int_eq(harness_roster_preload("alice", kv), 0);
+    it = roost_roster_item(pres, "alice", "c@x");
+    if (stored_rows[_i].jid == NULL) {
+        ck_assert_msg(it == NULL, "row %d loaded", _i);
+        return;
+    }
+    ck_assert_msg(it != NULL, "row %d not loaded", _i);
+    ck_assert_str_eq(it->jid, stored_rows[_i].jid);
+    if (stored_rows[_i].name == NULL)
+        ck_assert_ptr_null(it->name);
+    else
+        ck_assert_str_eq(it->name, stored_rows[_i].name);
+    ck_assert_str_eq(roost_sub_name(it->sub), stored_rows[_i].sub);
+    ck_assert_int_eq(!!it->ask, stored_rows[_i].ask);
+    ck_assert_int_eq(!!it->pending_in, stored_rows[_i].pending_in);
+    ck_assert_int_eq(!!it->approved, stored_rows[_i].approved);
+    ck_assert_int_eq(!!it->hidden, stored_rows[_i].hidden);
+    while (it->groups != NULL && it->groups[ng] != NULL)
+        ng++;
+    ck_assert_int_eq(ng, stored_rows[_i].ngroups);
+    if (ng > 0)
+        ck_assert_str_eq(it->groups[0], stored_rows[_i].group0);
+}
+END_TEST
+
+/* 70 groups: 64 are kept, in both readers. */
+START_TEST(test_roster_stored_groups)
+{
+    char val[2048];
+    size_t n;
+    const char *kv[] = {"c@x", val, NULL};
+    const roost_roster_item_t *it;
+    int ng = 0;
+
+    n = (size_t)snprintf(val, sizeof(val),
+                         "<item jid=\"c@x\" subscription=\"both\">");
+    for (int i = 0; i < 70; i++)
+        n +=
+            (size_t)snprintf(val + n, sizeof(val) - n, "<group>g%d</group>", i);
+    snprintf(val + n, sizeof(val) - n, "</item>");
+    if (_i == 1) /* the same with a quote style only expat reads */
+        memcpy(val, "<item jid='c@x' subscription='both'>", 36);
+    ck_assert_int_eq(harness_roster_preload("alice", kv), 0);
+    it = roost_roster_item(pres, "alice", "c@x");
+    ck_assert_ptr_nonnull(it);
+    while (it->groups[ng] != NULL)
+        ng++;
+    ck_assert_int_eq(ng, 64);
+    ck_assert_str_eq(it->groups[63], "g63");
+}
+END_TEST
+
 static Suite *
 presence_suite(void)
 {
@@ -958,6 +1071,12 @@ presence_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_close_unavailable);
     tcase_add_test(tc, test_close_after_directed_unavailable);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("roster_stored");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, test_roster_stored, 0, N_STORED_ROWS);
+    tcase_add_loop_test(tc, test_roster_stored_groups, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("last_activity");

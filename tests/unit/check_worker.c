@@ -6,7 +6,10 @@
  * another thread, synchronous fallback before init, shutdown, and group
  * commit (batch hooks): batching, done callbacks only after the commit and
  * in FIFO order, a failed commit failing its whole batch, a failed begin,
- * the batch size bound, and hooks set before init or cleared. */
+ * the batch size bound, and hooks set before init or cleared; postponable
+ * jobs (after ordinary ones submitted later, FIFO among themselves,
+ * promotion, never in a batch with ordinary ones) and the queue of the
+ * running done callback. */
 #include <check.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -566,6 +569,225 @@ START_TEST(test_batch_hooks_lifetime)
 }
 END_TEST
 
+/* ---- postponable jobs (roost_worker_submit_late) ---- */
+
+/* Submits, behind the gate, jobs by kinds ("L" postponable, "N"
+ * ordinary), promotes the postponable job at index promote (-1: none),
+ * opens the gate and checks the work and done order against want (job
+ * indexes).  With batch hooks set, also that no batch mixes kinds. */
+static void
+late_run(const char *kinds, int promote, const int *want)
+{
+    roost_worker_job_t *h[N_JOBS] = {NULL};
+    struct timespec ts = {0, 20 * 1000000L};
+    int n = (int)strlen(kinds);
+
+    bt_reset();
+    roost_worker_submit(ROOST_WQ_STORAGE, gate_work, NULL, NULL);
+    nanosleep(&ts, NULL); /* the gate job is running, the rest queued */
+    for (int k = 0; k < n; k++) {
+        jobs[k].idx = k;
+        if (kinds[k] == 'L')
+            h[k] = roost_worker_submit_late(order_work, order_done, &jobs[k]);
+        else
+            roost_worker_submit(ROOST_WQ_STORAGE, order_work, order_done,
+                                &jobs[k]);
+    }
+    if (promote >= 0) {
+        ck_assert_ptr_nonnull(h[promote]);
+        roost_worker_promote(h[promote]);
+    }
+    gate_open();
+    loop_until_idle();
+    ck_assert_int_eq(ord.nwork, n);
+    ck_assert_int_eq(ord.ndone, n);
+    for (int k = 0; k < n; k++) {
+        ck_assert_int_eq(ord.work_order[k], want[k]);
+        ck_assert_int_eq(ord.done_order[k], want[k]);
+    }
+}
+
+START_TEST(test_late_order)
+{
+    static const int want[] = {2, 3, 5, 0, 1, 4};
+
+    late_run("LLNNLN", -1, want);
+}
+END_TEST
+
+START_TEST(test_late_promote)
+{
+    static const int want[] = {3, 1, 0, 2, 4};
+
+    late_run("LLLNL", 1, want);
+}
+END_TEST
+
+/* The batch an order_work job ran in, by the hooks' count. */
+static int late_batch[N_JOBS];
+
+static int
+late_batch_work(void *arg)
+{
+    job_t *j = arg;
+
+    pthread_mutex_lock(&bt.lock);
+    late_batch[j->idx] = bt.open && bt_in_batch ? bt.begins : 0;
+    pthread_mutex_unlock(&bt.lock);
+    return order_work(arg);
+}
+
+/* A batch holds one kind: an ordinary job queued while postponable ones
+ * run ends their batch, and its done callback does not wait for them. */
+START_TEST(test_late_batches)
+{
+    struct timespec ts = {0, 20 * 1000000L};
+    int n = 0;
+
+    bt_reset();
+    roost_worker_set_batch(ROOST_WQ_STORAGE, bt_begin, bt_end, &bt);
+    roost_worker_submit(ROOST_WQ_STORAGE, gate_work, NULL, NULL);
+    nanosleep(&ts, NULL);
+    for (int k = 0; k < 6; k++) {
+        jobs[k].idx = k;
+        if (k == 0 || k == 2 || k == 4)
+            roost_worker_submit_late(late_batch_work, order_done, &jobs[k]);
+        else
+            roost_worker_submit(ROOST_WQ_STORAGE, late_batch_work, order_done,
+                                &jobs[k]);
+    }
+    gate_open();
+    loop_until_idle();
+    /* 1, 3, 5 (ordinary) in one batch, then 0, 2, 4 in another */
+    for (int k = 0; k < 6; k++)
+        ck_assert_int_eq(late_batch[k], late_batch[k % 2]);
+    ck_assert_int_ne(late_batch[0], late_batch[1]);
+    ck_assert_int_gt(late_batch[0], late_batch[1]);
+    for (int k = 0; k < 6; k++)
+        n += late_batch[k] > 0;
+    ck_assert_int_eq(n, 6);
+}
+END_TEST
+
+/* Postponable jobs come back in batches of at most 32 (ordinary ones in
+ * up to 256): 40 queued at once take two batches or more. */
+START_TEST(test_late_batch_bound)
+{
+    struct timespec ts = {0, 20 * 1000000L};
+    int batches = 1;
+
+    bt_reset();
+    roost_worker_set_batch(ROOST_WQ_STORAGE, bt_begin, bt_end, &bt);
+    roost_worker_submit(ROOST_WQ_STORAGE, gate_work, NULL, NULL);
+    nanosleep(&ts, NULL);
+    for (int k = 0; k < 40; k++) {
+        jobs[k].idx = k;
+        roost_worker_submit_late(late_batch_work, order_done, &jobs[k]);
+    }
+    gate_open();
+    loop_until_idle();
+    ck_assert_int_gt(late_batch[0], 0);
+    for (int k = 1, size = 1; k < 40; k++) {
+        ck_assert_int_ge(late_batch[k], late_batch[k - 1]);
+        if (late_batch[k] != late_batch[k - 1]) {
+            batches++;
+            size = 0;
+        }
+        ck_assert_int_le(++size, 32);
+    }
+    ck_assert_int_ge(batches, 2);
+    ck_assert_int_eq(ord.ndone, 40);
+}
+END_TEST
+
+/* Waits (without running the loop) until n work functions have run. */
+static void
+wait_work(int n)
+{
+    struct timespec ts = {0, 1000000L};
+
+    for (int tries = 0; tries < 5000; tries++) {
+        int k;
+
+        pthread_mutex_lock(&ord.lock);
+        k = ord.nwork;
+        pthread_mutex_unlock(&ord.lock);
+        if (k >= n)
+            return;
+        nanosleep(&ts, NULL);
+    }
+    ck_abort_msg("work did not run");
+}
+
+/* Done callbacks: an ordinary job's before postponed jobs' that finished
+ * earlier, and those at most 32 per loop turn. */
+START_TEST(test_late_done_turns)
+{
+    for (int k = 0; k < 41; k++)
+        jobs[k].idx = k;
+    for (int k = 0; k < 40; k++)
+        roost_worker_submit_late(order_work, order_done, &jobs[k]);
+    wait_work(40);
+    roost_worker_submit(ROOST_WQ_STORAGE, order_work, order_done, &jobs[40]);
+    wait_work(41);
+    nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL); /* handed back */
+    /* the wake-up of the last completion may come a little later */
+    while (ord.ndone == 0)
+        ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE), 0);
+    ck_assert_int_eq(ord.done_order[0], 40);
+    ck_assert_int_le(ord.ndone, 1 + 32);
+    loop_until_idle();
+    ck_assert_int_eq(ord.ndone, 41);
+    for (int k = 1; k < 41; k++)
+        ck_assert_int_eq(ord.done_order[k], k - 1);
+}
+END_TEST
+
+/* Before init: synchronous, no handle. */
+START_TEST(test_late_sync)
+{
+    roost_worker_shutdown();
+    jobs[0].idx = 0;
+    ck_assert_ptr_null(
+        roost_worker_submit_late(order_work, order_done, &jobs[0]));
+    ck_assert_int_eq(ord.ndone, 1);
+    roost_worker_promote(NULL); /* harmless */
+    ck_assert_int_eq(roost_worker_init(base, 3), 0);
+}
+END_TEST
+
+static int done_q_seen[2];
+
+static int
+done_q_work(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void
+done_q_done(void *arg, int result)
+{
+    int *slot = arg;
+
+    (void)result;
+    *slot = roost_worker_done_queue();
+}
+
+START_TEST(test_done_queue)
+{
+    done_q_seen[0] = done_q_seen[1] = -2;
+    ck_assert_int_eq(roost_worker_done_queue(), -1);
+    roost_worker_submit(ROOST_WQ_CPU, done_q_work, done_q_done,
+                        &done_q_seen[0]);
+    roost_worker_submit_late(done_q_work, done_q_done, &done_q_seen[1]);
+    loop_until_idle();
+    ck_assert_int_eq(done_q_seen[0], ROOST_WQ_CPU);
+    ck_assert_int_eq(done_q_seen[1], ROOST_WQ_STORAGE);
+    ck_assert_int_eq(roost_worker_done_queue(), -1);
+}
+END_TEST
+
 static Suite *
 worker_suite(void)
 {
@@ -587,6 +809,13 @@ worker_suite(void)
         {"batch_begin_fails", test_batch_begin_fails},
         {"batch_bound", test_batch_bound},
         {"batch_hooks_lifetime", test_batch_hooks_lifetime},
+        {"late_order", test_late_order},
+        {"late_promote", test_late_promote},
+        {"late_batches", test_late_batches},
+        {"late_batch_bound", test_late_batch_bound},
+        {"late_done_turns", test_late_done_turns},
+        {"late_sync", test_late_sync},
+        {"done_queue", test_done_queue},
     };
 
     for (size_t k = 0; k < sizeof(tests) / sizeof(tests[0]); k++) {
