@@ -687,14 +687,10 @@ roost_conn_write(roost_session_t *s, const char *buf, size_t len)
     conn_write(s, buf, len);
 }
 
-int
-roost_conn_send(roost_session_t *s, roost_stanza_t *st)
+/* Sends st to s after the ROOST_EV_DELIVER hooks. */
+static int
+conn_send_now(roost_session_t *s, roost_stanza_t *st)
 {
-    if (s->closing)
-        return -ROOST_ENOTFOUND;
-    /* Per-session filters (privacy active lists, client state). */
-    if (s->jid != NULL && roost_hooks_deliver(s, st) == ROOST_HANDLED)
-        return -ROOST_EDENIED;
     if (s->sm != NULL && roost_sm_outbound(s, st) != 0) {
         /* A client that never acknowledges (or a hibernating session
          * that is not resumed) must not queue without bound. */
@@ -710,6 +706,28 @@ roost_conn_send(roost_session_t *s, roost_stanza_t *st)
     if (s->stream != NULL)
         roost_stream_send(s->stream, st);
     return 0;
+}
+
+int
+roost_conn_send(roost_session_t *s, roost_stanza_t *st)
+{
+    roost_stanza_t *cur;
+    int rc;
+
+    if (s->closing)
+        return -ROOST_ENOTFOUND;
+    if (s->jid == NULL)
+        return conn_send_now(s, st);
+    /* Per-session filters (privacy active lists, client state) and
+     * rewrites (mod_vcard's stale avatar hash): what goes out, and into
+     * the XEP-0198 queue, is what the hooks leave in cur. */
+    cur = roost_stanza_ref(st);
+    if (roost_hooks_deliver_r(s, &cur) == ROOST_HANDLED)
+        rc = -ROOST_EDENIED;
+    else
+        rc = conn_send_now(s, cur);
+    roost_stanza_unref(cur);
+    return rc;
 }
 
 void

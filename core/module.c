@@ -344,10 +344,11 @@ roost_modules_shutdown(void)
     }
 }
 
-/* The events being dispatched by roost_hooks_run_r, innermost first (a
- * handler may route a stanza, which runs hooks again): where
- * roost_event_replace finds the event it is given.  The frames live on
- * the stack of roost_hooks_run_r; loop thread only. */
+/* The events being dispatched by roost_hooks_run_r and
+ * roost_hooks_deliver_r, innermost first (a handler may route a stanza,
+ * which runs hooks again): where roost_event_replace finds the event it
+ * is given.  The frames live on the stacks of those two; loop thread
+ * only. */
 typedef struct hooks_frame {
     roost_ev_t e;
     roost_stanza_t **cur; /* the caller's reference, swapped on replace */
@@ -423,30 +424,36 @@ roost_hooks_run(roost_host_t *h, roost_event_t ev, roost_session_t *origin,
 }
 
 roost_verdict_t
-roost_hooks_deliver(roost_session_t *s, roost_stanza_t *st)
+roost_hooks_deliver_r(roost_session_t *s, roost_stanza_t **st)
 {
     roost_hook_entry_t *k = s->host->hooks[ROOST_EV_DELIVER];
     const char *from_s;
     roost_jid_t *from;
-    roost_ev_t e;
+    hooks_frame_t f;
     roost_verdict_t v = ROOST_PASS;
 
     if (k == NULL)
         return ROOST_PASS; /* the common case costs one load */
-    from_s = roost_stanza_attr(st, "from");
+    from_s = roost_stanza_attr(*st, "from");
     from = from_s != NULL ? roost_jid_new(from_s) : NULL;
-    memset(&e, 0, sizeof(e));
-    e.stanza = st;
-    e.from = from;
-    e.to = s->jid;
-    e.session = s;
+    /* A frame as in roost_hooks_run_r: a hook may substitute the stanza
+     * this session gets (roost_event_replace). */
+    memset(&f, 0, sizeof(f));
+    f.e.stanza = *st;
+    f.e.from = from;
+    f.e.to = s->jid;
+    f.e.session = s;
+    f.cur = st;
+    f.up = hooks_top;
+    hooks_top = &f;
     for (; k != NULL && !s->closing; k = k->next) {
-        e.mod = k->mod;
-        if (k->fn(&e, k->arg) == ROOST_HANDLED) {
+        f.e.mod = k->mod;
+        if (k->fn(&f.e, k->arg) == ROOST_HANDLED) {
             v = ROOST_HANDLED;
             break;
         }
     }
+    hooks_top = f.up;
     roost_jid_free(from);
     return v;
 }

@@ -303,9 +303,11 @@ roost_verdict_t roost_hooks_run_r(roost_host_t *h, roost_event_t ev,
                                   roost_session_t *origin, roost_stanza_t **st,
                                   const roost_jid_t *from,
                                   const roost_jid_t *to);
-/* ROOST_EV_DELIVER for st (borrowed) about to go to the bound session
- * s: HANDLED when s must not get it. */
-roost_verdict_t roost_hooks_deliver(roost_session_t *s, roost_stanza_t *st);
+/* ROOST_EV_DELIVER for *st about to go to the bound session s: HANDLED
+ * when s must not get it.  As roost_hooks_run_r, *st is a reference the
+ * caller holds; on return it is what s is to get (a hook's substitute,
+ * roost_event_replace, the old one released). */
+roost_verdict_t roost_hooks_deliver_r(roost_session_t *s, roost_stanza_t **st);
 /* Finds the IQ handler for payload on h; NULL if none. */
 roost_iq_entry_t *roost_iq_find(roost_host_t *h, const char *xmlns,
                                 const char *child);

@@ -55,9 +55,10 @@
  * copy replaces it (roost_event_replace) once, in ROOST_EV_PRE_STANZA,
  * before mod_presence fans a broadcast out to contacts and resources (one
  * copy per broadcast, not per recipient), and again in ROOST_EV_OUTBOUND
- * only for presence whose hash is out of date: a probe answered after an
- * avatar change carries the new hash.  The account advertises
- * urn:xmpp:pep-vcard-conversion:0 (§2).
+ * and ROOST_EV_DELIVER only for presence whose hash is out of date: a
+ * probe answered after an avatar change, and the other resources' stored
+ * presence that a resource coming online gets, carry the new hash.  The
+ * account advertises urn:xmpp:pep-vcard-conversion:0 (§2).
  *
  * Prosody 0.12 differs: it answers a get of one's own missing vCard and
  * of another user's with <item-not-found/>, and has no size limit.  Its
@@ -645,11 +646,13 @@ vcard_presence_hash(roost_mod_t *m, roost_stanza_t *st, const roost_jid_t *from)
  * the client's original): the client's broadcast, rewritten once before
  * mod_presence fans it out, so every contact and every own resource gets
  * the hash from this one copy; and its directed presence (MUC joins, §3
- * "MUST also be injected").  ROOST_EV_OUTBOUND: presence the server sends
- * for the account from what it kept (probe answers, mod_presence's
- * stored presence of each resource), whose hash may predate an avatar
- * change.  What already carries the current hash (every copy of a
- * broadcast rewritten here) passes as it is. */
+ * "MUST also be injected").  ROOST_EV_OUTBOUND and ROOST_EV_DELIVER:
+ * presence the server sends or delivers for the account from what it
+ * kept (probe answers; mod_presence's stored presence of each resource,
+ * delivered to a resource coming online; presence mod_csi held while
+ * the client was inactive), whose hash may predate an avatar change.
+ * What already carries the current hash (every copy of a broadcast
+ * rewritten here) passes as it is, without a copy. */
 static roost_verdict_t
 vcard_pres_hash(const roost_ev_t *ev, void *arg)
 {
@@ -854,6 +857,11 @@ vcard_load(roost_mod_t *m)
                         vcard_pres_hash, NULL);
     if (rc == 0)
         rc = roost_hook(m, ROOST_EV_OUTBOUND, ROOST_PRIO_DEFAULT,
+                        vcard_pres_hash, NULL);
+    /* Last: what a session is actually written (after privacy lists, and
+     * when mod_csi lets held presence go) gets the hash of that time. */
+    if (rc == 0)
+        rc = roost_hook(m, ROOST_EV_DELIVER, ROOST_PRIO_FALLBACK,
                         vcard_pres_hash, NULL);
     return rc;
 }

@@ -80,7 +80,8 @@ typedef enum {
      * this session does not get it (per-resource privacy lists); a module
      * that keeps it for later (XEP-0352 client state) takes a reference
      * and delivers it with roost_session_deliver, which runs this event
-     * again. */
+     * again.  A hook may substitute what this session gets
+     * (roost_event_replace; the other recipients are not affected). */
     ROOST_EV_DELIVER,
     ROOST_EV__COUNT
 } roost_event_t;
@@ -230,12 +231,13 @@ ROOST_API roost_verdict_t roost_reply(const roost_ev_t *ev,
  * the caller, at once), and what the core does with the stanza after the
  * hooks uses st: the ROOST_EV_PRESENCE_OUT fan-out after a broadcast's
  * ROOST_EV_PRE_STANZA, routing after ROOST_EV_PRE_STANZA and
- * ROOST_EV_OUTBOUND, the default delivery after the routed events.  This
+ * ROOST_EV_OUTBOUND, the default delivery after the routed events, what
+ * the session is sent (and XEP-0198 queues) after ROOST_EV_DELIVER.  This
  * is how a module rewrites a stanza once, before the fan-out, instead of
  * once per recipient (mod_vcard's avatar hash).  st must keep the kind
  * and the from, to and type attributes of ev->stanza (the router has
- * classified the stanza by them).  Not for ROOST_EV_DELIVER, IQ and nonza
- * handlers, or events without a stanza.  Borrows st (the core takes its
+ * classified the stanza by them).  Not for IQ and nonza handlers, or
+ * events without a stanza.  Borrows st (the core takes its
  * own reference); a stanza that an earlier replace put in is released.
  * Returns 0 or -ROOST_EINVAL (another event, or st differs). */
 ROOST_API int roost_event_replace(const roost_ev_t *ev, roost_stanza_t *st);

@@ -131,8 +131,9 @@ const char *const *harness_delivered(const char *jid);
 size_t harness_delivered_count(const char *jid);
 roost_stanza_t *harness_delivered_stanza(const char *jid, size_t i);
 /* With on, a stanza for a fake session runs the ROOST_EV_DELIVER hooks
- * first, as the core does (HANDLED: the session does not get it); off (the
- * default) captures it directly.  Kept across harness_reset(). */
+ * first, as the core does (HANDLED: the session does not get it; a
+ * hook's roost_event_replace: the session captures the substitute); off
+ * (the default) captures it directly.  Kept across harness_reset(). */
 void harness_deliver_hooks(int on);
 /* Forgets all captured output (sent and delivered). */
 void harness_clear(void);

@@ -43,7 +43,8 @@ USERS = {'alice@localhost': 'alice-Secret-4711',
          'jürgen@localhost': 'jürgen-Secret-3',
          'rita@localhost': 'rita-Secret-11',
          'sam@localhost': 'sam-Secret-12',
-         'tom@localhost': 'tom-Secret-13'}
+         'tom@localhost': 'tom-Secret-13',
+         'una@localhost': 'una-Secret-14'}
 NS = 'vcard-temp'
 NS_REG = 'jabber:iq:register'
 NS_REG_FEATURE = 'http://jabber.org/features/iq-register'
@@ -366,6 +367,60 @@ def survives_restart(srv):
         b.close()
 
 
+UPDATE = 'vcard-temp:x:update'
+# A 2x3 PNG and a GIF header, with their SHA-1 (XEP-0153 hashes).
+PNG_B64 = ('iVBORw0KGgoAAAANSUhEUgAAAAIAAAADCAIAAAA2iEnWAAAAEElEQVR4nGP4z8AARAwoFABE'
+           '0AX7pM/egAAAAABJRU5ErkJggg==')
+PNG_SHA1 = '94458be1f7b2ef1fe17a4bae328e75cc134ea5c9'
+GIF_B64 = 'R0lGODlhBQAEAAAAAAAAAAAAAAA='
+GIF_SHA1 = '4db09ee521b8487158053490a7905b8d641e170a'
+
+
+def photo_card(b64, mime):
+    return ("<vCard xmlns='%s'><FN>Una</FN><PHOTO><TYPE>%s</TYPE>"
+            "<BINVAL>%s</BINVAL></PHOTO></vCard>" % (NS, mime, b64))
+
+
+def presence_photo(c, frm, what):
+    """The XEP-0153 hash in the next available presence from frm."""
+    while True:
+        el = c.recv()
+        if rt.tag(el) == 'presence' and el.get('from') == frm \
+                and el.get('type') is None:
+            break
+    x = el.findall('{%s}x' % UPDATE)
+    check(len(x) == 1, '%s: one vcard-temp:x:update: %s' % (what, rt.to_string(el)))
+    ph = x[0].find('{%s}photo' % UPDATE)
+    check(ph is not None, '%s: no <photo/>: %s' % (what, rt.to_string(el)))
+    return ph.text or ''
+
+
+def avatar_stale_presence(srv):
+    """XEP-0153 / XEP-0398 §3: a resource coming online gets the other
+    resources' kept presence with the avatar hash of now, not the one of
+    when that presence was sent (mod_vcard's ROOST_EV_DELIVER hook
+    substitutes a rewritten copy; the core sends the substitute)."""
+    phone = login(srv, 'una@localhost', 'phone')
+    tablet = None
+    try:
+        want_result(set_vcard(phone, photo_card(PNG_B64, 'image/png'), 'a1'),
+                    'png vCard')
+        phone.send('<presence><show>dnd</show></presence>')
+        check(presence_photo(phone, 'una@localhost/phone', 'own echo') == PNG_SHA1,
+              'png hash')
+        # The avatar changes; the phone does not send presence again.
+        want_result(set_vcard(phone, photo_card(GIF_B64, 'image/gif'), 'a2'),
+                    'gif vCard')
+        tablet = login(srv, 'una@localhost', 'tablet')
+        tablet.send('<presence/>')
+        check(presence_photo(tablet, 'una@localhost/phone', 'phone on tablet')
+              == GIF_SHA1, 'the phone\'s kept presence carries the new hash')
+    finally:
+        phone.close()
+        if tablet is not None:
+            tablet.close()
+
+
 def log_has_no_vcard(srv):
     """The log names who stored a vCard, never what is in it."""
     log = srv.log_tail(1000000)
@@ -511,7 +566,7 @@ PORTABLE = [(VcardProsody, [scripts, disco_feature, own_set_get, other_user,
 GROUPS = [(VcardRoost, [scripts, disco_feature, own_set_get, own_empty,
                         other_user, other_missing, size_limit,
                         unicode_round_trip, pipelined, survives_restart,
-                        log_has_no_vcard]),
+                        avatar_stale_presence, log_has_no_vcard]),
           (RegisterRoost, [password_change, password_change_refused,
                            registered_get,
                            no_preauth_registration, register_disco,

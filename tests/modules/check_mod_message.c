@@ -435,7 +435,8 @@ END_TEST
 
 /* A stand-in for a module that rewrites messages before delivery
  * (ROOST_PRIO_COPY): adds <subject/>, and tries the substitutions the
- * core refuses (another to, another type) and one from ROOST_EV_DELIVER. */
+ * core refuses (another to, another type); and one that rewrites what a
+ * session gets (ROOST_EV_DELIVER): adds <thread/>. */
 static int subst_rc[4];
 
 static roost_verdict_t
@@ -462,8 +463,12 @@ subst_msg(const roost_ev_t *ev, void *arg)
 static roost_verdict_t
 subst_deliver(const roost_ev_t *ev, void *arg)
 {
+    roost_stanza_t *c = roost_stanza_copy(ev->stanza);
+
     (void)arg;
-    subst_rc[3] = roost_event_replace(ev, ev->stanza);
+    roost_stanza_add_text(roost_stanza_add_child(c, NULL, "thread"), "t", 1);
+    subst_rc[3] = roost_event_replace(ev, c);
+    roost_stanza_unref(c);
     return ROOST_PASS;
 }
 
@@ -501,13 +506,14 @@ START_TEST(test_substitute_delivered)
     ck_assert_int_eq(subst_rc[0], -ROOST_EINVAL); /* another to */
     ck_assert_int_eq(subst_rc[1], -ROOST_EINVAL); /* another type */
     ck_assert_int_eq(subst_rc[2], 0);
-    ck_assert_int_eq(subst_rc[3], -ROOST_EINVAL); /* not in DELIVER */
-    ck_assert_int_eq(harness_replace_count(), 1);
+    ck_assert_int_eq(subst_rc[3], 0); /* DELIVER: for that session */
+    ck_assert_int_eq(harness_replace_count(), 2);
     ck_assert_uint_eq(harness_delivered_count(CHAMBER), 0);
     ck_assert_uint_eq(harness_delivered_count(BALCONY), 1);
     got = harness_delivered_stanza(BALCONY, 0);
     ck_assert_str_eq(roost_stanza_attr(got, "id"), "x");
     ck_assert_str_eq(roost_stanza_child_text(got, NULL, "subject"), "s");
+    ck_assert_str_eq(roost_stanza_child_text(got, NULL, "thread"), "t");
 }
 END_TEST
 

@@ -629,8 +629,9 @@ END_TEST
 
 /* One rewrite per broadcast: the presence is replaced once, before the
  * fan-out (roost_event_replace), and every recipient's copy comes from
- * it; nothing is rewritten per recipient (no ROOST_EV_DELIVER hook, no
- * second copy in ROOST_EV_OUTBOUND).  The same for directed presence. */
+ * it; nothing is rewritten per recipient (the ROOST_EV_DELIVER hook and
+ * ROOST_EV_OUTBOUND find the current hash and copy nothing).  The same
+ * for directed presence. */
 START_TEST(test_av_presence_once)
 {
     roost_stanza_t *p;
@@ -638,7 +639,6 @@ START_TEST(test_av_presence_once)
     harness_deliver_hooks(1);
     ck_assert_ptr_nonnull(harness_session_add(TABLET, 1, 0));
     set_card(PHONE, NULL, CARD_PNG);
-    ck_assert_int_eq(harness_hook_count(ROOST_EV_DELIVER), 0);
     ck_assert_int_eq(harness_replace_count(), 0);
     ck_assert_str_eq(photo_of(broadcast("<presence/>")), PNG_SHA1);
     ck_assert_int_eq(harness_replace_count(), 1);
@@ -676,6 +676,57 @@ START_TEST(test_av_presence_stale)
     /* The caller's stanza is not touched. */
     ck_assert_str_eq(photo_of(kept), PNG_SHA1);
     roost_stanza_unref(kept);
+}
+END_TEST
+
+/* Presence kept from before an avatar change and delivered to a session
+ * later (mod_presence gives a resource coming online the other
+ * resources' stored presence; mod_csi lets held presence go) reaches it
+ * with the current hash: the ROOST_EV_DELIVER hook substitutes a
+ * rewritten copy (roost_event_replace), only when the hash is stale. */
+START_TEST(test_av_presence_stale_deliver)
+{
+    roost_stanza_t *kept, *plain, *p;
+    roost_session_t *tablet;
+    int n;
+
+    harness_deliver_hooks(1);
+    set_card(PHONE, NULL, CARD_PNG);
+    kept = roost_stanza_copy(broadcast("<presence><show>dnd</show>"
+                                       "</presence>"));
+    ck_assert_str_eq(photo_of(kept), PNG_SHA1);
+    roost_stanza_set_attr(kept, "to", TABLET);
+    plain = roost_stanza_copy(kept);
+    roost_stanza_remove(roost_stanza_child(plain, UPD, "x"));
+    tablet = harness_session_add(TABLET, 1, 0);
+    ck_assert_ptr_nonnull(tablet);
+
+    /* Current: delivered as it is, no copy. */
+    n = harness_replace_count();
+    ck_assert_int_eq(roost_session_deliver(tablet, kept), 0);
+    ck_assert_int_eq(harness_replace_count(), n);
+    ck_assert_str_eq(photo_of(harness_delivered_stanza(TABLET, 0)), PNG_SHA1);
+
+    /* The avatar changes; the kept presence is delivered again. */
+    set_card(PHONE, NULL, CARD_PHOTO("", GIF_B64));
+    harness_clear();
+    ck_assert_int_eq(roost_session_deliver(tablet, kept), 0);
+    ck_assert_int_eq(harness_replace_count(), n + 1);
+    ck_assert_uint_eq(harness_delivered_count(TABLET), 1);
+    p = harness_delivered_stanza(TABLET, 0);
+    ck_assert_str_eq(photo_of(p), GIF_SHA1);
+    ck_assert_str_eq(roost_stanza_child_text(p, NULL, "show"), "dnd");
+    ck_assert_str_eq(roost_stanza_attr(p, "from"), PHONE);
+    ck_assert_str_eq(roost_stanza_attr(p, "to"), TABLET);
+    /* The caller's stanza is not touched. */
+    ck_assert_str_eq(photo_of(kept), PNG_SHA1);
+    /* Kept without any update element: it gets one. */
+    ck_assert_int_eq(roost_session_deliver(tablet, plain), 0);
+    ck_assert_str_eq(photo_of(harness_delivered_stanza(TABLET, 1)), GIF_SHA1);
+    ck_assert_int_eq(harness_replace_count(), n + 2);
+    roost_stanza_unref(plain);
+    roost_stanza_unref(kept);
+    harness_deliver_hooks(0);
 }
 END_TEST
 
@@ -832,6 +883,7 @@ vcard_suite(void)
     tcase_add_test(tc, test_av_presence_own_resource);
     tcase_add_test(tc, test_av_presence_once);
     tcase_add_test(tc, test_av_presence_stale);
+    tcase_add_test(tc, test_av_presence_stale_deliver);
     tcase_add_test(tc, test_av_hash_at_login);
     tcase_add_test(tc, test_av_pep_to_vcard);
     tcase_add_test(tc, test_av_pep_to_vcard_new);
