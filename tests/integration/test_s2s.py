@@ -94,7 +94,8 @@ class FedRoost(rt.Roost):
         os.makedirs(os.path.join(self.dir, 'data'), exist_ok=True)
 
 
-USERS = dict(USERS_A, **USERS_B, **USERS_C, **USERS_L)
+USERS_D = {'dora@d.test': 'dora-Secret-1'}
+USERS = dict(USERS_A, **USERS_B, **USERS_C, **USERS_L, **USERS_D)
 
 
 def login(srv, jid, presence=True):
@@ -389,6 +390,48 @@ def unreachable_bounces(servers):
         alice.close()
 
 
+def connect_timeout_bounces(servers):
+    """s2s.connect_timeout: a peer that accepts the TCP connection and
+    never answers (no stream header): the queued message comes back with
+    <remote-server-timeout/> (RFC 6120 §10.4.3) after the timeout (5 s
+    here), not at once, and nothing else is affected."""
+    a = servers[0]
+    alice = login(a, 'alice@a.test')
+    try:
+        start = time.monotonic()
+        msg(alice, 'x@silent.test', 'ct1')
+        e = wait_for(alice, is_msg('ct1'), 'bounce from the silent peer', timeout=20)
+        took = time.monotonic() - start
+        check(e.get('type') == 'error' and rt.error_condition(e) == 'remote-server-timeout',
+              'bounce: %s' % rt.to_string(e))
+        check(took >= 4.0, 'bounced after %.1f s: not the 5 s connect_timeout' % took)
+        conn, _ = SILENT_PEER['sock'].accept()   # raises if roostd never connected
+        conn.close()
+    finally:
+        alice.close()
+
+
+def idle_close(servers):
+    """s2s.idle_timeout (2 s on d.test): an outgoing stream nobody uses
+    is closed; the next stanza opens a new one and is delivered."""
+    a, d = servers[0], servers[4]
+    alice = login(a, 'alice@a.test')
+    dora = login(d, 'dora@d.test')
+    try:
+        msg(dora, 'alice@a.test', 'id1')
+        wait_for(alice, is_msg('id1'), 'the first message')
+        deadline = time.monotonic() + 10
+        while 'idle: closing' not in d.log_tail(400):
+            check(time.monotonic() < deadline, 'd.test never closed its idle stream:\n%s'
+                  % d.log_tail(30))
+            time.sleep(0.2)
+        msg(dora, 'alice@a.test', 'id2')
+        wait_for(alice, is_msg('id2'), 'a message after the idle close')
+    finally:
+        alice.close()
+        dora.close()
+
+
 def _raw_s2s(port, from_dom, to_dom, tls=True):
     """A fake server's connection to port: header, STARTTLS; returns a
     roosttest Client-like object for reading."""
@@ -421,6 +464,7 @@ def _raw_s2s(port, from_dom, to_dom, tls=True):
 
 servers_global = []
 FAKE_PEER = {}
+SILENT_PEER = {}
 
 
 def _fake_cert(d, name):
@@ -741,11 +785,12 @@ TESTS = [bidi_one_connection, bidi_unverified_from, verify_over_bidi, message_bo
          unreachable_bounces, attack_unverified_from, attack_unsolicited_verify,
          attack_plaintext, forged_dialback_key, component_over_s2s, srv_lookup,
          bidi_off_two_connections, peer_plaintext_policy, peer_plaintext_inbound,
-         preauth_bytes, preauth_stanza_size, peer_close_logged]
+         preauth_bytes, preauth_stanza_size, peer_close_logged, connect_timeout_bounces,
+         idle_close]
 
 
 def main():
-    ports = rt.free_ports(19)
+    ports = rt.free_ports(24)
     a = FedRoost(USERS_A, 'a.test', ports[0:4])
     b = FedRoost(USERS_B, 'b.test', ports[4:8])
     c = FedRoost(USERS_C, 'c.test', ports[8:12])
@@ -771,11 +816,23 @@ def main():
     FAKE_PEER['sock'].settimeout(15)
     FAKE_PEER['cert'] = _fake_cert(a.dir, 'bidi.test')
     c.routes = {'a.test': a.s2s_port}
+    # d.test: a short idle timeout of its own (idle_close)
+    d = FedRoost(USERS_D, 'd.test', ports[19:23])
+    d.s2s_extra = 'idle_timeout = 2; '
+    d.routes = {'a.test': a.s2s_port}
+    a.routes['d.test'] = d.s2s_port
+    # silent.test: accepts TCP (the kernel's backlog) and never answers
+    a.routes['silent.test'] = ports[23]
+    SILENT_PEER['sock'] = socket.socket()
+    SILENT_PEER['sock'].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    SILENT_PEER['sock'].bind(('127.0.0.1', ports[23]))
+    SILENT_PEER['sock'].listen(4)
+    SILENT_PEER['sock'].settimeout(5)
     c.s2s_tls = 'direct'                     # XEP-0368 on the listening side
     dns_port = ports[12]
     a.dns = '127.0.0.1:%d' % dns_port       # c.test only through SRV
-    servers = (a, b, c, lsrv)
-    servers_global[:] = [a, b, c, lsrv]
+    servers = (a, b, c, lsrv, d)
+    servers_global[:] = [a, b, c, lsrv, d]
     passed = failed = 0
     dns = None
     try:
@@ -818,6 +875,8 @@ def main():
             dns.wait()
         if FAKE_PEER.get('sock') is not None:
             FAKE_PEER['sock'].close()
+        if SILENT_PEER.get('sock') is not None:
+            SILENT_PEER['sock'].close()
         for s in servers:
             if s.proc and s.proc.poll() is None:
                 s.proc.kill()
