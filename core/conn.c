@@ -998,7 +998,7 @@ conn_user_ready(void *arg, roost_user_t *u)
 {
     roost_session_t *s = arg;
 
-    s->pinned = u; /* keeps the pin roost_user_need took, until free */
+    s->pinned = u; /* keeps the pin roost_user_need_login took, until free */
     if (!s->closing)
         conn_sasl_deliver(s);
     roost_conn_release(s);
@@ -1013,9 +1013,12 @@ conn_sasl_done(void *arg, int rc)
         roost_conn_release(s);
         return;
     }
+    /* Every successful authentication comes here (SASL and SASL2 steps
+     * from the CPU queue, FAST from the storage queue, ANONYMOUS): the
+     * login's own load must not wait behind postponed contact loads. */
     if (s->sasl_status == ROOST_SASL_SUCCESS && s->sasl_user != NULL &&
         s->pinned == NULL) {
-        roost_user_need(s->host, s->sasl_user, conn_user_ready, s);
+        roost_user_need_login(s->host, s->sasl_user, conn_user_ready, s);
         return; /* conn_user_ready releases */
     }
     if (s->sasl_status == ROOST_SASL_FAILURE) {

@@ -275,9 +275,16 @@ roost_rt_action_t roost_router_default(roost_stanza_kind_t kind,
 /* user.c */
 /* Calls fn(arg, u) once node's state on h is in memory: at once if it
  * is, else after the storage worker loaded it.  u is pinned for fn: fn
- * (or whoever it hands u to) calls roost_user_unpin() when done. */
+ * (or whoever it hands u to) calls roost_user_unpin() when done.  The
+ * load may wait behind ordinary storage jobs (roost_worker_submit_late):
+ * for routing to an account, module pins, anything but a login. */
 void roost_user_need(roost_host_t *h, const char *node,
                      void (*fn)(void *arg, roost_user_t *u), void *arg);
+/* As roost_user_need, for a session's own account once it authenticated
+ * (core/conn.c): the load is an ordinary storage job, and a postponed
+ * load of node still queued is promoted to one. */
+void roost_user_need_login(roost_host_t *h, const char *node,
+                           void (*fn)(void *arg, roost_user_t *u), void *arg);
 void roost_user_pin(roost_user_t *u);
 void roost_user_unpin(roost_user_t *u);
 /* Host setup and teardown of the per-user machinery. */

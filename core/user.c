@@ -18,9 +18,10 @@
  * state), so running it later only makes it fresher.  Ordinary storage
  * jobs (writes, and the load of a login) go first: a login whose
  * contacts were just probed (hundreds of loads) does not make the next
- * login's own load wait behind them.  A login is recognised as a need
- * from the done callback of a SASL step (ROOST_WQ_CPU, core/conn.c); its
- * load, or the queued one it joins, is made ordinary. */
+ * login's own load wait behind them.  A login says so: core/conn.c calls
+ * roost_user_need_login once SASL (password, SASL2, FAST, ANONYMOUS)
+ * succeeded, and that load, or the queued one it joins, is made
+ * ordinary; every other need (routing, modules) may wait. */
 #include <string.h>
 
 #include "auth.h"
@@ -150,15 +151,16 @@ user_load_done(void *arg, int rc)
     roost_sm_release(hold);
 }
 
-void
-roost_user_need(roost_host_t *h, const char *node,
-                void (*fn)(void *arg, roost_user_t *u), void *arg)
+/* roost_user_need and roost_user_need_login: login makes the load an
+ * ordinary storage job (promoting a queued postponed one). */
+static void
+user_need(roost_host_t *h, const char *node, int login,
+          void (*fn)(void *arg, roost_user_t *u), void *arg)
 {
     roost_user_t *u = roost_server_find_user(h, node);
     roost_user_waiter_t *w;
     user_load_t *j = NULL;
     roost_worker_job_t *job;
-    int login = roost_worker_done_queue() == ROOST_WQ_CPU;
 
     if (u != NULL && u->loaded) {
         u->pins++;
@@ -204,6 +206,20 @@ roost_user_need(roost_host_t *h, const char *node,
     job = roost_worker_submit_late(user_load_work, user_load_done, j);
     if (job != NULL)
         u->load_job = job;
+}
+
+void
+roost_user_need(roost_host_t *h, const char *node,
+                void (*fn)(void *arg, roost_user_t *u), void *arg)
+{
+    user_need(h, node, 0, fn, arg);
+}
+
+void
+roost_user_need_login(roost_host_t *h, const char *node,
+                      void (*fn)(void *arg, roost_user_t *u), void *arg)
+{
+    user_need(h, node, 1, fn, arg);
 }
 
 void

@@ -101,11 +101,9 @@ static struct {
     int signalled;      /* a wake-up byte is in the pipe */
     int pending;
     int in_done;             /* done callbacks running now (loop thread) */
-    int done_q;              /* queue of the running done callback, or -1 */
     worker_batch_t batch[2]; /* per queue; begin NULL = no batching */
 } wk = {.pipe_rd = -1,
         .pipe_wr = -1,
-        .done_q = -1,
         .done_lock = PTHREAD_MUTEX_INITIALIZER,
         .done_cond = PTHREAD_COND_INITIALIZER};
 
@@ -261,16 +259,12 @@ static void
 worker_run_done(worker_job_t *list)
 {
     worker_job_t *j;
-    int saved_q;
 
     while ((j = list) != NULL) {
         list = j->next;
         wk.in_done++;
-        saved_q = wk.done_q; /* a done callback may drain (nesting) */
-        wk.done_q = j->q;
         if (j->done != NULL)
             j->done(j->arg, j->result);
-        wk.done_q = saved_q;
         wk.in_done--;
         roost_free(j);
         pthread_mutex_lock(&wk.done_lock);
@@ -512,12 +506,6 @@ roost_worker_promote(roost_worker_job_t *j)
         }
     }
     pthread_mutex_unlock(&q->lock);
-}
-
-int
-roost_worker_done_queue(void)
-{
-    return wk.done_q;
 }
 
 /* Blocks until every submitted job's done callback has run.  On the loop

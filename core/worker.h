@@ -38,9 +38,6 @@ roost_worker_submit_late(int (*work)(void *arg),
  * submitted now; nothing if it has started.  Loop thread only, j a
  * handle whose done has not run yet. */
 void roost_worker_promote(roost_worker_job_t *j);
-/* The queue (ROOST_WQ_*) whose done callback is running on the loop now,
- * or -1 outside done callbacks. */
-int roost_worker_done_queue(void);
 /* Group commit: makes q run its jobs in batches.  On a worker thread,
  * begin(arg) runs before the first job of a batch and end(arg, 1) after
  * the last; only when end returned 0 do the batch's done callbacks run

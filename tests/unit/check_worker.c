@@ -8,8 +8,9 @@
  * in FIFO order, a failed commit failing its whole batch, a failed begin,
  * the batch size bound, and hooks set before init or cleared; postponable
  * jobs (after ordinary ones submitted later, FIFO among themselves,
- * promotion, never in a batch with ordinary ones) and the queue of the
- * running done callback. */
+ * promotion, never in a batch with ordinary ones), and core/user.c's use
+ * of them: an account load waits unless roost_user_need_login asked for
+ * it, whatever queue's done callback the need came from. */
 #include <check.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 #include <roost/common.h>
 
 #include "log.h"
+#include "server.h"
+#include "storage.h"
 #include "worker.h"
 
 #define N_JOBS 100
@@ -756,35 +759,144 @@ START_TEST(test_late_sync)
 }
 END_TEST
 
-static int done_q_seen[2];
+/* ---- account loads (core/user.c) on these queues ---- */
+
+static roost_host_t *user_h;
+
+static void
+user_setup(void)
+{
+    char *err = NULL;
+
+    setup();
+    bt_reset();
+    ck_assert_int_eq(roost_storage_init("memory", NULL, &err), 0);
+    user_h = roost_xcalloc(1, sizeof(*user_h));
+    user_h->name = roost_xstrdup("example.org");
+}
+
+static void
+user_teardown(void)
+{
+    /* teardown drains: every load has run, and every pin is dropped */
+    teardown();
+    ck_assert_ptr_null(user_h->users);
+    roost_free(user_h->name);
+    roost_free(user_h);
+    user_h = NULL;
+    roost_storage_shutdown();
+}
+
+/* A waiter of roost_user_need*: records its job's index among the done
+ * callbacks and drops the pin it was given. */
+static void
+user_ready(void *arg, roost_user_t *u)
+{
+    job_t *j = arg;
+
+    ck_assert(pthread_equal(pthread_self(), main_thread));
+    ck_assert(u->loaded);
+    ord.done_order[ord.ndone++] = j->idx;
+    roost_user_unpin(u);
+}
+
+static void
+user_check_done(const int *want, int n)
+{
+    ck_assert_int_eq(ord.ndone, n);
+    for (int k = 0; k < n; k++)
+        ck_assert_int_eq(ord.done_order[k], want[k]);
+}
+
+/* Runs the loop until n done callbacks (or waiters) have run. */
+static void
+loop_until_done(int n)
+{
+    while (ord.ndone < n)
+        ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE), 0);
+}
+
+/* Behind a busy storage queue: a contact's load waits, a login's load of
+ * an account whose load is queued promotes it (both waiters run then),
+ * and a login's fresh load is ordinary. */
+START_TEST(test_user_login_promotes)
+{
+    /* 0, 1: ordinary jobs; 10, 11: alice; 12: bob; 13: carol */
+    static const int want[] = {0, 10, 11, 1, 13, 12};
+
+    for (int k = 0; k < 14; k++)
+        jobs[k].idx = k;
+    roost_worker_submit(ROOST_WQ_STORAGE, gate_work, NULL, NULL);
+    roost_user_need(user_h, "alice", user_ready, &jobs[10]);
+    roost_user_need(user_h, "bob", user_ready, &jobs[12]);
+    roost_worker_submit(ROOST_WQ_STORAGE, order_work, order_done, &jobs[0]);
+    roost_user_need_login(user_h, "alice", user_ready, &jobs[11]);
+    roost_worker_submit(ROOST_WQ_STORAGE, order_work, order_done, &jobs[1]);
+    roost_user_need_login(user_h, "carol", user_ready, &jobs[13]);
+    gate_open();
+    loop_until_idle();
+    user_check_done(want, 6);
+}
+END_TEST
 
 static int
-done_q_work(void *arg)
+user_nop_work(void *arg)
 {
     (void)arg;
     return 0;
 }
 
+/* A need that is no login stays postponed even from the done callback
+ * of a CPU job (the old heuristic took that for a SASL step). */
 static void
-done_q_done(void *arg, int result)
+user_cpu_done(void *arg, int result)
 {
-    int *slot = arg;
-
+    (void)arg;
     (void)result;
-    *slot = roost_worker_done_queue();
+    roost_user_need(user_h, "dave", user_ready, &jobs[10]);
+    roost_worker_submit(ROOST_WQ_STORAGE, order_work, order_done, &jobs[0]);
+    ord.done_order[ord.ndone++] = 5;
 }
 
-START_TEST(test_done_queue)
+START_TEST(test_user_cpu_done_waits)
 {
-    done_q_seen[0] = done_q_seen[1] = -2;
-    ck_assert_int_eq(roost_worker_done_queue(), -1);
-    roost_worker_submit(ROOST_WQ_CPU, done_q_work, done_q_done,
-                        &done_q_seen[0]);
-    roost_worker_submit_late(done_q_work, done_q_done, &done_q_seen[1]);
+    static const int want[] = {5, 0, 10};
+
+    jobs[0].idx = 0;
+    jobs[10].idx = 10;
+    roost_worker_submit(ROOST_WQ_STORAGE, gate_work, NULL, NULL);
+    roost_worker_submit(ROOST_WQ_CPU, user_nop_work, user_cpu_done, NULL);
+    loop_until_done(1);
+    gate_open();
     loop_until_idle();
-    ck_assert_int_eq(done_q_seen[0], ROOST_WQ_CPU);
-    ck_assert_int_eq(done_q_seen[1], ROOST_WQ_STORAGE);
-    ck_assert_int_eq(roost_worker_done_queue(), -1);
+    user_check_done(want, 3);
+}
+END_TEST
+
+/* A login from the done callback of a storage job (XEP-0484 FAST checks
+ * its token there) is ordinary too, and a contact need beside it waits. */
+static void
+user_storage_done(void *arg, int result)
+{
+    order_done(arg, result);
+    roost_user_need(user_h, "bob", user_ready, &jobs[12]);
+    roost_user_need_login(user_h, "carol", user_ready, &jobs[13]);
+    roost_worker_submit(ROOST_WQ_STORAGE, order_work, order_done, &jobs[0]);
+}
+
+START_TEST(test_user_login_from_storage_done)
+{
+    static const int want[] = {5, 13, 0, 12};
+
+    for (int k = 0; k < 14; k++)
+        jobs[k].idx = k;
+    roost_worker_submit(ROOST_WQ_STORAGE, order_work, user_storage_done,
+                        &jobs[5]);
+    roost_worker_submit(ROOST_WQ_STORAGE, gate_work, NULL, NULL);
+    loop_until_done(1);
+    gate_open();
+    loop_until_idle();
+    user_check_done(want, 4);
 }
 END_TEST
 
@@ -815,7 +927,14 @@ worker_suite(void)
         {"late_batch_bound", test_late_batch_bound},
         {"late_done_turns", test_late_done_turns},
         {"late_sync", test_late_sync},
-        {"done_queue", test_done_queue},
+    };
+    const struct {
+        const char *name;
+        const TTest *fn;
+    } user_tests[] = {
+        {"user_login_promotes", test_user_login_promotes},
+        {"user_cpu_done_waits", test_user_cpu_done_waits},
+        {"user_login_from_storage_done", test_user_login_from_storage_done},
     };
 
     for (size_t k = 0; k < sizeof(tests) / sizeof(tests[0]); k++) {
@@ -824,6 +943,14 @@ worker_suite(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 20);
         tcase_add_test(tc, tests[k].fn);
+        suite_add_tcase(s, tc);
+    }
+    for (size_t k = 0; k < sizeof(user_tests) / sizeof(user_tests[0]); k++) {
+        TCase *tc = tcase_create(user_tests[k].name);
+
+        tcase_add_checked_fixture(tc, user_setup, user_teardown);
+        tcase_set_timeout(tc, 20);
+        tcase_add_test(tc, user_tests[k].fn);
         suite_add_tcase(s, tc);
     }
     return s;
