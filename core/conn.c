@@ -458,6 +458,18 @@ conn_preauth_leave(roost_session_t *s)
     roost_preauth_account(&s->preauth_mem, 0);
 }
 
+void
+roost_addr_str(const struct sockaddr *sa, char out[ROOST_ADDR_STRLEN])
+{
+    snprintf(out, ROOST_ADDR_STRLEN, "?");
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+                  ROOST_ADDR_STRLEN);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+                  ROOST_ADDR_STRLEN);
+}
+
 int
 roost_preauth_full(const char *ip)
 {
@@ -1638,16 +1650,11 @@ conn_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     roost_session_t *s;
     roost_stream_conf_t sc;
     struct timeval tv;
-    char ip[INET6_ADDRSTRLEN] = "?";
+    char ip[ROOST_ADDR_STRLEN];
     int one = 1;
     conn_ip_t *ipe;
 
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip,
-                  sizeof(ip));
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip,
-                  sizeof(ip));
+    roost_addr_str(sa, ip);
     ipe = conn_ip(ip, 1);
     if (cfg->max_conn_per_ip > 0 && ipe->conns >= cfg->max_conn_per_ip) {
         /* Before any byte: one address cannot hold every slot. */

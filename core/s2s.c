@@ -2018,14 +2018,9 @@ s2s_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
     roost_config_t *cfg = roost_srv->cfg;
     roost_s2s_t *c;
     struct timeval tv;
-    char ip[64] = "?";
+    char ip[ROOST_ADDR_STRLEN];
 
-    if (sa->sa_family == AF_INET)
-        evutil_inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip,
-                         sizeof(ip));
-    else if (sa->sa_family == AF_INET6)
-        evutil_inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip,
-                         sizeof(ip));
+    roost_addr_str(sa, ip);
     if (roost_preauth_full(ip)) {
         /* limits.preauth_max_total: as c2s does, before any byte. */
         evutil_closesocket(fd);

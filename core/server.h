@@ -231,6 +231,11 @@ void roost_session_log(const roost_session_t *s, int level, const char *fmt,
  * preauth_max_bytes (the caller closes with <policy-violation/>), else
  * 0.  roost_preauth_max_stanza: the stanza limit until then. */
 int roost_preauth_full(const char *ip);
+/* The numeric address of sa (IPv4 or IPv6) in out, "?" for another
+ * family: the key of the per-address limits and what the log shows. */
+#define ROOST_ADDR_STRLEN 46 /* INET6_ADDRSTRLEN */
+struct sockaddr;
+void roost_addr_str(const struct sockaddr *sa, char out[ROOST_ADDR_STRLEN]);
 void roost_preauth_account(size_t *mem, size_t cost);
 int roost_preauth_count(size_t *read, size_t *mark, size_t len);
 size_t roost_preauth_max_stanza(void);
