@@ -6,7 +6,9 @@
 #
 # Starts each server as its own process on 127.0.0.1 (configs from bench/,
 # data under a temp dir, ports from BENCH_PORT_BASE; never the system
-# services), provisions the same accounts in each, then runs every
+# services; after each start it waits until the server has used no CPU
+# for 0.6 s, servers.sh wait_quiet), provisions the same accounts in
+# each, then runs every
 # scenario against each server in turn, BENCH_ROUNDS interleaved rounds
 # (the server order rotates each round), and stops each server by its pid.
 # Each server is restarted before each idle-session scenario so that its
@@ -16,8 +18,20 @@
 # bench/report.py on them to re-render).
 #
 # Scale knobs (env, defaults in brackets): BENCH_ROUNDS [3]
-# BENCH_SERVERS ["roost prosody ejabberd"] BENCH_LOGINS [300 per variant]
-# BENCH_LOGIN_CONC [50] BENCH_IDLE [1000 sessions] BENCH_PAIRS [50]
+# BENCH_SERVERS ["roost prosody ejabberd"] BENCH_LOGINS [3000 per variant:
+# the server's CPU is read in 10 ms ticks, and Roost's cheapest variant
+# costs ~0.2 ms, so 300 logins gave 6 ticks; 3000 give two significant
+# digits] BENCH_LOGIN_CONC [50] BENCH_LOGIN_VARIANTS ["none/PLAIN
+# none/SCRAM-SHA-1 none/SCRAM-SHA-256 starttls/PLAIN starttls/SCRAM-SHA-1
+# starttls/SCRAM-SHA-256": TLS mode/SASL mechanism; Prosody's and
+# ejabberd's SCRAM-SHA-256 runs log in to their sha256.localhost host,
+# whose accounts store SHA-256 credentials (servers.sh SRV_S256_DOMAIN)]
+# BENCH_LOGIN_FRESH [1: each login variant on a freshly started server;
+# 0: all variants in one server process, in the order above, as before
+# 2026-11-26 (Prosody's CPU per login grows with the logins its process
+# has served: ~2.6 ms over its first 300 STARTTLS SCRAM-SHA-1 logins,
+# ~5.8 ms after 3,300)]
+# BENCH_IDLE [1000 sessions] BENCH_PAIRS [50]
 # BENCH_WINDOW [20] BENCH_DURATION [8 s per message run] BENCH_RATE [1000]
 # BENCH_FAN_USERS [200] BENCH_CONTACTS [150] BENCH_FAN_UPDATES [300]
 # BENCH_FAN_LAT [100] BENCH_OUT [bench/RESULTS.md] BENCH_KEEP [unset: the
@@ -41,8 +55,11 @@ set -euo pipefail
 
 : "${BENCH_ROUNDS:=3}"
 : "${BENCH_SERVERS:=roost prosody ejabberd}"
-: "${BENCH_LOGINS:=300}"
+: "${BENCH_LOGINS:=3000}"
 : "${BENCH_LOGIN_CONC:=50}"
+: "${BENCH_LOGIN_FRESH:=1}"
+: "${BENCH_LOGIN_VARIANTS:=none/PLAIN none/SCRAM-SHA-1 none/SCRAM-SHA-256 starttls/PLAIN starttls/SCRAM-SHA-1 starttls/SCRAM-SHA-256}"
+LOGIN_USERS=100     # the login storm cycles over u0..u99
 : "${BENCH_IDLE:=1000}"
 : "${BENCH_PAIRS:=50}"
 : "${BENCH_WINDOW:=20}"
@@ -123,24 +140,27 @@ fi
 start_mam() { # start_mam SERVER: the same, plus its XEP-0313 module
     CUR=$1
     SRV_MAM=1 "start_$1" "$WORK/$1" || { say "$1 (mam) did not start"; tail -20 "$WORK/$1"/*.log "$WORK/$1"/*.out 2>/dev/null; exit 1; }
+    wait_quiet
 }
 
-start() { # start SERVER
+start() { # start SERVER, and wait until it is done starting (servers.sh)
     CUR=$1
     "start_$1" "$WORK/$1" || { say "$1 did not start"; tail -20 "$WORK/$1"/*.log "$WORK/$1"/*.out 2>/dev/null; exit 1; }
+    wait_quiet
 }
 
 # rb ROUND ARGS...: one roostbench run against the current server; its
 # RESULT lines go to the raw table, tagged with server and round (and
 # set=$RB_SET when that is set: idle15k's idle runs, kept apart from
-# scenario 2's in report.py).
+# scenario 2's in report.py; domain=$RB_DOMAIN when that is set: the
+# login runs against a peer's sha256.localhost).
 rb() {
     local round=$1 out
     shift
     echo "roostbench $* --pid \$PID   # $CUR" >> "$CMDS"
     out=$("$RB" "$@" --pid "$SRV_PID" 2>>"$LOG") || say "$CUR: roostbench $1 exited non-zero (see the log)"
     printf '%s\n' "$out" | grep '^RESULT ' \
-        | sed "s/^RESULT /server=$CUR round=$round ${RB_SET:+set=$RB_SET }/" \
+        | sed "s/^RESULT /server=$CUR round=$round ${RB_SET:+set=$RB_SET }${RB_DOMAIN:+domain=$RB_DOMAIN }/" \
         | tee -a "$RAW.tmp" | cut -c1-160 >&2 || true
 }
 
@@ -197,6 +217,11 @@ provision() { # provision SERVER: the accounts and rosters the scenarios need
     if [ "$NUSERS" -gt 0 ]; then
         rb 0 register -n "$NUSERS" --conc 50 --port "$SRV_PORT" --timeout 1800
     fi
+    if want login && [ "$SRV_S256_DOMAIN" != localhost ]; then
+        # the SCRAM-SHA-256 login accounts: the peer's SHA-256 host
+        rb 0 register -n "$LOGIN_USERS" --conc 50 --port "$SRV_PORT" \
+            --domain "$SRV_S256_DOMAIN" --timeout 900
+    fi
     if want fanout; then
         rb 0 register -n "$BENCH_FAN_USERS" --prefix f --conc 50 --port "$SRV_PORT" --timeout 900
     fi
@@ -233,7 +258,7 @@ provision() { # provision SERVER: the accounts and rosters the scenarios need
 }
 
 run_round() { # run_round SERVER ROUND
-    local s=$1 r=$2 v tls mech port n
+    local s=$1 r=$2 v tls mech port n dom
     say "round $r: $s"
     if want idle; then
         start "$s"
@@ -273,15 +298,29 @@ run_round() { # run_round SERVER ROUND
         rb "$r" mam --prefix m --partners 10 --queries "$BENCH_MAM_Q" --port "$SRV_PORT"
         stop_server
     fi
-    want login || want msg || want rate || want fanout || return 0
+    if want login; then
+        # BENCH_LOGIN_FRESH=1: a freshly started server per variant, so
+        # that no variant pays for the logins before it (Prosody's CPU per
+        # login grows with the logins its process has served)
+        [ "$BENCH_LOGIN_FRESH" = 1 ] || start "$s"
+        for v in $BENCH_LOGIN_VARIANTS; do
+            tls=${v%/*} mech=${v#*/}
+            if [ "$BENCH_LOGIN_FRESH" = 1 ]; then start "$s"; fi
+            port=$SRV_PORT
+            [ "$tls" = none ] && port=$SRV_PLAIN_PORT
+            dom=()     # localhost, roostbench's default domain
+            if [ "$mech" = SCRAM-SHA-256 ] && [ "$SRV_S256_DOMAIN" != localhost ]; then
+                dom=(--domain "$SRV_S256_DOMAIN")
+            fi
+            RB_DOMAIN=${dom[1]:-} rb "$r" login -n "$BENCH_LOGINS" \
+                --conc "$BENCH_LOGIN_CONC" --users "$LOGIN_USERS" \
+                --port "$port" --tls "$tls" --mech "$mech" "${dom[@]}"
+            if [ "$BENCH_LOGIN_FRESH" = 1 ]; then stop_server; fi
+        done
+        stop_server
+    fi
+    want msg || want rate || want fanout || return 0
     start "$s"
-    want login && for v in none/PLAIN none/SCRAM-SHA-1 starttls/PLAIN starttls/SCRAM-SHA-1 starttls/SCRAM-SHA-256; do
-        tls=${v%/*} mech=${v#*/}
-        port=$SRV_PORT
-        [ "$tls" = none ] && port=$SRV_PLAIN_PORT
-        rb "$r" login -n "$BENCH_LOGINS" --conc "$BENCH_LOGIN_CONC" --users 100 \
-            --port "$port" --tls "$tls" --mech "$mech"
-    done
     want msg && rb "$r" msg --pairs "$BENCH_PAIRS" --window "$BENCH_WINDOW" --duration "$BENCH_DURATION" \
         --port "$SRV_PORT"
     want rate && rb "$r" rate --pairs "$BENCH_PAIRS" --rate "$BENCH_RATE" --duration "$BENCH_DURATION" \

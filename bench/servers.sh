@@ -3,9 +3,14 @@
 # 127.0.0.1 with its config and data under a directory of ours; never the
 # system services.  start_roost/start_prosody/start_ejabberd DIR set
 # SRV_PID (the process whose /proc the bench reads), SRV_PORT (STARTTLS
-# offered) and SRV_PLAIN_PORT (where a client may stay in plaintext; the
+# offered), SRV_PLAIN_PORT (where a client may stay in plaintext; the
 # same port for Prosody and ejabberd, which do not require TLS in these
-# configs).  stop_server stops SRV_PID.
+# configs) and SRV_S256_DOMAIN (the domain whose accounts log in with
+# SCRAM-SHA-256: Roost offers it on localhost's accounts; Prosody and
+# ejabberd store one SCRAM hash per host, SHA-1 on localhost, so their
+# configs have a second host, sha256.localhost, storing SHA-256, with its
+# own accounts).  stop_server stops SRV_PID; wait_quiet waits until a
+# started server has finished starting (no CPU for 0.6 s).
 #
 # Env: BUILD (Roost build tree, default <top>/build), BENCH_PORT_BASE
 # (default 15222: Roost +0/+1, Prosody +10, ejabberd +20), SRV_MAM (set:
@@ -38,12 +43,14 @@ wait_port() {
     return 1
 }
 
-# make_cert DIR: one self-signed ECDSA P-256 certificate for "localhost",
-# shared by the three servers so that TLS costs the same key type.
+# make_cert DIR: one self-signed ECDSA P-256 certificate for "localhost"
+# (and "sha256.localhost", the peers' SCRAM-SHA-256 host), made the same
+# way for the three servers so that TLS costs the same key type.
 make_cert() {
     [ -f "$1/localhost.crt" ] && return 0
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -days 30 -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+        -days 30 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,DNS:sha256.localhost \
         -keyout "$1/localhost.key" -out "$1/localhost.crt" 2>/dev/null
 }
 
@@ -60,6 +67,7 @@ start_roost() {
     make_cert "$dir"
     SRV_PORT=$BENCH_PORT_BASE
     SRV_PLAIN_PORT=$((BENCH_PORT_BASE + 1))
+    SRV_S256_DOMAIN=localhost
     subst "$BENCH_DIR/roost.conf.in" "$dir/roost.conf" \
         DATA_DIR="$dir/data" MODULES_DIR="$BUILD/modules/.libs" \
         MAM="${SRV_MAM:+, \"mam\"}" \
@@ -76,6 +84,7 @@ start_prosody() {
     make_cert "$dir/certs"
     SRV_PORT=$((BENCH_PORT_BASE + 10))
     SRV_PLAIN_PORT=$SRV_PORT
+    SRV_S256_DOMAIN=sha256.localhost
     subst "$BENCH_DIR/prosody.cfg.lua.in" "$dir/prosody.cfg.lua" \
         DIR="$dir" PORT=$SRV_PORT MAM="${SRV_MAM:+, \"mam\"}"
     prosody --config "$dir/prosody.cfg.lua" >>"$dir/prosody.out" 2>&1 &
@@ -91,6 +100,7 @@ start_ejabberd() {
     cat "$dir/localhost.crt" "$dir/localhost.key" > "$dir/ejabberd.pem"
     SRV_PORT=$((BENCH_PORT_BASE + 20))
     SRV_PLAIN_PORT=$SRV_PORT
+    SRV_S256_DOMAIN=sha256.localhost
     subst "$BENCH_DIR/ejabberd.yml.in" "$dir/ejabberd.yml" \
         DIR="$dir" PORT=$SRV_PORT MAM="$mam"
     # What `ejabberdctl foreground` runs, minus the su to the ejabberd
@@ -107,6 +117,27 @@ start_ejabberd() {
         >>"$dir/ejabberd.out" 2>&1) &
     SRV_PID=$!
     wait_port $SRV_PORT
+}
+
+# wait_quiet: until SRV_PID has used no CPU for 0.6 s (at most 30 s).
+# A server may still be starting when its port opens: ejabberd spends
+# ~1 s of CPU (~100 ticks) after its c2s listener accepts, which would
+# otherwise land in the first measurement after the start.
+wait_quiet() {
+    local i t last= quiet=0
+    for i in $(seq 1 150); do
+        t=$(awk '{print $14 + $15}' "/proc/$SRV_PID/stat" 2>/dev/null) || return 1
+        if [ "$t" = "$last" ]; then
+            quiet=$((quiet + 1))
+            [ "$quiet" -ge 3 ] && return 0
+        else
+            quiet=0
+        fi
+        last=$t
+        sleep 0.2
+    done
+    say "pid $SRV_PID still busy 30 s after its start"
+    return 0
 }
 
 # check_nofile NEED: logs SRV_PID's open-file limit; returns 1 (with a
