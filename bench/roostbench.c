@@ -236,7 +236,8 @@ enum { SETUP_BIND, SETUP_FULL }; /* FULL: also roster get + presence */
 static struct {
     const char *host, *domain, *password, *prefix, *mech;
     int port, tls, n, conc, first, pairs, window, users, contacts, updates,
-        lat_updates, fan_conc, to_full, verbose, star, fill, queries, partners;
+        lat_updates, fan_conc, to_full, verbose, star, fill, queries, partners,
+        resume;
     double duration, warmup, rate, hold, settle, timeout;
 } opt = {
     .host = "127.0.0.1",
@@ -268,6 +269,11 @@ static struct {
 static struct event_base *base;
 static SSL_CTX *ssl_ctx;
 static struct sockaddr_in srv_addr;
+
+/* --resume: the newest TLS session (ticket) each account got, offered on
+ * its next connection the way a client with a session cache does. */
+static SSL_SESSION **resume_sess;
+static int resume_cap, resume_reused, resume_full;
 
 /* ------------------------------------------------------------- base64 */
 
@@ -595,6 +601,47 @@ client_stream_open(client_t *c)
 static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 
+/* SSL_CTX_sess_set_new_cb: keep the account's newest session. */
+static int
+resume_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    client_t *c = SSL_get_app_data(ssl);
+
+    if (c == NULL || c->idx < 0)
+        return 0;
+    if (c->idx >= resume_cap) {
+        int n = c->idx + 1024;
+
+        resume_sess = realloc(resume_sess, sizeof(*resume_sess) * (size_t)n);
+        if (resume_sess == NULL)
+            die("out of memory");
+        memset(resume_sess + resume_cap, 0,
+               sizeof(*resume_sess) * (size_t)(n - resume_cap));
+        resume_cap = n;
+    }
+    /* A copy: OpenSSL marks the connection's own session object not
+     * resumable when the connection is freed without a TLS close_notify
+     * (as ours are, after the XMPP stream's close). */
+    SSL_SESSION_free(resume_sess[c->idx]);
+    resume_sess[c->idx] = SSL_SESSION_dup(sess);
+    return 0;
+}
+
+/* Counts, once per TLS connection that got as far as the scenario's end,
+ * whether it resumed. */
+static void
+resume_count(client_t *c)
+{
+    SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+    if (ssl == NULL)
+        return;
+    if (SSL_session_reused(ssl))
+        resume_reused++;
+    else
+        resume_full++;
+}
+
 static void
 client_start_tls(client_t *c)
 {
@@ -604,6 +651,9 @@ client_start_tls(client_t *c)
     if (ssl == NULL)
         die("SSL_new failed");
     SSL_set_tlsext_host_name(ssl, opt.domain);
+    SSL_set_app_data(ssl, c);
+    if (opt.resume && c->idx < resume_cap && resume_sess[c->idx] != NULL)
+        SSL_set_session(ssl, resume_sess[c->idx]);
     tb = bufferevent_openssl_filter_new(
         base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (tb == NULL)
@@ -1350,6 +1400,7 @@ static void login_next(void);
 static void
 login_done(client_t *c, int ok)
 {
+    resume_count(c);
     if (ok && c->state == CS_CLOSING)
         login_ok++;
     else
@@ -1405,11 +1456,13 @@ cmd_login(void)
     }
     printf(" n=%d ok=%d failed=%d conc=%d wall_s=%.3f logins_per_s=%.1f "
            "srv_cpu_s=%.3f srv_ms_per_login=%.4f gen_cpu_s=%.3f "
-           "gen_ms_per_login=%.4f offered=\"%s\"\n",
+           "gen_ms_per_login=%.4f tls_resumed=%d tls_full=%d "
+           "offered=\"%s\"\n",
            opt.n, login_ok, login_failed, opt.conc, wall,
            wall > 0 ? login_ok / wall : 0, b.srv - a.srv,
            login_ok ? (b.srv - a.srv) * 1000 / login_ok : 0, b.gen - a.gen,
-           login_ok ? (b.gen - a.gen) * 1000 / login_ok : 0, offered_mechs);
+           login_ok ? (b.gen - a.gen) * 1000 / login_ok : 0, resume_reused,
+           resume_full, offered_mechs);
     return login_failed > 0 ? 1 : 0;
 }
 
@@ -2419,6 +2472,8 @@ usage(FILE *fp)
           "  --contacts K [150] --updates N [400] --lat-updates N [100]\n"
           "  --fan-conc C [16] --hold S [5] --settle S [2] --timeout S [300]\n"
           "  --star         roster: user 0 alone subscribes, to users 1..K\n"
+          "  --resume       login: offer each account's last TLS session\n"
+          "                 (ticket) again, as a client with a cache does\n"
           "  --fill N [0] --queries Q [20] --partners P [10]   (mam)\n"
           "  -v             report every failed session\n"
           "\n"
@@ -2444,7 +2499,8 @@ main(int argc, char **argv)
         {"settle", 1, NULL, 's'},   {"timeout", 1, NULL, 'O'},
         {"star", 0, NULL, 'S'},     {"fill", 1, NULL, 'I'},
         {"queries", 1, NULL, 'Q'},  {"partners", 1, NULL, 'R'},
-        {"help", 0, NULL, '?'},     {NULL, 0, NULL, 0}};
+        {"resume", 0, NULL, 'e'},   {"help", 0, NULL, '?'},
+        {NULL, 0, NULL, 0}};
     const char *cmd;
     int ch, users_set = 0, conc_set = 0, rc;
     struct rlimit rl;
@@ -2480,6 +2536,7 @@ main(int argc, char **argv)
             conc_set = 1;
             break;
         case 'S': opt.star = 1; break;
+        case 'e': opt.resume = 1; break;
         case 'I': opt.fill = atoi(optarg); break;
         case 'Q': opt.queries = atoi(optarg); break;
         case 'R': opt.partners = atoi(optarg); break;
@@ -2545,6 +2602,11 @@ main(int argc, char **argv)
         die("SSL_CTX_new failed");
     /* Benchmark servers use self-signed certificates: no verification. */
     SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_NONE, NULL);
+    if (opt.resume) {
+        SSL_CTX_set_session_cache_mode(
+            ssl_ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ssl_ctx, resume_new_cb);
+    }
 
     if (strcmp(cmd, "register") == 0)
         rc = cmd_register();
