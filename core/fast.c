@@ -75,7 +75,8 @@ roost_fast_cb(SSL *ssl, const char *mech, unsigned char *out, size_t *len)
     if (i < 0)
         return -ROOST_ENOTFOUND;
     if (fast_mechs[i].cb == NULL) {
-        *len = 0;
+        if (out != NULL)
+            *len = 0;
         return 0;
     }
     /* core/tls.c accepts tls-unique on TLS 1.3 for SCRAM clients that
@@ -87,19 +88,17 @@ roost_fast_cb(SSL *ssl, const char *mech, unsigned char *out, size_t *len)
     return roost_tls_channel_binding(ssl, fast_mechs[i].cb, out, len);
 }
 
+/* Which mechanisms this TLS can bind: roost_fast_cb without the data (no
+ * exporter derivation or certificate hash per stream features). */
 int
 roost_fast_mechs(SSL *ssl, const char *out[ROOST_FAST_NMECHS + 1])
 {
-    unsigned char buf[ROOST_FAST_CB_MAX];
-    size_t len;
     int n = 0;
 
     for (int i = 0; i < ROOST_FAST_NMECHS; i++) {
-        len = sizeof(buf);
-        if (roost_fast_cb(ssl, fast_mechs[i].mech, buf, &len) == 0)
+        if (roost_fast_cb(ssl, fast_mechs[i].mech, NULL, NULL) == 0)
             out[n++] = fast_mechs[i].mech;
     }
-    OPENSSL_cleanse(buf, sizeof(buf));
     out[n] = NULL;
     return n;
 }

@@ -26,7 +26,8 @@ int roost_fast_mechs(SSL *ssl, const char *out[ROOST_FAST_NMECHS + 1]);
 /* The channel-binding data of mech on ssl in out (*len: its size in,
  * the data's length out; 0 for HT-SHA-256-NONE): 0, -ROOST_ENOTFOUND
  * (not a FAST mechanism, or ssl has no data of its type) or another
- * -ROOST_E* from roost_tls_channel_binding. */
+ * -ROOST_E* from roost_tls_channel_binding.  out NULL: only whether ssl
+ * has data of mech's type (len unused). */
 int roost_fast_cb(SSL *ssl, const char *mech, unsigned char *out, size_t *len);
 /* A new random token and its expiry (ms since the epoch). */
 void roost_fast_new_token(char token[ROOST_FAST_TOKEN_LEN], int64_t lifetime_ms,

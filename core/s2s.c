@@ -1443,27 +1443,28 @@ s2s_in_features(roost_s2s_t *c)
     /* The peer is not authenticated yet: its header's from only says
      * whose policy applies to what we offer (s2s_in_plain_ok decides). */
     int req = !c->tls && s2s_require_tls(c->hdr_from);
+    /* Assembled, then written once: one TLS record, not one per piece. */
+    char buf[512] = "<stream:features>";
 
-    s2s_puts(c, "<stream:features>");
     if (!c->tls && !c->notls)
-        s2s_puts(c, req ? "<starttls xmlns='" ROOST_NS_TLS
+        strcat(buf, req ? "<starttls xmlns='" ROOST_NS_TLS
                           "'><required/></starttls>"
                         : "<starttls xmlns='" ROOST_NS_TLS "'/>");
-    if (req) {
-        s2s_puts(c, "</stream:features>");
-        return;
+    if (!req) {
+        /* EXTERNAL while not authenticated that way, and only when the
+         * peer's certificate chains to a trust anchor (the name is
+         * checked against the authzid). */
+        if (!c->sasl_authed && s2s_cert_ok(s2s_ssl(c), NULL))
+            strcat(buf, "<mechanisms xmlns='" ROOST_NS_SASL
+                        "'><mechanism>EXTERNAL</mechanism></mechanisms>");
+        if (!secure)
+            strcat(buf,
+                   "<dialback xmlns='" NS_DB_FEAT "'><errors/></dialback>");
+        if (!c->bidi && s2s_bidi_on(c->hdr_from))
+            strcat(buf, "<bidi xmlns='" NS_BIDI_FEAT "'/>");
     }
-    /* EXTERNAL while not authenticated that way, and only when the
-     * peer's certificate chains to a trust anchor (the name is checked
-     * against the authzid). */
-    if (!c->sasl_authed && s2s_cert_ok(s2s_ssl(c), NULL))
-        s2s_puts(c, "<mechanisms xmlns='" ROOST_NS_SASL
-                    "'><mechanism>EXTERNAL</mechanism></mechanisms>");
-    if (!secure)
-        s2s_puts(c, "<dialback xmlns='" NS_DB_FEAT "'><errors/></dialback>");
-    if (!c->bidi && s2s_bidi_on(c->hdr_from))
-        s2s_puts(c, "<bidi xmlns='" NS_BIDI_FEAT "'/>");
-    s2s_puts(c, "</stream:features>");
+    strcat(buf, "</stream:features>");
+    s2s_puts(c, buf);
 }
 
 /* <auth mechanism='EXTERNAL'/> (XEP-0178 §3): the authzid (or the

@@ -55,9 +55,57 @@ stream_authenticated(roost_stream_t *st)
         roost_xml_set_max_stanza(st->xml, st->conf.max_stanza_authed);
 }
 
+/* Corking: what one step sends in pieces (our header and the features
+ * after it, or the features' children) leaves in one write, so over TLS
+ * one record and one encryption instead of one per piece (six per
+ * stream start before).  The loop thread runs one stream's step at a
+ * time, so one buffer serves all streams; a write by another stream
+ * meanwhile goes out directly. */
+static struct {
+    roost_stream_t *owner;
+    int depth;
+    char *buf;
+    size_t len, cap;
+} stream_cork_buf;
+
+static void
+stream_cork(roost_stream_t *st)
+{
+    if (stream_cork_buf.depth == 0)
+        stream_cork_buf.owner = st;
+    if (stream_cork_buf.owner == st)
+        stream_cork_buf.depth++;
+}
+
+static void
+stream_uncork(roost_stream_t *st)
+{
+    size_t n = stream_cork_buf.len;
+
+    if (stream_cork_buf.owner != st || --stream_cork_buf.depth > 0)
+        return;
+    stream_cork_buf.owner = NULL;
+    stream_cork_buf.len = 0;
+    if (n > 0)
+        st->ops->write(st->ud, stream_cork_buf.buf, n);
+}
+
 static void
 stream_write(roost_stream_t *st, const char *s, size_t len)
 {
+    if (stream_cork_buf.owner == st) {
+        if (stream_cork_buf.cap - stream_cork_buf.len < len) {
+            size_t cap = stream_cork_buf.cap > 0 ? stream_cork_buf.cap : 2048;
+
+            while (cap - stream_cork_buf.len < len)
+                cap *= 2;
+            stream_cork_buf.buf = roost_xrealloc(stream_cork_buf.buf, cap);
+            stream_cork_buf.cap = cap;
+        }
+        memcpy(stream_cork_buf.buf + stream_cork_buf.len, s, len);
+        stream_cork_buf.len += len;
+        return;
+    }
     st->ops->write(st->ud, s, len);
 }
 
@@ -267,6 +315,7 @@ stream_send_features(roost_stream_t *st)
     }
     /* Serialise the children inside a hand-written <stream:features> so
      * the stream prefix is used, as for <stream:error>. */
+    stream_cork(st);
     stream_puts(st, "<stream:features>");
     for (roost_stanza_t *c = roost_stanza_first_child(f); c != NULL;
          c = roost_stanza_next_sibling(c)) {
@@ -275,6 +324,7 @@ stream_send_features(roost_stream_t *st)
         roost_free(inner);
     }
     stream_puts(st, "</stream:features>");
+    stream_uncork(st);
     (void)xml;
     roost_stanza_unref(f);
 }
@@ -359,8 +409,10 @@ xml_stream_open(void *ud, const char *ns, const char *name,
                            "only XMPP version 1.0 is supported");
         return 1;
     }
+    stream_cork(st);
     stream_send_header(st);
     stream_send_features(st);
+    stream_uncork(st);
     st->state = st->authenticated ? ROOST_SS_AUTHED : ROOST_SS_PREAUTH;
     return 0;
 }
@@ -696,6 +748,11 @@ roost_stream_free(roost_stream_t *st)
 {
     if (st == NULL)
         return;
+    if (stream_cork_buf.owner == st) {
+        stream_cork_buf.owner = NULL;
+        stream_cork_buf.depth = 0;
+        stream_cork_buf.len = 0;
+    }
     roost_xml_free(st->xml);
     roost_free(st->host);
     roost_free(st->peer);
@@ -818,6 +875,7 @@ stream_send_features_now(roost_stream_t *st, int bound)
     }
     if (st->ops->features != NULL)
         st->ops->features(st->ud, f);
+    stream_cork(st);
     stream_puts(st, "<stream:features>");
     for (roost_stanza_t *c = roost_stanza_first_child(f); c != NULL;
          c = roost_stanza_next_sibling(c)) {
@@ -826,6 +884,7 @@ stream_send_features_now(roost_stream_t *st, int bound)
         roost_free(inner);
     }
     stream_puts(st, "</stream:features>");
+    stream_uncork(st);
     roost_stanza_unref(f);
 }
 

@@ -58,7 +58,9 @@ void roost_tls_set_conn_alpn(SSL *ssl, const char *proto);
  * clients compute it), or "tls-server-end-point" (RFC 5929: the hash of
  * our certificate; not for signatures without a hash).  Writes at most
  * *len bytes to out and sets *len.  0, or -ROOST_ENOTFOUND when the type
- * does not apply to this connection. */
+ * does not apply to this connection.  With out NULL (len unused) it only
+ * says whether the type applies, without deriving or hashing anything:
+ * what offering a mechanism needs. */
 int roost_tls_channel_binding(SSL *ssl, const char *type, unsigned char *out,
                               size_t *len);
 /* The channel-binding types available on ssl, NULL-terminated static

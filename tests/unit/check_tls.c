@@ -330,6 +330,8 @@ START_TEST(test_ctx_options)
     ck_assert_int_eq(SSL_CTX_get_min_proto_version(ctx_a), TLS1_2_VERSION);
     ck_assert(SSL_CTX_get_mode(ctx_a) & SSL_MODE_RELEASE_BUFFERS);
     ck_assert_ptr_nonnull(SSL_CTX_get0_certificate(ctx_a));
+    /* One TLS 1.3 ticket per handshake (OpenSSL's default is two). */
+    ck_assert_uint_eq(SSL_CTX_get_num_tickets(ctx_a), 1);
 }
 END_TEST
 
@@ -402,6 +404,23 @@ START_TEST(test_handshake_cb)
         ck_assert_ptr_null(types[2]);
     } else {
         ck_assert_ptr_null(types[1]);
+    }
+    /* Availability only (out NULL): what offering a mechanism asks. */
+    for (int i = 0; types[i] != NULL; i++)
+        ck_assert_int_eq(roost_tls_channel_binding(h.s, types[i], NULL, NULL),
+                         0);
+    ck_assert_int_eq(
+        roost_tls_channel_binding(h.s, "tls-server-end-point", NULL, NULL), 0);
+    ck_assert_int_eq(roost_tls_channel_binding(h.s, "tls-bogus", NULL, NULL),
+                     -ROOST_ENOTFOUND);
+    if (versions[_i] == 0) {
+        /* A client with OpenSSL's default order (AES-256 first) gets the
+         * server's first choice, AES-128-GCM. */
+        ck_assert_str_eq(SSL_get_cipher_name(h.s), "TLS_AES_128_GCM_SHA256");
+    } else {
+        ck_assert_int_eq(
+            roost_tls_channel_binding(h.s, "tls-exporter", NULL, NULL),
+            -ROOST_ENOTFOUND);
     }
     if (versions[_i] == 0) {
         ck_assert_int_eq(SSL_version(h.s), TLS1_3_VERSION);
