@@ -97,6 +97,13 @@ static size_t conn_preauth_total;
 static roost_session_t *conn_paused_head, *conn_paused_tail;
 static int64_t conn_refuse_logged;
 static unsigned conn_refused;
+/* Output under STARTTLS, staged per loop turn (conn_write): the sessions
+ * with staged output, the event that flushes them, and spare buffers. */
+static roost_session_t *conn_flush_head;
+static struct event *conn_flush_ev;
+#define CONN_STAGE_SPARES 64
+static struct evbuffer *conn_stage_spare[CONN_STAGE_SPARES];
+static int conn_stage_nspare;
 
 static void conn_process_input(roost_session_t *s);
 static void conn_schedule_free(roost_session_t *s);
@@ -351,6 +358,7 @@ conn_pending_input(roost_session_t *s)
 }
 
 static size_t conn_pending_output(roost_session_t *s);
+static void conn_stage_drop(roost_session_t *s);
 
 static void
 conn_paused_del(roost_session_t *s)
@@ -541,6 +549,7 @@ conn_free_now(roost_session_t *s)
     conn_preauth_leave(s);
     if (s->pinned != NULL)
         roost_user_unpin(s->pinned);
+    conn_stage_drop(s);
     if (s->bev != NULL) {
         bufferevent_free(s->bev);
         conn_transport_gone(s);
@@ -596,6 +605,11 @@ roost_conn_free_all(void)
     if (conn_sweep_ev != NULL)
         event_free(conn_sweep_ev);
     conn_sweep_ev = NULL;
+    if (conn_flush_ev != NULL)
+        event_free(conn_flush_ev);
+    conn_flush_ev = NULL;
+    while (conn_stage_nspare > 0)
+        evbuffer_free(conn_stage_spare[--conn_stage_nspare]);
 }
 
 void
@@ -642,6 +656,8 @@ conn_pending_output(roost_session_t *s)
     if (s->bev == NULL)
         return 0;
     n = evbuffer_get_length(bufferevent_get_output(s->bev));
+    if (s->stage != NULL)
+        n += evbuffer_get_length(s->stage);
     under = bufferevent_get_underlying(s->bev);
     if (under != NULL)
         n += evbuffer_get_length(bufferevent_get_output(under));
@@ -649,6 +665,81 @@ conn_pending_output(roost_session_t *s)
 }
 
 /* --- output --- */
+
+/* HOUSE 13: what a loop turn queues for a client leaves as one write.
+ * Over a plain socket (and direct TLS, libevent's socket variant) the
+ * bufferevent already writes once, when the socket is writable.  The
+ * STARTTLS filter, though, encrypts each addition at once into a record
+ * of its own (an SSL_write, ~8,000 instructions for a small stanza, and
+ * 22 bytes more on the wire); so under it conn_write stages the turn's
+ * output, and conn_flush_cb hands each session's stage to the filter
+ * once, after the turn's events: one record per chain instead of one per
+ * stanza. */
+static void
+conn_stage_drop(roost_session_t *s)
+{
+    if (s->stage == NULL)
+        return;
+    if (s->flush_prev != NULL)
+        s->flush_prev->flush_next = s->flush_next;
+    else
+        conn_flush_head = s->flush_next;
+    if (s->flush_next != NULL)
+        s->flush_next->flush_prev = s->flush_prev;
+    s->flush_next = s->flush_prev = NULL;
+    evbuffer_drain(s->stage, evbuffer_get_length(s->stage));
+    if (conn_stage_nspare < CONN_STAGE_SPARES)
+        conn_stage_spare[conn_stage_nspare++] = s->stage;
+    else
+        evbuffer_free(s->stage);
+    s->stage = NULL;
+}
+
+/* Hands s's staged output to its transport now (before the transport
+ * changes hands, and at the end of the turn). */
+static void
+conn_stage_flush(roost_session_t *s)
+{
+    if (s->stage == NULL)
+        return;
+    if (s->bev != NULL && !s->freeing)
+        evbuffer_add_buffer(bufferevent_get_output(s->bev), s->stage);
+    conn_stage_drop(s);
+}
+
+static void
+conn_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    while (conn_flush_head != NULL)
+        conn_stage_flush(conn_flush_head);
+}
+
+/* The evbuffer s's output goes to this turn. */
+static struct evbuffer *
+conn_out(roost_session_t *s)
+{
+    if (bufferevent_get_underlying(s->bev) == NULL)
+        return bufferevent_get_output(s->bev);
+    if (s->stage == NULL) {
+        if (conn_flush_ev == NULL)
+            conn_flush_ev =
+                event_new(roost_srv->base, -1, 0, conn_flush_cb, NULL);
+        s->stage = conn_stage_nspare > 0 ? conn_stage_spare[--conn_stage_nspare]
+                                         : evbuffer_new();
+        if (s->stage == NULL)
+            roost_fatal("out of memory");
+        s->flush_prev = NULL;
+        s->flush_next = conn_flush_head;
+        if (conn_flush_head != NULL)
+            conn_flush_head->flush_prev = s;
+        conn_flush_head = s;
+        event_active(conn_flush_ev, EV_WRITE, 0);
+    }
+    return s->stage;
+}
 
 static void
 conn_write_cb(struct bufferevent *bev, void *arg)
@@ -677,7 +768,7 @@ conn_write(roost_session_t *s, const char *buf, size_t len)
 
     if (s->bev == NULL || s->freeing)
         return;
-    out = bufferevent_get_output(s->bev);
+    out = conn_out(s);
     evbuffer_add(out, buf, len);
     /* After STARTTLS the TLS filter hands its records to the socket
      * bufferevent below it at once: count both. */
@@ -686,6 +777,8 @@ conn_write(roost_session_t *s, const char *buf, size_t len)
         /* A reader this slow would make us buffer without bound. */
         roost_session_log(s, ROOST_LOG_WARN,
                           "closing: %zu bytes queued to a slow reader", queued);
+        conn_stage_drop(s);
+        out = bufferevent_get_output(s->bev);
         evbuffer_drain(out, evbuffer_get_length(out));
         conn_schedule_free(s);
         return;
@@ -930,12 +1023,12 @@ op_starttls(void *ud)
      * is plaintext injection (the STARTTLS command-injection class of
      * bugs): it must never be read as if it came over TLS. */
     evbuffer_drain(in, evbuffer_get_length(in));
-    /* Deferred callbacks: what a loop turn queues for this client leaves
-     * as one TLS record and one write (HOUSE 13), not one per stanza
-     * (doc/profiling.md).  A filter, not a TLS bufferevent on the socket:
-     * that would save about 1 KiB per session, but libevent's socket
-     * variant writes each stanza with its own write(2), which doubled
-     * the CPU per message (issue 7). */
+    /* A filter over the socket bufferevent, which writes once per loop
+     * turn; conn_write stages a turn's output for the filter, which would
+     * otherwise make a record of every addition (HOUSE 13, see "output"
+     * above).  A TLS bufferevent on the socket would save about 1 KiB per
+     * session, but libevent's socket variant writes each stanza with its
+     * own write(2), which doubled the CPU per message (issue 7). */
     tb = bufferevent_openssl_filter_new(
         roost_srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -1407,6 +1500,7 @@ static const roost_stream_ops_t conn_stream_ops = {
 static void
 conn_hibernate(roost_session_t *s)
 {
+    conn_stage_drop(s);
     if (s->bev != NULL) {
         bufferevent_free(s->bev);
         conn_transport_gone(s);
@@ -1444,11 +1538,14 @@ roost_conn_resume(roost_session_t *n, roost_session_t *o)
          * is terminated. */
         roost_session_log(o, ROOST_LOG_INFO,
                           "old connection replaced by a resumption");
+        conn_stage_drop(o);
         bufferevent_free(o->bev);
         conn_transport_gone(o);
     }
     roost_stream_free(o->stream);
     conn_sasl_drop(o);
+    /* What n wrote (its <resumed/>) goes first, on n's transport. */
+    conn_stage_flush(n);
     o->bev = n->bev;
     o->stream = n->stream;
     o->sasl = n->sasl;

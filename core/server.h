@@ -17,6 +17,7 @@
 
 struct event_base;
 struct bufferevent;
+struct evbuffer;
 struct event;
 struct evconnlistener;
 typedef struct roost_host roost_host_t;
@@ -144,6 +145,10 @@ struct roost_session {
     roost_session_t *all_next, *all_prev;   /* every connection */
     roost_session_t *busy_next, *busy_prev; /* read since last idle sweep */
     int busy;                               /* ... is on that list */
+    /* Output staged this loop turn under STARTTLS (core/conn.c), and the
+     * list of sessions that have some; NULL when none. */
+    struct evbuffer *stage;
+    roost_session_t *flush_next, *flush_prev;
     /* Before authentication (issue 6, core/conn.c "pre-auth limits") */
     int authed;          /* SASL succeeded: none of this applies */
     int preauth;         /* counted in the server's pre-auth total */
