@@ -23,9 +23,16 @@
 # costs ~0.2 ms, so 300 logins gave 6 ticks; 3000 give two significant
 # digits] BENCH_LOGIN_CONC [50] BENCH_LOGIN_VARIANTS ["none/PLAIN
 # none/SCRAM-SHA-1 none/SCRAM-SHA-256 starttls/PLAIN starttls/SCRAM-SHA-1
-# starttls/SCRAM-SHA-256": TLS mode/SASL mechanism; Prosody's and
-# ejabberd's SCRAM-SHA-256 runs log in to their sha256.localhost host,
-# whose accounts store SHA-256 credentials (servers.sh SRV_S256_DOMAIN)]
+# starttls/SCRAM-SHA-256 starttls/SCRAM-SHA-256/resume": TLS mode/SASL
+# mechanism[/resume]; Prosody's and ejabberd's SCRAM-SHA-256 runs log in
+# to their sha256.localhost host, whose accounts store SHA-256
+# credentials (servers.sh SRV_S256_DOMAIN); "/resume" (STARTTLS only)
+# runs roostbench login --resume: each account offers the newest TLS
+# session (ticket) it got on its previous login, as a client with a
+# session cache does; its raw lines are tagged resume=1, and report.py
+# shows them as their own rows with the share of logins that resumed
+# (tls_resumed / (tls_resumed + tls_full); a server that issues or
+# accepts no tickets shows 0 %)]
 # BENCH_LOGIN_FRESH [1: each login variant on a freshly started server;
 # 0: all variants in one server process, in the order above, as before
 # 2026-11-26 (Prosody's CPU per login grows with the logins its process
@@ -58,7 +65,7 @@ set -euo pipefail
 : "${BENCH_LOGINS:=3000}"
 : "${BENCH_LOGIN_CONC:=50}"
 : "${BENCH_LOGIN_FRESH:=1}"
-: "${BENCH_LOGIN_VARIANTS:=none/PLAIN none/SCRAM-SHA-1 none/SCRAM-SHA-256 starttls/PLAIN starttls/SCRAM-SHA-1 starttls/SCRAM-SHA-256}"
+: "${BENCH_LOGIN_VARIANTS:=none/PLAIN none/SCRAM-SHA-1 none/SCRAM-SHA-256 starttls/PLAIN starttls/SCRAM-SHA-1 starttls/SCRAM-SHA-256 starttls/SCRAM-SHA-256/resume}"
 LOGIN_USERS=100     # the login storm cycles over u0..u99
 : "${BENCH_IDLE:=1000}"
 : "${BENCH_PAIRS:=50}"
@@ -88,6 +95,25 @@ fi
 RAW=$BENCH_RAW
 RB=$BUILD/bench/roostbench
 want() { case " $BENCH_SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# login_variant V: split a BENCH_LOGIN_VARIANTS entry TLSMODE/MECH[/resume]
+# into V_TLS, V_MECH and V_RESUME (1 or empty); non-zero if malformed.
+login_variant() {
+    local extra
+    IFS=/ read -r V_TLS V_MECH V_RESUME extra <<< "$1"
+    case $V_TLS in none|starttls) ;; *) return 1 ;; esac
+    [ -n "$V_MECH" ] && [ -z "$extra" ] || return 1
+    case $V_RESUME in
+        '') ;;
+        resume) [ "$V_TLS" = starttls ] || return 1; V_RESUME=1 ;;
+        *) return 1 ;;
+    esac
+}
+if want login; then
+    for v in $BENCH_LOGIN_VARIANTS; do
+        login_variant "$v" || { say "BENCH_LOGIN_VARIANTS: bad entry '$v' (TLSMODE/MECH[/resume], resume with starttls only)"; exit 1; }
+    done
+fi
 
 for f in "$BUILD/roostd" "$RB"; do
     [ -x "$f" ] || { say "$f is not built (make -C $BUILD)"; exit 1; }
@@ -153,14 +179,15 @@ start() { # start SERVER, and wait until it is done starting (servers.sh)
 # RESULT lines go to the raw table, tagged with server and round (and
 # set=$RB_SET when that is set: idle15k's idle runs, kept apart from
 # scenario 2's in report.py; domain=$RB_DOMAIN when that is set: the
-# login runs against a peer's sha256.localhost).
+# login runs against a peer's sha256.localhost; resume=$RB_RESUME when
+# that is set: the login runs with --resume, kept apart in report.py).
 rb() {
     local round=$1 out
     shift
     echo "roostbench $* --pid \$PID   # $CUR" >> "$CMDS"
     out=$("$RB" "$@" --pid "$SRV_PID" 2>>"$LOG") || say "$CUR: roostbench $1 exited non-zero (see the log)"
     printf '%s\n' "$out" | grep '^RESULT ' \
-        | sed "s/^RESULT /server=$CUR round=$round ${RB_SET:+set=$RB_SET }${RB_DOMAIN:+domain=$RB_DOMAIN }/" \
+        | sed "s/^RESULT /server=$CUR round=$round ${RB_SET:+set=$RB_SET }${RB_DOMAIN:+domain=$RB_DOMAIN }${RB_RESUME:+resume=$RB_RESUME }/" \
         | tee -a "$RAW.tmp" | cut -c1-160 >&2 || true
 }
 
@@ -258,7 +285,7 @@ provision() { # provision SERVER: the accounts and rosters the scenarios need
 }
 
 run_round() { # run_round SERVER ROUND
-    local s=$1 r=$2 v tls mech port n dom
+    local s=$1 r=$2 v tls mech port n dom res
     say "round $r: $s"
     if want idle; then
         start "$s"
@@ -304,7 +331,9 @@ run_round() { # run_round SERVER ROUND
         # login grows with the logins its process has served)
         [ "$BENCH_LOGIN_FRESH" = 1 ] || start "$s"
         for v in $BENCH_LOGIN_VARIANTS; do
-            tls=${v%/*} mech=${v#*/}
+            login_variant "$v"
+            tls=$V_TLS mech=$V_MECH res=()
+            [ -n "$V_RESUME" ] && res=(--resume)
             if [ "$BENCH_LOGIN_FRESH" = 1 ]; then start "$s"; fi
             port=$SRV_PORT
             [ "$tls" = none ] && port=$SRV_PLAIN_PORT
@@ -312,9 +341,9 @@ run_round() { # run_round SERVER ROUND
             if [ "$mech" = SCRAM-SHA-256 ] && [ "$SRV_S256_DOMAIN" != localhost ]; then
                 dom=(--domain "$SRV_S256_DOMAIN")
             fi
-            RB_DOMAIN=${dom[1]:-} rb "$r" login -n "$BENCH_LOGINS" \
+            RB_DOMAIN=${dom[1]:-} RB_RESUME=$V_RESUME rb "$r" login -n "$BENCH_LOGINS" \
                 --conc "$BENCH_LOGIN_CONC" --users "$LOGIN_USERS" \
-                --port "$port" --tls "$tls" --mech "$mech" "${dom[@]}"
+                --port "$port" --tls "$tls" --mech "$mech" "${dom[@]}" "${res[@]}"
             if [ "$BENCH_LOGIN_FRESH" = 1 ]; then stop_server; fi
         done
         stop_server

@@ -19,6 +19,10 @@ from collections import defaultdict
 SERVERS = ('roost', 'prosody', 'ejabberd')
 PEERS = ('prosody', 'ejabberd')
 NAMES = {'roost': 'Roost', 'prosody': 'Prosody', 'ejabberd': 'ejabberd'}
+# compare.sh tags that set a run apart from the untagged runs of the same
+# scenario (set=idle15k: idle15k's idle runs; resume=1: login --resume):
+# a selector matches a tagged row only when it names the tag
+TAGS = ('set', 'resume')
 
 
 def parse(path):
@@ -33,6 +37,10 @@ def parse(path):
                 if '=' in tok:
                     k, v = tok.split('=', 1)
                     row[k] = v
+            # login --resume: the share of TLS logins that resumed a session
+            res, full = num(row.get('tls_resumed')), num(row.get('tls_full'))
+            if res is not None and full is not None and res + full > 0:
+                row['tls_resumed_pct'] = '%.4f' % (100 * res / (res + full))
             rows.append(row)
     return rows
 
@@ -57,7 +65,7 @@ class Table:
                 continue
             if any(r.get(k) != v for k, v in sel.items()):
                 continue
-            if r.get('set') and 'set' not in sel:
+            if any(r.get(k) and k not in sel for k in TAGS):
                 continue    # e.g. idle15k's idle runs: only their own table
             if r.get('status') == 'unsupported':
                 return 'unsupported'
@@ -100,15 +108,16 @@ def times(roost, peer, lower_better=True):
 
 
 def block(t, title, metrics, selectors, note=None):
-    """metrics: (label, field, lower_better, transform); selectors: (label, dict)."""
+    """metrics: (label, field, lower_better, transform); selectors: (label,
+    dict) or (label, dict, extra metrics shown for that selector only)."""
     out = ['### ' + title, '']
     if note:
         out += [note, '']
     head = '| | ' + ' | '.join(NAMES[s] for s in SERVERS) + \
         ' | Roost / Prosody | Roost / ejabberd |'
     out += [head, '|' + '---|' * (len(SERVERS) + 3)]
-    for sel_label, sel in selectors:
-        for label, field, lower, tf in metrics:
+    for sel_label, sel, *extra in selectors:
+        for label, field, lower, tf in metrics + (extra[0] if extra else []):
             vals = {}
             for s in SERVERS:
                 v = t.median(s, field, **sel)
@@ -285,14 +294,30 @@ def issue7_sections(t, rows):
 
 def login_section(t):
     """Scenario 1, the login storm: one row set per TLS mode and mechanism."""
-    any_row = lambda **sel: next((r for r in t.rows if all(r.get(k) == v for k, v in sel.items())), {})
-    variants = [('plain TCP, PLAIN', {'scenario': 'login', 'tls': 'none', 'mech': 'PLAIN'}),
-                ('plain TCP, SCRAM-SHA-1', {'scenario': 'login', 'tls': 'none', 'mech': 'SCRAM-SHA-1'}),
-                ('plain TCP, SCRAM-SHA-256', {'scenario': 'login', 'tls': 'none', 'mech': 'SCRAM-SHA-256'}),
-                ('STARTTLS, PLAIN', {'scenario': 'login', 'tls': 'starttls', 'mech': 'PLAIN'}),
-                ('STARTTLS, SCRAM-SHA-1', {'scenario': 'login', 'tls': 'starttls', 'mech': 'SCRAM-SHA-1'}),
-                ('STARTTLS, SCRAM-SHA-256', {'scenario': 'login', 'tls': 'starttls', 'mech': 'SCRAM-SHA-256'})]
+    # a row of the selector, tags (resume=1) matching as in Table.values
+    any_row = lambda **sel: next((r for r in t.rows if all(r.get(k) == v for k, v in sel.items())
+                                  and not any(r.get(k) and k not in sel for k in TAGS)), {})
+    resumed = [('TLS logins that resumed a session, %', 'tls_resumed_pct', None, None)]
+    variants = []
+    for tls, tl in (('none', 'plain TCP'), ('starttls', 'STARTTLS')):
+        for mech in ('PLAIN', 'SCRAM-SHA-1', 'SCRAM-SHA-256'):
+            sel = {'scenario': 'login', 'tls': tls, 'mech': mech}
+            variants.append(('%s, %s' % (tl, mech), sel))
+            # compare.sh's TLSMODE/MECH/resume: roostbench login --resume
+            variants.append(('%s, %s, resumed' % (tl, mech), dict(sel, resume='1'), resumed))
     variants = [v for v in variants if any_row(**v[1])]
+    # the first login run that ran (not status=unsupported), for n and conc
+    first = next((r for r in t.rows if r.get('scenario') == 'login' and r.get('n')), {})
+    res_note = ''
+    if any(len(v) > 2 for v in variants):
+        res_note = (' "resumed": roostbench login --resume (compare.sh\'s '
+                    'TLSMODE/MECH/resume variants): each account offers the newest '
+                    'TLS session (ticket) it got on its previous login, as a client '
+                    'with a session cache does, so each account\'s first login is a '
+                    'full handshake; the share of logins that resumed is '
+                    'tls_resumed / (tls_resumed + tls_full). A server that issues no '
+                    'tickets, or does not accept them, shows 0 % and pays the full '
+                    'handshake every time.')
     s256 = sorted({r['domain'] for r in t.rows
                    if r.get('scenario') == 'login' and r.get('domain')})
     if s256:
@@ -316,9 +341,8 @@ def login_section(t):
         'the stream and wait for the server\'s close. n/a: the server does not '
         'offer that mechanism there (%s The client caches SaltedPassword per salt '
         '(RFC 5802 §5.1) so that PBKDF2 is paid by the server only where it must '
-        'be (PLAIN against stored SCRAM credentials).' % (
-            any_row(scenario='login', mech='SCRAM-SHA-1').get('n', '?'),
-            any_row(scenario='login', mech='SCRAM-SHA-1').get('conc', '?'), where)))
+        'be (PLAIN against stored SCRAM credentials).%s' % (
+            first.get('n', '?'), first.get('conc', '?'), where, res_note)))
 
 
 def main():
@@ -386,6 +410,9 @@ def main():
                scenario='login', tls='starttls', mech='SCRAM-SHA-1'),
           head('CPU ms per login, STARTTLS + SCRAM-SHA-256', 'srv_ms_per_login',
                scenario='login', tls='starttls', mech='SCRAM-SHA-256'),
+          head('CPU ms per login, STARTTLS + SCRAM-SHA-256, TLS resumption offered',
+               'srv_ms_per_login', scenario='login', tls='starttls',
+               mech='SCRAM-SHA-256', resume='1'),
           head('CPU ms per login, STARTTLS + PLAIN', 'srv_ms_per_login',
                scenario='login', tls='starttls', mech='PLAIN'),
           head('RSS KiB per idle TLS session', 'kib_per_session', scenario='idle', tls='starttls'),
