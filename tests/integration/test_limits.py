@@ -7,8 +7,10 @@ configured differently.  Prints 'N passed, N failed'.
 import base64
 import os
 import re
+import select
 import socket
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -174,6 +176,94 @@ class PatientRoost(TightRoost):
     timeout on a slower machine."""
     idle = False
     extra_limits = 'c2s_rate = 0; '
+
+
+class _Relay:
+    """A TCP relay to the c2s port that keeps the bytes the server sends,
+    so that a test can count the TLS records its client received."""
+
+    def __init__(self, port):
+        self.down = bytearray()
+        self.lock = threading.Lock()
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(('127.0.0.1', 0))
+        self.lsock.listen(1)
+        self.port = self.lsock.getsockname()[1]
+        self.target = port
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        cli, _ = self.lsock.accept()
+        srv = socket.create_connection(('127.0.0.1', self.target))
+        peers = {cli: srv, srv: cli}
+        while True:
+            r, _, _ = select.select([cli, srv], [], [], 30)
+            if not r:
+                break
+            for s in r:
+                data = s.recv(65536)
+                if not data:
+                    cli.close()
+                    srv.close()
+                    return
+                if s is srv:
+                    with self.lock:
+                        self.down += data
+                peers[s].sendall(data)
+
+    def received(self):
+        with self.lock:
+            return bytes(self.down)
+
+
+def _tls_records(data):
+    """(application-data records, bytes in whole records) of data, which
+    starts at a record boundary."""
+    n = i = 0
+    while i + 5 <= len(data):
+        length = data[i + 3] << 8 | data[i + 4]
+        if i + 5 + length > len(data):
+            break
+        n += data[i] == 23
+        i += 5 + length
+    return n, i
+
+
+def output_records_per_turn(srv):
+    """HOUSE 13: what the server writes to a client in one loop turn
+    leaves in one write, and over STARTTLS in one TLS record, not one per
+    stanza (libevent's TLS filter makes a record of every addition, so
+    core/conn.c stages a turn's output).  30 messages that bob sends in
+    one write reach alice in a few records; 30 records without staging."""
+    relay = _Relay(srv.c2s_port)
+    alice = Client(srv, 'alice@localhost', USERS['alice@localhost'],
+                   name='alice')
+    alice.connect(port=relay.port)
+    alice.open_stream()
+    alice.starttls()
+    alice.auth()
+    alice.bind('rec')
+    bob = Client(srv, 'bob@localhost', USERS['bob@localhost'],
+                 name='bob').login()
+    alice.recv_nothing(0.5)        # tickets and all else delivered
+    mark = len(relay.received())
+    bob.send(''.join("<message to='alice@localhost/rec' type='chat' "
+                     "id='r%d'><body>number %d</body></message>" % (i, i)
+                     for i in range(30)))
+    got = 0
+    while got < 30:
+        el = alice.recv()
+        check(el.tag.endswith('}message'), 'alice got %s' % rt.to_string(el))
+        got += 1
+    time.sleep(0.2)
+    data = relay.received()[mark:]
+    n, used = _tls_records(data)
+    check(used == len(data), 'not on a TLS record boundary (%d of %d bytes)'
+          % (used, len(data)))
+    print('    (30 messages in %d TLS records)' % n)
+    check(1 <= n <= 10, '30 messages came in %d TLS records' % n)
+    alice.close()
+    bob.close()
 
 
 def i18n_jid_and_ids(srv):
@@ -645,7 +735,8 @@ def preauth_stanza_size(srv):
 GROUPS = [(TightRoost, [unauthenticated_lifetime, idle_ping_then_close,
                         idle_ping_answered_keeps_session]),
           (PatientRoost, [slow_reader_is_cut_off, log_has_no_secrets,
-                          i18n_jid_and_ids, roster_survives_restart]),
+                          i18n_jid_and_ids, roster_survives_restart,
+                          output_records_per_turn]),
           (MixedRoost, [vhost_module_lists, vhost_tls_policy]),
           (GuardedRoost, [connections_per_ip, auth_failures_per_ip, read_rate]),
           (PreauthRoost, [preauth_bytes, preauth_total]),

@@ -11,6 +11,7 @@
 typedef struct {
     char out[65536];
     size_t outlen;
+    int writes; /* ops->write calls */
     int starttls_calls, sasl_calls, closed_calls, stanzas;
     char last_mech[64], last_data[256], last_res[256];
     int bind_fail;
@@ -26,6 +27,7 @@ f_write(void *ud, const char *buf, size_t len)
     fake_t *f = ud;
 
     ck_assert_uint_lt(f->outlen + len, sizeof(f->out));
+    f->writes++;
     memcpy(f->out + f->outlen, buf, len);
     f->outlen += len;
     f->out[f->outlen] = '\0';
@@ -207,6 +209,8 @@ START_TEST(header_optional_tls_offers_sasl)
     ck_assert_ptr_null(strstr(F.out, "<required/>"));
     ck_assert_ptr_nonnull(strstr(F.out, "<mechanism>SCRAM-SHA-256"
                                         "</mechanism><mechanism>PLAIN"));
+    /* Header and features leave in one write: one TLS record. */
+    ck_assert_int_eq(F.writes, 1);
     roost_stream_free(st);
 }
 END_TEST
