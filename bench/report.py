@@ -162,8 +162,8 @@ def versions(build):
     pkg = lambda p: sh("dpkg-query -W -f='${Version}' %s" % p) or 'not installed'
     return ['| | |', '|---|---|',
             '| Roost | commit %s%s, %s/roostd (configure defaults: -g -O2) |' % (
-                git, ' plus the uncommitted changes of the working tree at the time '
-                '(XEP-0198 work in progress)' if dirty else '', build),
+                git, ' plus the uncommitted changes of the working tree at the '
+                'time of the report' if dirty else '', build),
             '| Prosody | %s (Debian), Lua 5.4, epoll backend |' % pkg('prosody'),
             '| ejabberd | %s (Debian), Erlang/OTP %s |' % (
                 pkg('ejabberd'), pkg('erlang-base')),
